@@ -1,0 +1,169 @@
+// Command sori is the Sori real-time server and its tools.
+//
+//	sori serve      run the server
+//	sori token      mint a connection token for a user
+//	sori version    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/config"
+	"github.com/sori-dev/sori/internal/server"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sori:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `Sori: real-time channels, chat and calls in one binary.
+
+Usage:
+  sori serve [flags]     run the server (sori serve --help lists every flag)
+  sori token [flags]     mint a connection token for a user
+  sori version           print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "sori", server.Version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// loadConfig reads defaults, the config file, SORI_* variables and flags.
+func loadConfig(name string, args []string, stderr io.Writer) (config.Config, *flag.FlagSet, error) {
+	cfg := config.Default()
+	if path := config.ConfigFileFromArgs(args); path != "" {
+		if err := cfg.LoadFile(path); err != nil {
+			return cfg, nil, err
+		}
+	}
+	fs := flag.NewFlagSet("sori "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "JSON config file (keys as in docs/operations.md) [$SORI_CONFIG]")
+	cfg.Bind(fs)
+	return cfg, fs, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(args []string, stderr io.Writer) error {
+	cfg, fs, err := loadConfig("serve", args, stderr)
+	if err != nil {
+		return err
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sori serve [flags]\n\nRuns the server on embedded defaults: no external service is needed.\nEvery flag can also be set by the SORI_* variable shown, or in the --config file.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	return <-errc
+}
+
+func token(args []string, stdout, stderr io.Writer) error {
+	cfg, fs, err := loadConfig("token", args, stderr)
+	if err != nil {
+		return err
+	}
+	user := fs.String("user", "", "user id (the token's subject); required")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	var channels, publish stringList
+	fs.Var(&channels, "channel", "channel (or prefix ending in *) the token may subscribe to; repeatable")
+	fs.Var(&publish, "publish", "channel (or prefix ending in *) the token may publish to; repeatable")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return errors.New("token: --user is required")
+	}
+	secret := cfg.TokenSecret
+	if secret == "" {
+		s, err := config.LoadOrCreateSecrets(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		secret = s.TokenSecret
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{HMACSecret: []byte(secret)})
+	if err != nil {
+		return err
+	}
+	c := auth.NewClaims(*user, *ttl, time.Now(), channels...)
+	c.Publish = publish
+	tok, err := v.Mint(c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }

@@ -1,0 +1,222 @@
+package auth
+
+import (
+	"crypto"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Claims are what a connection token says about its bearer.
+type Claims struct {
+	jwt.RegisteredClaims
+	// Channels lists channels (exact names, or prefixes ending in "*") the
+	// bearer may subscribe to where the namespace asks for a token grant.
+	Channels []string `json:"channels,omitempty"`
+	// Publish lists channels the bearer may publish to even where only the
+	// server may publish.
+	Publish []string `json:"publish,omitempty"`
+}
+
+// User returns the token's subject: the user id.
+func (c *Claims) User() string { return c.Subject }
+
+// CanSubscribe reports whether the token grants subscribing to channel.
+func (c *Claims) CanSubscribe(channel string) bool { return matchAny(c.Channels, channel) }
+
+// CanPublish reports whether the token grants publishing to channel.
+func (c *Claims) CanPublish(channel string) bool { return matchAny(c.Publish, channel) }
+
+// ExpiresAt returns when the token expires, or the zero time if it does not.
+func (c *Claims) ExpiresAt() time.Time {
+	if c.RegisteredClaims.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.RegisteredClaims.ExpiresAt.Time
+}
+
+func matchAny(patterns []string, channel string) bool {
+	for _, p := range patterns {
+		if p == channel || (strings.HasSuffix(p, "*") && strings.HasPrefix(channel, p[:len(p)-1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors a Verifier returns; both wrap the library's reason.
+var (
+	ErrTokenExpired = errors.New("auth: token expired")
+	ErrTokenInvalid = errors.New("auth: token invalid")
+)
+
+// Verifier checks connection tokens. It is safe for concurrent use.
+type Verifier struct {
+	hmacSecret []byte
+	publicKeys []crypto.PublicKey
+	issuer     string
+	audience   string
+	now        func() time.Time
+}
+
+// VerifierConfig configures a Verifier. At least one key must be set.
+type VerifierConfig struct {
+	HMACSecret     []byte             // HS256/384/512
+	PublicKeys     []crypto.PublicKey // RSA (RS*, PS*) or ECDSA (ES*) keys
+	PublicKeyFiles []string           // PEM files with RSA or ECDSA public keys
+	Issuer         string             // if set, tokens must carry this "iss"
+	Audience       string             // if set, tokens must carry this "aud"
+	Now            func() time.Time   // for tests; nil = time.Now
+}
+
+// NewVerifier returns a Verifier for cfg.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	v := &Verifier{hmacSecret: cfg.HMACSecret, publicKeys: cfg.PublicKeys, issuer: cfg.Issuer, audience: cfg.Audience, now: cfg.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	for _, f := range cfg.PublicKeyFiles {
+		pemBytes, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("auth: read public key: %w", err)
+		}
+		key, err := parsePublicKey(pemBytes)
+		if err != nil {
+			return nil, fmt.Errorf("auth: public key %s: %w", f, err)
+		}
+		v.publicKeys = append(v.publicKeys, key)
+	}
+	if len(v.hmacSecret) == 0 && len(v.publicKeys) == 0 {
+		return nil, errors.New("auth: a token verifier needs an HMAC secret or a public key")
+	}
+	if len(v.hmacSecret) > 0 && len(v.hmacSecret) < 32 {
+		return nil, errors.New("auth: HMAC secret must be at least 32 bytes")
+	}
+	return v, nil
+}
+
+func parsePublicKey(pemBytes []byte) (crypto.PublicKey, error) {
+	if k, err := jwt.ParseRSAPublicKeyFromPEM(pemBytes); err == nil {
+		return k, nil
+	}
+	if k, err := jwt.ParseECPublicKeyFromPEM(pemBytes); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("not an RSA or ECDSA public key in PEM")
+}
+
+// Verify parses and checks a token: signature, algorithm, expiry (if any),
+// not-before, issuer and audience (if configured), and a non-empty subject.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithLeeway(5 * time.Second),
+	}
+	if v.issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.issuer))
+	}
+	if v.audience != "" {
+		opts = append(opts, jwt.WithAudience(v.audience))
+	}
+	var lastErr error
+	for _, key := range v.keys() {
+		claims := &Claims{}
+		_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) { return key.forMethod(t.Method) }, opts...)
+		if err == nil {
+			if claims.Subject == "" {
+				return nil, fmt.Errorf("%w: no subject", ErrTokenInvalid)
+			}
+			return claims, nil
+		}
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return nil, fmt.Errorf("%w: %v", ErrTokenExpired, err)
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, lastErr)
+}
+
+type verifyKey struct {
+	hmac []byte
+	pub  crypto.PublicKey
+}
+
+var errWrongKeyType = errors.New("key does not match the token's algorithm")
+
+func (k verifyKey) forMethod(m jwt.SigningMethod) (any, error) {
+	switch m.(type) {
+	case *jwt.SigningMethodHMAC:
+		if k.hmac != nil {
+			return k.hmac, nil
+		}
+	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS, *jwt.SigningMethodECDSA:
+		if k.pub != nil {
+			return k.pub, nil
+		}
+	}
+	return nil, errWrongKeyType
+}
+
+func (v *Verifier) keys() []verifyKey {
+	ks := make([]verifyKey, 0, 1+len(v.publicKeys))
+	if len(v.hmacSecret) > 0 {
+		ks = append(ks, verifyKey{hmac: v.hmacSecret})
+	}
+	for _, p := range v.publicKeys {
+		ks = append(ks, verifyKey{pub: p})
+	}
+	return ks
+}
+
+// Mint signs claims with the HMAC secret (HS256). The server uses it for the
+// tokens it issues itself (logged-in chat users, `sori token`).
+func (v *Verifier) Mint(c Claims) (string, error) {
+	if len(v.hmacSecret) == 0 {
+		return "", errors.New("auth: minting tokens needs an HMAC secret")
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(v.hmacSecret)
+	if err != nil {
+		return "", fmt.Errorf("auth: sign token: %w", err)
+	}
+	return s, nil
+}
+
+// NewClaims returns claims for user valid for ttl from now, granting channels.
+func NewClaims(user string, ttl time.Duration, now time.Time, channels ...string) Claims {
+	c := Claims{Channels: channels}
+	c.Subject = user
+	c.IssuedAt = jwt.NewNumericDate(now)
+	if ttl > 0 {
+		c.RegisteredClaims.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	}
+	return c
+}
+
+// APIKeys checks server API keys in constant time.
+type APIKeys struct{ keys [][]byte }
+
+// NewAPIKeys returns a checker for the given keys; empty keys are ignored.
+func NewAPIKeys(keys ...string) *APIKeys {
+	a := &APIKeys{}
+	for _, k := range keys {
+		if k != "" {
+			a.keys = append(a.keys, []byte(k))
+		}
+	}
+	return a
+}
+
+// Valid reports whether key is one of the configured keys.
+func (a *APIKeys) Valid(key string) bool {
+	ok := 0
+	for _, k := range a.keys {
+		ok |= subtle.ConstantTimeCompare(k, []byte(key))
+	}
+	return ok == 1 && key != ""
+}

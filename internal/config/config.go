@@ -1,0 +1,397 @@
+// Package config loads Sori's configuration from, in rising precedence:
+// built-in defaults, an optional JSON config file, SORI_* environment
+// variables and command-line flags. It must never import server packages
+// other than hub (for namespace options).
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sori-dev/sori/internal/hub"
+)
+
+// Config is everything `sori serve` can be told.
+type Config struct {
+	Listen    string `json:"listen"`
+	DataDir   string `json:"data_dir"`
+	LogFormat string `json:"log_format"`
+	LogLevel  string `json:"log_level"`
+
+	AllowedOrigins []string `json:"allowed_origins"`
+	Compression    bool     `json:"compression"`
+	AllowAnonymous bool     `json:"allow_anonymous"`
+
+	TokenSecret     string   `json:"token_secret"`
+	TokenPublicKeys []string `json:"token_public_keys"`
+	TokenIssuer     string   `json:"token_issuer"`
+	TokenAudience   string   `json:"token_audience"`
+	APIKeys         []string `json:"api_keys"`
+
+	MaxConnections      int      `json:"max_connections"`
+	MaxConnectionsPerIP int      `json:"max_connections_per_ip"`
+	MaxSubscriptions    int      `json:"max_subscriptions"`
+	MaxMessageSize      int      `json:"max_message_size"`
+	QueueBytes          int      `json:"queue_bytes"`
+	CommandRate         float64  `json:"command_rate"`
+	CommandBurst        int      `json:"command_burst"`
+	HandshakeTimeout    Duration `json:"handshake_timeout"`
+	ConnectTimeout      Duration `json:"connect_timeout"`
+	PingInterval        Duration `json:"ping_interval"`
+	WriteTimeout        Duration `json:"write_timeout"`
+	ShutdownTimeout     Duration `json:"shutdown_timeout"`
+
+	Namespaces []Namespace `json:"namespaces"`
+}
+
+// Namespace is hub.Namespace as written in a config file, with durations as
+// strings ("1h30m").
+type Namespace struct {
+	Name           string   `json:"name"`
+	HistorySize    int      `json:"history_size"`
+	HistoryTTL     Duration `json:"history_ttl"`
+	Presence       bool     `json:"presence"`
+	JoinLeave      bool     `json:"join_leave"`
+	Publish        string   `json:"publish"`
+	Subscribe      string   `json:"subscribe"`
+	Anonymous      bool     `json:"anonymous"`
+	Conflate       bool     `json:"conflate"`
+	MaxMessageSize int      `json:"max_message_size"`
+}
+
+// Duration is a time.Duration that reads and writes as "1m30s" in JSON.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the configuration `sori serve` runs with when told nothing:
+// loopback only, data in ./sori-data, default namespaces.
+func Default() Config {
+	c := Config{
+		Listen:              "127.0.0.1:7700",
+		DataDir:             "sori-data",
+		LogFormat:           "text",
+		LogLevel:            "info",
+		Compression:         true,
+		MaxConnections:      100000,
+		MaxConnectionsPerIP: 1000,
+		MaxSubscriptions:    256,
+		MaxMessageSize:      64 << 10,
+		QueueBytes:          1 << 20,
+		CommandRate:         100,
+		CommandBurst:        200,
+		HandshakeTimeout:    Duration(10 * time.Second),
+		ConnectTimeout:      Duration(10 * time.Second),
+		PingInterval:        Duration(25 * time.Second),
+		WriteTimeout:        Duration(10 * time.Second),
+		ShutdownTimeout:     Duration(10 * time.Second),
+	}
+	for _, ns := range hub.DefaultNamespaces() {
+		c.Namespaces = append(c.Namespaces, Namespace{
+			Name: ns.Name, HistorySize: ns.HistorySize, HistoryTTL: Duration(ns.HistoryTTL), Presence: ns.Presence,
+			JoinLeave: ns.JoinLeave, Publish: ns.Publish, Subscribe: ns.Subscribe, Anonymous: ns.Anonymous,
+			Conflate: ns.Conflate, MaxMessageSize: ns.MaxMessageSize,
+		})
+	}
+	return c
+}
+
+// HubNamespaces converts the configured namespaces for the hub.
+func (c *Config) HubNamespaces() []hub.Namespace {
+	out := make([]hub.Namespace, 0, len(c.Namespaces))
+	for _, n := range c.Namespaces {
+		out = append(out, hub.Namespace{
+			Name: n.Name, HistorySize: n.HistorySize, HistoryTTL: n.HistoryTTL.D(), Presence: n.Presence,
+			JoinLeave: n.JoinLeave, Publish: n.Publish, Subscribe: n.Subscribe, Anonymous: n.Anonymous,
+			Conflate: n.Conflate, MaxMessageSize: n.MaxMessageSize,
+		})
+	}
+	return out
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("config: listen address is empty")
+	}
+	if c.DataDir == "" {
+		return errors.New("config: data dir is empty")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log format %q: want text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
+		return errors.New("config: token secret must be at least 32 bytes")
+	}
+	for name, v := range map[string]int{"max connections": c.MaxConnections, "max connections per IP": c.MaxConnectionsPerIP,
+		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst} {
+		if v <= 0 {
+			return fmt.Errorf("config: %s must be positive", name)
+		}
+	}
+	if c.CommandRate <= 0 {
+		return errors.New("config: command rate must be positive")
+	}
+	for name, d := range map[string]Duration{"handshake timeout": c.HandshakeTimeout, "connect timeout": c.ConnectTimeout,
+		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("config: %s must be positive", name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range c.HubNamespaces() {
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if seen[n.Name] {
+			return fmt.Errorf("config: namespace %q is configured twice", n.Name)
+		}
+		seen[n.Name] = true
+	}
+	return nil
+}
+
+// LoadFile merges a JSON config file into c. Unknown keys are an error, so
+// that a typo does not silently leave a default in place.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// Bind registers c's settings as flags on fs, each also read from the
+// environment variable SORI_<FLAG NAME> (dashes as underscores) when set.
+// Flags parsed later override the environment.
+func (c *Config) Bind(fs *flag.FlagSet) {
+	str := func(p *string, name, usage string) {
+		envString(p, name)
+		fs.StringVar(p, name, *p, usage+envHint(name))
+	}
+	integer := func(p *int, name, usage string) {
+		envInt(p, name)
+		fs.IntVar(p, name, *p, usage+envHint(name))
+	}
+	boolean := func(p *bool, name, usage string) {
+		envBool(p, name)
+		fs.BoolVar(p, name, *p, usage+envHint(name))
+	}
+	dur := func(p *Duration, name, usage string) {
+		envDuration(p, name)
+		fs.Var((*durationFlag)(p), name, usage+envHint(name))
+	}
+	list := func(p *[]string, name, usage string) {
+		envList(p, name)
+		fs.Var((*listFlag)(p), name, usage+" (comma-separated)"+envHint(name))
+	}
+	str(&c.Listen, "listen", "address to listen on")
+	str(&c.DataDir, "data", "data directory (SQLite store, uploads, generated secrets)")
+	str(&c.LogFormat, "log-format", "log format: text or json")
+	str(&c.LogLevel, "log-level", "log level: debug, info, warn or error")
+	list(&c.AllowedOrigins, "allowed-origins", "browser origins allowed besides the server's own; * for any")
+	boolean(&c.Compression, "compression", "accept WebSocket permessage-deflate")
+	boolean(&c.AllowAnonymous, "allow-anonymous", "allow connections without a token")
+	str(&c.TokenSecret, "token-secret", "HMAC secret for connection tokens (default: generated in the data dir)")
+	list(&c.TokenPublicKeys, "token-public-keys", "PEM files with RSA/ECDSA public keys for connection tokens")
+	str(&c.TokenIssuer, "token-issuer", "required token issuer (iss)")
+	str(&c.TokenAudience, "token-audience", "required token audience (aud)")
+	list(&c.APIKeys, "api-keys", "server API keys (default: one generated in the data dir)")
+	integer(&c.MaxConnections, "max-connections", "most open connections")
+	integer(&c.MaxConnectionsPerIP, "max-connections-per-ip", "most open connections from one IP")
+	integer(&c.MaxSubscriptions, "max-subscriptions", "most subscriptions per connection")
+	integer(&c.MaxMessageSize, "max-message-size", "most bytes in one inbound message")
+	integer(&c.QueueBytes, "queue-bytes", "outbound queue per connection, in bytes, before it counts as a slow consumer")
+	fs.Float64Var(&c.CommandRate, "command-rate", envFloat(&c.CommandRate, "command-rate"), "commands per second per connection"+envHint("command-rate"))
+	integer(&c.CommandBurst, "command-burst", "command burst per connection")
+	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
+	dur(&c.ConnectTimeout, "connect-timeout", "time from opening a connection to its connect command")
+	dur(&c.PingInterval, "ping-interval", "interval of server heartbeats; a silent peer is closed after two")
+	dur(&c.WriteTimeout, "write-timeout", "how long one write to a client may block")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long a graceful shutdown may take")
+}
+
+// ConfigFileFromArgs finds --config FILE (or SORI_CONFIG) before flags are
+// bound, since the file's values become the flags' defaults.
+func ConfigFileFromArgs(args []string) string {
+	for i, a := range args {
+		for _, p := range []string{"--config=", "-config="} {
+			if strings.HasPrefix(a, p) {
+				return a[len(p):]
+			}
+		}
+		if (a == "--config" || a == "-config") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return os.Getenv("SORI_CONFIG")
+}
+
+func envName(flagName string) string {
+	return "SORI_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func envHint(name string) string { return " [$" + envName(name) + "]" }
+
+func envString(p *string, name string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		*p = v
+	}
+}
+
+func envInt(p *int, name string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			*p = n
+		}
+	}
+}
+
+func envFloat(p *float64, name string) float64 {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		if n, err := strconv.ParseFloat(v, 64); err == nil {
+			*p = n
+		}
+	}
+	return *p
+}
+
+func envBool(p *bool, name string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			*p = b
+		}
+	}
+}
+
+func envDuration(p *Duration, name string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			*p = Duration(d)
+		}
+	}
+}
+
+func envList(p *[]string, name string) {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		*p = splitList(v)
+	}
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type durationFlag Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+func (d *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = splitList(s); return nil }
+
+// Secrets are generated once per data dir so that `sori serve` works with no
+// configuration and `sori token` can mint tokens the server accepts.
+type Secrets struct {
+	TokenSecret string `json:"token_secret"`
+	APIKey      string `json:"api_key"`
+}
+
+// SecretsFile is where LoadOrCreateSecrets keeps them, inside the data dir.
+const SecretsFile = "secrets.json"
+
+// LoadOrCreateSecrets reads the data dir's secrets, creating them (mode 0600)
+// on first use.
+func LoadOrCreateSecrets(dataDir string) (Secrets, error) {
+	path := filepath.Join(dataDir, SecretsFile)
+	var s Secrets
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return s, fmt.Errorf("config: %s: %w", path, err)
+		}
+		return s, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return s, fmt.Errorf("config: read secrets: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return s, fmt.Errorf("config: create data dir: %w", err)
+	}
+	s = Secrets{TokenSecret: randomHex(32), APIKey: randomHex(24)}
+	b, _ = json.MarshalIndent(s, "", "  ")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // another process won the race
+			return LoadOrCreateSecrets(dataDir)
+		}
+		return s, fmt.Errorf("config: create secrets: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return s, fmt.Errorf("config: write secrets: %w", err)
+	}
+	return s, f.Close()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = io.ReadFull(rand.Reader, b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,524 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// Subscriber is the hub's view of one client connection.
+//
+// Deliver must not block and must not call back into the hub: it only
+// enqueues. The same frame slice goes to every subscriber, so a subscriber
+// must never modify it.
+type Subscriber interface {
+	// Info identifies the connection in presence and join/leave pushes.
+	Info() protocol.ClientInfo
+	// Deliver enqueues an encoded push frame. conflateKey is non-empty when a
+	// newer frame with the same key may replace this one while it is still
+	// queued. publishedAt is when the hub accepted the publication (unix nanos),
+	// for latency metrics; 0 for frames that are not publications.
+	Deliver(frame []byte, conflateKey string, publishedAt int64)
+}
+
+// Backend keeps the history of a namespace's channels outside of memory (for
+// example in the chat store) and assigns their offsets. The hub serializes
+// Append calls per channel, so offsets reach subscribers in order.
+type Backend interface {
+	// Append stores pub as the next publication of channel and returns it with
+	// its offset set, and the channel's epoch.
+	Append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error)
+	// Since returns up to limit publications after offset, oldest first, and
+	// the channel's current epoch and latest offset. ok is false when the
+	// position cannot be recovered (another epoch, or history already gone).
+	Since(ctx context.Context, channel, epoch string, offset uint64, limit int) (pubs []protocol.Publication, top Position, ok bool, err error)
+	// Last returns the newest limit publications, oldest first, and the top.
+	Last(ctx context.Context, channel string, limit int) ([]protocol.Publication, Position, error)
+}
+
+// Position is a place in a channel's stream.
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Metrics receives the hub's counts. Implementations must be cheap and safe
+// for concurrent use.
+type Metrics interface {
+	Published(channel string, deliveries int)
+	ChannelsChanged(delta int)
+	SubscriptionsChanged(delta int)
+}
+
+// Config configures a Hub.
+type Config struct {
+	Namespaces   []Namespace // nil = DefaultNamespaces()
+	MaxRecover   int         // most publications sent on recovery; 0 = 1000
+	Metrics      Metrics     // nil = no metrics
+	Now          func() time.Time
+	IdleChannels time.Duration // how long an unused channel is kept; 0 = 1 minute
+}
+
+// Hub routes publications to subscribers. It is safe for concurrent use.
+//
+// Lock order: shard.mu, then channel.mu. Subscriber.Deliver is called with
+// channel.mu held and must not take hub locks.
+type Hub struct {
+	namespaces map[string]*Namespace
+	backends   map[string]Backend
+	backendsMu sync.RWMutex
+	maxRecover int
+	metrics    Metrics
+	now        func() time.Time
+	idle       time.Duration
+	seed       maphash.Seed
+	shards     [64]shard
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type shard struct {
+	mu       sync.RWMutex
+	channels map[string]*channel
+}
+
+type channel struct {
+	name string
+	ns   *Namespace
+
+	mu       sync.Mutex
+	subs     []Subscriber
+	index    map[Subscriber]int
+	presence map[string]protocol.ClientInfo // by client id
+	history  *ring
+	epoch    string
+	offset   uint64
+	lastUsed time.Time
+	removed  bool // taken out of its shard; callers must look it up again
+}
+
+// ErrNoNamespace is returned for a channel whose namespace is not configured.
+var ErrNoNamespace = errors.New("hub: channel namespace is not configured")
+
+// New returns a hub. Close stops its janitor.
+func New(cfg Config) (*Hub, error) {
+	h := &Hub{
+		namespaces: map[string]*Namespace{},
+		backends:   map[string]Backend{},
+		maxRecover: cfg.MaxRecover,
+		metrics:    cfg.Metrics,
+		now:        cfg.Now,
+		idle:       cfg.IdleChannels,
+		seed:       maphash.MakeSeed(),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if h.maxRecover <= 0 {
+		h.maxRecover = 1000
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.idle <= 0 {
+		h.idle = time.Minute
+	}
+	if h.metrics == nil {
+		h.metrics = nopMetrics{}
+	}
+	nss := cfg.Namespaces
+	if nss == nil {
+		nss = DefaultNamespaces()
+	}
+	for i := range nss {
+		ns := nss[i]
+		if err := ns.Validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := h.namespaces[ns.Name]; dup {
+			return nil, fmt.Errorf("hub: namespace %q configured twice", ns.Name)
+		}
+		h.namespaces[ns.Name] = &ns
+	}
+	for i := range h.shards {
+		h.shards[i].channels = map[string]*channel{}
+	}
+	go h.janitor()
+	return h, nil
+}
+
+// Close stops background work. It does not disconnect subscribers.
+func (h *Hub) Close() {
+	select {
+	case <-h.stop:
+	default:
+		close(h.stop)
+	}
+	<-h.done
+}
+
+// SetBackend makes a namespace keep its history in b instead of memory. Call
+// it before the namespace's channels are used.
+func (h *Hub) SetBackend(namespace string, b Backend) {
+	h.backendsMu.Lock()
+	h.backends[namespace] = b
+	h.backendsMu.Unlock()
+}
+
+func (h *Hub) backend(ns string) Backend {
+	h.backendsMu.RLock()
+	b := h.backends[ns]
+	h.backendsMu.RUnlock()
+	return b
+}
+
+// KeepsHistory reports whether a namespace's channels have history to read
+// or recover from.
+func (h *Hub) KeepsHistory(ns *Namespace) bool {
+	return ns.HistorySize > 0 || h.backend(ns.Name) != nil
+}
+
+// NamespaceOf returns the options that apply to a channel.
+func (h *Hub) NamespaceOf(ch string) (*Namespace, error) {
+	ns, ok := h.namespaces[protocol.Namespace(ch)]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoNamespace, protocol.Namespace(ch))
+	}
+	return ns, nil
+}
+
+func (h *Hub) shardOf(name string) *shard {
+	return &h.shards[maphash.String(h.seed, name)%uint64(len(h.shards))]
+}
+
+// lockChannel returns the channel locked, creating it if needed.
+func (h *Hub) lockChannel(name string) (*channel, error) {
+	ns, err := h.NamespaceOf(name)
+	if err != nil {
+		return nil, err
+	}
+	s := h.shardOf(name)
+	for {
+		s.mu.RLock()
+		c := s.channels[name]
+		s.mu.RUnlock()
+		if c == nil {
+			s.mu.Lock()
+			c = s.channels[name]
+			if c == nil {
+				c = &channel{name: name, ns: ns, epoch: newEpoch(), lastUsed: h.now()}
+				if ns.HistorySize > 0 {
+					c.history = newRing(ns.HistorySize)
+				}
+				s.channels[name] = c
+				h.metrics.ChannelsChanged(1)
+			}
+			s.mu.Unlock()
+		}
+		c.mu.Lock()
+		if !c.removed {
+			return c, nil
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Publish assigns the next offset in channel to data, stores it in history and
+// delivers it to every subscriber. It returns the publication's position.
+func (h *Hub) Publish(ctx context.Context, channel string, data []byte, user string) (Position, error) {
+	c, err := h.lockChannel(channel)
+	if err != nil {
+		return Position{}, err
+	}
+	defer c.mu.Unlock()
+	now := h.now()
+	pub := protocol.Publication{Data: data, User: user, Time: now.UnixMilli()}
+	if b := h.backend(protocol.Namespace(channel)); b != nil {
+		stored, epoch, err := b.Append(ctx, channel, pub)
+		if err != nil {
+			return Position{}, fmt.Errorf("hub: append to %s: %w", channel, err)
+		}
+		pub, c.epoch, c.offset = stored, epoch, stored.Offset
+	} else {
+		c.offset++
+		pub.Offset = c.offset
+		if c.history != nil {
+			c.history.add(pub, now)
+		}
+	}
+	c.lastUsed = now
+	if len(c.subs) > 0 {
+		frame := protocol.AppendPublication(make([]byte, 0, 64+len(channel)+len(data)+len(user)), channel, &pub)
+		key := ""
+		if c.ns.Conflate {
+			key = channel
+		}
+		at := now.UnixNano()
+		for _, s := range c.subs {
+			s.Deliver(frame, key, at)
+		}
+	}
+	h.metrics.Published(channel, len(c.subs))
+	return Position{Epoch: c.epoch, Offset: pub.Offset}, nil
+}
+
+// SubscribeOptions asks for recovery of what a client missed since a position.
+type SubscribeOptions struct {
+	Recover bool
+	Since   Position
+}
+
+// ErrAlreadySubscribed is returned when a subscriber subscribes twice.
+var ErrAlreadySubscribed = errors.New("hub: already subscribed")
+
+// Subscribe adds s to channel. done runs with the channel locked, after s is
+// added and before any later publication reaches s, so that the caller can
+// enqueue its reply (with the recovered publications) ahead of new pushes.
+func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts SubscribeOptions, done func(protocol.SubscribeResult)) error {
+	c, err := h.lockChannel(channel)
+	if err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if _, dup := c.index[s]; dup {
+		return ErrAlreadySubscribed
+	}
+	res := protocol.SubscribeResult{Recoverable: h.KeepsHistory(c.ns)}
+	if err := h.recover(ctx, c, opts, &res); err != nil {
+		return err
+	}
+	if c.index == nil {
+		c.index = map[Subscriber]int{}
+	}
+	c.index[s] = len(c.subs)
+	c.subs = append(c.subs, s)
+	c.lastUsed = h.now()
+	h.metrics.SubscriptionsChanged(1)
+	if c.ns.Presence {
+		info := s.Info()
+		if c.presence == nil {
+			c.presence = map[string]protocol.ClientInfo{}
+		}
+		c.presence[info.Client] = info
+		if c.ns.JoinLeave {
+			frame := protocol.EncodeJoinLeave(protocol.PushJoin, channel, info)
+			for _, o := range c.subs {
+				if o != s {
+					o.Deliver(frame, "", 0)
+				}
+			}
+		}
+	}
+	done(res)
+	return nil
+}
+
+// recover fills res with the channel position and, when asked, what the
+// client missed. Called with c.mu held.
+func (h *Hub) recover(ctx context.Context, c *channel, opts SubscribeOptions, res *protocol.SubscribeResult) error {
+	if b := h.backend(c.ns.Name); b != nil {
+		if !opts.Recover {
+			_, top, err := b.Last(ctx, c.name, 0)
+			if err != nil {
+				return fmt.Errorf("hub: position of %s: %w", c.name, err)
+			}
+			res.Epoch, res.Offset = top.Epoch, top.Offset
+			return nil
+		}
+		pubs, top, ok, err := b.Since(ctx, c.name, opts.Since.Epoch, opts.Since.Offset, h.maxRecover+1)
+		if err != nil {
+			return fmt.Errorf("hub: recover %s: %w", c.name, err)
+		}
+		res.Epoch, res.Offset = top.Epoch, top.Offset
+		if ok && len(pubs) <= h.maxRecover {
+			res.Recovered, res.Publications = true, pubs
+		}
+		return nil
+	}
+	if c.history != nil && c.ns.HistoryTTL > 0 {
+		c.history.expire(h.now().Add(-c.ns.HistoryTTL))
+	}
+	res.Epoch, res.Offset = c.epoch, c.offset
+	if !opts.Recover || opts.Since.Epoch != c.epoch || opts.Since.Offset > c.offset {
+		return nil
+	}
+	if opts.Since.Offset == c.offset {
+		res.Recovered = true
+		return nil
+	}
+	if c.history == nil || c.history.n == 0 || c.history.oldest() > opts.Since.Offset+1 {
+		return nil // the next publication the client needs is gone
+	}
+	pubs := c.history.after(opts.Since.Offset, h.maxRecover+1)
+	if len(pubs) <= h.maxRecover {
+		res.Recovered, res.Publications = true, pubs
+	}
+	return nil
+}
+
+// Unsubscribe removes s from channel. It reports whether s was subscribed.
+func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
+	sh := h.shardOf(channel)
+	sh.mu.RLock()
+	c := sh.channels[channel]
+	sh.mu.RUnlock()
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.index[s]
+	if !ok {
+		return false
+	}
+	last := len(c.subs) - 1
+	c.subs[i] = c.subs[last]
+	c.index[c.subs[i]] = i
+	c.subs[last] = nil
+	c.subs = c.subs[:last]
+	delete(c.index, s)
+	c.lastUsed = h.now()
+	h.metrics.SubscriptionsChanged(-1)
+	if c.ns.Presence {
+		info := s.Info()
+		delete(c.presence, info.Client)
+		if c.ns.JoinLeave && len(c.subs) > 0 {
+			frame := protocol.EncodeJoinLeave(protocol.PushLeave, channel, info)
+			for _, o := range c.subs {
+				o.Deliver(frame, "", 0)
+			}
+		}
+	}
+	return true
+}
+
+// Subscribers returns the current subscribers of channel.
+func (h *Hub) Subscribers(channel string) []Subscriber {
+	sh := h.shardOf(channel)
+	sh.mu.RLock()
+	c := sh.channels[channel]
+	sh.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Subscriber(nil), c.subs...)
+}
+
+// History returns the newest limit publications of channel (limit 0 = all
+// kept), or, when since is set, those after it. ok is false when since cannot
+// be recovered.
+func (h *Hub) History(ctx context.Context, channel string, limit int, since *Position) (pubs []protocol.Publication, top Position, ok bool, err error) {
+	ns, err := h.NamespaceOf(channel)
+	if err != nil {
+		return nil, Position{}, false, err
+	}
+	if b := h.backend(ns.Name); b != nil {
+		if since != nil {
+			return b.Since(ctx, channel, since.Epoch, since.Offset, limit)
+		}
+		pubs, top, err := b.Last(ctx, channel, limit)
+		return pubs, top, err == nil, err
+	}
+	c, err := h.lockChannel(channel)
+	if err != nil {
+		return nil, Position{}, false, err
+	}
+	defer c.mu.Unlock()
+	top = Position{Epoch: c.epoch, Offset: c.offset}
+	if c.history == nil {
+		return nil, top, since == nil || (since.Epoch == c.epoch && since.Offset == c.offset), nil
+	}
+	if c.ns.HistoryTTL > 0 {
+		c.history.expire(h.now().Add(-c.ns.HistoryTTL))
+	}
+	if since == nil {
+		return c.history.last(limit), top, true, nil
+	}
+	if since.Epoch != c.epoch || since.Offset > c.offset {
+		return nil, top, false, nil
+	}
+	if since.Offset < c.offset && (c.history.n == 0 || c.history.oldest() > since.Offset+1) {
+		return nil, top, false, nil
+	}
+	return c.history.after(since.Offset, limit), top, true, nil
+}
+
+// Presence returns who is subscribed to channel. It returns an empty list for
+// channels whose namespace does not track presence; callers check the option.
+func (h *Hub) Presence(channel string) []protocol.ClientInfo {
+	sh := h.shardOf(channel)
+	sh.mu.RLock()
+	c := sh.channels[channel]
+	sh.mu.RUnlock()
+	out := []protocol.ClientInfo{}
+	if c == nil {
+		return out
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, info := range c.presence {
+		out = append(out, info)
+	}
+	return out
+}
+
+// janitor removes channels that have no subscribers and nothing worth keeping.
+func (h *Hub) janitor() {
+	defer close(h.done)
+	t := time.NewTicker(h.idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.sweep()
+		}
+	}
+}
+
+func (h *Hub) sweep() {
+	now := h.now()
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for name, c := range s.channels {
+			c.mu.Lock()
+			if len(c.subs) == 0 && now.Sub(c.lastUsed) > h.idle {
+				if c.history != nil && c.ns.HistoryTTL > 0 {
+					c.history.expire(now.Add(-c.ns.HistoryTTL))
+				}
+				// A channel whose history is still live keeps its epoch, so
+				// that clients can resume; an empty one can go.
+				if c.history == nil || c.history.n == 0 {
+					c.removed = true
+					delete(s.channels, name)
+					h.metrics.ChannelsChanged(-1)
+				}
+			}
+			c.mu.Unlock()
+		}
+		s.mu.Unlock()
+	}
+}
+
+func newEpoch() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Published(string, int)    {}
+func (nopMetrics) ChannelsChanged(int)      {}
+func (nopMetrics) SubscriptionsChanged(int) {}

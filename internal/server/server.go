@@ -1,0 +1,180 @@
+// Package server is Sori's composition root: it builds the hub, the session
+// node, the transports and the HTTP routes from a config.Config, and runs them
+// until a graceful shutdown. It may import every other internal package;
+// nothing imports it but cmd/sori and tests.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/config"
+	"github.com/sori-dev/sori/internal/hub"
+	"github.com/sori-dev/sori/internal/metrics"
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/transport"
+	"github.com/sori-dev/sori/internal/transport/ws"
+)
+
+// Version is the server version, set by the build (-ldflags) or left as dev.
+var Version = "0.1.0-dev"
+
+// Server is one Sori process's HTTP face. Create it with New, start it with
+// Serve, stop it with Shutdown.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	hub      *hub.Hub
+	node     *session.Node
+	verifier *auth.Verifier
+	apiKeys  *auth.APIKeys
+	mux      *http.ServeMux
+	http     *http.Server
+	ready    atomic.Bool
+	closers  []func(context.Context) error // extra components, closed in reverse order
+}
+
+// New builds a server from cfg. It creates the data dir and, when no token
+// secret or API key is configured, generates them there.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secrets, err := config.LoadOrCreateSecrets(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TokenSecret == "" {
+		cfg.TokenSecret = secrets.TokenSecret
+	}
+	if len(cfg.APIKeys) == 0 {
+		cfg.APIKeys = []string{secrets.APIKey}
+	}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), mux: http.NewServeMux()}
+	s.verifier, err = auth.NewVerifier(auth.VerifierConfig{
+		HMACSecret: []byte(cfg.TokenSecret), PublicKeyFiles: cfg.TokenPublicKeys,
+		Issuer: cfg.TokenIssuer, Audience: cfg.TokenAudience,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.apiKeys = auth.NewAPIKeys(cfg.APIKeys...)
+	s.hub, err = hub.New(hub.Config{Namespaces: cfg.HubNamespaces(), Metrics: s.metrics})
+	if err != nil {
+		return nil, err
+	}
+	s.node = session.NewNode(session.Config{
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		MaxSubscriptions:    cfg.MaxSubscriptions,
+		MaxMessageSize:      cfg.MaxMessageSize,
+		QueueBytes:          cfg.QueueBytes,
+		CommandRate:         cfg.CommandRate,
+		CommandBurst:        cfg.CommandBurst,
+		ConnectTimeout:      cfg.ConnectTimeout.D(),
+		PingInterval:        cfg.PingInterval.D(),
+		AllowAnonymous:      cfg.AllowAnonymous,
+		Version:             Version,
+	}, s.hub, s.verifier, s.metrics, log)
+	s.routes()
+	s.http = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: cfg.HandshakeTimeout.D(),
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.Handle("GET /ws", ws.NewHandler(s.node, ws.Options{
+		MaxMessageSize: s.cfg.MaxMessageSize,
+		IdleTimeout:    2 * s.cfg.PingInterval.D(),
+		WriteTimeout:   s.cfg.WriteTimeout.D(),
+		Compression:    s.cfg.Compression,
+		Origins:        s.Origins(),
+		Logger:         s.log,
+	}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	s.apiRoutes()
+}
+
+// Handle registers an extra route (chat, fallback transports, calls, the web
+// app) on the server's mux.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// OnShutdown registers f to run during Shutdown, after client connections
+// are closed; later registrations run first.
+func (s *Server) OnShutdown(f func(context.Context) error) { s.closers = append(s.closers, f) }
+
+// Origins returns the browser origin policy.
+func (s *Server) Origins() transport.OriginPolicy {
+	return transport.OriginPolicy{Allowed: s.cfg.AllowedOrigins}
+}
+
+// Config returns the effective configuration (with generated secrets filled in).
+func (s *Server) Config() config.Config { return s.cfg }
+
+// Hub returns the channel hub.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Node returns the session node.
+func (s *Server) Node() *session.Node { return s.node }
+
+// Verifier returns the connection-token verifier (which also mints tokens).
+func (s *Server) Verifier() *auth.Verifier { return s.verifier }
+
+// Metrics returns the metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// graceful shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.ready.Store(true)
+	s.log.Info("sori listening", "addr", ln.Addr().String(), "version", Version, "data", s.cfg.DataDir)
+	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting, closes every client connection with 1001 and a
+// reconnect hint, waits for them to drain until ctx ends, then closes the
+// remaining components.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.log.Info("shutting down", "connections", s.node.Count())
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Shutdown(ctx) }()
+	errs := []error{s.node.Shutdown(ctx, protocol.DisconnectShutdown)}
+	errs = append(errs, <-httpDone)
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i](ctx))
+	}
+	s.hub.Close()
+	return errors.Join(errs...)
+}

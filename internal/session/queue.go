@@ -1,0 +1,106 @@
+package session
+
+import "sync"
+
+// Frame is one outbound message waiting to be written.
+type Frame struct {
+	Data        []byte // shared between subscribers: never modify
+	Control     byte   // 0 for a protocol message; otherwise a transport control frame (see Control*)
+	PublishedAt int64  // unix nanos when the hub accepted it; 0 if not a publication
+	key         string // conflation key
+}
+
+// Transport control frames a session may ask its transport to send. Only
+// transports with such frames (WebSocket) act on them; others drop them.
+const (
+	ControlPing byte = 0x9
+	ControlPong byte = 0xA
+)
+
+// queue is a connection's bounded outbound queue, measured in bytes. Frames
+// with a conflation key replace a still-queued frame with the same key, so a
+// slow reader of a ticker gets the latest value instead of a backlog.
+// It is safe for concurrent use.
+type queue struct {
+	mu       sync.Mutex
+	frames   []Frame
+	spare    []Frame // the writer's previous batch, reused to avoid allocations
+	bytes    int
+	max      int
+	byKey    map[string]int // index in frames of the queued frame for a key
+	disabled bool           // closed: drop everything
+}
+
+// push adds f. It returns false, and adds nothing, when the queue would exceed
+// its byte limit. It reports whether the queue was empty before (the writer
+// then needs waking).
+func (q *queue) push(f Frame) (ok, wasEmpty bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.disabled {
+		return true, false
+	}
+	if f.key != "" {
+		if i, found := q.byKey[f.key]; found {
+			q.bytes += len(f.Data) - len(q.frames[i].Data)
+			q.frames[i] = f
+			return true, false
+		}
+	}
+	if q.bytes+len(f.Data) > q.max && len(q.frames) > 0 {
+		return false, false
+	}
+	if f.key != "" {
+		if q.byKey == nil {
+			q.byKey = map[string]int{}
+		}
+		q.byKey[f.key] = len(q.frames)
+	}
+	wasEmpty = len(q.frames) == 0
+	q.frames = append(q.frames, f)
+	q.bytes += len(f.Data)
+	return true, wasEmpty
+}
+
+// drain takes every queued frame. The returned slice is valid until the next
+// drain; the caller must not keep it.
+func (q *queue) drain() []Frame {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.frames
+	clear(q.spare)
+	q.frames = q.spare[:0]
+	q.spare = out
+	q.bytes = 0
+	if len(q.byKey) > 0 {
+		clear(q.byKey)
+	}
+	// Do not keep large buffers around for idle connections.
+	if cap(q.frames) > 256 {
+		q.frames = nil
+	}
+	return out
+}
+
+// release returns the drained batch's memory when the connection goes idle.
+func (q *queue) release() {
+	q.mu.Lock()
+	if len(q.frames) == 0 {
+		q.frames, q.spare, q.byKey = nil, nil, nil
+	}
+	q.mu.Unlock()
+}
+
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames)
+}
+
+// disable drops what is queued and refuses further frames.
+func (q *queue) disable() {
+	q.mu.Lock()
+	q.disabled = true
+	q.frames, q.spare, q.byKey, q.bytes = nil, nil, nil, 0
+	q.mu.Unlock()
+}

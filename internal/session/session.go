@@ -1,0 +1,550 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/hub"
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// Transport is how a session reaches its client. Implementations: WebSocket,
+// SSE + POST, long polling.
+type Transport interface {
+	// Kind names the transport for metrics and logs ("websocket", "sse", …).
+	Kind() string
+	// Wake tells the transport that frames wait in the session's queue; it
+	// drains them with Session.Drain. It must not block.
+	Wake()
+	// Ping asks the transport to send a heartbeat, if it has its own.
+	Ping()
+	// Close ends the connection with a reason, after writing what is queued
+	// (within the transport's write deadline). It must not block and must be
+	// safe to call more than once; the transport calls Session.Closed when the
+	// connection is gone.
+	Close(d protocol.Disconnect)
+}
+
+// Session is one client connection speaking protocol v1.
+//
+// Handle is called by the transport's single reader; Deliver by any goroutine;
+// Drain by the transport's single writer. Everything else is internal.
+type Session struct {
+	node *Node
+	t    Transport
+	id   string
+	seq  uint64 // spreads heartbeats
+	ip   string
+	q    queue
+
+	// Only the reader goroutine (Handle) touches these, so they need no lock;
+	// Closed reads subs after the reader has stopped.
+	cmds     []Command
+	tokens   float64 // rate limiter bucket
+	lastFill time.Time
+	strikes  int // consecutive rate-limited commands
+
+	mu          sync.Mutex // guards the fields below
+	connected   bool
+	closed      bool
+	user        string
+	claims      *auth.Claims
+	subs        map[string]struct{}
+	expiry      *time.Timer
+	connectWait *time.Timer
+}
+
+// Command aliases the protocol's command for brevity inside the package.
+type Command = protocol.Command
+
+// ID returns the connection id.
+func (s *Session) ID() string { return s.id }
+
+// User returns the authenticated user id ("" before connect or when anonymous).
+func (s *Session) User() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user
+}
+
+// Info implements hub.Subscriber.
+func (s *Session) Info() protocol.ClientInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return protocol.ClientInfo{User: s.user, Client: s.id}
+}
+
+// Deliver implements hub.Subscriber: it enqueues a frame and, when the
+// connection cannot keep up, disconnects it asynchronously.
+func (s *Session) Deliver(frame []byte, conflateKey string, publishedAt int64) {
+	s.enqueue(Frame{Data: frame, PublishedAt: publishedAt, key: conflateKey})
+}
+
+func (s *Session) enqueue(f Frame) {
+	ok, wasEmpty := s.q.push(f)
+	if !ok {
+		s.node.metrics.SlowConsumer()
+		s.q.disable()
+		s.t.Close(protocol.DisconnectSlowConsumer)
+		return
+	}
+	if wasEmpty {
+		s.t.Wake()
+	}
+}
+
+// Send enqueues an encoded frame for the client (a reply or a push).
+func (s *Session) Send(frame []byte) { s.enqueue(Frame{Data: frame}) }
+
+// SendControl enqueues a transport control frame such as a WebSocket pong.
+func (s *Session) SendControl(op byte, payload []byte) { s.enqueue(Frame{Data: payload, Control: op}) }
+
+// Drain returns every queued frame, oldest first. Only the transport's writer
+// calls it; the slice is valid until its next call.
+func (s *Session) Drain() []Frame { return s.q.drain() }
+
+// Idle tells the session its writer found the queue empty, so buffers can go.
+func (s *Session) Idle() { s.q.release() }
+
+// Pending reports whether frames are queued.
+func (s *Session) Pending() bool { return s.q.len() > 0 }
+
+// Wrote records a completed write of frames for metrics.
+func (s *Session) Wrote(frames, bytes int, oldestPublishedAt int64) {
+	s.node.metrics.Wrote(s.t.Kind(), frames, bytes)
+	if oldestPublishedAt != 0 {
+		s.node.metrics.DeliveryLatency(time.Duration(time.Now().UnixNano() - oldestPublishedAt))
+	}
+}
+
+// Disconnect closes the connection with a reason (server-initiated).
+func (s *Session) Disconnect(d protocol.Disconnect) { s.t.Close(d) }
+
+// Handle processes one inbound frame: one command, or several separated by
+// newlines. It returns a non-nil Disconnect when the connection must close.
+func (s *Session) Handle(frame []byte) *protocol.Disconnect {
+	s.node.metrics.Received(s.t.Kind(), len(frame))
+	if len(frame) > s.node.cfg.MaxMessageSize {
+		s.Send(protocol.EncodeError(0, protocol.ErrMessageTooLarge))
+		return &protocol.DisconnectTooBig
+	}
+	cmds, bad := protocol.DecodeCommands(frame, s.cmds[:0])
+	s.cmds = cmds[:0]
+	for i := range cmds {
+		if d := s.handleCommand(&cmds[i]); d != nil {
+			return d
+		}
+	}
+	clear(cmds)
+	if bad != nil {
+		s.node.metrics.CommandError(bad.Err.Code)
+		s.Send(protocol.EncodeError(bad.ID, bad.Err))
+		if !s.isConnected() {
+			// Nothing but a valid connect is acceptable first.
+			return &protocol.DisconnectBadRequest
+		}
+	}
+	return nil
+}
+
+func (s *Session) isConnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected
+}
+
+// allow takes one token from the command rate bucket.
+func (s *Session) allow() bool {
+	cfg := &s.node.cfg
+	now := time.Now()
+	if s.lastFill.IsZero() {
+		s.tokens = float64(cfg.CommandBurst)
+	} else {
+		s.tokens += now.Sub(s.lastFill).Seconds() * cfg.CommandRate
+		if s.tokens > float64(cfg.CommandBurst) {
+			s.tokens = float64(cfg.CommandBurst)
+		}
+	}
+	s.lastFill = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
+	if !s.allow() {
+		s.strikes++
+		s.node.metrics.CommandError(protocol.ErrRateLimited.Code)
+		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrRateLimited))
+		if s.strikes > s.node.cfg.CommandBurst {
+			return &protocol.DisconnectRateLimit
+		}
+		return nil
+	}
+	s.strikes = 0
+	s.node.metrics.Command(cmd.Op)
+	if cmd.Op == protocol.OpConnect {
+		return s.connect(cmd)
+	}
+	if !s.isConnected() {
+		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrNotConnected))
+		return &protocol.DisconnectBadRequest
+	}
+	var (
+		result any
+		err    error
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), s.node.cfg.CommandTimeout)
+	defer cancel()
+	switch cmd.Op {
+	case protocol.OpSubscribe:
+		// subscribe replies from inside the hub, ahead of new publications.
+		err = s.subscribe(ctx, cmd)
+		if err == nil {
+			return nil
+		}
+	case protocol.OpUnsubscribe:
+		result, err = s.unsubscribe(cmd)
+	case protocol.OpPublish:
+		result, err = s.publish(ctx, cmd)
+	case protocol.OpHistory:
+		result, err = s.history(ctx, cmd)
+	case protocol.OpPresence:
+		result, err = s.presence(ctx, cmd)
+	case protocol.OpRefresh:
+		result, err = s.refresh(cmd)
+		if errors.Is(err, errUserChanged) {
+			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken.WithMessage("refresh token is for another user")))
+			return &protocol.DisconnectUnauthorized
+		}
+	case protocol.OpPing:
+		result = struct{}{}
+	}
+	s.reply(cmd.ID, result, err)
+	return nil
+}
+
+func (s *Session) reply(id uint64, result any, err error) {
+	if err == nil {
+		s.Send(protocol.EncodeReply(protocol.Reply{ID: id, Result: result}))
+		return
+	}
+	var perr *protocol.Error
+	if !errors.As(err, &perr) {
+		s.node.log.Error("command failed", "conn", s.id, "err", err)
+		perr = protocol.ErrInternal
+	}
+	s.node.metrics.CommandError(perr.Code)
+	s.Send(protocol.EncodeError(id, perr))
+}
+
+var errUserChanged = errors.New("session: refresh token names another user")
+
+func (s *Session) connect(cmd *Command) *protocol.Disconnect {
+	s.mu.Lock()
+	if s.connected {
+		s.mu.Unlock()
+		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrAlreadyConnected))
+		return nil
+	}
+	s.mu.Unlock()
+	var claims *auth.Claims
+	if cmd.Token == "" {
+		if !s.node.cfg.AllowAnonymous {
+			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken.WithMessage("a token is required")))
+			return &protocol.DisconnectUnauthorized
+		}
+	} else {
+		c, err := s.node.verifyToken(cmd.Token)
+		if err != nil {
+			if errors.Is(err, auth.ErrTokenExpired) {
+				s.Send(protocol.EncodeError(cmd.ID, protocol.ErrTokenExpired))
+				return &protocol.DisconnectTokenExpired
+			}
+			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken))
+			return &protocol.DisconnectUnauthorized
+		}
+		claims = c
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.connected = true
+	s.claims = claims
+	if claims != nil {
+		s.user = claims.User()
+	}
+	if s.connectWait != nil {
+		s.connectWait.Stop()
+		s.connectWait = nil
+	}
+	expiresIn := s.armExpiryLocked()
+	s.mu.Unlock()
+	s.node.bindUser(s)
+	s.Send(protocol.EncodeReply(protocol.Reply{ID: cmd.ID, Result: protocol.ConnectResult{
+		Client: s.id, User: s.user, Version: s.node.cfg.Version, ExpiresIn: expiresIn,
+		Ping: int64(s.node.cfg.PingInterval / time.Second),
+	}}))
+	return nil
+}
+
+// armExpiryLocked (re)starts the token expiry timer and returns the seconds
+// left. Called with s.mu held.
+func (s *Session) armExpiryLocked() int64 {
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	if s.claims == nil || s.claims.ExpiresAt().IsZero() {
+		return 0
+	}
+	left := time.Until(s.claims.ExpiresAt())
+	s.expiry = time.AfterFunc(left, func() { s.Disconnect(protocol.DisconnectTokenExpired) })
+	return int64(left.Round(time.Second) / time.Second)
+}
+
+func (s *Session) refresh(cmd *Command) (any, error) {
+	claims, err := s.node.verifyToken(cmd.Token)
+	if err != nil {
+		if errors.Is(err, auth.ErrTokenExpired) {
+			return nil, protocol.ErrTokenExpired
+		}
+		return nil, protocol.ErrBadToken
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if claims.User() != s.user {
+		return nil, errUserChanged
+	}
+	s.claims = claims
+	return protocol.RefreshResult{ExpiresIn: s.armExpiryLocked()}, nil
+}
+
+// namespace returns the channel's options or a protocol error.
+func (s *Session) namespace(ch string) (*hub.Namespace, error) {
+	ns, err := s.node.hub.NamespaceOf(ch)
+	if err != nil {
+		return nil, protocol.ErrBadChannel.WithMessage("unknown namespace " + protocol.Namespace(ch))
+	}
+	return ns, nil
+}
+
+// canSubscribe applies the namespace's subscribe rule (or its Authorizer).
+func (s *Session) canSubscribe(ctx context.Context, ns *hub.Namespace, ch string) error {
+	s.mu.Lock()
+	user, claims := s.user, s.claims
+	s.mu.Unlock()
+	if a := s.node.authorizer(ns.Name); a != nil {
+		if user == "" {
+			return protocol.ErrPermissionDenied
+		}
+		return a.CanSubscribe(ctx, user, ch)
+	}
+	if user == "" && !ns.Anonymous {
+		return protocol.ErrPermissionDenied.WithMessage("anonymous connections may not subscribe here")
+	}
+	switch ns.Subscribe {
+	case hub.SubscribeToken:
+		if claims == nil || !claims.CanSubscribe(ch) {
+			return protocol.ErrPermissionDenied.WithMessage("token does not grant this channel")
+		}
+	case hub.SubscribeUser:
+		owner := ch[len(ns.Name)+1:]
+		if i := indexByte(owner, '#'); i >= 0 {
+			owner = owner[:i]
+		}
+		if user == "" || owner != user {
+			return protocol.ErrPermissionDenied.WithMessage("personal channel of another user")
+		}
+	}
+	return nil
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Session) subscribe(ctx context.Context, cmd *Command) error {
+	ns, err := s.namespace(cmd.Channel)
+	if err != nil {
+		return err
+	}
+	if err := s.canSubscribe(ctx, ns, cmd.Channel); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if _, dup := s.subs[cmd.Channel]; dup {
+		s.mu.Unlock()
+		return protocol.ErrAlreadySubscribed
+	}
+	if len(s.subs) >= s.node.cfg.MaxSubscriptions {
+		s.mu.Unlock()
+		return protocol.ErrTooManySubs
+	}
+	if s.subs == nil {
+		s.subs = map[string]struct{}{}
+	}
+	s.subs[cmd.Channel] = struct{}{}
+	s.mu.Unlock()
+	opts := hub.SubscribeOptions{Recover: cmd.Recover, Since: hub.Position{Epoch: cmd.Epoch, Offset: cmd.Offset}}
+	err = s.node.hub.Subscribe(ctx, cmd.Channel, s, opts, func(res protocol.SubscribeResult) {
+		s.Send(protocol.EncodeReply(protocol.Reply{ID: cmd.ID, Result: res}))
+	})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.subs, cmd.Channel)
+		s.mu.Unlock()
+		if errors.Is(err, hub.ErrAlreadySubscribed) {
+			return protocol.ErrAlreadySubscribed
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Session) unsubscribe(cmd *Command) (any, error) {
+	s.mu.Lock()
+	_, ok := s.subs[cmd.Channel]
+	delete(s.subs, cmd.Channel)
+	s.mu.Unlock()
+	if !ok {
+		return nil, protocol.ErrNotSubscribed
+	}
+	s.node.hub.Unsubscribe(cmd.Channel, s)
+	return struct{}{}, nil
+}
+
+// Unsubscribe removes the session from channel on the server's initiative and
+// tells the client why. It reports whether the session was subscribed.
+func (s *Session) Unsubscribe(channel string, code int, reason string) bool {
+	s.mu.Lock()
+	_, ok := s.subs[channel]
+	delete(s.subs, channel)
+	s.mu.Unlock()
+	if ok && s.node.hub.Unsubscribe(channel, s) {
+		s.Send(protocol.EncodeUnsubscribe(channel, code, reason))
+		return true
+	}
+	return false
+}
+
+func (s *Session) publish(ctx context.Context, cmd *Command) (any, error) {
+	ns, err := s.namespace(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if max := s.node.maxDataSize(ns); len(cmd.Data) > max {
+		return nil, protocol.ErrMessageTooLarge
+	}
+	if !json.Valid(cmd.Data) {
+		return nil, protocol.ErrBadData
+	}
+	s.mu.Lock()
+	user, claims := s.user, s.claims
+	_, subscribed := s.subs[cmd.Channel]
+	s.mu.Unlock()
+	granted := claims != nil && claims.CanPublish(cmd.Channel)
+	if a := s.node.authorizer(ns.Name); a != nil && !granted {
+		if user == "" {
+			return nil, protocol.ErrPermissionDenied
+		}
+		if err := a.CanPublish(ctx, user, cmd.Channel); err != nil {
+			return nil, err
+		}
+	} else if !granted && (ns.ServerOnlyPublish() || !subscribed) {
+		if ns.ServerOnlyPublish() {
+			return nil, protocol.ErrPermissionDenied.WithMessage("only the server publishes here")
+		}
+		return nil, protocol.ErrPermissionDenied.WithMessage("subscribe before publishing")
+	}
+	pos, err := s.node.hub.Publish(ctx, cmd.Channel, cmd.Data, user)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.PublishResult{Epoch: pos.Epoch, Offset: pos.Offset}, nil
+}
+
+func (s *Session) history(ctx context.Context, cmd *Command) (any, error) {
+	ns, err := s.namespace(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if !s.node.hub.KeepsHistory(ns) {
+		return nil, protocol.ErrUnavailable.WithMessage("channel keeps no history")
+	}
+	if err := s.canSubscribe(ctx, ns, cmd.Channel); err != nil {
+		return nil, err
+	}
+	var since *hub.Position
+	if cmd.Epoch != "" {
+		since = &hub.Position{Epoch: cmd.Epoch, Offset: cmd.Offset}
+	}
+	limit := cmd.Limit
+	if limit == 0 || limit > s.node.cfg.MaxHistoryLimit {
+		limit = s.node.cfg.MaxHistoryLimit
+	}
+	pubs, top, ok, err := s.node.hub.History(ctx, cmd.Channel, limit, since)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, protocol.ErrUnavailable.WithMessage("position cannot be recovered; reload")
+	}
+	if pubs == nil {
+		pubs = []protocol.Publication{}
+	}
+	return protocol.HistoryResult{Epoch: top.Epoch, Offset: top.Offset, Publications: pubs}, nil
+}
+
+func (s *Session) presence(ctx context.Context, cmd *Command) (any, error) {
+	ns, err := s.namespace(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if !ns.Presence {
+		return nil, protocol.ErrUnavailable.WithMessage("channel has no presence")
+	}
+	if err := s.canSubscribe(ctx, ns, cmd.Channel); err != nil {
+		return nil, err
+	}
+	return protocol.PresenceResult{Clients: s.node.hub.Presence(cmd.Channel)}, nil
+}
+
+// Closed tells the session its connection is gone: it leaves every channel
+// and the node. The transport calls it once its reader has stopped; further
+// calls do nothing.
+func (s *Session) Closed(d protocol.Disconnect) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	if s.connectWait != nil {
+		s.connectWait.Stop()
+	}
+	s.mu.Unlock()
+	for ch := range subs {
+		s.node.hub.Unsubscribe(ch, s)
+	}
+	s.q.disable()
+	s.node.remove(s, d)
+}

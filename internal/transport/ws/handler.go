@@ -1,0 +1,131 @@
+package ws
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/transport"
+)
+
+// Options configures the WebSocket endpoint. Zero values take the defaults
+// listed with each field.
+type Options struct {
+	MaxMessageSize int           // bytes per inbound message, after inflating; default 64 KiB
+	IdleTimeout    time.Duration // no frame at all for this long closes the connection; default 2× ping interval
+	WriteTimeout   time.Duration // one write may block this long; default 10s
+	CloseTimeout   time.Duration // how long a closing handshake may take; default 2s
+	Compression    bool          // accept permessage-deflate offers
+	CompressMin    int           // frames shorter than this are sent uncompressed; default 128 bytes
+	Origins        transport.OriginPolicy
+	Logger         *slog.Logger
+
+	// handle processes a complete message; nil = text messages go to
+	// Peer.Handle and binary ones are refused (sori.v1 is a text protocol).
+	handle func(p Peer, op byte, data []byte) *protocol.Disconnect
+}
+
+func (o *Options) setDefaults(pingInterval time.Duration) {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 64 << 10
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * pingInterval
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 2 * time.Second
+	}
+	if o.CompressMin <= 0 {
+		o.CompressMin = 128
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.handle == nil {
+		o.handle = handleProtocol
+	}
+}
+
+func handleProtocol(p Peer, op byte, data []byte) *protocol.Disconnect {
+	if op != opText {
+		return &protocol.DisconnectUnsupportedData
+	}
+	return p.Handle(data)
+}
+
+// Handler serves the WebSocket endpoint for a session node.
+type Handler struct {
+	node     *session.Node
+	opts     Options
+	upgrader ws.HTTPUpgrader
+}
+
+// NewHandler returns the http.Handler of the /ws endpoint.
+func NewHandler(node *session.Node, opts Options) *Handler {
+	opts.setDefaults(node.Config().PingInterval)
+	h := &Handler{node: node, opts: opts}
+	h.upgrader = ws.HTTPUpgrader{
+		Timeout:  opts.WriteTimeout,
+		Protocol: func(p string) bool { return p == protocol.Subprotocol },
+	}
+	if opts.Compression {
+		h.upgrader.Negotiate = negotiateDeflate
+	}
+	return h
+}
+
+// ServeHTTP upgrades the request and runs the connection until it ends. A
+// refused upgrade gets a plain HTTP status: 403 for a foreign Origin, 400
+// (from the upgrader) for a malformed handshake.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.opts.Origins.Check(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this endpoint speaks WebSocket (RFC 6455) only", http.StatusBadRequest)
+		return
+	}
+	nc, rw, hs, err := h.upgrader.Upgrade(r, w)
+	if err != nil {
+		if nc != nil {
+			_ = nc.Close()
+		}
+		h.opts.Logger.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := &conn{nc: nc, opts: &h.opts}
+	if rw != nil && rw.Reader.Buffered() > 0 {
+		c.br = rw.Reader
+	}
+	for _, e := range hs.Extensions {
+		if string(e.Name) == "permessage-deflate" {
+			c.deflate = true
+		}
+	}
+	sess, err := h.node.Accept(c, transport.ClientIP(r))
+	if err != nil {
+		d, ok := err.(protocol.Disconnect)
+		if !ok {
+			d = protocol.DisconnectInternal
+		}
+		body := closeBody(d.Code, d.Reason)
+		_ = nc.SetWriteDeadline(time.Now().Add(h.opts.CloseTimeout))
+		_, _ = nc.Write(append(appendHeader(nil, opClose, false, len(body)), body...))
+		_ = nc.Close()
+		return
+	}
+	c.peer = sess
+	// The handler's goroutine becomes the reader; net/http no longer owns
+	// the hijacked connection.
+	c.readLoop()
+}
