@@ -36,6 +36,9 @@ var (
 	ErrBadToken          = &Error{113, "invalid token"}
 	ErrBadData           = &Error{114, "data must be valid JSON"}
 	ErrUnavailable       = &Error{115, "feature not enabled for this channel"}
+	ErrUnknownMethod     = &Error{116, "unknown rpc method"}
+	ErrNotFound          = &Error{117, "not found"}
+	ErrConflict          = &Error{118, "conflict"}
 )
 
 // Disconnect is a numbered reason for closing a connection. On WebSocket the

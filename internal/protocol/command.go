@@ -17,6 +17,7 @@ const (
 	OpPresence    = "presence"
 	OpPing        = "ping"
 	OpRefresh     = "refresh"
+	OpRPC         = "rpc" // a call to a server module (calls signaling, chat actions)
 )
 
 // Command is one client command. The fields used depend on Op; unknown JSON
@@ -40,8 +41,11 @@ type Command struct {
 	// history
 	Limit int `json:"limit,omitempty"`
 
-	// publish
+	// publish, rpc
 	Data json.RawMessage `json:"data,omitempty"`
+
+	// rpc: the module method, such as "call.join"
+	Method string `json:"method,omitempty"`
 }
 
 // MaxChannelLength bounds a channel name in bytes.
@@ -109,6 +113,13 @@ func (c *Command) Validate() *Error {
 		}
 		if len(c.Data) == 0 {
 			return ErrBadData.WithMessage("publish needs data")
+		}
+	case OpRPC:
+		if c.Method == "" || len(c.Method) > 64 {
+			return ErrBadRequest.WithMessage("rpc needs a method of 1-64 bytes")
+		}
+		if len(c.Data) > 0 && !json.Valid(c.Data) {
+			return ErrBadData
 		}
 	case "":
 		return ErrBadRequest.WithMessage("command needs an op")

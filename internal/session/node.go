@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -96,6 +97,7 @@ type Node struct {
 
 	authMu      sync.RWMutex
 	authorizers map[string]Authorizer
+	rpcs        map[string]RPCHandler
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -124,6 +126,7 @@ func NewNode(cfg Config, h *hub.Hub, verifier *auth.Verifier, m Metrics, log *sl
 		cfg: cfg, hub: h, verifier: verifier, metrics: m, log: log,
 		prefix:      base64.RawURLEncoding.EncodeToString(p[:]),
 		authorizers: map[string]Authorizer{},
+		rpcs:        map[string]RPCHandler{},
 		sessions:    map[*Session]struct{}{},
 		byUser:      map[string]map[*Session]struct{}{},
 		perIP:       map[string]int{},
@@ -145,6 +148,24 @@ func (n *Node) SetAuthorizer(namespace string, a Authorizer) {
 	n.authMu.Lock()
 	n.authorizers[namespace] = a
 	n.authMu.Unlock()
+}
+
+// RPCHandler serves one rpc method for connected sessions. data is the
+// command's raw JSON data (may be empty). The result is JSON-encoded into the
+// reply; an error should be a *protocol.Error (others become ErrInternal).
+type RPCHandler func(ctx context.Context, s *Session, data json.RawMessage) (any, error)
+
+// HandleRPC registers h for method. Register before serving.
+func (n *Node) HandleRPC(method string, h RPCHandler) {
+	n.authMu.Lock()
+	n.rpcs[method] = h
+	n.authMu.Unlock()
+}
+
+func (n *Node) rpc(method string) RPCHandler {
+	n.authMu.RLock()
+	defer n.authMu.RUnlock()
+	return n.rpcs[method]
 }
 
 func (n *Node) authorizer(ns string) Authorizer {

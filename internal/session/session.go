@@ -225,6 +225,13 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 		}
 	case protocol.OpPing:
 		result = struct{}{}
+	case protocol.OpRPC:
+		h := s.node.rpc(cmd.Method)
+		if h == nil {
+			err = protocol.ErrUnknownMethod.WithMessage("unknown rpc method " + cmd.Method)
+			break
+		}
+		result, err = h(ctx, s, cmd.Data)
 	}
 	s.reply(cmd.ID, result, err)
 	return nil
@@ -232,6 +239,9 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 
 func (s *Session) reply(id uint64, result any, err error) {
 	if err == nil {
+		if result == nil {
+			result = struct{}{}
+		}
 		s.Send(protocol.EncodeReply(protocol.Reply{ID: id, Result: result}))
 		return
 	}
