@@ -45,9 +45,9 @@ func TestClassify(t *testing.T) {
 		{"192.0.0.8", ClassReserved},
 		{"198.18.0.1", ClassReserved},
 		{"2001:db8::1", ClassReserved},
-		{"2002:7f00:1::", Class6to4},   // 6to4 wrapping 127.0.0.1
+		{"2002:7f00:1::", Class6to4},     // 6to4 wrapping 127.0.0.1
 		{"2002:0808:0808::1", Class6to4}, // even a public IPv4 inside 6to4
-		{"64:ff9b::7f00:1", ClassNAT64},   // NAT64 of 127.0.0.1
+		{"64:ff9b::7f00:1", ClassNAT64},  // NAT64 of 127.0.0.1
 		{"64:ff9b::808:808", ClassNAT64},
 		{"64:ff9b:1::a00:1", ClassNAT64},
 		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", ClassTeredo},
