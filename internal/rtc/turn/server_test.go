@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,14 +58,11 @@ func (m *countingMetrics) peerCount(c string) int { m.mu.Lock(); defer m.mu.Unlo
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		// Not t.Log: pion's allocation goroutines may log while they wind down after Close.
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 // startServer runs a Server on loopback with random ports, relaying on 127.0.0.1.
 func startServer(t *testing.T, mutate func(*Config)) (*Server, *testClock, *countingMetrics) {
