@@ -211,10 +211,13 @@ func (c *conn) serve() protocol.Disconnect {
 		msgOp      byte
 		compressed bool
 		inMessage  bool
+		unread     int64 // payload bytes of the current frame not read yet
 	)
 	fail := func(d protocol.Disconnect) protocol.Disconnect {
 		c.Close(d)
-		c.drainUntilClose()
+		// Skip the rest of the refused frame: parsing its payload as frames
+		// would end in a reset that can destroy our close frame in flight.
+		c.drainUntilClose(unread)
 		return d
 	}
 	for {
@@ -225,8 +228,13 @@ func (c *conn) serve() protocol.Disconnect {
 			if errors.Is(err, errReservedLength) {
 				return fail(disconnectProtocolError)
 			}
-			return abnormal(err)
+			d := abnormal(err)
+			if d.Code == protocol.DisconnectNoPong.Code && c.closing.Load() == nil {
+				return fail(d) // a silent peer that is still there learns why
+			}
+			return d
 		}
+		unread = h.length
 		// RFC 6455 §5.1: a server must close on an unmasked client frame.
 		if !h.masked || h.rsv23 || (h.rsv1 && (!c.deflate || h.op == opContinuation || h.op >= opClose)) {
 			return fail(disconnectProtocolError)
@@ -246,6 +254,7 @@ func (c *conn) serve() protocol.Disconnect {
 		if _, err := io.ReadFull(c, payload); err != nil {
 			return abnormal(err)
 		}
+		unread = 0
 		unmask(payload, h.mask)
 
 		switch h.op {
@@ -344,10 +353,14 @@ func (c *conn) sendCloseDirect(d protocol.Disconnect) {
 }
 
 // drainUntilClose reads (and discards) frames after we sent a close, until the
-// peer's close frame, an error, or the close timeout.
-func (c *conn) drainUntilClose() {
+// peer's close frame, an error, or the close timeout. skip is what is left of
+// the payload of the frame being read.
+func (c *conn) drainUntilClose(skip int64) {
 	deadline := time.Now().Add(c.opts.CloseTimeout)
 	_ = c.nc.SetReadDeadline(deadline)
+	if _, err := io.CopyN(io.Discard, c, skip); err != nil {
+		return
+	}
 	var h header
 	for {
 		if err := readHeader(c, c.scratch[:], &h); err != nil {
