@@ -1,0 +1,21 @@
+package store
+
+import "errors"
+
+// Sentinel errors. Implementations wrap them (test with errors.Is) and use
+// them consistently: a missing row is ErrNotFound, a unique violation (a taken
+// username or room name, a member added twice, a reaction given twice, an edit
+// of a deleted message) is ErrConflict.
+var (
+	// ErrNotFound means the user, session, room, member, message or file does
+	// not exist, or a row it refers to does not.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means the change would break a uniqueness rule or the
+	// current state forbids it.
+	ErrConflict = errors.New("store: conflict")
+	// ErrInvalid means an argument the store cannot act on, such as an
+	// unknown event kind or role.
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrClosed means the Store was closed.
+	ErrClosed = errors.New("store: closed")
+)

@@ -1,0 +1,177 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sori-dev/sori/internal/store"
+	"github.com/sori-dev/sori/internal/store/storetest"
+)
+
+func openTemp(t *testing.T) store.Store {
+	t.Helper()
+	return openAt(t, filepath.Join(t.TempDir(), DefaultFileName), Options{})
+}
+
+func openAt(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func reopen(t *testing.T, s store.Store) store.Store {
+	t.Helper()
+	path := s.(*Store).Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openAt(t, path, Options{})
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{Open: openTemp, Reopen: reopen})
+}
+
+// The suite again with one transaction per event, the benchmark baseline.
+func TestConformanceNoBatching(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store {
+			return openAt(t, filepath.Join(t.TempDir(), DefaultFileName), Options{MaxBatch: 1})
+		},
+	})
+}
+
+func TestPragmas(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), DefaultFileName), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	for _, db := range []struct {
+		name string
+		q    querier
+	}{{"writer", s.w}, {"reader", s.r}} {
+		var mode string
+		var fk, sync, busy int
+		if err := db.q.QueryRowContext(ctx, `SELECT (SELECT * FROM pragma_journal_mode), (SELECT * FROM pragma_foreign_keys),
+			(SELECT * FROM pragma_synchronous), (SELECT * FROM pragma_busy_timeout)`).Scan(&mode, &fk, &sync, &busy); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || fk != 1 || sync != 1 || busy != 5000 {
+			t.Errorf("%s: journal_mode=%s foreign_keys=%d synchronous=%d busy_timeout=%d", db.name, mode, fk, sync, busy)
+		}
+	}
+	if _, err := s.r.ExecContext(ctx, `DELETE FROM users`); err == nil {
+		t.Error("the read pool accepted a write")
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DefaultFileName)
+	s := openAt(t, path, Options{})
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := s.r.QueryRow(`SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil || v != len(ms) {
+		t.Fatalf("schema version = %d (%v), want %d", v, err, len(ms))
+	}
+	// A database from a newer binary is refused rather than misread.
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)`, len(ms)+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s2, err := Open(context.Background(), path, Options{}); err == nil {
+		s2.Close()
+		t.Fatal("opened a database with a newer schema")
+	}
+}
+
+// A batch that fails as a whole fails every caller in it and uses no seq.
+func TestFailedBatchAssignsNoSeq(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), DefaultFileName), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, store.User{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room, err := s.CreateRoom(ctx, store.Room{Name: "r", Kind: store.RoomPublic, CreatedBy: u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := store.Event{Kind: store.EventMessage, UserID: u.ID, Body: "x"}
+	if _, err := s.AppendEvent(ctx, room.ID, msg); err != nil {
+		t.Fatal(err)
+	}
+
+	// Hold the writer connection so that the next appends queue up and
+	// commit as one batch, which the hook then fails.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("disk on fire")
+	var batches int
+	s.failNextBatch = func() error {
+		batches++
+		if batches == 1 {
+			return boom
+		}
+		return nil
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { _, errs[i] = s.AppendEvent(ctx, room.ID, msg) })
+	}
+	// Let the callers queue up behind the held connection. However many make
+	// it into the first batch, all of them must fail and none take a seq.
+	time.Sleep(50 * time.Millisecond)
+	conn.Close()
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			if !errors.Is(err, boom) {
+				t.Fatalf("failed append: %v, want the batch's error", err)
+			}
+			failed++
+		}
+	}
+	t.Logf("%d of %d appends were in the failed batch", failed, n)
+	if failed == 0 {
+		t.Fatal("no append failed")
+	}
+	s.failNextBatch = nil
+	pos, err := s.RoomPosition(ctx, room.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(1 + n - failed); pos.Seq != want {
+		t.Fatalf("position after a failed batch = %d, want %d", pos.Seq, want)
+	}
+	ev, err := s.AppendEvent(ctx, room.ID, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Seq != pos.Seq+1 {
+		t.Fatalf("seq after a failed batch = %d, want %d", ev.Seq, pos.Seq+1)
+	}
+	evs, err := s.EventsAfter(ctx, room.ID, 0, store.MaxLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("log has a gap at %d: %+v", i, e)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store is Sori's durable chat storage. Every method is safe for concurrent
+// use, takes a context that bounds its wait, and either makes its whole change
+// or none of it. Errors wrap ErrNotFound, ErrConflict, ErrInvalid or ErrClosed
+// where those apply. Validating names, bodies and permissions is the caller's
+// job; the store only keeps its own invariants (uniqueness, references,
+// gap-free sequences).
+type Store interface {
+	// CreateUser inserts u and returns it with ID and CreatedAt set;
+	// ErrConflict if the username is taken (case-insensitively).
+	CreateUser(ctx context.Context, u User) (User, error)
+	// GetUser returns the user with id.
+	GetUser(ctx context.Context, id int64) (User, error)
+	// GetUserByName returns the user whose name folds to the same key as name.
+	GetUserByName(ctx context.Context, name string) (User, error)
+	// ListUsers returns every user in id order.
+	ListUsers(ctx context.Context) ([]User, error)
+	// SetPasswordHash replaces a user's password hash.
+	SetPasswordHash(ctx context.Context, userID int64, hash string) error
+
+	// CreateSession stores a session or API token under TokenID(token) and
+	// returns it with ID (and CreatedAt, when zero) set; ErrNotFound if the
+	// user does not exist, ErrConflict if the token is already stored.
+	CreateSession(ctx context.Context, token string, s Session) (Session, error)
+	// GetSession returns the session of token; ErrNotFound if it does not
+	// exist or has expired.
+	GetSession(ctx context.Context, token string) (Session, error)
+	// ListSessions returns a user's sessions and tokens, newest first.
+	ListSessions(ctx context.Context, userID int64) ([]Session, error)
+	// DeleteSession removes the session with the given ID (TokenID of its
+	// token), as at logout or token revocation.
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions removes all of a user's sessions and tokens, as
+	// after a password reset.
+	DeleteUserSessions(ctx context.Context, userID int64) error
+	// DeleteExpiredSessions removes sessions that expired at or before now
+	// and returns how many.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+
+	// CreateRoom creates a public or private room and makes r.CreatedBy its
+	// owner in the same transaction. It returns the room with ID, Epoch and
+	// CreatedAt set; ErrConflict if the name is taken, ErrInvalid for a direct
+	// room (use GetOrCreateDirectRoom).
+	CreateRoom(ctx context.Context, r Room) (Room, error)
+	// GetOrCreateDirectRoom returns the direct room of users a and b, in
+	// either order, creating it (with both as members) if needed; created
+	// reports whether it did.
+	GetOrCreateDirectRoom(ctx context.Context, a, b int64) (r Room, created bool, err error)
+	// GetRoom returns the room with id.
+	GetRoom(ctx context.Context, id int64) (Room, error)
+	// GetRoomByName returns the room whose name folds to the same key as name.
+	GetRoomByName(ctx context.Context, name string) (Room, error)
+	// ListPublicRooms returns the public rooms in name order.
+	ListPublicRooms(ctx context.Context) ([]Room, error)
+	// ListUserRooms returns the rooms userID is a member of, with unread
+	// counts, most recently active first.
+	ListUserRooms(ctx context.Context, userID int64) ([]RoomSummary, error)
+	// SetTopic replaces a room's topic.
+	SetTopic(ctx context.Context, roomID int64, topic string) error
+
+	// AddMember adds userID to a room with role; ErrConflict if already a
+	// member, ErrNotFound if the room or user does not exist.
+	AddMember(ctx context.Context, roomID, userID int64, role Role) (Member, error)
+	// RemoveMember removes userID from a room.
+	RemoveMember(ctx context.Context, roomID, userID int64) error
+	// GetMember returns userID's membership of a room.
+	GetMember(ctx context.Context, roomID, userID int64) (Member, error)
+	// ListMembers returns a room's members in join order.
+	ListMembers(ctx context.Context, roomID int64) ([]Member, error)
+	// SetRole changes a member's role.
+	SetRole(ctx context.Context, roomID, userID int64, role Role) error
+	// SetLastRead moves a member's read receipt forward to seq (never back,
+	// never past the room's last seq) and returns the resulting value.
+	SetLastRead(ctx context.Context, roomID, userID int64, seq uint64) (uint64, error)
+
+	// AppendEvent appends ev to the room's log, applies it to the messages
+	// it concerns, and returns it with RoomID, Seq and CreatedAt set. It
+	// returns only once the event is committed; concurrent calls are
+	// committed together (group commit) and get seqs in commit order. If ctx
+	// ends first it returns ctx's error, and the event may or may not have
+	// been committed. Edits, deletes and reactions of a message that does not
+	// exist are ErrNotFound; of a deleted message, ErrConflict; a reaction
+	// given twice is ErrConflict. A rejected event takes no seq.
+	AppendEvent(ctx context.Context, roomID int64, ev Event) (Event, error)
+	// EventsAfter returns up to limit events with seq > after, oldest first:
+	// what a resuming client missed.
+	EventsAfter(ctx context.Context, roomID int64, after uint64, limit int) ([]Event, error)
+	// LatestEvents returns the newest limit events, oldest first.
+	LatestEvents(ctx context.Context, roomID int64, limit int) ([]Event, error)
+	// RoomPosition returns the room's epoch and latest seq.
+	RoomPosition(ctx context.Context, roomID int64) (Position, error)
+
+	// GetMessage returns the message whose message event has seq.
+	GetMessage(ctx context.Context, roomID int64, seq uint64) (Message, error)
+	// MessagesBefore returns up to limit messages with seq < before, newest
+	// first; before == 0 starts from the newest message.
+	MessagesBefore(ctx context.Context, roomID int64, before uint64, limit int) ([]Message, error)
+	// MessagesAfter returns up to limit messages with seq > after, oldest
+	// first.
+	MessagesAfter(ctx context.Context, roomID int64, after uint64, limit int) ([]Message, error)
+	// SearchMessages returns up to limit live messages in roomIDs that match
+	// every word of query, newest first. Query is plain user text: it has no
+	// operator syntax, except that a word ending in '*' matches as a prefix.
+	SearchMessages(ctx context.Context, roomIDs []int64, query string, limit int) ([]Message, error)
+
+	// CreateFile stores file metadata and returns it with ID (when empty)
+	// and CreatedAt set; ErrNotFound if the room or uploader does not exist.
+	CreateFile(ctx context.Context, f File) (File, error)
+	// GetFile returns the file with id.
+	GetFile(ctx context.Context, id string) (File, error)
+	// ListFiles returns a room's files, newest first.
+	ListFiles(ctx context.Context, roomID int64) ([]File, error)
+
+	// Close waits for pending appends to commit, stops the writer and
+	// releases the database. Later calls fail with ErrClosed. It is safe to
+	// call more than once.
+	Close() error
+}

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Times are kept with microsecond precision (what PostgreSQL keeps) and are
+// returned in UTC.
+
+// User is an account. PasswordHash is opaque to the store: hashing and
+// verification belong to the auth layer.
+type User struct {
+	ID           int64
+	Username     string // unique, compared case-insensitively (see FoldName)
+	PasswordHash string
+	IsAdmin      bool
+	CreatedAt    time.Time
+}
+
+// SessionKind tells a browser session from an API bearer token.
+type SessionKind string
+
+// Session kinds.
+const (
+	SessionWeb SessionKind = "web" // cookie session of the web app; has a CSRF token
+	SessionAPI SessionKind = "api" // bearer token for the REST API and the SDK
+)
+
+// Session is a login session or an API token. The store never keeps the
+// token itself, only its SHA-256: ID is that digest in hex, safe to show and
+// to use for revocation.
+type Session struct {
+	ID        string // TokenID of the token; set by the store
+	Kind      SessionKind
+	UserID    int64
+	Label     string // free text for API tokens ("ci deploy"); may be empty
+	CSRFToken string
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero = never expires
+}
+
+// TokenID returns the identifier under which a session token is stored: the
+// hex SHA-256 of the token. Every implementation must use it, so that a token
+// minted by one node works on another.
+func TokenID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// FoldName is the case-insensitive key of a username or room name; two names
+// with the same key cannot both exist.
+func FoldName(name string) string { return strings.ToLower(name) }
+
+// RoomKind is the visibility of a room.
+type RoomKind string
+
+// Room kinds.
+const (
+	RoomPublic  RoomKind = "public"  // anyone may find and join it
+	RoomPrivate RoomKind = "private" // members only, joined by invitation
+	RoomDirect  RoomKind = "direct"  // exactly two users; one per pair
+)
+
+// Valid reports whether k is a known room kind.
+func (k RoomKind) Valid() bool { return k == RoomPublic || k == RoomPrivate || k == RoomDirect }
+
+// Role is a member's rank in a room.
+type Role string
+
+// Roles, highest first.
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return r == RoleOwner || r == RoleAdmin || r == RoleMember }
+
+// Room is a chat room. Its Epoch is random, fixed at creation: a client that
+// resumes with an offset from another epoch (say, after the database was
+// reset) must reload instead of trusting the offset.
+type Room struct {
+	ID        int64
+	Name      string // slug, unique case-insensitively; generated for direct rooms
+	Title     string
+	Topic     string
+	Kind      RoomKind
+	CreatedBy int64
+	CreatedAt time.Time
+	Epoch     string
+	LastSeq   uint64 // seq of the newest event; 0 when the log is empty
+}
+
+// Member is a user's membership of a room.
+type Member struct {
+	RoomID      int64
+	UserID      int64
+	Role        Role
+	JoinedAt    time.Time
+	LastReadSeq uint64 // read receipt: the newest seq the user has seen
+}
+
+// RoomSummary is a room as seen by one of its members.
+type RoomSummary struct {
+	Room
+	Role        Role
+	LastReadSeq uint64
+	// Unread counts the room's live messages after LastReadSeq that were not
+	// written by this member.
+	Unread int64
+}
+
+// Position is the head of a room's event log: the channel offset a client
+// resumes from.
+type Position struct {
+	Epoch string
+	Seq   uint64
+}
+
+// EventKind is what an event in a room's log does.
+type EventKind string
+
+// Event kinds.
+const (
+	EventMessage        EventKind = "message"         // a new message; its seq is the message's id
+	EventEdit           EventKind = "edit"            // replaces Target's body with Body
+	EventDelete         EventKind = "delete"          // tombstones Target
+	EventReactionAdd    EventKind = "reaction_add"    // UserID reacts to Target with Emoji
+	EventReactionRemove EventKind = "reaction_remove" // UserID withdraws Emoji from Target
+)
+
+// Valid reports whether k is a known event kind.
+func (k EventKind) Valid() bool {
+	switch k {
+	case EventMessage, EventEdit, EventDelete, EventReactionAdd, EventReactionRemove:
+		return true
+	}
+	return false
+}
+
+// Event is one entry of a room's append-only log. Seq is per room, starts at
+// 1 and has no gaps. Deleting a message scrubs the Body of that message's
+// earlier message and edit events, so a deleted text cannot be replayed.
+type Event struct {
+	RoomID    int64
+	Seq       uint64 // assigned by the store
+	Kind      EventKind
+	UserID    int64     // author or actor
+	Body      string    // message, edit
+	ReplyTo   uint64    // message: seq of the message replied to, 0 = none
+	Target    uint64    // edit, delete, reaction_*: seq of the message acted on
+	Emoji     string    // reaction_*
+	CreatedAt time.Time // set by the store when zero
+}
+
+// Reaction is one emoji on a message and who gave it, in user id order.
+type Reaction struct {
+	Emoji   string
+	UserIDs []int64
+}
+
+// Message is the current state of a message, materialized from the log in
+// the same transaction as each event.
+type Message struct {
+	RoomID    int64
+	Seq       uint64 // seq of the message event: the message's id within its room
+	AuthorID  int64
+	Body      string // empty when Deleted
+	ReplyTo   uint64
+	CreatedAt time.Time
+	EditedAt  time.Time // zero if never edited
+	Deleted   bool
+	Reactions []Reaction // ordered by emoji; nil when none
+}
+
+// File is the metadata of an uploaded file. The bytes live on disk under
+// Path, relative to the data dir, and are handled by the caller.
+type File struct {
+	ID          string // random; generated by the store when empty
+	RoomID      int64
+	UploaderID  int64
+	Name        string // original file name
+	ContentType string
+	Size        int64
+	SHA256      string // hex
+	Path        string
+	CreatedAt   time.Time
+}
+
+// Limits of list and read methods: a limit <= 0 means DefaultLimit, and no
+// call returns more than MaxLimit rows.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// ClampLimit applies DefaultLimit and MaxLimit to a caller's limit.
+func ClampLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultLimit
+	case limit > MaxLimit:
+		return MaxLimit
+	}
+	return limit
+}
