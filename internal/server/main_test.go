@@ -43,6 +43,12 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	cfg.DataDir = t.TempDir()
 	cfg.APIKeys = []string{"test-api-key"}
 	cfg.TokenSecret = strings.Repeat("s", 32)
+	// Test namespaces of their own, so that tests of the core do not depend
+	// on what modules (chat) do with the default ones.
+	cfg.Namespaces = append(cfg.Namespaces,
+		config.Namespace{Name: "room", HistorySize: 200, HistoryTTL: config.Duration(time.Hour), Presence: true, JoinLeave: true, Subscribe: "token"},
+		config.Namespace{Name: "small", HistorySize: 5, HistoryTTL: config.Duration(time.Hour)},
+	)
 	if mutate != nil {
 		mutate(&cfg)
 	}
