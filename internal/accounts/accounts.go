@@ -1,0 +1,320 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/store"
+)
+
+// Config configures a Service. Store and Hasher are required.
+type Config struct {
+	Store  store.Store
+	Hasher *Hasher
+	// Verifier checks externally minted JWTs presented as bearer tokens and
+	// mints connection tokens for logged-in users; nil disables both.
+	Verifier     *auth.Verifier
+	SessionTTL   time.Duration // browser sessions; 0 = 14 days
+	ConnTokenTTL time.Duration // minted connection tokens; 0 = 1 hour
+	// ClosedSignup refuses self-service sign-up; users are then created with
+	// `sori user add` only.
+	ClosedSignup bool
+	Now          func() time.Time // nil = time.Now
+	Log          *slog.Logger     // nil = discard
+}
+
+// Service signs users up and in and tells who is behind a request. It is
+// safe for concurrent use.
+type Service struct {
+	cfg Config
+	st  store.Store
+	h   *Hasher
+	log *slog.Logger
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Hasher == nil {
+		return nil, errors.New("accounts: a store and a hasher are required")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 14 * 24 * time.Hour
+	}
+	if cfg.ConnTokenTTL <= 0 {
+		cfg.ConnTokenTTL = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, st: cfg.Store, h: cfg.Hasher, log: cfg.Log}, nil
+}
+
+// Errors of the account operations, as numbered protocol errors.
+var (
+	// ErrBadCredentials is the one answer for a wrong password and an unknown
+	// username alike, so that it does not reveal which names exist.
+	ErrBadCredentials = protocol.ErrPermissionDenied.WithMessage("wrong username or password")
+	ErrUsernameTaken  = protocol.ErrConflict.WithMessage("username is taken")
+	ErrSignupClosed   = protocol.ErrPermissionDenied.WithMessage("sign-up is closed on this server")
+	ErrNotLoggedIn    = protocol.ErrPermissionDenied.WithMessage("log in first")
+	ErrCSRF           = protocol.ErrPermissionDenied.WithMessage("missing or wrong X-CSRF-Token header")
+)
+
+// CreateUser validates name and password and creates the user; the CLI's
+// `sori user add` and the sign-up endpoint both end here.
+func (s *Service) CreateUser(ctx context.Context, name, password string, admin bool) (store.User, error) {
+	if perr := ValidateUsername(name); perr != nil {
+		return store.User{}, perr
+	}
+	if perr := ValidatePassword(password); perr != nil {
+		return store.User{}, perr
+	}
+	hash, err := s.h.Hash(ctx, password)
+	if err != nil {
+		return store.User{}, err
+	}
+	u, err := s.st.CreateUser(ctx, store.User{Username: name, PasswordHash: hash, IsAdmin: admin})
+	if errors.Is(err, store.ErrConflict) {
+		return store.User{}, ErrUsernameTaken
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("accounts: create user %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// SignUp creates a regular user, unless sign-up is closed.
+func (s *Service) SignUp(ctx context.Context, name, password string) (store.User, error) {
+	if s.cfg.ClosedSignup {
+		return store.User{}, ErrSignupClosed
+	}
+	return s.CreateUser(ctx, name, password, false)
+}
+
+// Login checks a username and password. An unknown username costs the same
+// argon2id work as a known one (a dummy verification), so response times do
+// not tell which usernames exist.
+func (s *Service) Login(ctx context.Context, name, password string) (store.User, error) {
+	if len(password) > MaxPassword || len(name) > MaxUsername {
+		return store.User{}, ErrBadCredentials
+	}
+	u, err := s.st.GetUserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		if err := s.h.VerifyDummy(ctx, password); err != nil {
+			return store.User{}, err
+		}
+		return store.User{}, ErrBadCredentials
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("accounts: look up %s: %w", name, err)
+	}
+	ok, err := s.h.Verify(ctx, u.PasswordHash, password)
+	if err != nil {
+		return store.User{}, fmt.Errorf("accounts: verify password of %s: %w", name, err)
+	}
+	if !ok {
+		return store.User{}, ErrBadCredentials
+	}
+	if s.h.NeedsRehash(u.PasswordHash) {
+		if hash, err := s.h.Hash(ctx, password); err == nil {
+			if err := s.st.SetPasswordHash(ctx, u.ID, hash); err != nil {
+				s.log.Warn("password rehash failed", "user", u.Username, "err", err)
+			}
+		}
+	}
+	return u, nil
+}
+
+// SetPassword replaces a user's password and ends all of the user's sessions
+// and API tokens (a reset must lock out whoever knew the old one).
+func (s *Service) SetPassword(ctx context.Context, userID int64, password string) error {
+	if perr := ValidatePassword(password); perr != nil {
+		return perr
+	}
+	hash, err := s.h.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	if err := s.st.SetPasswordHash(ctx, userID, hash); err != nil {
+		return fmt.Errorf("accounts: set password: %w", err)
+	}
+	if err := s.st.DeleteUserSessions(ctx, userID); err != nil {
+		return fmt.Errorf("accounts: end sessions after password change: %w", err)
+	}
+	return nil
+}
+
+// tokenPrefix marks Sori's opaque session and API tokens, so that a leaked
+// one is recognizable (secret scanners) and never mistaken for a JWT.
+const tokenPrefix = "sori_"
+
+func newSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// StartSession creates a browser session for u and returns its cookie token
+// and the session (with its CSRF token).
+func (s *Service) StartSession(ctx context.Context, u store.User) (string, store.Session, error) {
+	tok := tokenPrefix + newSecret()
+	sess, err := s.st.CreateSession(ctx, tok, store.Session{
+		Kind: store.SessionWeb, UserID: u.ID, CSRFToken: newSecret(), ExpiresAt: s.cfg.Now().Add(s.cfg.SessionTTL),
+	})
+	if err != nil {
+		return "", store.Session{}, fmt.Errorf("accounts: create session: %w", err)
+	}
+	return tok, sess, nil
+}
+
+// MaxTokenLabel bounds an API token's label.
+const MaxTokenLabel = 100
+
+// CreateAPIToken creates a bearer token for u. ttl 0 means it never expires.
+func (s *Service) CreateAPIToken(ctx context.Context, u store.User, label string, ttl time.Duration) (string, store.Session, error) {
+	if perr := validateLabel(label); perr != nil {
+		return "", store.Session{}, perr
+	}
+	if ttl < 0 {
+		return "", store.Session{}, protocol.ErrBadRequest.WithMessage("ttl must not be negative")
+	}
+	sess := store.Session{Kind: store.SessionAPI, UserID: u.ID, Label: label}
+	if ttl > 0 {
+		sess.ExpiresAt = s.cfg.Now().Add(ttl)
+	}
+	tok := tokenPrefix + newSecret()
+	sess, err := s.st.CreateSession(ctx, tok, sess)
+	if err != nil {
+		return "", store.Session{}, fmt.Errorf("accounts: create API token: %w", err)
+	}
+	return tok, sess, nil
+}
+
+func validateLabel(label string) *protocol.Error {
+	if len(label) > MaxTokenLabel {
+		return protocol.ErrBadRequest.WithMessage("label must be at most 100 bytes")
+	}
+	if !validText(label) {
+		return protocol.ErrBadRequest.WithMessage("label must be valid UTF-8 without control characters")
+	}
+	return nil
+}
+
+// ListAPITokens returns u's API tokens (never their secrets).
+func (s *Service) ListAPITokens(ctx context.Context, userID int64) ([]store.Session, error) {
+	all, err := s.st.ListSessions(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: list tokens: %w", err)
+	}
+	out := make([]store.Session, 0, len(all))
+	for _, ss := range all {
+		if ss.Kind == store.SessionAPI {
+			out = append(out, ss)
+		}
+	}
+	return out, nil
+}
+
+// RevokeAPIToken deletes one of userID's API tokens by id; another user's
+// token is reported as not found.
+func (s *Service) RevokeAPIToken(ctx context.Context, userID int64, id string) error {
+	toks, err := s.ListAPITokens(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.ID == id {
+			if err := s.st.DeleteSession(ctx, id); err != nil {
+				return fmt.Errorf("accounts: revoke token: %w", err)
+			}
+			return nil
+		}
+	}
+	return protocol.ErrNotFound.WithMessage("no such token")
+}
+
+// EndSession deletes the session or API token with id (logout).
+func (s *Service) EndSession(ctx context.Context, id string) error {
+	if err := s.st.DeleteSession(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("accounts: end session: %w", err)
+	}
+	return nil
+}
+
+// MintConnectionToken returns a connection token (JWT) for u, for the
+// real-time connection: its subject is the username, and it grants no
+// channels, because the chat service authorizes rooms by membership.
+func (s *Service) MintConnectionToken(u store.User) (string, time.Duration, error) {
+	if s.cfg.Verifier == nil {
+		return "", 0, errors.New("accounts: no token verifier configured")
+	}
+	tok, err := s.cfg.Verifier.Mint(auth.NewClaims(u.Username, s.cfg.ConnTokenTTL, s.cfg.Now()))
+	if err != nil {
+		return "", 0, fmt.Errorf("accounts: mint connection token: %w", err)
+	}
+	return tok, s.cfg.ConnTokenTTL, nil
+}
+
+// UserForSubject returns the chat user named by a verified token subject
+// (a connection token's "sub", or an externally minted JWT's). A subject
+// that is a valid username but has no account yet gets one, without a
+// password: an application that mints tokens for its users with the
+// server's secret or a trusted key vouches for them, which is how Sori is
+// used as the chat back end of an existing application.
+func (s *Service) UserForSubject(ctx context.Context, subject string) (store.User, error) {
+	u, err := s.st.GetUserByName(ctx, subject)
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, fmt.Errorf("accounts: look up %s: %w", subject, err)
+	}
+	if perr := ValidateUsername(subject); perr != nil {
+		return store.User{}, protocol.ErrPermissionDenied.WithMessage("token subject is not a valid chat username")
+	}
+	u, err = s.st.CreateUser(ctx, store.User{Username: subject})
+	if errors.Is(err, store.ErrConflict) { // created concurrently
+		u, err = s.st.GetUserByName(ctx, subject)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("accounts: provision %s: %w", subject, err)
+	}
+	s.log.Info("chat user provisioned from token", "user", u.Username)
+	return u, nil
+}
+
+// Method is how a request proved who it is.
+type Method string
+
+// Authentication methods.
+const (
+	MethodCookie Method = "cookie" // browser session; unsafe methods need the CSRF header
+	MethodToken  Method = "token"  // API bearer token
+	MethodJWT    Method = "jwt"    // connection token or externally minted JWT
+)
+
+// Identity is the authenticated user of a request.
+type Identity struct {
+	User      store.User
+	Method    Method
+	SessionID string // cookie and API token: the store id (TokenID) of the session
+	CSRFToken string // cookie only
+}
+
+func bearer(h string) string {
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}

@@ -1,0 +1,97 @@
+// Package httpx holds the JSON plumbing shared by Sori's REST handlers (chat
+// and accounts): numbered JSON errors in the server API's shape
+// {"error":{"code":N,"message":"…"}}, status mapping and bounded JSON
+// request decoding. It must never import chat, accounts or server.
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// MaxJSONBody bounds a JSON request body.
+const MaxJSONBody = 64 << 10
+
+type errorBody struct {
+	Error *protocol.Error `json:"error"`
+}
+
+// WriteJSON writes v as a JSON response with status. Responses are never
+// cached: they carry per-user data.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes e with the HTTP status that StatusOf picks for it.
+func WriteError(w http.ResponseWriter, e *protocol.Error) {
+	WriteJSON(w, StatusOf(e), errorBody{Error: e})
+}
+
+// WriteErrorStatus writes e with an explicit status (401 for a missing login).
+func WriteErrorStatus(w http.ResponseWriter, status int, e *protocol.Error) {
+	WriteJSON(w, status, errorBody{Error: e})
+}
+
+// StatusOf maps a numbered error to its HTTP status.
+func StatusOf(e *protocol.Error) int {
+	switch e.Code {
+	case protocol.ErrPermissionDenied.Code:
+		return http.StatusForbidden
+	case protocol.ErrNotFound.Code:
+		return http.StatusNotFound
+	case protocol.ErrConflict.Code:
+		return http.StatusConflict
+	case protocol.ErrMessageTooLarge.Code:
+		return http.StatusRequestEntityTooLarge
+	case protocol.ErrRateLimited.Code:
+		return http.StatusTooManyRequests
+	case protocol.ErrBadToken.Code, protocol.ErrTokenExpired.Code:
+		return http.StatusUnauthorized
+	case protocol.ErrUnavailable.Code:
+		return http.StatusServiceUnavailable
+	case protocol.ErrInternal.Code:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// ProtocolError returns the *protocol.Error inside err, or nil.
+func ProtocolError(err error) *protocol.Error {
+	var perr *protocol.Error
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return nil
+}
+
+// DecodeJSON reads r's body (at most MaxJSONBody bytes) into v. The body must
+// be declared as JSON: a cross-site HTML form cannot send that content type
+// without a CORS preflight, which closes the login-CSRF hole of form posts.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) *protocol.Error {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return protocol.ErrBadRequest.WithMessage("Content-Type must be application/json")
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxJSONBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return protocol.ErrMessageTooLarge.WithMessage("request body too large")
+		}
+		return protocol.ErrBadRequest.WithMessage("body must be a JSON object of the documented shape")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return protocol.ErrBadRequest.WithMessage("body must hold exactly one JSON value")
+	}
+	return nil
+}
