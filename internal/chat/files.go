@@ -1,0 +1,140 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/store"
+)
+
+// filesDir is where uploads live, relative to the data dir.
+const filesDir = "files"
+
+// inlineTypes are the only types served for display in the page: raster
+// images a browser cannot execute. Everything else (SVG, HTML, PDF, …) is
+// served as an attachment.
+var inlineTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
+
+// Inline reports whether a file of contentType may be shown inline.
+func Inline(contentType string) bool { return inlineTypes[contentType] }
+
+var errFileTooLarge = protocol.ErrMessageTooLarge.WithMessage("file exceeds the upload size limit")
+
+// MaxFileSize returns the upload limit in bytes.
+func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
+
+// Upload stores body as a file of a room that actor is a member of. The
+// bytes go to a file with a random name under the data dir (never the
+// user's name, which is only metadata); the type is sniffed from the
+// content, not taken from the client. Nothing is kept if any step fails.
+func (s *Service) Upload(ctx context.Context, actor store.User, roomID int64, name string, body io.Reader) (store.File, error) {
+	if perr := ValidateFileName(name); perr != nil {
+		return store.File{}, perr
+	}
+	if s.cfg.DataDir == "" {
+		return store.File{}, protocol.ErrUnavailable.WithMessage("file uploads are not configured")
+	}
+	if _, err := s.member(ctx, actor, roomID); err != nil {
+		return store.File{}, err
+	}
+	dir := filepath.Join(s.cfg.DataDir, filesDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return store.File{}, fmt.Errorf("chat: files dir: %w", err)
+	}
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	id := hex.EncodeToString(rnd[:])
+	rel := filepath.Join(filesDir, id)
+	full := filepath.Join(s.cfg.DataDir, rel)
+	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return store.File{}, fmt.Errorf("chat: create upload: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			_ = os.Remove(full)
+		}
+	}()
+	sum := sha256.New()
+	head := make([]byte, 0, 512)
+	n, err := io.Copy(io.MultiWriter(f, sum, &headWriter{buf: &head}), io.LimitReader(body, s.cfg.MaxFileSize+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || n > s.cfg.MaxFileSize:
+		return store.File{}, errFileTooLarge
+	case err != nil:
+		return store.File{}, fmt.Errorf("chat: write upload: %w", err)
+	case n == 0:
+		return store.File{}, badRequest("file is empty")
+	}
+	file, err := s.st.CreateFile(ctx, store.File{
+		ID: id, RoomID: roomID, UploaderID: actor.ID, Name: name, ContentType: http.DetectContentType(head),
+		Size: n, SHA256: hex.EncodeToString(sum.Sum(nil)), Path: rel,
+	})
+	if err != nil {
+		return store.File{}, storeErr(err, errNoRoom, "file exists")
+	}
+	keep = true
+	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "file", "user": actor.Username, "file": id, "name": name})
+	return file, nil
+}
+
+// headWriter keeps the first 512 bytes written, for content sniffing.
+type headWriter struct{ buf *[]byte }
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	if room := cap(*h.buf) - len(*h.buf); room > 0 {
+		*h.buf = append(*h.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// Files lists a room's files, for members.
+func (s *Service) Files(ctx context.Context, actor store.User, roomID int64) ([]store.File, error) {
+	if _, err := s.member(ctx, actor, roomID); err != nil {
+		return nil, err
+	}
+	fs, err := s.st.ListFiles(ctx, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("chat: files of room %d: %w", roomID, err)
+	}
+	return fs, nil
+}
+
+// OpenFile returns a file's metadata and its bytes, for members of its room
+// only. A file of a room actor is not in is reported as not found, so that
+// file ids cannot be probed. The caller closes the *os.File.
+func (s *Service) OpenFile(ctx context.Context, actor store.User, id string) (store.File, *os.File, error) {
+	errNoFile := protocol.ErrNotFound.WithMessage("no such file")
+	if len(id) != 32 {
+		return store.File{}, nil, errNoFile
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return store.File{}, nil, errNoFile
+	}
+	meta, err := s.st.GetFile(ctx, id)
+	if err != nil {
+		return store.File{}, nil, storeErr(err, errNoFile, "")
+	}
+	if _, err := s.member(ctx, actor, meta.RoomID); err != nil {
+		return store.File{}, nil, errNoFile
+	}
+	f, err := os.Open(filepath.Join(s.cfg.DataDir, meta.Path))
+	if err != nil {
+		return store.File{}, nil, fmt.Errorf("chat: open file %s: %w", id, err)
+	}
+	return meta, f, nil
+}

@@ -1,0 +1,238 @@
+// Package rest is the chat REST API under /api/v1 (docs/api.md): rooms,
+// membership, messages, receipts, typing, presence, search and files, on top
+// of the chat service, with every request authenticated by accounts. It must
+// never import session, transport or server.
+package rest
+
+import (
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sori-dev/sori/internal/accounts"
+	"github.com/sori-dev/sori/internal/chat"
+	"github.com/sori-dev/sori/internal/chat/httpx"
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/store"
+)
+
+// API serves the chat endpoints.
+type API struct {
+	chat *chat.Service
+	acc  *accounts.Service
+	log  *slog.Logger
+}
+
+// New returns the API; log nil = discard.
+func New(c *chat.Service, a *accounts.Service, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{chat: c, acc: a, log: log}
+}
+
+// handler is an endpoint: it returns the JSON answer and its status, or an
+// error (numbered errors become their status, others 500 and a log line).
+type handler func(r *http.Request, id accounts.Identity) (any, int, error)
+
+func (a *API) wrap(h handler) http.Handler {
+	return a.acc.Require(func(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+		res, status, err := h(r, id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, status, res)
+	})
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	perr := httpx.ProtocolError(err)
+	if perr == nil {
+		a.log.Error("chat request failed", "path", r.URL.Path, "err", err)
+		perr = protocol.ErrInternal
+	}
+	httpx.WriteError(w, perr)
+}
+
+// Routes registers the chat endpoints with handle.
+func (a *API) Routes(handle func(pattern string, h http.Handler)) {
+	handle("GET /api/v1/rooms", a.wrap(a.myRooms))
+	handle("POST /api/v1/rooms", a.wrap(a.createRoom))
+	handle("GET /api/v1/rooms/public", a.wrap(a.publicRooms))
+	handle("POST /api/v1/direct/{username}", a.wrap(a.openDirect))
+	handle("GET /api/v1/rooms/{room}", a.wrap(a.room))
+	handle("PATCH /api/v1/rooms/{room}", a.wrap(a.setTopic))
+	handle("POST /api/v1/rooms/{room}/join", a.wrap(a.join))
+	handle("POST /api/v1/rooms/{room}/leave", a.wrap(a.leave))
+	handle("GET /api/v1/rooms/{room}/members", a.wrap(a.members))
+	handle("POST /api/v1/rooms/{room}/members", a.wrap(a.invite))
+	handle("DELETE /api/v1/rooms/{room}/members/{username}", a.wrap(a.kick))
+	handle("PUT /api/v1/rooms/{room}/members/{username}/role", a.wrap(a.setRole))
+	handle("GET /api/v1/rooms/{room}/messages", a.wrap(a.messages))
+	handle("POST /api/v1/rooms/{room}/messages", a.wrap(a.post))
+	handle("PATCH /api/v1/rooms/{room}/messages/{seq}", a.wrap(a.edit))
+	handle("DELETE /api/v1/rooms/{room}/messages/{seq}", a.wrap(a.delete))
+	handle("PUT /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(a.react(true)))
+	handle("DELETE /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(a.react(false)))
+	handle("GET /api/v1/rooms/{room}/events", a.wrap(a.events))
+	handle("POST /api/v1/rooms/{room}/read", a.wrap(a.read))
+	handle("POST /api/v1/rooms/{room}/typing", a.wrap(a.typing))
+	handle("GET /api/v1/rooms/{room}/presence", a.wrap(a.presence))
+	handle("GET /api/v1/rooms/{room}/files", a.wrap(a.files))
+	handle("POST /api/v1/rooms/{room}/files", a.wrap(a.upload))
+	handle("GET /api/v1/files/{file}", a.acc.Require(a.download))
+	handle("GET /api/v1/search", a.wrap(a.search))
+}
+
+// Views: what the API shows of the store's types.
+
+// RoomJSON is a room; the summary fields are set in "my rooms" lists.
+type RoomJSON struct {
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Title       string    `json:"title"`
+	Topic       string    `json:"topic"`
+	Kind        string    `json:"kind"`
+	Channel     string    `json:"channel"`
+	Epoch       string    `json:"epoch"`
+	LastSeq     uint64    `json:"last_seq"`
+	CreatedAt   time.Time `json:"created_at"`
+	Role        string    `json:"role,omitempty"`
+	LastReadSeq *uint64   `json:"last_read_seq,omitempty"`
+	Unread      *int64    `json:"unread,omitempty"`
+}
+
+func roomView(r store.Room) RoomJSON {
+	return RoomJSON{ID: r.ID, Name: r.Name, Title: r.Title, Topic: r.Topic, Kind: string(r.Kind), Channel: chat.RoomChannel(r.ID),
+		Epoch: r.Epoch, LastSeq: r.LastSeq, CreatedAt: r.CreatedAt}
+}
+
+// MemberJSON is a room member.
+type MemberJSON struct {
+	Username    string    `json:"username"`
+	Role        string    `json:"role"`
+	JoinedAt    time.Time `json:"joined_at"`
+	LastReadSeq uint64    `json:"last_read_seq"`
+}
+
+// ReactionJSON is one emoji on a message and who gave it.
+type ReactionJSON struct {
+	Emoji string   `json:"emoji"`
+	Users []string `json:"users"`
+}
+
+// MessageJSON is a message in its current state.
+type MessageJSON struct {
+	Room      int64          `json:"room"`
+	Seq       uint64         `json:"seq"`
+	User      string         `json:"user"`
+	Text      string         `json:"text"`
+	ReplyTo   uint64         `json:"reply_to,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	EditedAt  *time.Time     `json:"edited_at,omitempty"`
+	Deleted   bool           `json:"deleted,omitempty"`
+	Reactions []ReactionJSON `json:"reactions,omitempty"`
+}
+
+func (a *API) messageViews(r *http.Request, ms []store.Message) ([]MessageJSON, error) {
+	out := make([]MessageJSON, 0, len(ms))
+	for _, m := range ms {
+		name, err := a.chat.UserName(r.Context(), m.AuthorID)
+		if err != nil {
+			return nil, err
+		}
+		v := MessageJSON{Room: m.RoomID, Seq: m.Seq, User: name, Text: m.Body, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt, Deleted: m.Deleted}
+		if !m.EditedAt.IsZero() {
+			e := m.EditedAt
+			v.EditedAt = &e
+		}
+		for _, re := range m.Reactions {
+			rj := ReactionJSON{Emoji: re.Emoji, Users: make([]string, 0, len(re.UserIDs))}
+			for _, uid := range re.UserIDs {
+				n, err := a.chat.UserName(r.Context(), uid)
+				if err != nil {
+					return nil, err
+				}
+				rj.Users = append(rj.Users, n)
+			}
+			v.Reactions = append(v.Reactions, rj)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// FileJSON is an uploaded file's metadata.
+type FileJSON struct {
+	ID          string    `json:"id"`
+	Room        int64     `json:"room"`
+	Name        string    `json:"name"`
+	ContentType string    `json:"content_type"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	URL         string    `json:"url"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func fileView(f store.File) FileJSON {
+	return FileJSON{ID: f.ID, Room: f.RoomID, Name: f.Name, ContentType: f.ContentType, Size: f.Size, SHA256: f.SHA256,
+		URL: "/api/v1/files/" + f.ID, CreatedAt: f.CreatedAt}
+}
+
+// Request parsing helpers.
+
+var errBadRoomID = protocol.ErrBadRequest.WithMessage("room id must be a positive integer")
+
+func roomID(r *http.Request) (int64, error) {
+	id, ok := chat.ParseID(r.PathValue("room"))
+	if !ok {
+		return 0, errBadRoomID
+	}
+	return id, nil
+}
+
+func seqParam(r *http.Request) (uint64, error) {
+	id, ok := chat.ParseID(r.PathValue("seq"))
+	if !ok {
+		return 0, protocol.ErrBadRequest.WithMessage("message seq must be a positive integer")
+	}
+	return uint64(id), nil
+}
+
+// queryUint reads an optional non-negative integer query parameter.
+func queryUint(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	n, ok := chat.ParseID(v)
+	if !ok {
+		return 0, protocol.ErrBadRequest.WithMessage(name + " must be a non-negative integer")
+	}
+	return uint64(n), nil
+}
+
+func queryLimit(r *http.Request) (int, error) {
+	n, err := queryUint(r, "limit")
+	if err != nil || n > store.MaxLimit {
+		return 0, protocol.ErrBadRequest.WithMessage("limit must be between 1 and " + strconv.Itoa(store.MaxLimit))
+	}
+	return int(n), nil
+}
+
+func decode(r *http.Request, v any) error {
+	if perr := httpx.DecodeJSON(nil, r, v); perr != nil {
+		return perr
+	}
+	return nil
+}
+
+var errUnsupportedUpload = protocol.ErrBadRequest.WithMessage("send the file's bytes as the request body, its name in ?name=")
+
+func isMultipart(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "multipart/form-data"
+}

@@ -1,0 +1,251 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sori-dev/sori/internal/hub"
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/store"
+)
+
+// Namespace is the hub namespace of chat rooms: room 42 is channel
+// "chat:42", and its ephemeral sibling (typing, receipts, membership
+// notices) is "chat:42#live".
+const Namespace = "chat"
+
+// liveSuffix marks a room's ephemeral sibling channel.
+const liveSuffix = "#live"
+
+// RoomChannel returns the channel of a room's durable event log.
+func RoomChannel(roomID int64) string { return Namespace + ":" + strconv.FormatInt(roomID, 10) }
+
+// LiveChannel returns the channel of a room's ephemeral signals.
+func LiveChannel(roomID int64) string { return RoomChannel(roomID) + liveSuffix }
+
+// parseChannel splits "chat:<id>" or "chat:<id>#live".
+func parseChannel(ch string) (roomID int64, live bool, ok bool) {
+	rest, found := strings.CutPrefix(ch, Namespace+":")
+	if !found {
+		return 0, false, false
+	}
+	rest, live = strings.CutSuffix(rest, liveSuffix)
+	id, ok := ParseID(rest)
+	return id, live, ok
+}
+
+// Unsubscriber ends a user's live subscriptions to a channel (on every
+// connection), so that a kicked member stops receiving the room at once.
+type Unsubscriber interface {
+	UnsubscribeUser(user, channel string)
+}
+
+// Config configures a Service. Store and Hub are required.
+type Config struct {
+	Store store.Store
+	Hub   *hub.Hub
+	// Resolve returns the chat user a verified token subject names,
+	// provisioning it when the application vouches for a new user (see
+	// accounts.Service.UserForSubject). nil = look the name up only.
+	Resolve func(ctx context.Context, subject string) (store.User, error)
+	// Unsubscriber ends the subscriptions of removed members; nil = none
+	// (then a removed member keeps a live subscription until it reconnects).
+	Unsubscriber Unsubscriber
+	DataDir      string       // files are kept in DataDir/files
+	MaxFileSize  int64        // bytes per upload; 0 = 10 MiB
+	Log          *slog.Logger // nil = discard
+}
+
+// Service applies the chat rules. It is safe for concurrent use.
+//
+// It keeps two small caches of facts that never change once written: user
+// id <-> name (users are never renamed) and room id -> epoch (fixed at
+// creation). Membership is always read from the store, so a kick takes
+// effect on the next action.
+type Service struct {
+	cfg     Config
+	st      store.Store
+	hub     *hub.Hub
+	log     *slog.Logger
+	backend *Backend
+
+	mu     sync.RWMutex
+	names  map[int64]string // user id -> username
+	epochs map[int64]string // room id -> epoch
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Hub == nil {
+		return nil, errors.New("chat: a store and a hub are required")
+	}
+	if cfg.MaxFileSize <= 0 {
+		cfg.MaxFileSize = 10 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, st: cfg.Store, hub: cfg.Hub, log: cfg.Log, names: map[int64]string{}, epochs: map[int64]string{}}
+	if s.cfg.Resolve == nil {
+		s.cfg.Resolve = func(ctx context.Context, name string) (store.User, error) { return s.st.GetUserByName(ctx, name) }
+	}
+	s.backend = newBackend(s)
+	return s, nil
+}
+
+// Backend returns the hub Backend for the chat namespace.
+func (s *Service) Backend() *Backend { return s.backend }
+
+// Authorizer returns the session Authorizer for the chat namespace.
+func (s *Service) Authorizer() *Authorizer { return &Authorizer{s: s} }
+
+// Errors of chat actions, as numbered protocol errors.
+var (
+	errNotMember   = protocol.ErrPermissionDenied.WithMessage("not a member of this room")
+	errNoRoom      = protocol.ErrNotFound.WithMessage("no such room")
+	errNoUser      = protocol.ErrNotFound.WithMessage("no such user")
+	errNoMessage   = protocol.ErrNotFound.WithMessage("no such message")
+	errRoleTooLow  = protocol.ErrPermissionDenied.WithMessage("your role in this room does not allow this")
+	errDirectRooms = protocol.ErrPermissionDenied.WithMessage("direct conversations have exactly their two members")
+)
+
+// storeErr turns the store's sentinels into numbered errors; others pass
+// through to become 100 at the edge (and be logged there).
+func storeErr(err error, notFound *protocol.Error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return notFound
+	case errors.Is(err, store.ErrConflict):
+		return protocol.ErrConflict.WithMessage(what)
+	case errors.Is(err, store.ErrInvalid):
+		return protocol.ErrBadRequest.WithMessage(what)
+	}
+	return err
+}
+
+func (s *Service) userName(ctx context.Context, id int64) (string, error) {
+	s.mu.RLock()
+	n, ok := s.names[id]
+	s.mu.RUnlock()
+	if ok {
+		return n, nil
+	}
+	u, err := s.st.GetUser(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("chat: user %d: %w", id, err)
+	}
+	s.rememberUser(u)
+	return u.Username, nil
+}
+
+func (s *Service) rememberUser(u store.User) {
+	s.mu.Lock()
+	s.names[u.ID] = u.Username
+	s.mu.Unlock()
+}
+
+// resolve returns the user behind a token subject.
+func (s *Service) resolve(ctx context.Context, subject string) (store.User, error) {
+	if subject == "" {
+		return store.User{}, protocol.ErrPermissionDenied.WithMessage("chat needs a logged-in user")
+	}
+	u, err := s.cfg.Resolve(ctx, subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, protocol.ErrPermissionDenied.WithMessage("unknown chat user")
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	s.rememberUser(u)
+	return u, nil
+}
+
+func (s *Service) roomEpoch(ctx context.Context, roomID int64) (string, error) {
+	s.mu.RLock()
+	e, ok := s.epochs[roomID]
+	s.mu.RUnlock()
+	if ok {
+		return e, nil
+	}
+	r, err := s.st.GetRoom(ctx, roomID)
+	if err != nil {
+		return "", storeErr(err, errNoRoom, "")
+	}
+	s.rememberRoom(r)
+	return r.Epoch, nil
+}
+
+func (s *Service) rememberRoom(r store.Room) {
+	s.mu.Lock()
+	s.epochs[r.ID] = r.Epoch
+	s.mu.Unlock()
+}
+
+// member returns actor's membership of a room, or errNotMember. A room that
+// does not exist is reported the same way, so that ids of private rooms
+// cannot be probed.
+func (s *Service) member(ctx context.Context, actor store.User, roomID int64) (store.Member, error) {
+	m, err := s.st.GetMember(ctx, roomID, actor.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Member{}, errNotMember
+	}
+	if err != nil {
+		return store.Member{}, fmt.Errorf("chat: membership of room %d: %w", roomID, err)
+	}
+	return m, nil
+}
+
+// roomAsMember returns the room and actor's membership of it.
+func (s *Service) roomAsMember(ctx context.Context, actor store.User, roomID int64) (store.Room, store.Member, error) {
+	m, err := s.member(ctx, actor, roomID)
+	if err != nil {
+		return store.Room{}, store.Member{}, err
+	}
+	r, err := s.st.GetRoom(ctx, roomID)
+	if err != nil {
+		return store.Room{}, store.Member{}, storeErr(err, errNoRoom, "")
+	}
+	s.rememberRoom(r)
+	return r, m, nil
+}
+
+// rank orders roles: a member may act on members of a lower rank only.
+func rank(r store.Role) int {
+	switch r {
+	case store.RoleOwner:
+		return 3
+	case store.RoleAdmin:
+		return 2
+	case store.RoleMember:
+		return 1
+	}
+	return 0
+}
+
+// signal publishes an ephemeral notice on a room's live channel. Failures
+// are logged, not returned: the durable action already happened.
+func (s *Service) signal(ctx context.Context, roomID int64, user string, data any) {
+	b, err := jsonMarshal(data)
+	if err == nil {
+		_, err = s.hub.Publish(ctx, LiveChannel(roomID), b, user)
+	}
+	if err != nil {
+		s.log.Warn("chat signal failed", "channel", LiveChannel(roomID), "err", err)
+	}
+}
+
+// dropSubscriptions ends a removed member's live subscriptions to a room.
+func (s *Service) dropSubscriptions(user string, roomID int64) {
+	if s.cfg.Unsubscriber == nil {
+		return
+	}
+	s.cfg.Unsubscriber.UnsubscribeUser(user, RoomChannel(roomID))
+	s.cfg.Unsubscriber.UnsubscribeUser(user, LiveChannel(roomID))
+}
