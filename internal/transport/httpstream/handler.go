@@ -1,0 +1,350 @@
+package httpstream
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/transport"
+)
+
+// Options configures the fallback transports. Zero values take the defaults
+// listed with each field.
+type Options struct {
+	MaxMessageSize int           // bytes per POST body; larger gets 413; default: the node's max message size
+	PollWait       time.Duration // longest a long poll is held open; default 25s
+	SessionTimeout time.Duration // a session without any request or stream for this long closes (4002); default 2× ping interval
+	Linger         time.Duration // how long a closed session's last frames (its disconnect push) stay fetchable; default 30s
+	ReplayBytes    int           // written but unacknowledged bytes kept for a resume; default 1 MiB
+	WriteTimeout   time.Duration // one write to a client may block this long; default 10s
+	Retry          time.Duration // the SSE reconnection delay advertised to EventSource; default 1s
+	Origins        transport.OriginPolicy
+	Logger         *slog.Logger
+}
+
+func (o *Options) setDefaults(node session.Config) {
+	ping := node.PingInterval
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = node.MaxMessageSize
+	}
+	if o.PollWait <= 0 {
+		o.PollWait = 25 * time.Second
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 2 * ping
+	}
+	if o.Linger <= 0 {
+		o.Linger = 30 * time.Second
+	}
+	if o.ReplayBytes <= 0 {
+		o.ReplayBytes = 1 << 20
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Retry <= 0 {
+		o.Retry = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Handler serves the fallback endpoints of one session node and owns their
+// HTTP sessions. It is safe for concurrent use; Close stops its sweeper.
+type Handler struct {
+	node *session.Node
+	opts Options
+
+	mu    sync.Mutex
+	conns map[string]*conn
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns the handler and starts the sweeper that closes abandoned
+// sessions and forgets closed ones.
+func New(node *session.Node, opts Options) *Handler {
+	opts.setDefaults(node.Config())
+	h := &Handler{node: node, opts: opts, conns: map[string]*conn{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go h.sweep()
+	return h
+}
+
+// Paths of the fallback endpoints.
+const (
+	PathOpen  = "/http/open"  // POST: new session (body: optional commands); answers {"session":…}
+	PathSend  = "/http/send"  // POST ?session=…[&ack=N]: commands as JSON lines
+	PathClose = "/http/close" // POST ?session=…: end the session
+	PathSSE   = "/sse"        // GET ?session=…: event stream; Last-Event-ID resumes
+	PathPoll  = "/poll"       // GET ?session=…&ack=N[&wait=D]: long (or short, wait=0) poll
+)
+
+// Mount registers the endpoints with handle (such as http.ServeMux.Handle).
+func (h *Handler) Mount(handle func(pattern string, handler http.Handler)) {
+	for _, r := range []struct {
+		method, path string
+		f            http.HandlerFunc
+	}{
+		{"POST", PathOpen, h.open}, {"POST", PathSend, h.send}, {"POST", PathClose, h.close},
+		{"GET", PathSSE, h.sse}, {"GET", PathPoll, h.poll},
+	} {
+		handle(r.method+" "+r.path, r.f)
+		handle("OPTIONS "+r.path, http.HandlerFunc(h.preflight))
+	}
+}
+
+// Close stops the sweeper and closes the sessions still open (the node's
+// shutdown normally closed them already).
+func (h *Handler) Close(context.Context) error {
+	select {
+	case <-h.stop:
+	default:
+		close(h.stop)
+	}
+	<-h.done
+	h.mu.Lock()
+	cs := make([]*conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	clear(h.conns)
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.Close(protocol.DisconnectShutdown)
+	}
+	return nil
+}
+
+func (h *Handler) sweep() {
+	defer close(h.done)
+	t := time.NewTicker(max(h.opts.SessionTimeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case now := <-t.C:
+			h.sweepOnce(now)
+		}
+	}
+}
+
+func (h *Handler) sweepOnce(now time.Time) {
+	var idle []*conn
+	h.mu.Lock()
+	for id, c := range h.conns {
+		c.mu.Lock()
+		switch {
+		case c.finalized && now.Sub(c.closedAt) > h.opts.Linger:
+			delete(h.conns, id)
+		case c.closing == nil && c.kick == nil && now.Sub(c.lastSeen) > h.opts.SessionTimeout:
+			idle = append(idle, c)
+		}
+		c.mu.Unlock()
+	}
+	h.mu.Unlock()
+	for _, c := range idle {
+		c.Close(protocol.DisconnectNoPong.WithReason("HTTP session abandoned: no request within the session timeout"))
+	}
+}
+
+// errorBody is the JSON body of a refused HTTP request.
+type errorBody struct {
+	Error      *protocol.Error      `json:"error,omitempty"`
+	Disconnect *protocol.Disconnect `json:"disconnect,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+var (
+	errUnknownSession = protocol.ErrNotFound.WithMessage("unknown or expired session: open a new one and recover your channels")
+	errTooLarge       = protocol.ErrMessageTooLarge.WithMessage("request body over the max message size")
+)
+
+// allow applies the Origin policy and, for allowed browser origins, CORS.
+// It answers 403 and returns false for a foreign origin.
+func (h *Handler) allow(w http.ResponseWriter, r *http.Request) bool {
+	if !h.opts.Origins.Check(r) {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: protocol.ErrPermissionDenied.WithMessage("origin not allowed")})
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		hd := w.Header()
+		hd.Set("Access-Control-Allow-Origin", o)
+		hd.Add("Vary", "Origin")
+		hd.Set("Access-Control-Expose-Headers", "X-Sori-Seq")
+	}
+	return true
+}
+
+func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
+	if !h.allow(w, r) {
+		return
+	}
+	hd := w.Header()
+	hd.Set("Access-Control-Allow-Methods", "GET, POST")
+	hd.Set("Access-Control-Allow-Headers", "Content-Type, Last-Event-ID, X-Sori-Session")
+	hd.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// readBody reads at most MaxMessageSize bytes, answering 413 beyond.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opts.MaxMessageSize)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: errTooLarge})
+		} else {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("reading the body failed")})
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+// lookup finds the request's session ("session" query parameter or the
+// X-Sori-Session header: "<id>.<secret>"), answering 404 when there is none.
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) *conn {
+	sid := r.URL.Query().Get("session")
+	if sid == "" {
+		sid = r.Header.Get("X-Sori-Session")
+	}
+	id, secret, _ := strings.Cut(sid, ".")
+	h.mu.Lock()
+	c := h.conns[id]
+	h.mu.Unlock()
+	if c == nil || subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) != 1 {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: errUnknownSession})
+		return nil
+	}
+	return c
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// OpenResult is the answer to POST /http/open.
+type OpenResult struct {
+	Session  string `json:"session"`   // "<id>.<secret>": pass it to every later request
+	PollWait int64  `json:"poll_wait"` // seconds a long poll may be held open
+	Timeout  int64  `json:"timeout"`   // seconds without any request before the session is closed
+}
+
+func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
+	if !h.allow(w, r) {
+		return
+	}
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	kind := "sse"
+	switch r.URL.Query().Get("transport") {
+	case "", "sse":
+	case "longpoll", "poll":
+		kind = "longpoll"
+	default:
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("transport must be sse or longpoll")})
+		return
+	}
+	c := &conn{h: h, id: randomString(12), secret: randomString(18), kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
+	sess, err := h.node.Accept(c, transport.ClientIP(r))
+	if err != nil {
+		d, isD := err.(protocol.Disconnect)
+		if !isD {
+			d = protocol.DisconnectInternal
+		}
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: &d})
+		return
+	}
+	c.sess = sess
+	h.mu.Lock()
+	h.conns[c.id] = c
+	h.mu.Unlock()
+	if len(body) > 0 {
+		c.handle(body)
+	}
+	writeJSON(w, http.StatusOK, OpenResult{
+		Session:  c.id + "." + c.secret,
+		PollWait: int64(h.opts.PollWait / time.Second),
+		Timeout:  int64(h.opts.SessionTimeout / time.Second),
+	})
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+	if !h.allow(w, r) {
+		return
+	}
+	c := h.lookup(w, r)
+	if c == nil {
+		return
+	}
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	if a := r.URL.Query().Get("ack"); a != "" {
+		if n, err := strconv.ParseUint(a, 10, 64); err == nil {
+			c.ack(n)
+		}
+	}
+	if len(body) > 0 && !c.handle(body) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: errUnknownSession})
+		return
+	}
+	c.touch()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
+	if !h.allow(w, r) {
+		return
+	}
+	if c := h.lookup(w, r); c != nil {
+		c.Close(protocol.DisconnectNormal)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// position parses a sequence number, 0 when absent; ok is false when malformed.
+func position(s string) (uint64, bool) {
+	if s == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// oldest returns the earliest publication time among es, for metrics.
+func oldest(es []entry) int64 {
+	var o int64
+	for _, e := range es {
+		if e.publishedAt != 0 && (o == 0 || e.publishedAt < o) {
+			o = e.publishedAt
+		}
+	}
+	return o
+}
