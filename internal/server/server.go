@@ -119,6 +119,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
 	s.apiRoutes()
 	s.mountWeb()
+	s.mountFallback()
 }
 
 // Handle registers an extra route (chat, fallback transports, calls, the web
