@@ -120,8 +120,11 @@ func TestFailedBatchAssignsNoSeq(t *testing.T) {
 	boom := errors.New("disk on fire")
 	var batches int
 	s.failNextBatch = func() error {
+		// The first batch is the one request the writer took before it
+		// blocked on the held connection; the second holds everyone who
+		// queued meanwhile.
 		batches++
-		if batches == 1 {
+		if batches == 2 {
 			return boom
 		}
 		return nil

@@ -96,25 +96,17 @@ CREATE TABLE reactions (
 	FOREIGN KEY (room_id, seq) REFERENCES messages (room_id, seq)
 ) STRICT, WITHOUT ROWID;
 
--- External-content FTS5 index over message bodies, kept in sync by triggers
--- so that no code path can forget it. A deleted message has an empty body and
--- so no terms.
+-- External-content FTS5 index over message bodies. It has no triggers: the
+-- group-commit writer (the only code that changes messages) maintains it with
+-- one statement per batch, because once FTS5 is part of a transaction it
+-- flushes its pending terms to a new segment at every statement savepoint,
+-- which with row triggers meant a segment and a merge per message.
 CREATE VIRTUAL TABLE messages_fts USING fts5 (
 	body,
 	content = 'messages',
 	content_rowid = 'id',
 	tokenize = 'unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-	INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
-END;
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
-	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
-	INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
-END;
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
-END;
 
 CREATE TABLE files (
 	id           TEXT    PRIMARY KEY,
