@@ -1,0 +1,495 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Patterns of subscription.
+const (
+	PatternRoom     = "room"     // every connection in one channel
+	PatternRooms    = "rooms"    // connections in channels of RoomSize
+	PatternPersonal = "personal" // one user:<id> channel per connection
+)
+
+// Config is one bench run. Zero values take the defaults listed.
+type Config struct {
+	URL         string        // server base URL; default http://127.0.0.1:7700
+	APIKey      string        // server API key: mints tokens and publishes; required
+	Conns       int           // connections to open; default 100
+	MaxConns    int           // refuse Conns above this; default 10000
+	Ramp        float64       // connections opened per second; default 1000
+	SourceIPs   int           // spread connections over 127.0.0.1..127.0.0.N (loopback targets only); default 4
+	Pattern     string        // room, rooms or personal; default room
+	RoomSize    int           // connections per room for "rooms"; default 10
+	Rate        float64       // publications per second, in total; default 100
+	Size        int           // bytes of each publication's data; default 128
+	Duration    time.Duration // how long to publish; default 10s
+	MaxDuration time.Duration // refuse Duration above this; default 10m
+	Drain       time.Duration // wait after the last publication for deliveries; default 2s
+	Publishers  int           // concurrent API publishers; default 4
+	AllowRemote bool          // allow a non-loopback target
+	Compression bool          // offer permessage-deflate
+
+	// Thresholds: a run that misses one returns ErrThreshold.
+	MinDeliveries float64       // deliveries per second at least; 0 = no check
+	MaxP99        time.Duration // delivery latency p99 at most; 0 = no check
+	MaxErrors     int           // errors + disconnects at most; negative = no check
+
+	Progress io.Writer     // live progress line; nil = none
+	Interval time.Duration // progress and series interval; default 1s
+}
+
+func (c *Config) setDefaults() {
+	if c.URL == "" {
+		c.URL = "http://127.0.0.1:7700"
+	}
+	c.URL = strings.TrimRight(c.URL, "/")
+	def := func(p *int, d int) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	def(&c.Conns, 100)
+	def(&c.MaxConns, 10000)
+	def(&c.SourceIPs, 4)
+	def(&c.RoomSize, 10)
+	def(&c.Size, 128)
+	def(&c.Publishers, 4)
+	if c.Pattern == "" {
+		c.Pattern = PatternRoom
+	}
+	if c.Ramp <= 0 {
+		c.Ramp = 1000
+	}
+	if c.Rate <= 0 {
+		c.Rate = 100
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.MaxDuration <= 0 {
+		c.MaxDuration = 10 * time.Minute
+	}
+	if c.Drain <= 0 {
+		c.Drain = 2 * time.Second
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+}
+
+// ErrThreshold is returned (wrapped) when a run misses a threshold.
+var ErrThreshold = errors.New("bench: threshold not met")
+
+// validate checks bounds and the target.
+func (c *Config) validate() (loopback bool, err error) {
+	if c.Conns > c.MaxConns {
+		return false, fmt.Errorf("bench: --conns %d is above --max-conns %d", c.Conns, c.MaxConns)
+	}
+	if c.Duration > c.MaxDuration {
+		return false, fmt.Errorf("bench: --duration %v is above --max-duration %v", c.Duration, c.MaxDuration)
+	}
+	switch c.Pattern {
+	case PatternRoom, PatternRooms, PatternPersonal:
+	default:
+		return false, fmt.Errorf("bench: unknown pattern %q (room, rooms or personal)", c.Pattern)
+	}
+	if c.APIKey == "" {
+		return false, errors.New("bench: --api-key is required (it mints tokens and publishes)")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false, fmt.Errorf("bench: --url %q must be http(s)://host:port", c.URL)
+	}
+	loopback, err = isLoopback(u.Hostname())
+	if err != nil {
+		return false, err
+	}
+	if !loopback && !c.AllowRemote {
+		return false, fmt.Errorf("bench: %s is not a loopback address; pass --allow-remote to load a server you run elsewhere", u.Hostname())
+	}
+	return loopback, nil
+}
+
+func isLoopback(host string) (bool, error) {
+	if host == "localhost" {
+		return true, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return false, fmt.Errorf("bench: resolve %s: %w", host, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false, nil
+		}
+	}
+	return len(ips) > 0, nil
+}
+
+// Point is one interval of the run's time series.
+type Point struct {
+	T             float64 `json:"t_s"` // seconds since the start of the ramp
+	Conns         int64   `json:"conns"`
+	DeliveriesSec float64 `json:"deliveries_per_s"`
+	P50           float64 `json:"p50_ms"`
+	P99           float64 `json:"p99_ms"`
+	ServerRSS     float64 `json:"server_rss_bytes,omitempty"`
+}
+
+// Report is a run's result.
+type Report struct {
+	Config struct {
+		URL, Pattern                 string
+		Conns, RoomSize, Size        int
+		Rate                         float64
+		Duration                     string
+		SourceIPs                    int
+		Compression                  bool
+	} `json:"config"`
+	RampSeconds     float64  `json:"ramp_s"`
+	Connected       int64    `json:"connected"`
+	Published       int64    `json:"published"`
+	Expected        int64    `json:"expected_deliveries"`
+	Delivered       int64    `json:"delivered"`
+	DeliveriesSec   float64  `json:"deliveries_per_s"`
+	Latency         Latency  `json:"latency"`
+	Errors          int64    `json:"errors"`
+	Disconnects     int64    `json:"disconnects"`
+	FirstError      string   `json:"first_error,omitempty"`
+	ServerCPU       float64  `json:"server_cpu_s"`        // process_cpu_seconds_total delta during the publish phase
+	ServerCPUPerDel float64  `json:"server_cpu_us_per_delivery"`
+	ServerRSS       float64  `json:"server_rss_bytes"`    // at the end of the publish phase
+	ServerRSSStart  float64  `json:"server_rss_start_bytes"`
+	Series          []Point  `json:"series"`
+	Failed          []string `json:"failed_thresholds,omitempty"`
+}
+
+// run is the state of one bench run.
+type run struct {
+	cfg       Config
+	http      *http.Client
+	loopback  bool
+	hist      Histogram
+	window    atomic.Pointer[Histogram]
+	delivered atomic.Int64
+	errors    atomic.Int64
+	discs     atomic.Int64
+	conns     atomic.Int64
+	published atomic.Int64
+	expected  atomic.Int64
+	stopping  atomic.Bool
+	errOnce   sync.Once
+	firstErr  string
+	channels  []string // subscribed channels
+	subs      []int64  // subscribers per channel (after the ramp)
+}
+
+func (r *run) fail(err error) {
+	r.errors.Add(1)
+	r.errOnce.Do(func() { r.firstErr = err.Error() })
+}
+
+// Run executes a bench run. It returns the report even when a threshold
+// fails (the error then wraps ErrThreshold).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.setDefaults()
+	loopback, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, loopback: loopback, http: &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}}
+	defer r.http.CloseIdleConnections()
+	r.window.Store(new(Histogram))
+	r.plan()
+
+	rep := &Report{}
+	rep.Config.URL, rep.Config.Pattern, rep.Config.Conns, rep.Config.RoomSize = cfg.URL, cfg.Pattern, cfg.Conns, cfg.RoomSize
+	rep.Config.Size, rep.Config.Rate, rep.Config.Duration = cfg.Size, cfg.Rate, cfg.Duration.String()
+	rep.Config.SourceIPs, rep.Config.Compression = cfg.SourceIPs, cfg.Compression
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	progressDone := make(chan struct{})
+	var series []Point
+	go func() {
+		defer close(progressDone)
+		series = r.progress(runCtx, start)
+	}()
+
+	// Ramp.
+	clients := make([]*client, cfg.Conns)
+	tick := time.Duration(float64(time.Second) / cfg.Ramp)
+	next := time.Now()
+	var ramp sync.WaitGroup
+	for i := range clients {
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		next = next.Add(tick)
+		ramp.Add(1)
+		go func() {
+			defer ramp.Done()
+			c, err := r.dial(runCtx, i)
+			if err != nil {
+				r.fail(err)
+				return
+			}
+			clients[i] = c
+			r.conns.Add(1)
+			wg.Add(1)
+			go func() { defer wg.Done(); c.readLoop(r) }()
+		}()
+	}
+	ramp.Wait()
+	rep.RampSeconds = time.Since(start).Seconds()
+	for i, c := range clients {
+		if c != nil {
+			r.subs[r.channelOf(i)]++
+		}
+	}
+
+	// Publish.
+	before, _ := r.scrape()
+	pubStart := time.Now()
+	r.publish(runCtx)
+	pubEnd := time.Now()
+	after, _ := r.scrape()
+	rep.ServerRSSStart, rep.ServerRSS = before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
+	rep.ServerCPU = after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
+
+	// Drain: wait until every expected delivery arrived, or the drain time.
+	deadline := time.Now().Add(cfg.Drain)
+	for r.delivered.Load() < r.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.stopping.Store(true)
+	for _, c := range clients {
+		if c != nil {
+			_ = c.ws.Close(websocket.StatusNormalClosure, "bench done")
+		}
+	}
+	cancel()
+	wg.Wait()
+	<-progressDone
+
+	rep.Connected = r.conns.Load()
+	rep.Published = r.published.Load()
+	rep.Expected = r.expected.Load()
+	rep.Delivered = r.delivered.Load()
+	rep.DeliveriesSec = float64(rep.Delivered) / pubEnd.Sub(pubStart).Seconds()
+	rep.Latency = r.hist.Summary()
+	rep.Errors, rep.Disconnects, rep.FirstError = r.errors.Load(), r.discs.Load(), r.firstErr
+	if rep.Delivered > 0 {
+		rep.ServerCPUPerDel = rep.ServerCPU / float64(rep.Delivered) * 1e6
+	}
+	rep.Series = series
+	if cfg.MinDeliveries > 0 && rep.DeliveriesSec < cfg.MinDeliveries {
+		rep.Failed = append(rep.Failed, fmt.Sprintf("deliveries/s %.0f < --min-deliveries %.0f", rep.DeliveriesSec, cfg.MinDeliveries))
+	}
+	if cfg.MaxP99 > 0 && rep.Latency.P99 > ms(cfg.MaxP99) {
+		rep.Failed = append(rep.Failed, fmt.Sprintf("p99 %.2fms > --max-p99 %v", rep.Latency.P99, cfg.MaxP99))
+	}
+	if cfg.MaxErrors >= 0 && rep.Errors+rep.Disconnects > int64(cfg.MaxErrors) {
+		rep.Failed = append(rep.Failed, fmt.Sprintf("errors+disconnects %d > --max-errors %d", rep.Errors+rep.Disconnects, cfg.MaxErrors))
+	}
+	if len(rep.Failed) > 0 {
+		return rep, fmt.Errorf("%w: %s", ErrThreshold, strings.Join(rep.Failed, "; "))
+	}
+	return rep, nil
+}
+
+// plan names the channels of the pattern.
+func (r *run) plan() {
+	switch r.cfg.Pattern {
+	case PatternRoom:
+		r.channels = []string{"bench.room"}
+	case PatternRooms:
+		n := (r.cfg.Conns + r.cfg.RoomSize - 1) / r.cfg.RoomSize
+		for i := range n {
+			r.channels = append(r.channels, "bench.room"+strconv.Itoa(i))
+		}
+	case PatternPersonal:
+		for i := range r.cfg.Conns {
+			r.channels = append(r.channels, "user:"+userOf(i))
+		}
+	}
+	r.subs = make([]int64, len(r.channels))
+}
+
+func userOf(i int) string { return "bench-" + strconv.Itoa(i) }
+
+func (r *run) channelOf(i int) int {
+	switch r.cfg.Pattern {
+	case PatternRooms:
+		return i / r.cfg.RoomSize
+	case PatternPersonal:
+		return i
+	}
+	return 0
+}
+
+// api POSTs to the server API.
+func (r *run) api(ctx context.Context, path string, body any, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "apikey "+r.cfg.APIKey)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(rb))
+	}
+	if out != nil {
+		return json.Unmarshal(rb, out)
+	}
+	return nil
+}
+
+// publish sends Rate publications per second for Duration through the server
+// API, from Publishers workers.
+func (r *run) publish(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+	defer cancel()
+	jobs := make(chan int, r.cfg.Publishers)
+	var wg sync.WaitGroup
+	pad := strings.Repeat("x", max(r.cfg.Size-30, 0))
+	for range r.cfg.Publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ch := range jobs {
+				data := json.RawMessage(`{"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"p":"` + pad + `"}`)
+				r.expected.Add(r.subs[ch])
+				if err := r.api(ctx, "/api/publish", map[string]any{"channel": r.channels[ch], "data": data}, nil); err != nil {
+					r.expected.Add(-r.subs[ch])
+					if ctx.Err() == nil {
+						r.fail(err)
+					}
+					continue
+				}
+				r.published.Add(1)
+			}
+		}()
+	}
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	next := time.Now()
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for ctx.Err() == nil {
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		next = next.Add(interval)
+		select {
+		case jobs <- rnd.IntN(len(r.channels)):
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// progress prints a live line each interval and returns the time series.
+func (r *run) progress(ctx context.Context, start time.Time) []Point {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	var series []Point
+	last, lastT := int64(0), start
+	for {
+		select {
+		case <-ctx.Done():
+			if r.cfg.Progress != nil {
+				fmt.Fprintln(r.cfg.Progress)
+			}
+			return series
+		case now := <-t.C:
+			w := r.window.Swap(new(Histogram))
+			d := r.delivered.Load()
+			p := Point{T: now.Sub(start).Seconds(), Conns: r.conns.Load(),
+				DeliveriesSec: float64(d-last) / now.Sub(lastT).Seconds(),
+				P50:           ms(w.Quantile(.5)), P99: ms(w.Quantile(.99))}
+			if m, err := r.scrape(); err == nil {
+				p.ServerRSS = m["process_resident_memory_bytes"]
+			}
+			last, lastT = d, now
+			series = append(series, p)
+			if r.cfg.Progress != nil {
+				fmt.Fprintf(r.cfg.Progress, "\r%6.1fs  conns %6d  deliveries/s %9.0f  p50 %7.2fms  p99 %7.2fms  errors %d  disconnects %d   ",
+					p.T, p.Conns, p.DeliveriesSec, p.P50, p.P99, r.errors.Load(), r.discs.Load())
+			}
+		}
+	}
+}
+
+// scrape reads the server's process metrics from /metrics.
+func (r *run) scrape() (map[string]float64, error) {
+	resp, err := r.http.Get(r.cfg.URL + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("bench: scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, fmt.Errorf("bench: scrape metrics: %w", err)
+	}
+	return ParseMetrics(b, "process_resident_memory_bytes", "process_cpu_seconds_total"), nil
+}
+
+// ParseMetrics reads the named unlabelled samples from Prometheus text.
+func ParseMetrics(b []byte, names ...string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		for _, n := range names {
+			if name == n {
+				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+					out[n] = v
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,123 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sori-dev/sori/internal/bench"
+	"github.com/sori-dev/sori/internal/config"
+	"github.com/sori-dev/sori/internal/server"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
+
+// startServer runs a real server in-process on a random loopback port.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.APIKeys = []string{"bench-key"}
+	cfg.TokenSecret = strings.Repeat("b", 32)
+	srv, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func TestShortRunAgainstInProcessServer(t *testing.T) {
+	url := startServer(t)
+	var progress bytes.Buffer
+	rep, err := bench.Run(context.Background(), bench.Config{
+		URL: url, APIKey: "bench-key", Conns: 20, SourceIPs: 3, Pattern: bench.PatternRooms, RoomSize: 5,
+		Rate: 100, Size: 200, Duration: 1500 * time.Millisecond, Drain: 5 * time.Second,
+		Interval: 250 * time.Millisecond, Progress: &progress, MaxErrors: 0,
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if rep.Connected != 20 || rep.Published == 0 || rep.Errors != 0 || rep.Disconnects != 0 {
+		t.Fatalf("connected %d published %d errors %d (%s) disconnects %d", rep.Connected, rep.Published, rep.Errors, rep.FirstError, rep.Disconnects)
+	}
+	// Each publication goes to one room of 5: every expected delivery arrived.
+	if rep.Expected != 5*rep.Published || rep.Delivered != rep.Expected || rep.Latency.Count != uint64(rep.Delivered) {
+		t.Fatalf("published %d expected %d delivered %d latencies %d", rep.Published, rep.Expected, rep.Delivered, rep.Latency.Count)
+	}
+	l := rep.Latency
+	if !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
+		t.Fatalf("latency summary not ordered: %+v", l)
+	}
+	if rep.ServerRSS <= 0 || rep.ServerCPU < 0 || len(rep.Series) == 0 {
+		t.Fatalf("server RSS %v CPU %v, %d points", rep.ServerRSS, rep.ServerCPU, len(rep.Series))
+	}
+	if !strings.Contains(progress.String(), "deliveries/s") {
+		t.Fatalf("no progress line: %q", progress.String())
+	}
+	var text, svg bytes.Buffer
+	rep.WriteText(&text)
+	if err := rep.WriteSVG(&svg); err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(svg.Bytes(), new(struct{})); err != nil {
+		t.Fatalf("chart is not well-formed XML: %v", err)
+	}
+	if !strings.Contains(text.String(), "delivered") || !strings.Contains(svg.String(), "<polyline") {
+		t.Fatalf("report text %q / svg without lines", text.String())
+	}
+}
+
+func TestThresholdFailureStillReports(t *testing.T) {
+	url := startServer(t)
+	rep, err := bench.Run(context.Background(), bench.Config{
+		URL: url, APIKey: "bench-key", Conns: 3, Pattern: bench.PatternPersonal, Rate: 50,
+		Duration: 300 * time.Millisecond, Drain: time.Second, MinDeliveries: 1e12, MaxErrors: -1,
+	})
+	if !errors.Is(err, bench.ErrThreshold) || rep == nil || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0], "min-deliveries") {
+		t.Fatalf("err %v, report %+v: want a min-deliveries threshold failure with the report", err, rep)
+	}
+	if rep.Delivered != rep.Expected {
+		t.Fatalf("personal channels: delivered %d of %d", rep.Delivered, rep.Expected)
+	}
+}
+
+func TestRefusesUnboundedOrRemoteRuns(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  bench.Config
+		want string
+	}{
+		{bench.Config{URL: "http://192.0.2.1:7700", APIKey: "k"}, "--allow-remote"},
+		{bench.Config{APIKey: "k", Conns: 11, MaxConns: 10}, "--max-conns"},
+		{bench.Config{APIKey: "k", Duration: time.Hour}, "--max-duration"},
+		{bench.Config{APIKey: "k", Pattern: "star"}, "pattern"},
+		{bench.Config{}, "--api-key"},
+	} {
+		if _, err := bench.Run(context.Background(), tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err %v, want mention of %s", tc.cfg, err, tc.want)
+		}
+	}
+}
