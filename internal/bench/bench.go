@@ -156,12 +156,12 @@ type Point struct {
 // Report is a run's result.
 type Report struct {
 	Config struct {
-		URL, Pattern                 string
-		Conns, RoomSize, Size        int
-		Rate                         float64
-		Duration                     string
-		SourceIPs                    int
-		Compression                  bool
+		URL, Pattern          string
+		Conns, RoomSize, Size int
+		Rate                  float64
+		Duration              string
+		SourceIPs             int
+		Compression           bool
 	} `json:"config"`
 	RampSeconds     float64  `json:"ramp_s"`
 	Connected       int64    `json:"connected"`
@@ -173,9 +173,9 @@ type Report struct {
 	Errors          int64    `json:"errors"`
 	Disconnects     int64    `json:"disconnects"`
 	FirstError      string   `json:"first_error,omitempty"`
-	ServerCPU       float64  `json:"server_cpu_s"`        // process_cpu_seconds_total delta during the publish phase
+	ServerCPU       float64  `json:"server_cpu_s"` // process_cpu_seconds_total delta during the publish phase
 	ServerCPUPerDel float64  `json:"server_cpu_us_per_delivery"`
-	ServerRSS       float64  `json:"server_rss_bytes"`    // at the end of the publish phase
+	ServerRSS       float64  `json:"server_rss_bytes"` // at the end of the publish phase
 	ServerRSSStart  float64  `json:"server_rss_start_bytes"`
 	Series          []Point  `json:"series"`
 	Failed          []string `json:"failed_thresholds,omitempty"`
