@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sori-dev/sori/internal/lab"
+)
+
+const labUsage = `Usage: sori lab [flags]
+
+Runs one workload (a publisher, N readers, M messages of K bytes) over short
+polling, long polling, SSE + POST, WebSocket and WebSocket with
+permessage-deflate, and reports per delivered message: bytes on the wire
+(counted at the client sockets, headers included), HTTP requests, delivery
+latency p50/p99/max and server CPU time. By default the server is a child
+process (this binary's "serve" on a free loopback port), so its CPU is measured
+apart from the clients'. See docs/transports.md.
+
+Flags:
+`
+
+func labFlags(cfg *lab.Config, stderr io.Writer) (fs *flag.FlagSet, transports, jsonOut, svgOut *string) {
+	fs = flag.NewFlagSet("sori lab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, labUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.URL, "url", "", "measure a running server instead of a child process (its CPU figure then covers that whole process)")
+	fs.StringVar(&cfg.APIKey, "api-key", os.Getenv("SORI_API_KEY"), "API key of the --url server, to mint tokens [$SORI_API_KEY]")
+	fs.IntVar(&cfg.Readers, "readers", 20, "N: readers subscribed to the channel")
+	fs.IntVar(&cfg.Messages, "messages", 100, "M: messages published")
+	fs.IntVar(&cfg.Size, "size", 256, "K: bytes of each message's data")
+	fs.Float64Var(&cfg.Rate, "rate", 50, "messages published per second")
+	fs.DurationVar(&cfg.PollInterval, "poll-interval", 0, "short polling interval (default 500ms)")
+	fs.DurationVar(&cfg.Drain, "drain", 0, "how long to wait for late deliveries (default 3s + poll interval)")
+	transports = fs.String("transports", strings.Join(lab.AllTransports, ","), "transports to measure, comma-separated")
+	jsonOut = fs.String("json", "", "write the results as JSON to this file")
+	svgOut = fs.String("svg", "", "draw the results chart (SVG) to this file")
+	return fs, transports, jsonOut, svgOut
+}
+
+func labCmd(args []string, stdout, stderr io.Writer) error {
+	var cfg lab.Config
+	fs, transports, jsonOut, svgOut := labFlags(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Transports = strings.Split(*transports, ",")
+	cfg.Progress = stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := lab.Run(ctx, cfg)
+	if rep == nil {
+		return err
+	}
+	rep.WriteTable(stdout)
+	if werr := writeReport(rep, *jsonOut, *svgOut); werr != nil {
+		return werr
+	}
+	return err
+}

@@ -1,0 +1,115 @@
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sori-dev/sori/internal/config"
+	"github.com/sori-dev/sori/internal/lab"
+	"github.com/sori-dev/sori/internal/server"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
+
+// A short run over every transport against an in-process server: the shape
+// of the report and the numbers' sanity, not their speed.
+func TestShortLabRun(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.APIKeys = []string{"lab-key"}
+	srv, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+
+	const readers, messages = 3, 20
+	rep, err := lab.Run(context.Background(), lab.Config{
+		URL: "http://" + ln.Addr().String(), APIKey: "lab-key", Readers: readers, Messages: messages, Size: 200,
+		Rate: 100, PollInterval: 50 * time.Millisecond, Drain: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != len(lab.AllTransports) {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(lab.AllTransports))
+	}
+	by := map[string]lab.Result{}
+	for i, r := range rep.Results {
+		if r.Transport != lab.AllTransports[i] || r.Error != "" {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		if r.Delivered != readers*messages || r.Lost != 0 {
+			t.Errorf("%s delivered %d lost %d, want %d and 0", r.Transport, r.Delivered, r.Lost, readers*messages)
+		}
+		if !(r.BytesUpPerMsg > 0 && r.BytesDownPerMsg > 0 && r.P50 > 0 && r.P50 <= r.P99 && r.P99 <= r.Max) {
+			t.Errorf("%s: implausible numbers %+v", r.Transport, r)
+		}
+		by[r.Transport] = r
+	}
+	// Every delivered message carries at least its data down the wire.
+	for _, r := range rep.Results {
+		if r.Transport != lab.Deflate && r.BytesDownPerMsg < 200 {
+			t.Errorf("%s: %.0f B down per message, below the 200 B of data", r.Transport, r.BytesDownPerMsg)
+		}
+	}
+	ws, lp, sse, def := by[lab.WebSocket], by[lab.LongPoll], by[lab.SSE], by[lab.Deflate]
+	if !(ws.BytesPerMsg < lp.BytesPerMsg && ws.BytesPerMsg < sse.BytesPerMsg && def.BytesPerMsg < ws.BytesPerMsg) {
+		t.Errorf("bytes/msg: websocket %.0f, deflate %.0f, sse %.0f, long-poll %.0f: want deflate < websocket < sse, long-poll",
+			ws.BytesPerMsg, def.BytesPerMsg, sse.BytesPerMsg, lp.BytesPerMsg)
+	}
+	if ws.RequestsPerMsg != 0 || lp.RequestsPerMsg < 1 {
+		t.Errorf("requests/msg: websocket %.3f (want 0 after the handshake), long-poll %.3f (want ≥ 1: a poll per message per reader)",
+			ws.RequestsPerMsg, lp.RequestsPerMsg)
+	}
+
+	var table, svg bytes.Buffer
+	rep.WriteTable(&table)
+	for _, tr := range lab.AllTransports {
+		if !strings.Contains(table.String(), tr) {
+			t.Errorf("table lacks %s:\n%s", tr, table.String())
+		}
+	}
+	if err := rep.WriteSVG(&svg); err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(svg.Bytes(), new(struct{})); err != nil || strings.Count(svg.String(), "<rect") < 1+4*len(lab.AllTransports) {
+		t.Fatalf("chart: %v, %d rects", err, strings.Count(svg.String(), "<rect"))
+	}
+	var back lab.Report
+	b, _ := json.Marshal(rep)
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Results) != len(rep.Results) {
+		t.Fatalf("JSON round trip: %v", err)
+	}
+}
+
+func TestUnknownTransportIsRefused(t *testing.T) {
+	_, err := lab.Run(context.Background(), lab.Config{URL: "http://127.0.0.1:1", Transports: []string{"pigeon"}})
+	if err == nil || !strings.Contains(err.Error(), "pigeon") {
+		t.Fatalf("err %v", err)
+	}
+}
