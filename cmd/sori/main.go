@@ -2,7 +2,6 @@
 //
 //	sori serve      run the server
 //	sori token      mint a connection token for a user
-//	sori user       add, list and reset chat users
 //	sori bench      load a server and report deliveries, latency, CPU, RSS
 //	sori lab        compare transports (polling … WebSocket) in numbers
 //	sori version    print the version
@@ -40,7 +39,6 @@ const usage = `Sori: real-time channels, chat and calls in one binary.
 Usage:
   sori serve [flags]     run the server (sori serve --help lists every flag)
   sori token [flags]     mint a connection token for a user
-  sori user add|list|reset-password   manage chat users (sori user for help)
   sori bench [flags]     load a server: deliveries/s, latency, server CPU and RSS
   sori lab [flags]       compare polling, long polling, SSE and WebSocket in numbers
   sori version           print the version
@@ -56,8 +54,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
-	case "user":
-		return user(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
 	case "lab":
