@@ -1,0 +1,182 @@
+package server_test
+
+import (
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sori-dev/sori/internal/config"
+)
+
+func TestMessageSizeLimits(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) {
+		c.MaxMessageSize = 2048
+		c.Namespaces = append(c.Namespaces, config.Namespace{Name: "tiny", MaxMessageSize: 100})
+	})
+	cl := connectAs(t, ts, "alice")
+	cl.call(map[string]any{"op": "subscribe", "channel": "tiny:x"})
+	cl.call(map[string]any{"op": "publish", "channel": "tiny:x", "data": strings.Repeat("a", 90)})
+	cl.callErr(map[string]any{"op": "publish", "channel": "tiny:x", "data": strings.Repeat("a", 200)}, 110)
+	cl.call(map[string]any{"op": "ping"}) // still connected
+
+	// A frame over the server's limit closes the connection with 1009.
+	cl.send(map[string]any{"op": "ping", "client": strings.Repeat("a", 3000)})
+	if ce := cl.waitClose(); ce.Code != websocket.StatusMessageTooBig {
+		t.Fatalf("close %v, want 1009", ce)
+	}
+}
+
+func TestSubscriptionLimit(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.MaxSubscriptions = 2 })
+	cl := connectAs(t, ts, "alice")
+	cl.call(map[string]any{"op": "subscribe", "channel": "a"})
+	cl.call(map[string]any{"op": "subscribe", "channel": "b"})
+	cl.callErr(map[string]any{"op": "subscribe", "channel": "c"}, 108)
+	cl.call(map[string]any{"op": "unsubscribe", "channel": "a"})
+	cl.call(map[string]any{"op": "subscribe", "channel": "c"})
+}
+
+func TestCommandRateLimit(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.CommandRate = 0.01; c.CommandBurst = 5 })
+	cl := connectAs(t, ts, "alice") // connect takes one token
+	// One frame with a batch: no time passes between the commands.
+	batch := strings.Repeat(`{"id":99,"op":"ping"}`+"\n", 6)
+	cl.sendRaw(batch)
+	var codes []float64
+	for i := 0; i < 6; i++ {
+		m := cl.next()
+		if e, ok := m["error"].(map[string]any); ok {
+			codes = append(codes, e["code"].(float64))
+		} else {
+			codes = append(codes, 0)
+		}
+	}
+	want := []float64{0, 0, 0, 0, 109, 109}
+	for i := range want {
+		if codes[i] != want[i] {
+			t.Fatalf("reply codes %v, want %v", codes, want)
+		}
+	}
+	// Persisting after being told closes with 4505.
+	cl.sendRaw(batch)
+	if ce := cl.waitClose(); ce.Code != 4505 {
+		t.Fatalf("close %v, want 4505", ce)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*config.Config)
+	}{
+		{"total", func(c *config.Config) { c.MaxConnections = 2 }},
+		{"per IP", func(c *config.Config) { c.MaxConnectionsPerIP = 2 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, tt.mutate)
+			a := connectAs(t, ts, "a")
+			connectAs(t, ts, "b")
+			third := rawDial(t, ts)
+			if code := third.closeCode(); code != 4503 {
+				t.Fatalf("third connection closed with %d, want 4503", code)
+			}
+			// A slot frees when a connection goes.
+			_ = a.c.Close(websocket.StatusNormalClosure, "")
+			a.waitClose()
+			waitFor(t, func() bool { return ts.Node().Count() == 1 })
+			connectAs(t, ts, "c")
+		})
+	}
+}
+
+func TestConnectTimeout(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.ConnectTimeout = config.Duration(100 * time.Millisecond) })
+	rc := rawDial(t, ts)
+	if code := rc.closeCode(); code != 4504 {
+		t.Fatalf("close %d, want 4504", code)
+	}
+	// A client that connects in time stays.
+	cl := connectAs(t, ts, "alice")
+	time.Sleep(300 * time.Millisecond) // past the connect timeout (not a timing assertion)
+	cl.call(map[string]any{"op": "ping"})
+}
+
+// TestHandshakeTimeout: a slowloris client that sends its request headers a
+// line at a time is cut off by the handshake timeout.
+func TestHandshakeTimeout(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.HandshakeTimeout = config.Duration(200 * time.Millisecond) })
+	nc, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cut := make(chan error, 1)
+	go func() {
+		_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err := io.Copy(io.Discard, nc)
+		cut <- err
+	}()
+	lines := []string{"GET /ws HTTP/1.1\r\n", "Host: x\r\n", "Upgrade: websocket\r\n", "Connection: Upgrade\r\n"}
+	for i := 0; ; i++ {
+		select {
+		case err := <-cut:
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the server never cut the slow client off")
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		// Keep trickling headers, never finishing the request.
+		if _, err := io.WriteString(nc, lines[i%len(lines)]); err != nil {
+			return // the server closed the connection: cut off
+		}
+	}
+}
+
+// TestHeartbeat: a peer that never answers pings and sends nothing is closed
+// with 4002; a client whose library answers pings stays connected.
+func TestHeartbeat(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.PingInterval = config.Duration(100 * time.Millisecond) })
+	rc := rawDial(t, ts)
+	rc.connect(ts.token(t, "silent", time.Hour))
+	pings := 0
+	for {
+		op, p, err := rc.readFrame()
+		if err != nil {
+			t.Fatalf("connection ended without a close frame after %d pings: %v", pings, err)
+		}
+		if op == 0x9 {
+			pings++
+			continue
+		}
+		if op == 0x8 {
+			if code := int(p[0])<<8 | int(p[1]); code != 4002 {
+				t.Fatalf("close %d, want 4002", code)
+			}
+			break
+		}
+	}
+	if pings == 0 {
+		t.Fatal("closed for silence without a single ping")
+	}
+	cl := connectAs(t, ts, "alive")
+	time.Sleep(time.Second) // many ping intervals (not a timing assertion)
+	cl.call(map[string]any{"op": "ping"})
+}
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
