@@ -67,11 +67,11 @@ func (s *Store) roomExists(ctx context.Context, q querier, roomID int64) error {
 }
 
 // RoomPosition implements store.Store. Seqs are assigned at commit, and
-// last_seq is updated in the same transaction, so the position never points
+// the head is read from the log itself, so the position never points
 // past what EventsAfter can return.
 func (s *Store) RoomPosition(ctx context.Context, roomID int64) (store.Position, error) {
 	var p store.Position
-	err := s.r.QueryRowContext(ctx, `SELECT epoch, last_seq FROM rooms WHERE id = ?`, roomID).Scan(&p.Epoch, (*seq)(&p.Seq))
+	err := s.r.QueryRowContext(ctx, `SELECT epoch, `+lastSeqOf("rooms.id")+` FROM rooms WHERE id = ?`, roomID).Scan(&p.Epoch, (*seq)(&p.Seq))
 	if err != nil {
 		return store.Position{}, wrap(err, "position of room %d", roomID)
 	}

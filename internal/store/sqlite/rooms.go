@@ -10,7 +10,15 @@ import (
 	"github.com/sori-dev/sori/internal/store"
 )
 
-const roomCols = `r.id, r.name, r.title, r.topic, r.kind, r.created_by, r.created_at, r.epoch, r.last_seq`
+var roomCols = `r.id, r.name, r.title, r.topic, r.kind, r.created_by, r.created_at, r.epoch, ` + lastSeqOfRoom
+
+// lastSeqOf is SQL for the latest seq of the room whose id is the given
+// expression: the min/max optimization makes it one seek on the events key.
+func lastSeqOf(room string) string {
+	return `(SELECT coalesce(max(seq), 0) FROM events WHERE room_id = ` + room + `)`
+}
+
+var lastSeqOfRoom = lastSeqOf("r.id")
 
 func scanRoomInto(r *store.Room, dest ...any) []any {
 	return append([]any{&r.ID, &r.Name, &r.Title, &r.Topic, &r.Kind, &r.CreatedBy, (*micros)(&r.CreatedAt), &r.Epoch, (*seq)(&r.LastSeq)}, dest...)
@@ -153,7 +161,8 @@ func (s *Store) ListUserRooms(ctx context.Context, userID int64) ([]store.RoomSu
 				AND x.author_id != m.user_id AND x.deleted = 0)
 		FROM members m JOIN rooms r ON r.id = m.room_id
 		WHERE m.user_id = ?
-		ORDER BY max(r.last_event_at, r.created_at) DESC, r.id DESC`, userID)
+		ORDER BY max(r.created_at, coalesce((SELECT created_at FROM events WHERE room_id = r.id ORDER BY seq DESC LIMIT 1), 0)) DESC,
+			r.id DESC`, userID)
 	if err != nil {
 		return nil, wrap(err, "list rooms of user %d", userID)
 	}
@@ -246,7 +255,7 @@ func (s *Store) SetRole(ctx context.Context, roomID, userID int64, role store.Ro
 func (s *Store) SetLastRead(ctx context.Context, roomID, userID int64, readSeq uint64) (uint64, error) {
 	var got seq
 	err := s.w.QueryRowContext(ctx, `UPDATE members
-		SET last_read_seq = max(last_read_seq, min(?, (SELECT last_seq FROM rooms WHERE id = members.room_id)))
+		SET last_read_seq = max(last_read_seq, min(?, `+lastSeqOf("members.room_id")+`))
 		WHERE room_id = ? AND user_id = ? RETURNING last_read_seq`, clampSeq(readSeq), roomID, userID).Scan(&got)
 	if err != nil {
 		return 0, wrap(err, "set last read of user %d in room %d", userID, roomID)

@@ -78,9 +78,9 @@ type Store struct {
 	// Group-commit counters: committed batches and the events in them.
 	batches, batchedEvents atomic.Int64
 
-	// failNextBatch, when set by tests, makes the next group commit fail
-	// just before COMMIT.
-	failNextBatch func() error
+	// failBatch, when set by tests, is called with the size of each batch
+	// just before COMMIT; an error fails the batch.
+	failBatch func(size int) error
 }
 
 var _ store.Store = (*Store)(nil)

@@ -43,7 +43,6 @@ type appendResult struct {
 // roomHead is the newest event of a room as the writer knows it.
 type roomHead struct {
 	seq uint64
-	at  int64 // unix micros of that event
 }
 
 // AppendEvent implements store.Store.
@@ -207,13 +206,8 @@ func (s *Store) applyBatch(batch []*appendReq, heads, pending map[int64]roomHead
 			return err
 		}
 	}
-	for id, h := range pending {
-		if _, err := a.stmt(stmtSetHead).ExecContext(ctx, int64(h.seq), h.at, id); err != nil {
-			return err
-		}
-	}
-	if s.failNextBatch != nil {
-		if err := s.failNextBatch(); err != nil {
+	if s.failBatch != nil {
+		if err := s.failBatch(len(batch)); err != nil {
 			return err
 		}
 	}
@@ -257,13 +251,11 @@ func (a *applier) head(roomID int64) (roomHead, error) {
 	if h, ok := a.heads[roomID]; ok {
 		return h, nil
 	}
-	var h roomHead
-	var last int64
-	if err := a.stmt(stmtGetHead).QueryRowContext(a.ctx, roomID).Scan(&last, &h.at); err != nil {
+	var last sql.NullInt64
+	if err := a.stmt(stmtGetHead).QueryRowContext(a.ctx, roomID).Scan(&last); err != nil {
 		return roomHead{}, classify(err)
 	}
-	h.seq = uint64(last)
-	return h, nil
+	return roomHead{seq: uint64(last.Int64)}, nil
 }
 
 // applyOne checks ev against the current state, then writes it. All checks
@@ -283,7 +275,7 @@ func (a *applier) applyOne(ev store.Event) (store.Event, error) {
 	if err := a.write(ev); err != nil {
 		return store.Event{}, unexpected(err)
 	}
-	a.pending[ev.RoomID] = roomHead{seq: ev.Seq, at: toMicros(ev.CreatedAt)}
+	a.pending[ev.RoomID] = roomHead{seq: ev.Seq}
 	return ev, nil
 }
 
@@ -404,7 +396,6 @@ func (a *applier) target(room int64, msg uint64, deletedOK bool) error {
 // The writer's prepared statements.
 const (
 	stmtGetHead = iota
-	stmtSetHead
 	stmtInsertEvent
 	stmtInsertMessage
 	stmtGetMessageState
@@ -421,8 +412,7 @@ const (
 )
 
 var writerSQL = [numStmts]string{
-	stmtGetHead:         `SELECT last_seq, last_event_at FROM rooms WHERE id = ?`,
-	stmtSetHead:         `UPDATE rooms SET last_seq = ?, last_event_at = ? WHERE id = ?`,
+	stmtGetHead:         `SELECT (SELECT max(seq) FROM events WHERE room_id = rooms.id) FROM rooms WHERE id = ?`,
 	stmtInsertEvent:     `INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	stmtInsertMessage:   `INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 	stmtGetMessageState: `SELECT id, body, deleted FROM messages WHERE room_id = ? AND seq = ?`,

@@ -25,22 +25,23 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_expiry ON sessions (expires_at) WHERE expires_at > 0;
 
+-- A room's latest seq is not stored here: it is max(seq) of its events, one
+-- index seek away, and keeping a copy would cost the writer an UPDATE per
+-- room per batch.
 -- name_key is NULL for direct rooms, which are found by direct_key
 -- ('<low user id>:<high user id>') instead, so no group room name can ever
 -- collide with a direct room.
 CREATE TABLE rooms (
-	id            INTEGER PRIMARY KEY,
-	name          TEXT    NOT NULL,
-	name_key      TEXT    UNIQUE,
-	direct_key    TEXT    UNIQUE,
-	title         TEXT    NOT NULL DEFAULT '',
-	topic         TEXT    NOT NULL DEFAULT '',
-	kind          TEXT    NOT NULL CHECK (kind IN ('public', 'private', 'direct')),
-	created_by    INTEGER NOT NULL REFERENCES users (id),
-	created_at    INTEGER NOT NULL,
-	epoch         TEXT    NOT NULL,
-	last_seq      INTEGER NOT NULL DEFAULT 0,
-	last_event_at INTEGER NOT NULL DEFAULT 0,
+	id         INTEGER PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	name_key   TEXT    UNIQUE,
+	direct_key TEXT    UNIQUE,
+	title      TEXT    NOT NULL DEFAULT '',
+	topic      TEXT    NOT NULL DEFAULT '',
+	kind       TEXT    NOT NULL CHECK (kind IN ('public', 'private', 'direct')),
+	created_by INTEGER NOT NULL REFERENCES users (id),
+	created_at INTEGER NOT NULL,
+	epoch      TEXT    NOT NULL,
 	CHECK ((kind = 'direct') = (direct_key IS NOT NULL AND name_key IS NULL))
 ) STRICT;
 
