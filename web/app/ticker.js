@@ -25,7 +25,7 @@ for (const sym of symbols) {
 // anonymously (the server must run with --allow-anonymous).
 async function getToken() {
   try {
-    const res = await fetch('/api/v1/auth/token', { method: 'POST', credentials: 'same-origin', headers: csrfHeaders() });
+    const res = await fetch('/api/v1/auth/connect-token', { method: 'POST', credentials: 'same-origin', headers: csrfHeaders() });
     if (res.ok) return (await res.json()).token;
   } catch { /* not logged in: fall through */ }
   return '';

@@ -1,0 +1,93 @@
+// The chat REST API (docs/api.md) as used by the app: same-origin requests
+// with the session cookie, and the CSRF token in a header on unsafe methods.
+
+export class APIError extends Error {
+  constructor(status, code, message) {
+    super(message || `request failed (${status})`);
+    this.name = 'APIError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function csrfToken() {
+  const m = document.cookie.match(/(?:^|;\s*)sori_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+/**
+ * request('POST', '/api/v1/rooms', {name: 'x'}) → parsed JSON.
+ * body may be a plain object (sent as JSON) or a Blob/File (sent as is).
+ */
+export async function request(method, path, body, { signal } = {}) {
+  const headers = {};
+  if (method !== 'GET' && method !== 'HEAD') {
+    const t = csrfToken();
+    if (t) headers['X-CSRF-Token'] = t;
+  }
+  let payload;
+  if (body instanceof Blob) {
+    payload = body;
+    headers['Content-Type'] = body.type || 'application/octet-stream';
+  } else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    headers['Content-Type'] = 'application/json';
+  }
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: payload, credentials: 'same-origin', signal });
+  } catch (err) {
+    if (err?.name === 'AbortError') throw err;
+    throw new APIError(0, 0, 'The server cannot be reached. Check your connection.');
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  if (!res.ok) {
+    const e = data?.error ?? data ?? {};
+    throw new APIError(res.status, e.code ?? 0, e.message ?? (res.status === 413 ? 'That is too large.' : `request failed (${res.status})`));
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  me: () => request('GET', '/api/v1/me'),
+  signup: (username, password) => request('POST', '/api/v1/auth/signup', { username, password }),
+  login: (username, password) => request('POST', '/api/v1/auth/login', { username, password }),
+  logout: () => request('POST', '/api/v1/auth/logout'),
+  connectToken: () => request('POST', '/api/v1/auth/connect-token'),
+
+  myRooms: () => request('GET', '/api/v1/rooms'),
+  publicRooms: () => request('GET', '/api/v1/rooms/public'),
+  createRoom: (room) => request('POST', '/api/v1/rooms', room),
+  openDirect: (username) => request('POST', `/api/v1/direct/${enc(username)}`),
+  room: (id) => request('GET', `/api/v1/rooms/${id}`),
+  join: (id) => request('POST', `/api/v1/rooms/${id}/join`),
+  leave: (id) => request('POST', `/api/v1/rooms/${id}/leave`),
+  members: (id) => request('GET', `/api/v1/rooms/${id}/members`),
+  invite: (id, username) => request('POST', `/api/v1/rooms/${id}/members`, { username }),
+  setTopic: (id, topic) => request('PATCH', `/api/v1/rooms/${id}`, { topic }),
+
+  messages: (id, { before, after, limit = 50 } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before) q.set('before', String(before));
+    if (after) q.set('after', String(after));
+    return request('GET', `/api/v1/rooms/${id}/messages?${q}`);
+  },
+  post: (id, text, replyTo) => request('POST', `/api/v1/rooms/${id}/messages`, replyTo ? { text, reply_to: replyTo } : { text }),
+  edit: (id, seq, text) => request('PATCH', `/api/v1/rooms/${id}/messages/${seq}`, { text }),
+  remove: (id, seq) => request('DELETE', `/api/v1/rooms/${id}/messages/${seq}`),
+  react: (id, seq, emoji, add) => request(add ? 'PUT' : 'DELETE', `/api/v1/rooms/${id}/messages/${seq}/reactions/${enc(emoji)}`),
+  read: (id, seq) => request('POST', `/api/v1/rooms/${id}/read`, { seq }),
+  typing: (id) => request('POST', `/api/v1/rooms/${id}/typing`),
+  presence: (id) => request('GET', `/api/v1/rooms/${id}/presence`),
+  files: (id) => request('GET', `/api/v1/rooms/${id}/files`),
+  upload: (id, file) => request('POST', `/api/v1/rooms/${id}/files?name=${enc(file.name || 'file')}`, file),
+  search: (q, room) => {
+    const p = new URLSearchParams({ q, limit: '50' });
+    if (room) p.set('room', String(room));
+    return request('GET', `/api/v1/search?${p}`);
+  },
+};

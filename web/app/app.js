@@ -1,0 +1,396 @@
+// Sori web app: authentication, the room list, routing and the connection.
+// The room view lives in room.js, the room state in model.js, calls in call.js.
+import { SoriClient } from '/sdk/index.js';
+import { api, APIError } from './api.js';
+import { $, h, replace, announce } from './dom.js';
+import { RoomModel } from './model.js';
+import { RoomView } from './room.js';
+import { CallPanel } from './call.js';
+
+const ROOM_POLL_MS = 20000;
+const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
+
+const app = {
+  me: '',
+  client: null,
+  rooms: new Map(), // id -> RoomModel
+  subs: new Map(), // id -> Subscription of chat:<id>
+  current: 0,
+  view: null,
+  call: null,
+  state: 'disconnected',
+  wasDown: false,
+};
+
+// Authentication.
+
+let signingUp = false;
+
+function showAuth(mode = 'login') {
+  signingUp = mode === 'signup';
+  $('#auth-view').hidden = false;
+  $('#chat-view').hidden = true;
+  $('#logout').hidden = true;
+  $('#whoami').hidden = true;
+  $('#sidebar-toggle').hidden = true;
+  $('#conn').hidden = true;
+  $('#auth-title').textContent = signingUp ? 'Create an account' : 'Log in';
+  $('#auth-submit').textContent = signingUp ? 'Sign up' : 'Log in';
+  $('#auth-switch-text').textContent = signingUp ? 'Have an account?' : 'New here?';
+  $('#auth-switch').textContent = signingUp ? 'Log in instead' : 'Create an account';
+  $('#auth-password').autocomplete = signingUp ? 'new-password' : 'current-password';
+  $('#auth-password-hint').hidden = !signingUp;
+  $('#auth-error').textContent = '';
+  document.title = `${signingUp ? 'Sign up' : 'Log in'} · Sori`;
+  $('#auth-username').focus();
+}
+
+$('#auth-switch').addEventListener('click', () => showAuth(signingUp ? 'login' : 'signup'));
+
+$('#auth-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const username = $('#auth-username').value.trim();
+  const password = $('#auth-password').value;
+  const err = $('#auth-error');
+  err.textContent = '';
+  if (!username || !password) { err.textContent = 'Enter a username and a password.'; return; }
+  if (signingUp && password.length < 8) { err.textContent = 'The password needs at least 8 characters.'; return; }
+  const button = $('#auth-submit');
+  button.disabled = true;
+  try {
+    const res = signingUp ? await api.signup(username, password) : await api.login(username, password);
+    $('#auth-password').value = '';
+    await startChat(res.user);
+  } catch (ex) {
+    err.textContent = ex.status === 401 ? 'Wrong username or password.' : ex.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$('#logout').addEventListener('click', async () => {
+  try { await api.logout(); } catch { /* the session may be gone already */ }
+  try { (app.client?.disconnect ?? app.client?.close)?.call(app.client); } catch { /* ignore */ }
+  location.hash = '';
+  location.reload();
+});
+
+// Connection.
+
+function setConnState(state) {
+  const conn = $('#conn');
+  const prev = app.state;
+  app.state = state;
+  conn.dataset.state = state;
+  conn.textContent = STATE_TEXT[state] ?? state;
+  conn.title = state === 'reconnecting' ? 'The connection was lost; reconnecting by itself.' : '';
+  if (state === 'reconnecting' || state === 'disconnected') app.wasDown = true;
+  if (state === 'connected' && app.wasDown && prev !== 'connected') {
+    app.wasDown = false;
+    // Subscriptions resume by themselves; also refresh what only REST knows
+    // (new rooms, counts) and let the open room catch up on edge cases.
+    loadRooms();
+    app.view?.catchUp();
+    app.view?.refreshPresence();
+    app.view?.refreshMembers();
+  }
+}
+
+function rpc(method, data) {
+  if (!app.client || app.state !== 'connected') return Promise.reject(new Error('not connected'));
+  return app.client.rpc(method, data);
+}
+
+async function startChat(user) {
+  app.me = user.username;
+  $('#auth-view').hidden = true;
+  $('#chat-view').hidden = false;
+  $('#logout').hidden = false;
+  $('#conn').hidden = false;
+  $('#sidebar-toggle').hidden = false;
+  const who = $('#whoami');
+  who.hidden = false;
+  who.textContent = `Signed in as ${user.username}`;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  app.client = new SoriClient({
+    url,
+    getToken: async () => {
+      try {
+        return (await api.connectToken()).token;
+      } catch (err) {
+        if (err instanceof APIError && err.status === 401) { location.reload(); }
+        throw err;
+      }
+    },
+  });
+  app.client.on('state', (s) => setConnState(typeof s === 'string' ? s : s?.state ?? String(s)));
+  setConnState('connecting');
+  app.view = new RoomView({
+    client: app.client, me: app.me, rooms: app.rooms, rpc,
+    roomSub: (id) => app.subs.get(id),
+    onError: showError,
+    onRemoved: (id) => { dropRoom(id); loadRooms(); },
+    openMessage: (room, seq) => openMessage(room, seq),
+  });
+  app.call = new CallPanel({ client: app.client, me: app.me, rpc, slot: $('#call-slot'), panel: $('#call-panel') });
+  app.client.connect();
+  await loadRooms();
+  route();
+  setInterval(() => { if (document.visibilityState === 'visible') loadRooms(); }, ROOM_POLL_MS);
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') loadRooms(); });
+}
+
+function showError(err) {
+  const el = $('#sidebar-error');
+  const composerErr = $('#composer-error');
+  const target = $('#composer').hidden ? el : composerErr;
+  target.textContent = err?.message ?? String(err);
+  setTimeout(() => { if (target.textContent === (err?.message ?? String(err))) target.textContent = ''; }, 6000);
+}
+
+// Rooms.
+
+let loadingRooms = null;
+
+function loadRooms() {
+  loadingRooms ??= (async () => {
+    try {
+      const res = await api.myRooms();
+      const seen = new Set();
+      for (const info of res.rooms ?? []) {
+        seen.add(info.id);
+        let model = app.rooms.get(info.id);
+        if (model) {
+          model.updateInfo(info);
+        } else {
+          model = new RoomModel(info, app.me);
+          app.rooms.set(info.id, model);
+          model.addEventListener('info', () => renderRoomList());
+          subscribeRoom(model);
+          if (info.kind === 'direct') loadPeer(model);
+        }
+      }
+      for (const id of [...app.rooms.keys()]) if (!seen.has(id)) dropRoom(id);
+      renderRoomList();
+      if (app.current && !app.rooms.has(app.current) && app.view?.model?.id === app.current) route();
+    } catch (err) {
+      if (err.status === 401) { location.reload(); return; }
+      if (err.status !== 0) showError(err);
+    } finally {
+      loadingRooms = null;
+    }
+  })();
+  return loadingRooms;
+}
+
+function subscribeRoom(model) {
+  const sub = app.client.subscribe(`chat:${model.id}`, {
+    onPublication: (pub) => model.applyPublication(pub),
+    onJoin: (info) => model.join(info?.info ?? info),
+    onLeave: (info) => model.leave(info?.info ?? info),
+  });
+  // When the server cannot prove continuity (recovered: false), reload the
+  // open room from REST.
+  sub.on?.('subscribed', (ctx) => {
+    if (ctx && ctx.recovered === false && ctx.wasRecovering) {
+      model.loaded = false;
+      if (app.view?.model === model) app.view.show(model);
+    }
+    if (app.view?.model === model) app.view.refreshPresence();
+  });
+  app.subs.set(model.id, sub);
+}
+
+function dropRoom(id) {
+  try { app.subs.get(id)?.unsubscribe(); } catch { /* already gone */ }
+  app.subs.delete(id);
+  app.rooms.delete(id);
+  if (app.current === id) {
+    app.current = 0;
+    location.hash = '#/';
+  }
+  renderRoomList();
+}
+
+async function loadPeer(model) {
+  try {
+    const res = await api.members(model.id);
+    model.setMembers(res.members ?? []);
+  } catch { /* shown as "Direct message" */ }
+}
+
+function renderRoomList() {
+  const groups = [];
+  const dms = [];
+  for (const m of app.rooms.values()) (m.info.kind === 'direct' ? dms : groups).push(m);
+  const byName = (a, b) => a.displayName.localeCompare(b.displayName);
+  groups.sort(byName);
+  dms.sort(byName);
+  const item = (m) => {
+    const current = m.id === app.current;
+    const label = `${m.displayName}${m.unread ? `, ${m.unread} unread` : ''}${m.info.kind === 'private' ? ', private' : ''}`;
+    return h('li', {}, h('a', { href: `#/room/${m.id}`, 'aria-current': current ? 'page' : null, 'aria-label': label, dataset: { room: String(m.id) } },
+      h('span', { class: 'room-name', text: m.displayName }),
+      m.info.kind === 'private' ? h('span', { class: 'lock', 'aria-hidden': 'true', title: 'private', text: '🔒' }) : null,
+      m.unread && !current ? h('span', { class: 'badge', 'aria-hidden': 'true', text: m.unread > 99 ? '99+' : String(m.unread) }) : null));
+  };
+  replace($('#room-list'), groups.map(item));
+  replace($('#dm-list'), dms.map(item));
+  $('#room-list-empty').hidden = groups.length > 0;
+  const total = [...app.rooms.values()].reduce((n, m) => n + (m.id === app.current ? 0 : m.unread), 0);
+  $('#sidebar-toggle').querySelector('.visually-hidden').textContent = total ? `Show rooms, ${total} unread` : 'Show rooms';
+}
+
+$('#create-room-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = e.currentTarget;
+  const name = f.elements.name.value.trim();
+  try {
+    const room = await api.createRoom({ name, title: f.elements.title.value.trim(), kind: f.elements.kind.value });
+    f.reset();
+    $('#create-room').open = false;
+    await loadRooms();
+    location.hash = `#/room/${room.id}`;
+    announce(`Room ${name} created`);
+  } catch (err) { showError(err); }
+});
+
+$('#browse-rooms').addEventListener('toggle', async (e) => {
+  if (!e.currentTarget.open) return;
+  const list = $('#public-rooms');
+  replace(list, h('li', { class: 'hint', text: 'Loading…' }));
+  try {
+    const res = await api.publicRooms();
+    const rooms = (res.rooms ?? []).filter((r) => !app.rooms.has(r.id));
+    if (!rooms.length) { replace(list, h('li', { class: 'hint', text: 'You are in every public room.' })); return; }
+    replace(list, rooms.map((r) => h('li', {},
+      h('span', { text: r.title || `#${r.name}` }),
+      h('button', { type: 'button', 'aria-label': `Join ${r.title || r.name}`, onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try {
+          await api.join(r.id);
+          await loadRooms();
+          ev.target.closest('li')?.remove();
+          location.hash = `#/room/${r.id}`;
+        } catch (err) { showError(err); }
+      } }, 'Join'))));
+  } catch (err) { replace(list, h('li', { class: 'error', text: err.message })); }
+});
+
+$('#dm-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const input = $('#dm-username');
+  const name = input.value.trim();
+  if (!name) return;
+  try {
+    const room = await api.openDirect(name);
+    input.value = '';
+    await loadRooms();
+    location.hash = `#/room/${room.id}`;
+  } catch (err) { showError(err.status === 404 ? new Error(`There is no user named ${name}.`) : err); }
+});
+
+$('#invite-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const input = $('#invite-username');
+  const err = $('#room-menu-error');
+  err.textContent = '';
+  try {
+    await api.invite(app.current, input.value.trim());
+    announce(`${input.value.trim()} invited`);
+    input.value = '';
+    app.view.refreshMembers();
+  } catch (ex) { err.textContent = ex.message; }
+});
+
+$('#topic-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const err = $('#room-menu-error');
+  err.textContent = '';
+  try {
+    const room = await api.setTopic(app.current, $('#topic-input').value.trim());
+    app.rooms.get(app.current)?.updateInfo(room);
+    $('#room-menu').open = false;
+  } catch (ex) { err.textContent = ex.message; }
+});
+
+$('#leave-room').addEventListener('click', async () => {
+  const err = $('#room-menu-error');
+  err.textContent = '';
+  try {
+    await api.leave(app.current);
+    $('#room-menu').open = false;
+    dropRoom(app.current);
+  } catch (ex) { err.textContent = ex.message; }
+});
+
+// Search.
+
+$('#search-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const q = $('#search-input').value.trim();
+  if (q) app.view.search(q, $('#search-here').checked);
+});
+$('#search-close').addEventListener('click', () => { $('#search-results').hidden = true; $('#search-input').focus(); });
+
+async function openMessage(roomId, seq) {
+  if (app.current !== roomId) {
+    location.hash = `#/room/${roomId}`;
+    await route();
+  }
+  const found = await app.view.reveal(seq);
+  if (!found) showError(new Error('That message is no longer available.'));
+}
+
+// Phone layout: the sidebar slides over the room.
+
+const chatView = $('#chat-view');
+$('#sidebar-toggle').addEventListener('click', () => setSidebar(!chatView.classList.contains('show-sidebar')));
+function setSidebar(open) {
+  chatView.classList.toggle('show-sidebar', open);
+  $('#sidebar-toggle').setAttribute('aria-expanded', String(open));
+  if (open) $('#sidebar').querySelector('a, button, input, summary')?.focus();
+}
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && chatView.classList.contains('show-sidebar')) { setSidebar(false); $('#sidebar-toggle').focus(); }
+});
+
+// Routing: #/room/<id>.
+
+async function route() {
+  const m = location.hash.match(/^#\/room\/(\d+)$/);
+  const id = m ? Number(m[1]) : 0;
+  setSidebar(false);
+  let model = app.rooms.get(id);
+  if (id && !model) {
+    await loadRooms();
+    model = app.rooms.get(id);
+  }
+  if (!model && !id && app.rooms.size && matchMedia('(min-width: 721px)').matches) {
+    // Open the first room on wide screens rather than an empty pane.
+    const first = [...app.rooms.values()].sort((a, b) => a.displayName.localeCompare(b.displayName))[0];
+    history.replaceState(null, '', `#/room/${first.id}`);
+    model = first;
+  }
+  if (app.view.model === model && model) return;
+  app.current = model?.id ?? 0;
+  renderRoomList();
+  app.call?.setRoom(model ?? null);
+  await app.view.show(model ?? null);
+  if (model) $('#composer-text').focus({ preventScroll: true });
+  else if (!app.rooms.size) setSidebar(true);
+}
+
+window.addEventListener('hashchange', () => { if (app.me) route(); });
+
+// Boot: who am I?
+
+(async function boot() {
+  try {
+    const res = await api.me();
+    await startChat(res.user);
+  } catch (err) {
+    showAuth(location.hash === '#/signup' ? 'signup' : 'login');
+    if (err.status !== 401 && err.status !== undefined) $('#auth-error').textContent = err.message;
+  }
+})();

@@ -1,0 +1,583 @@
+// RoomView renders the open room: the timeline with scroll-back, message
+// actions (reply, react, edit, delete), receipts, typing, who is online, the
+// composer with attachments, and search results. Every user-provided string
+// is set with textContent (see dom.js); nothing here parses HTML.
+import { api } from './api.js';
+import { $, h, replace, linkify, formatTime, formatSize, announce } from './dom.js';
+import { PAGE } from './model.js';
+
+const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+const FILE_LINE = /^\/api\/v1\/files\/([A-Za-z0-9_-]{8,128})$/;
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+export class RoomView {
+  /** @param {{client: any, me: string, onError: (e: Error) => void, navigate: (id: number) => void, rooms: Map<number, any>}} ctx */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.model = null;
+    this.els = new Map(); // seq -> li
+    this.reply = null; // message being replied to
+    this.attachment = null; // File picked in the composer
+    this.loadingOlder = false;
+    this.lastTypingSent = 0;
+    this.readTimer = 0;
+    this.typingTimer = 0;
+    this.liveSub = null;
+    this.listeners = [];
+    this.dom = {
+      title: $('#room-title'), topic: $('#room-topic'), timeline: $('#timeline'), list: $('#messages'),
+      older: $('#load-older'), empty: $('#empty-room'), typing: $('#typing'), composer: $('#composer'),
+      text: $('#composer-text'), file: $('#composer-file'), send: $('#composer-send'), error: $('#composer-error'),
+      replyBox: $('#reply-preview'), replyText: $('#reply-text'), attachBox: $('#attachment-preview'),
+      jump: $('#jump-latest'), online: $('#online'), onlineCount: $('#online-count'), onlineList: $('#online-list'),
+      menu: $('#room-menu'), results: $('#search-results'), resultList: $('#search-list'),
+    };
+    this.#wire();
+  }
+
+  #wire() {
+    const d = this.dom;
+    d.composer.addEventListener('submit', (e) => { e.preventDefault(); this.send(); });
+    d.text.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.send(); }
+      if (e.key === 'Escape' && this.reply) { this.setReply(null); }
+    });
+    d.text.addEventListener('input', () => { this.#autosize(); this.#typing(); });
+    d.file.addEventListener('change', () => this.setAttachment(d.file.files?.[0] ?? null));
+    $('#reply-cancel').addEventListener('click', () => { this.setReply(null); d.text.focus(); });
+    d.older.addEventListener('click', () => this.loadOlder());
+    d.jump.addEventListener('click', () => { this.scrollToBottom(); this.#maybeMarkRead(); d.text.focus(); });
+    d.timeline.addEventListener('scroll', () => {
+      if (this.#atBottom()) { d.jump.hidden = true; this.#maybeMarkRead(); }
+    }, { passive: true });
+    document.addEventListener('visibilitychange', () => this.#maybeMarkRead());
+    window.addEventListener('focus', () => this.#maybeMarkRead());
+    // Scroll-back: load older messages when the button scrolls into view.
+    this.observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && this.model?.loaded) this.loadOlder();
+    }, { root: d.timeline, rootMargin: '200px 0px 0px 0px' });
+    this.observer.observe(d.older);
+    setInterval(() => this.#renderTyping(), 1000);
+  }
+
+  /** Shows model's room (null: the empty welcome state). */
+  async show(model) {
+    this.hide();
+    this.model = model;
+    const d = this.dom;
+    d.empty.hidden = Boolean(model);
+    d.composer.hidden = !model;
+    d.online.hidden = !model;
+    d.menu.hidden = !model || model.info.kind === 'direct';
+    d.results.hidden = true;
+    replace(d.list);
+    this.els.clear();
+    this.setReply(null);
+    this.setAttachment(null);
+    d.jump.hidden = true;
+    d.older.hidden = true;
+    if (!model) {
+      d.title.textContent = 'Welcome';
+      d.topic.textContent = '';
+      document.title = 'Sori chat';
+      return;
+    }
+    const on = (type, fn) => { model.addEventListener(type, fn); this.listeners.push([type, fn]); };
+    on('message', (e) => this.#onMessage(e.detail.message));
+    on('change', (e) => this.#renderMessage(e.detail.message));
+    on('snapshot', (e) => this.#onSnapshot(e.detail));
+    on('receipts', () => this.#renderReceipts());
+    on('online', () => this.#renderOnline());
+    on('typing', () => this.#renderTyping());
+    on('info', () => this.#renderHeader());
+    on('members-changed', () => this.refreshMembers());
+    this.#renderHeader();
+    this.#renderAll();
+    this.#renderOnline();
+    this.#renderTyping();
+    this.liveSub = this.ctx.client.subscribe(`chat:${model.id}#live`, { onPublication: (pub) => model.applySignal(pub.data) });
+    this.refreshMembers();
+    this.refreshPresence();
+    if (!model.loaded) {
+      try {
+        const res = await api.messages(model.id, { limit: PAGE });
+        if (this.model !== model) return;
+        model.applySnapshot(res.messages ?? []);
+      } catch (err) { this.ctx.onError(err); }
+    } else {
+      this.catchUp();
+    }
+    this.scrollToBottom();
+    this.#maybeMarkRead();
+  }
+
+  hide() {
+    if (!this.model) return;
+    for (const [type, fn] of this.listeners) this.model.removeEventListener(type, fn);
+    this.listeners = [];
+    try { this.liveSub?.unsubscribe(); } catch { /* already gone */ }
+    this.liveSub = null;
+    this.model = null;
+  }
+
+  /** Fetches what a REST snapshot can add after the newest message we hold (after a reconnect). */
+  async catchUp() {
+    const model = this.model;
+    if (!model?.loaded) return;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const after = model.newestSeq;
+        const res = await api.messages(model.id, { after, limit: PAGE });
+        if (this.model !== model) return;
+        const list = res.messages ?? [];
+        model.applySnapshot(list);
+        if (list.length < PAGE) break;
+      }
+    } catch (err) { this.ctx.onError(err); }
+  }
+
+  async refreshMembers() {
+    const model = this.model;
+    if (!model) return;
+    try {
+      const res = await api.members(model.id);
+      model.setMembers(res.members ?? []);
+    } catch (err) {
+      if (err.status === 403 || err.status === 404) this.ctx.onRemoved?.(model.id);
+    }
+  }
+
+  async refreshPresence() {
+    const model = this.model;
+    if (!model) return;
+    const sub = this.ctx.roomSub(model.id);
+    try {
+      const res = await sub.presence();
+      const clients = Array.isArray(res) ? res : (res?.clients ?? Object.values(res?.presence ?? {}));
+      model.setOnline(clients);
+      return;
+    } catch { /* not subscribed yet: fall back to REST */ }
+    try {
+      const res = await api.presence(model.id);
+      model.setOnline((res.users ?? []).map((user) => ({ user, client: user })));
+    } catch { /* best effort */ }
+  }
+
+  // Rendering.
+
+  #renderHeader() {
+    const m = this.model;
+    if (!m) return;
+    this.dom.title.textContent = m.displayName;
+    this.dom.topic.textContent = m.info.topic ?? '';
+    document.title = `${m.unread ? `(${m.unread}) ` : ''}${m.displayName} · Sori`;
+    const topicInput = $('#topic-input');
+    if (document.activeElement !== topicInput) topicInput.value = m.info.topic ?? '';
+  }
+
+  #renderAll() {
+    const m = this.model;
+    const seqs = [...m.messages.keys()].sort((a, b) => a - b);
+    this.els.clear();
+    replace(this.dom.list, seqs.map((s) => {
+      const li = this.#build(m.messages.get(s));
+      this.els.set(s, li);
+      return li;
+    }));
+    this.dom.older.hidden = !m.loaded || !m.hasOlder;
+    this.#renderReceipts();
+  }
+
+  #onSnapshot({ added, seqs }) {
+    const m = this.model;
+    const wasBottom = this.#atBottom();
+    const before = this.dom.timeline.scrollHeight;
+    const top = this.dom.timeline.scrollTop;
+    const oldFirst = this.dom.list.firstElementChild ? Number(this.dom.list.firstElementChild.dataset.seq) : Infinity;
+    for (const seq of seqs) this.#renderMessage(m.messages.get(seq));
+    this.dom.older.hidden = !m.hasOlder;
+    this.#renderReceipts();
+    const prepended = added.some((x) => x.seq < oldFirst);
+    if (prepended && !wasBottom) {
+      this.dom.timeline.scrollTop = top + (this.dom.timeline.scrollHeight - before); // keep the reader's place
+    } else if (wasBottom) {
+      this.scrollToBottom();
+    }
+  }
+
+  #onMessage(msg) {
+    const wasBottom = this.#atBottom();
+    this.#renderMessage(msg);
+    this.#renderReceipts();
+    this.#renderTyping();
+    const mine = msg.user === this.ctx.me;
+    if (!mine) announce(`${msg.user}: ${msg.text || 'sent a file'}`);
+    if (wasBottom || mine) {
+      this.scrollToBottom();
+      this.#maybeMarkRead();
+    } else {
+      this.dom.jump.hidden = false;
+    }
+  }
+
+  /** Inserts or replaces the element of msg, in seq order. */
+  #renderMessage(msg) {
+    if (!msg) return;
+    const old = this.els.get(msg.seq);
+    const li = this.#build(msg);
+    if (old) {
+      const hadFocus = old.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+      old.replaceWith(li);
+      if (hadFocus) li.querySelector(`[data-action="${hadFocus}"]`)?.focus();
+    } else {
+      let next = null;
+      for (const el of this.dom.list.children) { if (Number(el.dataset.seq) > msg.seq) { next = el; break; } }
+      this.dom.list.insertBefore(li, next);
+    }
+    this.els.set(msg.seq, li);
+    // Replies quoting this message show its new text.
+    for (const q of this.dom.list.querySelectorAll(`.msg-reply[data-target="${msg.seq}"]`)) {
+      q.replaceWith(this.#quote(msg.seq));
+    }
+  }
+
+  #build(msg) {
+    const mine = msg.user === this.ctx.me;
+    const li = h('li', { class: `msg${mine ? ' mine' : ''}${msg.deleted ? ' deleted' : ''}`, id: `msg-${msg.seq}`,
+      dataset: { seq: String(msg.seq), user: msg.user } });
+    const time = h('time', { class: 'msg-time', datetime: msg.created_at ?? '', text: formatTime(msg.created_at) });
+    li.append(h('div', { class: 'msg-head' },
+      h('span', { class: 'msg-user', text: msg.user }), time,
+      msg.edited && !msg.deleted ? h('span', { class: 'msg-edited', text: '(edited)' }) : null));
+    if (msg.reply_to) li.append(this.#quote(msg.reply_to));
+    if (msg.deleted) {
+      li.append(h('p', { class: 'msg-body', text: 'This message was deleted.' }));
+    } else {
+      const { body, files } = this.#body(msg.text);
+      if (body) li.append(body);
+      for (const id of files) li.append(this.#attachment(id));
+      if (msg.reactions.size) li.append(this.#reactions(msg));
+      li.append(this.#actions(msg, mine));
+    }
+    li.append(h('p', { class: 'receipts' }));
+    return li;
+  }
+
+  /** Splits message text into a paragraph of linkified text and file references (lines that are /api/v1/files/<id>). */
+  #body(text) {
+    const files = [];
+    const lines = [];
+    for (const line of (text ?? '').split('\n')) {
+      const f = line.trim().match(FILE_LINE);
+      if (f) files.push(f[1]);
+      else lines.push(line);
+    }
+    const rest = lines.join('\n').trim();
+    return { body: rest ? h('p', { class: 'msg-body' }, linkify(rest)) : null, files };
+  }
+
+  #attachment(id) {
+    const url = `/api/v1/files/${encodeURIComponent(id)}`;
+    const meta = this.model.files.get(id);
+    if (!meta) this.#loadFiles();
+    const name = meta?.name ?? 'attachment';
+    if (meta && IMAGE_TYPES.has(meta.content_type)) {
+      return h('div', { class: 'attachment' },
+        h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' },
+          h('img', { src: url, alt: name, loading: 'lazy', decoding: 'async' })));
+    }
+    return h('div', { class: 'attachment' },
+      h('a', { class: 'file-card', href: url, download: name, rel: 'noopener noreferrer' },
+        h('span', { 'aria-hidden': 'true', text: '📄' }), h('span', { class: 'file-name', text: name }),
+        meta ? h('span', { class: 'hint', text: formatSize(meta.size) }) : null));
+  }
+
+  async #loadFiles() {
+    const model = this.model;
+    if (!model || model.filesLoading) return;
+    model.filesLoading = true;
+    try {
+      const res = await api.files(model.id);
+      for (const f of res.files ?? []) model.files.set(f.id, f);
+      if (this.model !== model) return;
+      for (const msg of model.messages.values()) {
+        if (!msg.deleted && /\/api\/v1\/files\//.test(msg.text)) this.#renderMessage(msg);
+      }
+      this.#renderReceipts();
+    } catch { /* shown as plain links */ } finally {
+      setTimeout(() => { model.filesLoading = false; }, 3000);
+    }
+  }
+
+  #quote(seq) {
+    const target = this.model.messages.get(seq);
+    let text = `Reply to an earlier message (#${seq})`;
+    if (target) text = `${target.user}: ${target.deleted ? 'deleted message' : (target.text.split('\n')[0] || 'file')}`;
+    return h('div', { class: 'msg-reply', dataset: { target: String(seq) } },
+      h('span', { 'aria-hidden': 'true', text: '↪ ' }), h('span', { class: 'visually-hidden', text: 'In reply to ' }), text);
+  }
+
+  #reactions(msg) {
+    const box = h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' });
+    for (const [emoji, users] of msg.reactions) {
+      const mine = users.has(this.ctx.me);
+      const names = [...users].join(', ');
+      box.append(h('button', { type: 'button', 'aria-pressed': mine ? 'true' : 'false', title: names,
+        'aria-label': `${emoji} ${users.size}, from ${names}. ${mine ? 'Remove your reaction' : 'React too'}`,
+        onclick: () => this.react(msg, emoji, !mine) }, `${emoji} ${users.size}`));
+    }
+    return box;
+  }
+
+  #actions(msg, mine) {
+    const bar = h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': `Actions for ${msg.user}'s message` });
+    bar.append(h('button', { type: 'button', dataset: { action: 'reply' }, onclick: () => { this.setReply(msg); this.dom.text.focus(); } }, 'Reply'));
+    bar.append(h('button', { type: 'button', dataset: { action: 'react' }, 'aria-expanded': 'false', onclick: (e) => this.#togglePicker(e.currentTarget, msg) }, 'React'));
+    if (mine) {
+      bar.append(h('button', { type: 'button', dataset: { action: 'edit' }, onclick: () => this.#startEdit(msg) }, 'Edit'));
+      bar.append(h('button', { type: 'button', dataset: { action: 'delete' }, onclick: (e) => this.#confirmDelete(e.currentTarget, msg) }, 'Delete'));
+    }
+    return bar;
+  }
+
+  #togglePicker(button, msg) {
+    const li = this.els.get(msg.seq);
+    const open = li.querySelector('.react-picker');
+    if (open) { open.remove(); button.setAttribute('aria-expanded', 'false'); return; }
+    button.setAttribute('aria-expanded', 'true');
+    const picker = h('div', { class: 'react-picker', role: 'group', 'aria-label': 'Pick a reaction' },
+      REACTIONS.map((emoji) => h('button', { type: 'button', 'aria-label': `React with ${emoji}`,
+        onclick: () => { picker.remove(); this.react(msg, emoji, !(msg.reactions.get(emoji)?.has(this.ctx.me))); } }, emoji)));
+    picker.addEventListener('keydown', (e) => { if (e.key === 'Escape') { picker.remove(); button.focus(); } });
+    li.querySelector('.msg-actions').after(picker);
+    picker.querySelector('button').focus();
+  }
+
+  #confirmDelete(button, msg) {
+    if (button.dataset.confirm) {
+      this.remove(msg);
+      return;
+    }
+    button.dataset.confirm = '1';
+    button.textContent = 'Confirm delete';
+    button.classList.add('danger');
+    setTimeout(() => {
+      if (!button.isConnected) return;
+      delete button.dataset.confirm;
+      button.textContent = 'Delete';
+    }, 5000);
+  }
+
+  #startEdit(msg) {
+    const li = this.els.get(msg.seq);
+    const body = li.querySelector('.msg-body');
+    const { files } = this.#body(msg.text);
+    const textOnly = msg.text.split('\n').filter((l) => !FILE_LINE.test(l.trim())).join('\n');
+    const area = h('textarea', { rows: 2, maxlength: 4000, 'aria-label': 'Edit message' });
+    area.value = textOnly;
+    const cancel = () => this.#renderMessage(this.model.messages.get(msg.seq));
+    const save = async () => {
+      const fileLines = files.map((id) => `/api/v1/files/${id}`);
+      const text = [area.value.trim(), ...fileLines].filter(Boolean).join('\n');
+      if (!text || text === msg.text) { cancel(); return; }
+      try { await api.edit(this.model.id, msg.seq, text); } catch (err) { this.ctx.onError(err); return; }
+      cancel();
+      this.dom.text.focus();
+    };
+    const form = h('form', { class: 'edit-form', onsubmit: (e) => { e.preventDefault(); save(); } },
+      area, h('span', { class: 'row' },
+        h('button', { type: 'button', onclick: () => { cancel(); this.dom.text.focus(); } }, 'Cancel'),
+        h('button', { type: 'submit', class: 'primary' }, 'Save')));
+    area.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); save(); }
+      if (e.key === 'Escape') { e.preventDefault(); cancel(); this.dom.text.focus(); }
+    });
+    if (body) body.replaceWith(form); else li.querySelector('.msg-head').after(form);
+    li.querySelector('.msg-actions')?.remove();
+    area.focus();
+  }
+
+  #renderReceipts() {
+    const m = this.model;
+    if (!m) return;
+    const by = m.receiptsBySeq();
+    for (const [seq, li] of this.els) {
+      const users = by.get(seq);
+      const p = li.querySelector('.receipts');
+      if (p) p.textContent = users ? `Seen by ${users.sort().join(', ')}` : '';
+    }
+  }
+
+  #renderOnline() {
+    const m = this.model;
+    if (!m) return;
+    const users = [...m.online.keys()].sort();
+    this.dom.onlineCount.textContent = `${users.length} online`;
+    replace(this.dom.onlineList, users.map((u) => h('li', {},
+      h('span', { class: 'online-dot', 'aria-hidden': 'true', text: '●' }), u === this.ctx.me ? `${u} (you)` : u)));
+  }
+
+  #renderTyping() {
+    const m = this.model;
+    if (!m) { this.dom.typing.textContent = ''; return; }
+    const users = m.typingUsers();
+    const text = users.length === 0 ? '' : users.length === 1 ? `${users[0]} is typing…`
+      : users.length === 2 ? `${users[0]} and ${users[1]} are typing…` : 'Several people are typing…';
+    if (this.dom.typing.textContent !== text) this.dom.typing.textContent = text;
+  }
+
+  // Actions.
+
+  setReply(msg) {
+    this.reply = msg;
+    this.dom.replyBox.hidden = !msg;
+    this.dom.replyText.textContent = msg ? `Replying to ${msg.user}: ${msg.text.split('\n')[0]}` : '';
+  }
+
+  setAttachment(file) {
+    this.attachment = file;
+    const box = this.dom.attachBox;
+    if (box.dataset.url) URL.revokeObjectURL(box.dataset.url);
+    delete box.dataset.url;
+    replace(box);
+    box.hidden = !file;
+    if (!file) { this.dom.file.value = ''; return; }
+    if (IMAGE_TYPES.has(file.type)) {
+      const url = URL.createObjectURL(file);
+      box.dataset.url = url;
+      box.append(h('img', { src: url, alt: `Preview of ${file.name}` }));
+    }
+    box.append(h('span', { text: `${file.name} (${formatSize(file.size)})` }),
+      h('button', { type: 'button', class: 'icon-button', 'aria-label': `Remove ${file.name}`, onclick: () => { this.setAttachment(null); this.dom.text.focus(); } }, '✕'));
+  }
+
+  async send() {
+    const model = this.model;
+    if (!model || this.sending) return;
+    const d = this.dom;
+    let text = d.text.value.trim();
+    const file = this.attachment;
+    if (!text && !file) return;
+    this.sending = true;
+    d.send.disabled = true;
+    d.error.textContent = '';
+    try {
+      if (file) {
+        const meta = await api.upload(model.id, file);
+        model.files.set(meta.id, meta);
+        text = [text, `/api/v1/files/${meta.id}`].filter(Boolean).join('\n');
+      }
+      await api.post(model.id, text, this.reply?.seq);
+      d.text.value = '';
+      this.#autosize();
+      this.setReply(null);
+      this.setAttachment(null);
+      this.scrollToBottom();
+    } catch (err) {
+      d.error.textContent = `Not sent: ${err.message}`;
+    } finally {
+      this.sending = false;
+      d.send.disabled = false;
+      d.text.focus();
+    }
+  }
+
+  async react(msg, emoji, add) {
+    try { await api.react(this.model.id, msg.seq, emoji, add); } catch (err) { this.ctx.onError(err); }
+  }
+
+  async remove(msg) {
+    try { await api.remove(this.model.id, msg.seq); this.dom.text.focus(); } catch (err) { this.ctx.onError(err); }
+  }
+
+  async loadOlder() {
+    const model = this.model;
+    if (!model || this.loadingOlder || !model.hasOlder || !model.oldest) return;
+    this.loadingOlder = true;
+    this.dom.older.disabled = true;
+    try {
+      const res = await api.messages(model.id, { before: model.oldest, limit: PAGE });
+      if (this.model === model) model.applySnapshot(res.messages ?? [], { older: true });
+    } catch (err) { this.ctx.onError(err); } finally {
+      this.loadingOlder = false;
+      this.dom.older.disabled = false;
+    }
+  }
+
+  /** Scrolls to a message, loading older pages until it is there. */
+  async reveal(seq) {
+    const model = this.model;
+    for (let i = 0; i < 20 && model && !model.messages.has(seq) && model.hasOlder && model.oldest > seq; i++) {
+      await this.loadOlder();
+    }
+    const li = this.els.get(seq);
+    if (!li) return false;
+    li.scrollIntoView({ block: 'center' });
+    li.classList.add('flash');
+    li.tabIndex = -1;
+    li.focus({ preventScroll: true });
+    setTimeout(() => li.classList.remove('flash'), 2500);
+    return true;
+  }
+
+  #typing() {
+    const model = this.model;
+    if (!model || !this.dom.text.value.trim()) return;
+    const now = Date.now();
+    if (now - this.lastTypingSent < 3000) return;
+    this.lastTypingSent = now;
+    this.ctx.rpc('chat.typing', { room: model.id }).catch(() => api.typing(model.id).catch(() => {}));
+  }
+
+  #maybeMarkRead() {
+    const model = this.model;
+    if (!model || !model.loaded || document.visibilityState !== 'visible' || !this.#atBottom()) return;
+    const seq = model.newestSeq;
+    if (!seq || (seq <= model.lastRead && model.unread === 0)) return;
+    model.markedRead(seq);
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => {
+      this.ctx.rpc('chat.read', { room: model.id, seq }).catch(() => api.read(model.id, seq).catch(() => {}));
+    }, 300);
+  }
+
+  #atBottom() {
+    const t = this.dom.timeline;
+    return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
+  }
+
+  scrollToBottom() {
+    const t = this.dom.timeline;
+    t.scrollTop = t.scrollHeight;
+    this.dom.jump.hidden = true;
+  }
+
+  #autosize() {
+    const t = this.dom.text;
+    t.style.height = 'auto';
+    t.style.height = `${Math.min(t.scrollHeight + 2, 160)}px`;
+  }
+
+  // Search.
+
+  async search(q, here) {
+    const d = this.dom;
+    d.results.hidden = false;
+    replace(d.resultList, h('li', { class: 'hint', text: 'Searching…' }));
+    try {
+      const res = await api.search(q, here && this.model ? this.model.id : 0);
+      const list = res.messages ?? [];
+      if (!list.length) { replace(d.resultList, h('li', { class: 'hint', text: `Nothing found for “${q}”.` })); return; }
+      replace(d.resultList, list.map((m) => {
+        const room = this.ctx.rooms.get(m.room);
+        const where = room ? room.displayName : `room ${m.room}`;
+        return h('li', {}, h('button', { type: 'button', onclick: () => this.ctx.openMessage(m.room, m.seq) },
+          h('span', { class: 'search-meta', text: `${m.user} in ${where} · ${formatTime(m.created_at)}` }),
+          h('span', { text: (m.text ?? '').replace(/\n?\/api\/v1\/files\/\S+/g, ' 📎').trim() })));
+      }));
+      announce(`${list.length} result${list.length === 1 ? '' : 's'}`);
+    } catch (err) {
+      replace(d.resultList, h('li', { class: 'error', text: err.message }));
+    }
+  }
+}
