@@ -2,6 +2,7 @@
 //
 //	sori serve      run the server
 //	sori token      mint a connection token for a user
+//	sori user       add, list and reset chat users
 //	sori bench      load a server and report deliveries, latency, CPU, RSS
 //	sori lab        compare transports (polling … WebSocket) in numbers
 //	sori version    print the version
@@ -39,6 +40,7 @@ const usage = `Sori: real-time channels, chat and calls in one binary.
 Usage:
   sori serve [flags]     run the server (sori serve --help lists every flag)
   sori token [flags]     mint a connection token for a user
+  sori user add|list|reset-password   manage chat users (sori user for help)
   sori bench [flags]     load a server: deliveries/s, latency, server CPU and RSS
   sori lab [flags]       compare polling, long polling, SSE and WebSocket in numbers
   sori version           print the version
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "user":
+		return user(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
 	case "lab":
@@ -70,18 +74,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // loadConfig reads defaults, the config file, SORI_* variables and flags.
-func loadConfig(name string, args []string, stderr io.Writer) (config.Config, *flag.FlagSet, error) {
+// It returns a pointer: the flags are bound to its fields and fill them when
+// the caller parses the flag set.
+func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, *flag.FlagSet, error) {
 	cfg := config.Default()
 	if path := config.ConfigFileFromArgs(args); path != "" {
 		if err := cfg.LoadFile(path); err != nil {
-			return cfg, nil, err
+			return &cfg, nil, err
 		}
 	}
 	fs := flag.NewFlagSet("sori "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("config", "", "JSON config file (keys as in docs/operations.md) [$SORI_CONFIG]")
 	cfg.Bind(fs)
-	return cfg, fs, nil
+	return &cfg, fs, nil
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -106,8 +112,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
-	srv, err := server.New(cfg, log)
+	log := newLogger(*cfg, stderr)
+	srv, err := server.New(*cfg, log)
 	if err != nil {
 		return err
 	}

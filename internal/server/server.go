@@ -89,6 +89,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Version:             Version,
 	}, s.hub, s.verifier, s.metrics, log)
 	s.routes()
+	if err := s.mountChat(); err != nil {
+		s.node.Close()
+		s.hub.Close()
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: cfg.HandshakeTimeout.D(),
