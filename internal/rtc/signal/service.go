@@ -1,0 +1,334 @@
+package signal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// Conn is a client connection that takes part in calls; *session.Session is
+// one. Send must not block and must not call back into the Service.
+type Conn interface {
+	ID() string
+	User() string
+	Send(frame []byte)
+}
+
+// Membership decides who may join a room's call. The chat service's room
+// membership is the usual implementation.
+type Membership interface {
+	IsMember(ctx context.Context, user, room string) (bool, error)
+}
+
+// DefaultMeshLimit is the most participants of a mesh call by default: each
+// sends its media to every other, so the uplink grows with the call.
+const DefaultMeshLimit = 4
+
+// Config configures a Service.
+type Config struct {
+	// Membership is required.
+	Membership Membership
+	// ICEServers returns the ICE servers (with fresh TURN credentials) for a
+	// user; nil means none, so peers use host candidates only.
+	ICEServers func(user string) []ICEServer
+	// MeshLimit is the most participants of a call; default DefaultMeshLimit.
+	MeshLimit int
+	// Logger defaults to a discarding logger.
+	Logger *slog.Logger
+}
+
+// Service holds the calls of one server. It is safe for concurrent use.
+//
+// Lock order: Service.mu, then whatever Conn.Send takes (the session's queue
+// lock). Pushes are sent with mu held, so that every participant receives the
+// events of a room in the order they happened. Membership and ICEServers are
+// called without mu.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	rooms map[Room]*room
+	conns map[Conn]map[Room]*participant
+}
+
+type room struct {
+	name    Room
+	joins   uint64 // join counter: orders participants for perfect negotiation
+	members map[string]*participant
+}
+
+type participant struct {
+	id    string
+	user  string
+	conn  Conn
+	order uint64
+	state State
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) (*Service, error) {
+	if cfg.Membership == nil {
+		return nil, errors.New("signal: a Membership is required")
+	}
+	if cfg.MeshLimit <= 0 {
+		cfg.MeshLimit = DefaultMeshLimit
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger, rooms: map[Room]*room{}, conns: map[Conn]map[Room]*participant{}}, nil
+}
+
+// Errors of call methods, as numbered protocol errors.
+var (
+	errAnonymous   = protocol.ErrPermissionDenied.WithMessage("calls need a logged-in user")
+	errNotMember   = protocol.ErrPermissionDenied.WithMessage("not a member of this room")
+	errBadRoom     = protocol.ErrBadRequest.WithMessage("room must be 1-64 letters, digits, '_', '-' or '.'")
+	errNotInCall   = protocol.ErrNotFound.WithMessage("you are not in this call")
+	errNoPeer      = protocol.ErrNotFound.WithMessage("no such participant in this call")
+	errJoinedTwice = protocol.ErrConflict.WithMessage("this connection is already in this call")
+)
+
+// view describes p to a receiver whose join order is viewer.
+func (p *participant) view(viewer uint64) Participant {
+	return Participant{ID: p.id, User: p.user, Polite: viewer < p.order, State: p.state}
+}
+
+// Join adds c to req.Room's call and tells the others. The result lists the
+// participants already there; pushes about the room may reach c before the
+// result does, and are all newer than it.
+func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult, error) {
+	user := c.User()
+	if user == "" {
+		return JoinResult{}, errAnonymous
+	}
+	if !validRoom(req.Room) {
+		return JoinResult{}, errBadRoom
+	}
+	ok, err := s.cfg.Membership.IsMember(ctx, user, string(req.Room))
+	if err != nil {
+		return JoinResult{}, fmt.Errorf("signal: check membership of room %s: %w", req.Room, err)
+	}
+	if !ok {
+		return JoinResult{}, errNotMember
+	}
+	var ice []ICEServer
+	if s.cfg.ICEServers != nil {
+		ice = s.cfg.ICEServers(user)
+	}
+	if ice == nil {
+		ice = []ICEServer{}
+	}
+	id, err := newID()
+	if err != nil {
+		return JoinResult{}, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[req.Room]
+	if r == nil {
+		r = &room{name: req.Room, members: map[string]*participant{}}
+		s.rooms[req.Room] = r
+	}
+	if s.conns[c][req.Room] != nil {
+		return JoinResult{}, errJoinedTwice
+	}
+	if len(r.members) >= s.cfg.MeshLimit {
+		return JoinResult{}, protocol.ErrCallFull.WithMessage(
+			fmt.Sprintf("the call has reached its limit of %d participants", s.cfg.MeshLimit))
+	}
+	r.joins++
+	p := &participant{id: id, user: user, conn: c, order: r.joins}
+	if req.State != nil {
+		p.state = *req.State
+	}
+	others := r.sorted()
+	res := JoinResult{Room: r.name, Participant: id, Mode: ModeMesh, Limit: s.cfg.MeshLimit,
+		Participants: make([]Participant, 0, len(others)), ICEServers: ice}
+	for _, o := range others {
+		res.Participants = append(res.Participants, o.view(p.order))
+		o.conn.Send(encode(Push{Room: r.name, Event: EventJoined, Participant: ptr(p.view(o.order))}))
+	}
+	r.members[id] = p
+	if s.conns[c] == nil {
+		s.conns[c] = map[Room]*participant{}
+	}
+	s.conns[c][r.name] = p
+	s.log.Debug("call join", "room", string(r.name), "user", user, "conn", c.ID(), "participant", id, "participants", len(r.members))
+	return res, nil
+}
+
+// Leave removes c from req.Room's call and tells the others.
+func (s *Service) Leave(c Conn, req LeaveRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.conns[c][req.Room]
+	if p == nil {
+		return errNotInCall
+	}
+	s.removeLocked(req.Room, p, ReasonLeft)
+	return nil
+}
+
+// Disconnected removes c from every call it is in; the server calls it when
+// the connection is gone.
+func (s *Service) Disconnected(c Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, p := range s.conns[c] {
+		s.removeLocked(name, p, ReasonDisconnected)
+	}
+}
+
+func (s *Service) removeLocked(name Room, p *participant, reason string) {
+	r := s.rooms[name]
+	delete(r.members, p.id)
+	if set := s.conns[p.conn]; set != nil {
+		delete(set, name)
+		if len(set) == 0 {
+			delete(s.conns, p.conn)
+		}
+	}
+	if len(r.members) == 0 {
+		delete(s.rooms, name)
+	}
+	for _, o := range r.sorted() {
+		o.conn.Send(encode(Push{Room: name, Event: EventLeft, Participant: ptr(p.view(o.order)), Reason: reason}))
+	}
+	s.log.Debug("call leave", "room", string(name), "user", p.user, "conn", p.conn.ID(), "participant", p.id, "reason", reason)
+}
+
+// Signal relays a description, candidate or restart request from c to one
+// participant of the same call.
+func (s *Service) Signal(c Conn, req SignalRequest) error {
+	if err := checkSignal(&req); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := s.conns[c][req.Room]
+	if from == nil {
+		return errNotInCall
+	}
+	to := s.rooms[req.Room].members[req.To]
+	if to == nil || to == from {
+		return errNoPeer
+	}
+	to.conn.Send(encode(Push{Room: req.Room, Event: EventSignal, From: from.id,
+		Description: req.Description, Candidate: req.Candidate, Restart: req.Restart}))
+	return nil
+}
+
+// SetState updates c's media state in req.Room's call and tells the others.
+func (s *Service) SetState(c Conn, req StateRequest) (State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.conns[c][req.Room]
+	if p == nil {
+		return State{}, errNotInCall
+	}
+	set := func(dst *bool, v *bool) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&p.state.Muted, req.Muted)
+	set(&p.state.Camera, req.Camera)
+	set(&p.state.Screen, req.Screen)
+	for _, o := range s.rooms[req.Room].sorted() {
+		if o != p {
+			o.conn.Send(encode(Push{Room: req.Room, Event: EventState, Participant: ptr(p.view(o.order))}))
+		}
+	}
+	return p.state, nil
+}
+
+// sorted returns the room's participants in join order.
+func (r *room) sorted() []*participant {
+	out := make([]*participant, 0, len(r.members))
+	for _, p := range r.members {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].order < out[j].order })
+	return out
+}
+
+// description is the part of an RTCSessionDescriptionInit that is checked.
+type description struct {
+	Type string  `json:"type"`
+	SDP  *string `json:"sdp"`
+}
+
+// candidate is the part of an RTCIceCandidateInit that is checked.
+type candidate struct {
+	Candidate *string `json:"candidate"`
+}
+
+func checkSignal(req *SignalRequest) error {
+	if req.To == "" {
+		return protocol.ErrBadRequest.WithMessage("to (a participant id) is required")
+	}
+	if isNull(req.Description) {
+		req.Description = nil
+	}
+	if isNull(req.Candidate) {
+		req.Candidate = nil
+	}
+	if req.Description == nil && req.Candidate == nil && !req.Restart {
+		return protocol.ErrBadRequest.WithMessage("a signal needs a description, a candidate or restart")
+	}
+	if req.Description != nil {
+		var d description
+		if err := json.Unmarshal(req.Description, &d); err != nil {
+			return protocol.ErrBadRequest.WithMessage("description must be an RTCSessionDescriptionInit object")
+		}
+		switch d.Type {
+		case "offer", "answer", "pranswer":
+			if d.SDP == nil || *d.SDP == "" {
+				return protocol.ErrBadRequest.WithMessage("an " + d.Type + " needs its sdp")
+			}
+		case "rollback":
+		default:
+			return protocol.ErrBadRequest.WithMessage("description type must be offer, answer, pranswer or rollback")
+		}
+	}
+	if req.Candidate != nil {
+		var ca candidate
+		if err := json.Unmarshal(req.Candidate, &ca); err != nil || ca.Candidate == nil {
+			return protocol.ErrBadRequest.WithMessage("candidate must be an RTCIceCandidateInit object")
+		}
+	}
+	return nil
+}
+
+func isNull(b json.RawMessage) bool { return len(b) == 0 || string(b) == "null" }
+
+// encode renders a push. Every field is plain data, so Marshal cannot fail.
+func encode(p Push) []byte {
+	p.Push = "call"
+	b, err := json.Marshal(p)
+	if err != nil {
+		panic(fmt.Sprintf("signal: encode push: %v", err))
+	}
+	return b
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func newID() (string, error) {
+	var b [9]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("signal: participant id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
