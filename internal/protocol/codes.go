@@ -39,6 +39,7 @@ var (
 	ErrUnknownMethod     = &Error{116, "unknown rpc method"}
 	ErrNotFound          = &Error{117, "not found"}
 	ErrConflict          = &Error{118, "conflict"}
+	ErrCallFull          = &Error{119, "the call is full"}
 )
 
 // Disconnect is a numbered reason for closing a connection. On WebSocket the
