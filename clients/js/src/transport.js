@@ -1,0 +1,86 @@
+// The seam between the protocol client and the wire. A transport moves text
+// frames of protocol v1 JSON (docs/protocol.md) and knows nothing of
+// commands, subscriptions or reconnects; the client owns all of that.
+
+import { Emitter } from './emitter.js';
+
+/**
+ * What a transport reports when its connection ends without the client
+ * asking: a close code from docs/protocol.md ("Close codes"), and, when the
+ * server said so explicitly, whether to reconnect.
+ * @typedef {object} CloseInfo
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} [reconnect] the server's explicit hint (a disconnect push); absent: decided by code
+ */
+
+/**
+ * Everything a transport may need to reach the server.
+ * @typedef {object} TransportContext
+ * @property {string} url the server's base URL, http(s)://host[:port][/prefix]
+ * @property {typeof globalThis.WebSocket} [WebSocket] WebSocket constructor (browser API shape)
+ * @property {typeof globalThis.fetch} [fetch] fetch implementation for the HTTP transports
+ */
+
+/**
+ * A transport connection. Implementations extend this class (or provide the
+ * same members) and emit two events:
+ *  - `'message'` (text: string): one frame from the server, holding one or
+ *    more JSON messages;
+ *  - `'close'` (info: CloseInfo): the connection ended by itself, at most
+ *    once, and only after open() resolved.
+ *
+ * One object serves one connection: the client creates a fresh transport
+ * for every connection attempt. Methods are called from one thread (the
+ * event loop); they never throw for network conditions.
+ *
+ * @abstract
+ * @extends {Emitter<{message: [string], close: [CloseInfo]}>}
+ */
+export class Transport extends Emitter {
+  /** A short name for logs and the client's `transport` property. */
+  get name() {
+    return 'abstract';
+  }
+
+  /**
+   * Opens the connection. Resolves when frames can be sent; rejects when it
+   * cannot open, which makes the client try its next transport.
+   * @returns {Promise<void>}
+   */
+  open() {
+    return Promise.reject(new Error('Transport.open is not implemented'));
+  }
+
+  /**
+   * Sends one frame (one or more commands as JSON lines). Frames reach the
+   * server in the order they were sent. After the connection ended, send
+   * does nothing: the client learns of the end through 'close'.
+   * @param {string} frame
+   */
+  // eslint-disable-next-line no-unused-vars
+  send(frame) {
+    throw new Error('Transport.send is not implemented');
+  }
+
+  /**
+   * Ends the connection at the client's request. No 'close' event follows.
+   */
+  close() {}
+}
+
+/**
+ * Turns the client's `url` option into the server's base HTTP URL. A
+ * WebSocket URL (`ws://host/ws`) is accepted as well: its scheme is mapped
+ * and the `/ws` endpoint dropped.
+ * @param {string} url
+ * @returns {string} base URL without a trailing slash
+ */
+export function baseURL(url) {
+  const u = new URL(url, globalThis.location?.href);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  let path = u.pathname.replace(/\/+$/, '');
+  if (path.endsWith('/ws')) path = path.slice(0, -3);
+  return u.origin + path;
+}

@@ -1,0 +1,133 @@
+// WebSocket transport: GET /ws with subprotocol sori.v1, one JSON text frame
+// per message (docs/protocol.md).
+
+import { Transport, baseURL } from './transport.js';
+
+/** The subprotocol every Sori WebSocket speaks. */
+export const SUBPROTOCOL = 'sori.v1';
+
+const textDecoder = new TextDecoder();
+
+/**
+ * Protocol v1 over a WebSocket. It takes the WebSocket constructor from
+ * the context (any implementation of the browser API, such as the `ws`
+ * package in Node 20), defaulting to globalThis.WebSocket.
+ */
+export class WebSocketTransport extends Transport {
+  /** @type {string} */
+  #url;
+  /** @type {typeof globalThis.WebSocket | undefined} */
+  #WebSocket;
+  /** @type {WebSocket | null} */
+  #socket = null;
+  #closed = false;
+  /** @type {((err: Error) => void) | null} rejects a pending open() */
+  #abortOpen = null;
+
+  /** @param {import('./transport.js').TransportContext} context */
+  constructor(context) {
+    super();
+    this.#url = webSocketURL(context.url);
+    this.#WebSocket = context.WebSocket ?? globalThis.WebSocket;
+  }
+
+  get name() {
+    return 'websocket';
+  }
+
+  /** @returns {Promise<void>} */
+  open() {
+    return new Promise((resolve, reject) => {
+      const WebSocketImpl = this.#WebSocket;
+      if (typeof WebSocketImpl !== 'function') {
+        reject(new Error('no WebSocket implementation: pass the WebSocket option (e.g. the ws package in Node 20)'));
+        return;
+      }
+      let socket;
+      try {
+        socket = new WebSocketImpl(this.#url, SUBPROTOCOL);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      this.#socket = socket;
+      let opened = false;
+      this.#abortOpen = (err) => {
+        this.#abortOpen = null;
+        reject(err);
+      };
+      socket.onopen = () => {
+        if (this.#closed) return;
+        if (socket.protocol !== SUBPROTOCOL) {
+          // A server (or proxy) that ignored the subprotocol does not speak Sori.
+          this.#detach(socket);
+          socket.close(1000);
+          reject(new Error(`server did not accept subprotocol ${SUBPROTOCOL}`));
+          return;
+        }
+        opened = true;
+        this.#abortOpen = null;
+        resolve();
+      };
+      socket.onmessage = (event) => {
+        if (this.#closed) return;
+        const { data } = event;
+        this.emit('message', typeof data === 'string' ? data : textDecoder.decode(data));
+      };
+      socket.onerror = () => {
+        // A close event always follows; it carries the code.
+      };
+      socket.onclose = (event) => {
+        this.#detach(socket);
+        if (!opened) {
+          reject(new Error(`WebSocket to ${this.#url} closed before opening (code ${event.code})`));
+          return;
+        }
+        if (this.#closed) return;
+        this.#closed = true;
+        this.emit('close', { code: event.code || 1006, reason: event.reason || '' });
+      };
+    });
+  }
+
+  /** @param {string} frame */
+  send(frame) {
+    if (this.#closed || !this.#socket) return;
+    try {
+      this.#socket.send(frame);
+    } catch {
+      // The socket is closing; its close event reports the end.
+    }
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abortOpen?.(new Error('transport closed while opening'));
+    const socket = this.#socket;
+    if (!socket) return;
+    this.#detach(socket);
+    try {
+      socket.close(1000);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** @param {WebSocket} socket */
+  #detach(socket) {
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    socket.onerror = () => {};
+  }
+}
+
+/**
+ * The WebSocket endpoint of a server base URL.
+ * @param {string} url
+ * @returns {string}
+ */
+export function webSocketURL(url) {
+  const base = new URL(baseURL(url));
+  base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  return base.href.replace(/\/+$/, '') + '/ws';
+}
