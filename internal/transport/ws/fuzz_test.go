@@ -1,0 +1,184 @@
+package ws
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/goleak"
+
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/session"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recordingPeer is a Peer that keeps the messages it is handed and queues
+// the control frames the loop asks for.
+type recordingPeer struct {
+	mu       sync.Mutex
+	messages [][]byte
+	queue    []session.Frame
+	closed   int
+	reason   protocol.Disconnect
+	done     chan struct{} // closed by the first Closed
+}
+
+func (p *recordingPeer) Handle(msg []byte) *protocol.Disconnect {
+	p.mu.Lock()
+	p.messages = append(p.messages, append([]byte(nil), msg...))
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *recordingPeer) Drain() []session.Frame {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.queue
+	p.queue = nil
+	return out
+}
+
+func (p *recordingPeer) Idle() {}
+
+func (p *recordingPeer) Pending() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) > 0
+}
+
+func (p *recordingPeer) Wrote(int, int, int64) {}
+
+func (p *recordingPeer) SendControl(op byte, payload []byte) {
+	p.mu.Lock()
+	p.queue = append(p.queue, session.Frame{Control: op, Data: append([]byte(nil), payload...)})
+	p.mu.Unlock()
+}
+
+func (p *recordingPeer) Closed(d protocol.Disconnect) {
+	p.mu.Lock()
+	p.closed++
+	p.reason = d
+	if p.closed == 1 {
+		close(p.done)
+	}
+	p.mu.Unlock()
+}
+
+const fuzzMaxMessage = 1024
+
+// runLoop feeds input to a connection's frame loop over an in-memory pipe and
+// returns what the peer saw once the loop has ended.
+func runLoop(t testing.TB, input []byte, deflate bool) *recordingPeer {
+	server, client := net.Pipe()
+	peer := &recordingPeer{done: make(chan struct{})}
+	opts := &Options{MaxMessageSize: fuzzMaxMessage, IdleTimeout: time.Second, CloseTimeout: 20 * time.Millisecond}
+	opts.setDefaults(time.Second)
+	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, client) }()
+	go func() {
+		defer wg.Done()
+		_, _ = client.Write(input)
+		_ = client.Close()
+	}()
+	c.readLoop() // continues on fresh goroutines after each message
+	select {
+	case <-peer.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the frame loop did not end")
+	}
+	wg.Wait()
+	for c.writing.Load() { // the writer goroutine ends on its own once the pipe is closed
+		time.Sleep(time.Millisecond)
+	}
+	peer.mu.Lock() // the loop is over; this orders its writes before the caller's reads
+	defer peer.mu.Unlock()
+	return peer
+}
+
+// clientFrame builds a masked client frame.
+func clientFrame(first byte, payload []byte) []byte {
+	b := []byte{first}
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, mask[:]...)
+	for i, c := range payload {
+		b = append(b, c^mask[i%4])
+	}
+	return b
+}
+
+func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+func TestLoopDeliversMessages(t *testing.T) {
+	input := concat(
+		clientFrame(0x81, []byte(`{"id":1,"op":"ping"}`)),
+		clientFrame(0x01, []byte(`{"id":2,`)),
+		clientFrame(0x89, []byte("ping!")),
+		clientFrame(0x80, []byte(`"op":"ping"}`)),
+		clientFrame(0x88, []byte{0x03, 0xE8}),
+	)
+	peer := runLoop(t, input, false)
+	if len(peer.messages) != 2 || string(peer.messages[1]) != `{"id":2,"op":"ping"}` {
+		t.Fatalf("messages %q", peer.messages)
+	}
+	if peer.closed != 1 || peer.reason.Code != 1000 {
+		t.Fatalf("closed %d times with %+v", peer.closed, peer.reason)
+	}
+}
+
+func TestLoopInflatesCompressedMessages(t *testing.T) {
+	msg := bytes.Repeat([]byte("compressible "), 50)
+	peer := runLoop(t, clientFrame(0xC1, compress(nil, msg)), true)
+	if len(peer.messages) != 1 || !bytes.Equal(peer.messages[0], msg) {
+		t.Fatalf("messages %q", peer.messages)
+	}
+	bomb := compress(nil, make([]byte, 10*fuzzMaxMessage))
+	peer = runLoop(t, clientFrame(0xC1, bomb), true)
+	if len(peer.messages) != 0 || peer.reason.Code != 1009 {
+		t.Fatalf("deflate bomb: messages %d, close %+v", len(peer.messages), peer.reason)
+	}
+}
+
+// FuzzFrameLoop feeds arbitrary bytes to the frame loop, with and without
+// permessage-deflate: it must never panic or hang, must hand the peer only
+// complete, valid UTF-8 messages within the size limit, and must report the
+// connection's end exactly once.
+func FuzzFrameLoop(f *testing.F) {
+	f.Add(concat(clientFrame(0x81, []byte(`{"id":1,"op":"ping"}`)), clientFrame(0x88, []byte{0x03, 0xE8})), false)
+	f.Add(concat(clientFrame(0x01, []byte("ab")), clientFrame(0x89, nil), clientFrame(0x80, []byte("cd"))), false)
+	f.Add(clientFrame(0xC1, compress(nil, []byte("hello hello hello"))), true)
+	f.Add(clientFrame(0x82, []byte{0, 1, 2}), false)
+	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, false) // unmasked
+	f.Add(clientFrame(0x8B, nil), false)                      // reserved control opcode
+	f.Add(clientFrame(0x09, []byte("x")), false)              // fragmented ping
+	f.Add(clientFrame(0x81, []byte("\xff")), false)           // invalid UTF-8
+	f.Add(clientFrame(0x81, bytes.Repeat([]byte("x"), 2000)), false)
+	f.Add(append([]byte{0x81, 0xFF}, bytes.Repeat([]byte{0xff}, 12)...), false)
+	f.Fuzz(func(t *testing.T, input []byte, deflate bool) {
+		peer := runLoop(t, input, deflate)
+		for _, m := range peer.messages {
+			if len(m) > fuzzMaxMessage || !utf8.Valid(m) {
+				t.Fatalf("peer got a message of %d bytes, valid UTF-8 %v", len(m), utf8.Valid(m))
+			}
+		}
+		if peer.closed != 1 {
+			t.Fatalf("Closed called %d times", peer.closed)
+		}
+	})
+}
