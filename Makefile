@@ -22,6 +22,7 @@ test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	# A short run of each fuzz target on top of its committed seed corpus.
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol
+	$(GO) test -run '^$$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws
 
 test-node:
 	@for d in $(NODE_TEST_DIRS); do echo "== npm test in $$d"; (cd $$d && npm test) || exit 1; done
