@@ -1,0 +1,139 @@
+package auth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var secret = []byte(strings.Repeat("k", 32))
+
+func TestNewVerifierConfig(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pem")
+	_ = os.WriteFile(garbage, []byte("not a key"), 0o600)
+	tests := []struct {
+		name string
+		cfg  VerifierConfig
+		ok   bool
+	}{
+		{"hmac", VerifierConfig{HMACSecret: secret}, true},
+		{"no key", VerifierConfig{}, false},
+		{"short secret", VerifierConfig{HMACSecret: []byte("short")}, false},
+		{"missing key file", VerifierConfig{PublicKeyFiles: []string{filepath.Join(dir, "nope.pem")}}, false},
+		{"not a key", VerifierConfig{PublicKeyFiles: []string{garbage}}, false},
+	}
+	for _, tt := range tests {
+		if _, err := NewVerifier(tt.cfg); (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&ecKey.PublicKey)
+	ecFile := filepath.Join(t.TempDir(), "ec.pem")
+	_ = os.WriteFile(ecFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+	v, err := NewVerifier(VerifierConfig{HMACSecret: secret, PublicKeys: []crypto.PublicKey{&rsaKey.PublicKey}, PublicKeyFiles: []string{ecFile},
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	exp := now.Add(time.Hour).Unix()
+	tests := []struct {
+		name    string
+		token   string
+		wantErr error
+	}{
+		{"HS256", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": exp}), nil},
+		{"HS384 without exp", sign(jwt.SigningMethodHS384, secret, jwt.MapClaims{"sub": "a"}), nil},
+		{"RS512", sign(jwt.SigningMethodRS512, rsaKey, jwt.MapClaims{"sub": "a"}), nil},
+		{"ES384 from a key file", sign(jwt.SigningMethodES384, ecKey, jwt.MapClaims{"sub": "a"}), nil},
+		{"within the leeway", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": now.Add(-2 * time.Second).Unix()}), nil},
+		{"expired", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "a", "exp": now.Add(-time.Minute).Unix()}), ErrTokenExpired},
+		{"wrong secret", sign(jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), jwt.MapClaims{"sub": "a"}), ErrTokenInvalid},
+		{"no subject", sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": exp}), ErrTokenInvalid},
+		{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "a"}), ErrTokenInvalid},
+		// The RSA public key used as an HMAC secret: the classic algorithm confusion.
+		{"HS256 signed with the public key", sign(jwt.SigningMethodHS256, x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey), jwt.MapClaims{"sub": "a"}), ErrTokenInvalid},
+		{"empty", "", ErrTokenInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := v.Verify(tt.token)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("Verify: %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && c.User() != "a" {
+				t.Fatalf("user %q", c.User())
+			}
+		})
+	}
+}
+
+func TestMintAndGrants(t *testing.T) {
+	now := time.Now()
+	v, _ := NewVerifier(VerifierConfig{HMACSecret: secret})
+	c := NewClaims("alice", time.Hour, now, "room:a", "team:*")
+	c.Publish = []string{"feed:alice*"}
+	tok, err := v.Mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.User() != "alice" || got.ExpiresAt().Unix() != now.Add(time.Hour).Unix() {
+		t.Fatalf("claims %+v", got)
+	}
+	for ch, want := range map[string]bool{"room:a": true, "room:ab": false, "team:": true, "team:x:y": true, "teams:x": false} {
+		if got.CanSubscribe(ch) != want {
+			t.Errorf("CanSubscribe(%q) = %v", ch, !want)
+		}
+	}
+	if !got.CanPublish("feed:alice-1") || got.CanPublish("feed:bob") || got.CanPublish("room:a") {
+		t.Error("publish grants wrong")
+	}
+	if forever := NewClaims("x", 0, now); !forever.ExpiresAt().IsZero() {
+		t.Error("ttl 0 must mean no expiry")
+	}
+	pubOnly, _ := NewVerifier(VerifierConfig{PublicKeys: []crypto.PublicKey{&ecdsa.PublicKey{}}})
+	if _, err := pubOnly.Mint(c); err == nil {
+		t.Error("minting without an HMAC secret succeeded")
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	k := NewAPIKeys("one", "", "two")
+	for key, want := range map[string]bool{"one": true, "two": true, "": false, "on": false, "one ": false, "three": false} {
+		if k.Valid(key) != want {
+			t.Errorf("Valid(%q) = %v", key, !want)
+		}
+	}
+	if NewAPIKeys().Valid("") || NewAPIKeys("").Valid("") {
+		t.Error("no keys must accept nothing")
+	}
+}
