@@ -1,0 +1,164 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.HubNamespaces()) != len(c.Namespaces) {
+		t.Fatal("HubNamespaces lost namespaces")
+	}
+}
+
+// load mirrors `sori serve`: defaults, file, environment, flags.
+func load(t *testing.T, file string, args []string) Config {
+	t.Helper()
+	c := Default()
+	if file != "" {
+		if err := c.LoadFile(file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Bind(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sori.json")
+	if err := os.WriteFile(file, []byte(`{"listen":"127.0.0.1:1","max_subscriptions":11,"queue_bytes":22,"ping_interval":"7s",
+		"allowed_origins":["https://file.example"],"namespaces":[{"name":"x","history_size":3,"history_ttl":"1m"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SORI_MAX_SUBSCRIPTIONS", "33")
+	t.Setenv("SORI_QUEUE_BYTES", "44")
+	t.Setenv("SORI_COMMAND_RATE", "2.5")
+	t.Setenv("SORI_ALLOW_ANONYMOUS", "true")
+	t.Setenv("SORI_ALLOWED_ORIGINS", "https://a.example, https://b.example")
+	t.Setenv("SORI_CONNECT_TIMEOUT", "3s")
+	c := load(t, file, []string{"--queue-bytes", "55", "--ping-interval=9s"})
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"file only", c.Listen, "127.0.0.1:1"},
+		{"env over file", c.MaxSubscriptions, 33},
+		{"flag over env", c.QueueBytes, 55},
+		{"flag over file", c.PingInterval, Duration(9 * time.Second)},
+		{"env float", c.CommandRate, 2.5},
+		{"env bool", c.AllowAnonymous, true},
+		{"env list", strings.Join(c.AllowedOrigins, "|"), "https://a.example|https://b.example"},
+		{"env duration", c.ConnectTimeout, Duration(3 * time.Second)},
+		{"default kept", c.MaxMessageSize, 64 << 10},
+		{"file namespaces", c.HubNamespaces()[0].HistoryTTL, time.Minute},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown key":        `{"listen":"x","max_subscriptionz":1}`,
+		"bad duration":       `{"ping_interval":"soon"}`,
+		"number as duration": `{"ping_interval":5}`,
+		"not JSON":           `listen = x`,
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		_ = os.WriteFile(p, []byte(body), 0o600)
+		c := Default()
+		if err := c.LoadFile(p); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+	c := Default()
+	if err := c.LoadFile(filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("missing file loaded")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"empty listen", func(c *Config) { c.Listen = "" }, "listen"},
+		{"empty data dir", func(c *Config) { c.DataDir = "" }, "data dir"},
+		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log format"},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log level"},
+		{"short secret", func(c *Config) { c.TokenSecret = "short" }, "32 bytes"},
+		{"zero connections", func(c *Config) { c.MaxConnections = 0 }, "max connections"},
+		{"negative queue", func(c *Config) { c.QueueBytes = -1 }, "queue bytes"},
+		{"zero rate", func(c *Config) { c.CommandRate = 0 }, "command rate"},
+		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "ping interval"},
+		{"zero handshake timeout", func(c *Config) { c.HandshakeTimeout = 0 }, "handshake timeout"},
+		{"bad namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "x", Publish: "all"}) }, "publish"},
+		{"duplicate namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "chat"}) }, "twice"},
+	}
+	for _, tt := range tests {
+		c := Default()
+		tt.mutate(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error about %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestConfigFileFromArgs(t *testing.T) {
+	t.Setenv("SORI_CONFIG", "")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", "a.json"}, "a.json"},
+		{[]string{"--listen", "x", "-config=b.json"}, "b.json"},
+		{[]string{"--config"}, ""},
+		{nil, ""},
+	} {
+		if got := ConfigFileFromArgs(tt.args); got != tt.want {
+			t.Errorf("%v: %q, want %q", tt.args, got, tt.want)
+		}
+	}
+	t.Setenv("SORI_CONFIG", "env.json")
+	if got := ConfigFileFromArgs(nil); got != "env.json" {
+		t.Errorf("from env: %q", got)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := LoadOrCreateSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.TokenSecret) < 32 || a.APIKey == "" {
+		t.Fatalf("weak secrets %+v", a)
+	}
+	st, err := os.Stat(filepath.Join(dir, SecretsFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets file: %v %v", err, st)
+	}
+	b, err := LoadOrCreateSecrets(dir)
+	if err != nil || b != a {
+		t.Fatalf("second load %+v %v, want the same secrets", b, err)
+	}
+}
