@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { CloseCode, SoriClient } from '../src/index.js';
+import { WebSocket, nextEvent, startServer, waitFor } from './harness.js';
+
+/** @type {import('./harness.js').TestServer} */
+let server;
+before(async () => {
+  server = await startServer();
+});
+after(() => server?.stop());
+
+test('getToken refreshes a short-lived token in place, without reconnecting', async (t) => {
+  let calls = 0;
+  const client = new SoriClient({
+    url: server.url,
+    getToken: async () => {
+      calls++;
+      return server.token('judy', { ttl: '2s' });
+    },
+    WebSocket,
+  });
+  t.after(() => client.disconnect());
+  const states = [];
+  client.on('state', (s) => states.push(s));
+  const info = await client.connect();
+  assert.equal(calls, 1);
+  assert.ok(info.expiresIn > 0 && info.expiresIn <= 2, `expires_in ${info.expiresIn}`);
+
+  // Three refreshes take longer than the first token lived: without them the
+  // server would have closed the connection with 4003.
+  await waitFor(() => calls >= 4, 'three token refreshes');
+  await client.ping();
+  assert.deepEqual(states, ['connecting', 'connected']);
+  assert.equal(client.connection?.client, info.client, 'still the same connection');
+});
+
+test('4003 token expired: the client gets a fresh token and reconnects, resuming', async (t) => {
+  let calls = 0;
+  let refuse = false;
+  const client = new SoriClient({
+    url: server.url,
+    getToken: async () => {
+      calls++;
+      if (refuse) throw new Error('token service unavailable');
+      return server.token('kim', { ttl: '2s' });
+    },
+    WebSocket,
+    reconnect: { minDelay: 10, maxDelay: 50 },
+  });
+  t.after(() => client.disconnect());
+  const errors = [];
+  client.on('error', (err) => errors.push(err));
+  const received = [];
+  const sub = client.subscribe('room:token', { onPublication: (p) => received.push(p.offset) });
+  const first = await client.connect();
+  await sub.ready();
+  // Refreshes fail until the server closes the connection for the expired token.
+  refuse = true;
+  const reconnecting = nextEvent(client, 'state', (s) => s === 'reconnecting');
+  await server.api('/api/publish', { channel: 'room:token', data: 1 });
+  const [, info] = await reconnecting;
+  assert.equal(info.code, CloseCode.TOKEN_EXPIRED);
+  assert.ok(errors.length >= 1, 'failed refreshes are reported as error events');
+  refuse = false;
+  const callsBefore = calls;
+  await server.api('/api/publish', { channel: 'room:token', data: 2 });
+
+  const [second] = await nextEvent(client, 'connected');
+  assert.notEqual(second.client, first.client);
+  assert.ok(calls > callsBefore, 'the reconnect asked getToken for a fresh token');
+  await waitFor(() => received.length === 2, 'both publications');
+  assert.deepEqual(received, [1, 2]);
+});
+
+test('4003 with a static token is final: there is no fresher token to send', async (t) => {
+  const client = new SoriClient({ url: server.url, token: await server.token('lena', { ttl: '1s' }), WebSocket });
+  t.after(() => client.disconnect());
+  await client.connect();
+  const [event] = await nextEvent(client, 'disconnected');
+  assert.equal(event.code, CloseCode.TOKEN_EXPIRED);
+  assert.equal(client.state, 'disconnected');
+});
