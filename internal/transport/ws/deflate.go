@@ -25,7 +25,11 @@ func negotiateDeflate(opt httphead.Option) (httphead.Option, error) {
 	if err := p.Parse(opt); err != nil {
 		return httphead.Option{}, nil // decline a malformed offer rather than fail the handshake
 	}
-	if p.ClientMaxWindowBits.Defined() && p.ClientMaxWindowBits < 8 {
+	// compress/flate always uses a 32 KiB window, so decline an offer that
+	// asks the server for a smaller one. client_max_window_bits needs nothing
+	// from us (we inflate any window); browsers and Node's ws send it without
+	// a value, which wsflate reports as 1.
+	if p.ServerMaxWindowBits.Defined() && p.ServerMaxWindowBits < 15 {
 		return httphead.Option{}, nil
 	}
 	accept := wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}

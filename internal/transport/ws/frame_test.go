@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gobwas/httphead"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -122,5 +124,38 @@ func TestDeflateRoundTrip(t *testing.T) {
 	}
 	if _, err := decompress([]byte{0xff, 0xff, 0xff}, 1<<20); err == nil {
 		t.Fatal("garbage inflated without an error")
+	}
+}
+
+func TestNegotiateDeflate(t *testing.T) {
+	tests := []struct {
+		offer  string
+		accept bool
+	}{
+		{"permessage-deflate", true},
+		{"permessage-deflate; client_max_window_bits", true}, // what browsers and Node's ws send
+		{"permessage-deflate; client_max_window_bits=10", true},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", true},
+		{"permessage-deflate; server_max_window_bits=15", true},
+		{"permessage-deflate; server_max_window_bits=10", false}, // we cannot compress with a smaller window
+		{"permessage-deflate; client_max_window_bits=99", false}, // malformed: declined, not fatal
+		{"x-webkit-deflate-frame", false},
+	}
+	for _, tt := range tests {
+		opts, ok := httphead.ParseOptions([]byte(tt.offer), nil)
+		if !ok || len(opts) != 1 {
+			t.Fatalf("parse %q", tt.offer)
+		}
+		got, err := negotiateDeflate(opts[0])
+		if err != nil {
+			t.Fatalf("%q: %v", tt.offer, err)
+		}
+		accepted := string(got.Name) == "permessage-deflate"
+		if accepted != tt.accept {
+			t.Errorf("%q: accepted %v, want %v", tt.offer, accepted, tt.accept)
+		}
+		if accepted && (!strings.Contains(got.String(), "server_no_context_takeover") || !strings.Contains(got.String(), "client_no_context_takeover")) {
+			t.Errorf("%q: answer %s must disable context takeover both ways", tt.offer, got.String())
+		}
 	}
 }
