@@ -70,7 +70,7 @@ $('#auth-form').addEventListener('submit', async (e) => {
 
 $('#logout').addEventListener('click', async () => {
   try { await api.logout(); } catch { /* the session may be gone already */ }
-  try { (app.client?.disconnect ?? app.client?.close)?.call(app.client); } catch { /* ignore */ }
+  app.client?.disconnect();
   location.hash = '';
   location.reload();
 });
@@ -133,7 +133,11 @@ async function startChat(user) {
     openMessage: (room, seq) => openMessage(room, seq),
   });
   app.call = new CallPanel({ client: app.client, me: app.me, rpc, slot: $('#call-slot'), panel: $('#call-panel') });
-  app.client.connect();
+  app.client.connect().catch(() => { /* shown by the state indicator */ });
+  // Personal notices (user:<name>): any of them may mean a new room (an
+  // invitation, a direct message), so reload the list. Polling covers
+  // servers that send none.
+  app.client.subscribe(`user:${app.me}`, { onPublication: () => loadRooms() });
   await loadRooms();
   route();
   setInterval(() => { if (document.visibilityState === 'visible') loadRooms(); }, ROOM_POLL_MS);
@@ -189,20 +193,18 @@ function subscribeRoom(model) {
     onJoin: (info) => model.join(info?.info ?? info),
     onLeave: (info) => model.leave(info?.info ?? info),
   });
-  // When the server cannot prove continuity (recovered: false), reload the
-  // open room from REST.
-  sub.on?.('subscribed', (ctx) => {
-    if (ctx && ctx.recovered === false && ctx.wasRecovering) {
-      model.loaded = false;
-      if (app.view?.model === model) app.view.show(model);
-    }
-    if (app.view?.model === model) app.view.refreshPresence();
+  // When the server cannot prove continuity (the room's history was lost),
+  // start the room over from REST.
+  sub.on('unrecovered', () => {
+    model.reset();
+    if (app.view?.model === model) app.view.show(model);
   });
+  sub.on('subscribed', () => { if (app.view?.model === model) app.view.refreshPresence(); });
   app.subs.set(model.id, sub);
 }
 
 function dropRoom(id) {
-  try { app.subs.get(id)?.unsubscribe(); } catch { /* already gone */ }
+  app.subs.get(id)?.unsubscribe().catch(() => {});
   app.subs.delete(id);
   app.rooms.delete(id);
   if (app.current === id) {

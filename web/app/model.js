@@ -50,6 +50,15 @@ export class RoomModel extends EventTarget {
     return max;
   }
 
+  /** Forgets the messages (their history is no longer continuous); the next show reloads them. */
+  reset() {
+    this.messages.clear();
+    this.log = [];
+    this.oldest = 0;
+    this.hasOlder = true;
+    this.loaded = false;
+  }
+
   /** Updates the room's summary from a REST listing. */
   updateInfo(info) {
     const keepCounts = (info.last_seq ?? 0) < this.lastSeq; // we are ahead of that listing

@@ -115,7 +115,7 @@ export class RoomView {
     if (!this.model) return;
     for (const [type, fn] of this.listeners) this.model.removeEventListener(type, fn);
     this.listeners = [];
-    try { this.liveSub?.unsubscribe(); } catch { /* already gone */ }
+    this.liveSub?.unsubscribe().catch(() => { /* the connection is gone: nothing to undo */ });
     this.liveSub = null;
     this.model = null;
   }
@@ -468,6 +468,7 @@ export class RoomView {
         text = [text, `/api/v1/files/${meta.id}`].filter(Boolean).join('\n');
       }
       await api.post(model.id, text, this.reply?.seq);
+      this.lastTypingSent = 0; // the next keystroke is news again
       d.text.value = '';
       this.#autosize();
       this.setReply(null);
