@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -14,7 +15,36 @@ import (
 
 func openTemp(t *testing.T) store.Store {
 	t.Helper()
-	return openAt(t, filepath.Join(t.TempDir(), DefaultFileName), Options{})
+	path := filepath.Join(t.TempDir(), DefaultFileName)
+	// Registered first, so it runs after the suite has closed the store.
+	t.Cleanup(func() { checkIntegrity(t, path) })
+	return openAt(t, path, Options{})
+}
+
+// checkIntegrity checks a closed database file: SQLite's own structure, the
+// foreign keys, and that the full-text index matches the messages.
+func checkIntegrity(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
+		t.Errorf("integrity_check: %q %v", res, err)
+	}
+	rows, err := db.Query(`PRAGMA foreign_key_check`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.Next() {
+		t.Error("foreign_key_check found violations")
+	}
+	rows.Close()
+	if _, err := db.Exec(`INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
+		t.Errorf("FTS integrity check: %v", err)
+	}
 }
 
 func openAt(t *testing.T, path string, opts Options) *Store {
@@ -177,5 +207,76 @@ func TestFailedBatchAssignsNoSeq(t *testing.T) {
 		if e.Seq != uint64(i+1) {
 			t.Fatalf("log has a gap at %d: %+v", i, e)
 		}
+	}
+}
+
+// A message and its edit and delete in one batch leave the full-text index
+// in step: the index changes are replayed in event order at the end.
+func TestSearchIndexWithinOneBatch(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), DefaultFileName), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, store.User{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateRoom(ctx, store.Room{Name: "a", Kind: store.RoomPublic, CreatedBy: u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateRoom(ctx, store.Room{Name: "b", Kind: store.RoomPublic, CreatedBy: u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	s.failBatch = func(size int) error { sizes = append(sizes, size); return nil }
+
+	// Hold the writer's connection so that the first request blocks the
+	// writer and the next ones queue, in order, for the second batch.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []store.Event{
+		{Kind: store.EventMessage, UserID: u.ID, Body: "blocker"}, // room b
+		{Kind: store.EventMessage, UserID: u.ID, Body: "apple pie"},
+		{Kind: store.EventEdit, UserID: u.ID, Target: 1, Body: "banana split"},
+		{Kind: store.EventMessage, UserID: u.ID, Body: "cherry tart"},
+		{Kind: store.EventEdit, UserID: u.ID, Target: 3, Body: "durian cake"},
+		{Kind: store.EventDelete, UserID: u.ID, Target: 3},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(evs))
+	for i, ev := range evs {
+		room := a.ID
+		if i == 0 {
+			room = b.ID
+		}
+		wg.Go(func() { _, errs[i] = s.AppendEvent(ctx, room, ev) })
+		time.Sleep(20 * time.Millisecond) // keep the queue in this order
+	}
+	conn.Close()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	s.failBatch = nil
+	if len(sizes) != 2 || sizes[1] != len(evs)-1 {
+		t.Logf("batch sizes %v; the test wanted one batch after the blocker", sizes)
+	}
+	for q, want := range map[string]int{"apple": 0, "banana": 1, "cherry": 0, "durian": 0} {
+		ms, err := s.SearchMessages(ctx, []int64{a.ID}, q, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != want {
+			t.Errorf("search %q: %d results, want %d", q, len(ms), want)
+		}
+	}
+	// The index agrees with its content table.
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
+		t.Fatalf("FTS integrity check: %v", err)
 	}
 }

@@ -109,7 +109,7 @@ func (s *Store) writeLoop() {
 			// Callers that won the race against Close are committed; later
 			// ones see closing and fail with ErrClosed.
 			for {
-				batch = s.collect(batch[:0])
+				batch = s.takeQueued(batch[:0])
 				if len(batch) == 0 {
 					return
 				}
@@ -123,15 +123,15 @@ func (s *Store) writeLoop() {
 			// is one caller at a time this is skipped and costs nothing.
 			runtime.Gosched()
 		}
-		batch = s.collect(batch)
+		batch = s.takeQueued(batch)
 		last = len(batch)
 		s.commitBatch(batch, heads)
 	}
 }
 
-// collect adds every request already waiting, up to MaxBatch, without
+// takeQueued adds every request already waiting, up to MaxBatch, without
 // blocking.
-func (s *Store) collect(batch []*appendReq) []*appendReq {
+func (s *Store) takeQueued(batch []*appendReq) []*appendReq {
 	for len(batch) < s.opts.MaxBatch {
 		select {
 		case req := <-s.appends:
@@ -357,7 +357,9 @@ func (a *applier) write(ev store.Event) error {
 		_, err = a.stmt(stmtEditMessage).ExecContext(a.ctx, ev.Body, at, room, int64(ev.Target))
 		a.fts = append(a.fts, ftsRemove(a.targetRow, a.targetBody), ftsAdd(a.targetRow, ev.Body))
 	case store.EventDelete:
-		a.fts = append(a.fts, ftsRemove(a.targetRow, a.targetBody))
+		// The tombstone stays in messages with an empty body; the index
+		// keeps an (empty) entry for it so that it matches its content table.
+		a.fts = append(a.fts, ftsRemove(a.targetRow, a.targetBody), ftsAdd(a.targetRow, ""))
 		for _, id := range []int{stmtDeleteMessage, stmtDeleteReactions, stmtScrubEvents} {
 			if _, err = a.stmt(id).ExecContext(a.ctx, room, int64(ev.Target)); err != nil {
 				break
