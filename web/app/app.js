@@ -84,7 +84,10 @@ function setConnState(state) {
   conn.dataset.state = state;
   conn.textContent = STATE_TEXT[state] ?? state;
   conn.title = state === 'reconnecting' ? 'The connection was lost; reconnecting by itself.' : '';
-  if (state === 'reconnecting' || state === 'disconnected') app.wasDown = true;
+  if (state === 'reconnecting' || state === 'disconnected') {
+    app.wasDown = true;
+    app.view?.model?.setOnline([]); // presence is unknown until the connection is back
+  }
   if (state === 'connected' && app.wasDown && prev !== 'connected') {
     app.wasDown = false;
     // Subscriptions resume by themselves; also refresh what only REST knows
