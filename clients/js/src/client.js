@@ -596,7 +596,7 @@ export class SoriClient extends Emitter {
 
   /** What subscriptions use of the client. */
   #subscriptionHost = {
-    request: (/** @type {Record<string, any>} */ command, /** @type {{immediate?: boolean}} */ options) =>
+    request: (/** @type {Record<string, any>} */ command, /** @type {{immediate?: boolean}|undefined} */ options) =>
       this.#request(command, options),
     forget: (/** @type {Subscription} */ sub) => {
       if (this.#subs.get(sub.channel) === sub) this.#subs.delete(sub.channel);

@@ -43,7 +43,10 @@ export class HttpSessionTransport extends Transport {
     this.#fetch = f;
   }
 
-  /** The downstream kind for POST /http/open: "sse" or "longpoll". */
+  /**
+   * The downstream kind for POST /http/open.
+   * @returns {'sse'|'longpoll'}
+   */
   get kind() {
     throw new Error('HttpSessionTransport.kind is not implemented');
   }
@@ -113,6 +116,7 @@ export class HttpSessionTransport extends Transport {
         this.#outbox = [];
         let res;
         try {
+          /** @type {Record<string, number>} */
           const query = this.ack > 0 ? { ack: this.ack } : {};
           // text/plain keeps a cross-origin POST a "simple" request: no preflight.
           res = await this.request('/http/send', query, {
@@ -186,13 +190,14 @@ export class SSETransport extends HttpSessionTransport {
     return 'sse';
   }
 
+  /** @returns {'sse'} */
   get kind() {
     return 'sse';
   }
 
   startDownstream() {
-    return new Promise((resolve, reject) => {
-      void this.#streamLoop(resolve, reject);
+    return new Promise(/** @param {(value?: void) => void} resolve */ (resolve, reject) => {
+      void this.#streamLoop(() => resolve(), reject);
     });
   }
 
@@ -311,6 +316,7 @@ export class LongPollTransport extends HttpSessionTransport {
     return 'longpoll';
   }
 
+  /** @returns {'longpoll'} */
   get kind() {
     return 'longpoll';
   }

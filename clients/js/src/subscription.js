@@ -69,7 +69,7 @@ import { ClientErrorCode, ServerErrorCode, SoriError } from './errors.js';
  * @property {['subscribing'|'subscribed'|'unsubscribed']} state
  */
 
-/** Subscribe errors worth retrying on the same connection. */
+/** @type {Set<number|string>} subscribe errors worth retrying on the same connection */
 const transientSubscribeErrors = new Set([ServerErrorCode.INTERNAL, ServerErrorCode.RATE_LIMITED, ClientErrorCode.TIMEOUT]);
 
 /**
@@ -103,7 +103,7 @@ export class Subscription extends Emitter {
   #epoch = null;
   /** @type {number|null} offset of the last publication delivered (or the position at subscribe) */
   #offset = null;
-  /** Pushes that arrived while a subscribe was in flight, delivered after its reply. */
+  /** @type {Array<Record<string, any>>} pushes that arrived while a subscribe was in flight, delivered after its reply */
   #held = [];
   /** Identifies the subscribe attempt whose reply counts. */
   #attempt = 0;
