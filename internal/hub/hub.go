@@ -29,11 +29,17 @@ type Subscriber interface {
 }
 
 // Backend keeps the history of a namespace's channels outside of memory (for
-// example in the chat store) and assigns their offsets. The hub serializes
-// Append calls per channel, so offsets reach subscribers in order.
+// example in the chat store) and assigns their offsets.
+//
+// The hub calls Append concurrently, also for one channel, without holding the
+// channel's lock, so that a store can commit many publications of one busy
+// channel in one transaction; it then delivers them in offset order. For that
+// to work a Backend must assign each channel's offsets without gaps: an
+// Append that fails must not consume an offset.
 type Backend interface {
 	// Append stores pub as the next publication of channel and returns it with
-	// its offset set, and the channel's epoch.
+	// its offset set, and the channel's epoch. It returns only once pub is
+	// durable, or with an error and no offset consumed.
 	Append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error)
 	// Since returns up to limit publications after offset, oldest first, and
 	// the channel's current epoch and latest offset. ok is false when the
@@ -95,14 +101,28 @@ type channel struct {
 	ns   *Namespace
 
 	mu       sync.Mutex
-	subs     []Subscriber
+	subs     []subscription
 	index    map[Subscriber]int
 	presence map[string]protocol.ClientInfo // by client id
 	history  *ring
 	epoch    string
-	offset   uint64
+	offset   uint64 // the latest offset delivered (or, in memory, assigned)
 	lastUsed time.Time
 	removed  bool // taken out of its shard; callers must look it up again
+
+	// Durable channels only: publications committed by the backend but not
+	// yet delivered because an earlier offset is still on its way.
+	known   bool // offset has been learned from the backend
+	pending map[uint64]protocol.Publication
+}
+
+// subscription is one subscriber of a channel. from is the last offset the
+// subscriber already has (from its subscribe reply); it receives only later
+// publications, so a publication that was both recovered and still on its way
+// to delivery is never sent twice.
+type subscription struct {
+	s    Subscriber
+	from uint64
 }
 
 // ErrNoNamespace is returned for a channel whose namespace is not configured.
@@ -233,40 +253,99 @@ func (h *Hub) lockChannel(name string) (*channel, error) {
 // Publish assigns the next offset in channel to data, stores it in history and
 // delivers it to every subscriber. It returns the publication's position.
 func (h *Hub) Publish(ctx context.Context, channel string, data []byte, user string) (Position, error) {
+	if _, err := h.NamespaceOf(channel); err != nil {
+		return Position{}, err
+	}
+	now := h.now()
+	pub := protocol.Publication{Data: data, User: user, Time: now.UnixMilli()}
+	if b := h.backend(protocol.Namespace(channel)); b != nil {
+		return h.publishDurable(ctx, b, channel, pub)
+	}
 	c, err := h.lockChannel(channel)
 	if err != nil {
 		return Position{}, err
 	}
 	defer c.mu.Unlock()
-	now := h.now()
-	pub := protocol.Publication{Data: data, User: user, Time: now.UnixMilli()}
-	if b := h.backend(protocol.Namespace(channel)); b != nil {
-		stored, epoch, err := b.Append(ctx, channel, pub)
-		if err != nil {
-			return Position{}, fmt.Errorf("hub: append to %s: %w", channel, err)
-		}
-		pub, c.epoch, c.offset = stored, epoch, stored.Offset
-	} else {
-		c.offset++
-		pub.Offset = c.offset
-		if c.history != nil {
-			c.history.add(pub, now)
-		}
+	c.offset++
+	pub.Offset = c.offset
+	if c.history != nil {
+		c.history.add(pub, now)
 	}
 	c.lastUsed = now
+	h.fanOut(c, &pub)
+	return Position{Epoch: c.epoch, Offset: pub.Offset}, nil
+}
+
+// publishDurable appends through the backend without holding the channel
+// lock (so concurrent publishers of one channel share a commit), then hands
+// the committed publication to deliverInOrder.
+func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub protocol.Publication) (Position, error) {
+	// Once the backend has the publication it must tell us its offset, or the
+	// channel's later offsets would wait for it: do not let the caller's
+	// cancellation cut that answer off.
+	stored, epoch, err := b.Append(context.WithoutCancel(ctx), channel, pub)
+	if err != nil {
+		return Position{}, fmt.Errorf("hub: append to %s: %w", channel, err)
+	}
+	c, err := h.lockChannel(channel)
+	if err != nil {
+		return Position{}, err
+	}
+	defer c.mu.Unlock()
+	c.epoch = epoch
+	c.lastUsed = h.now()
+	h.deliverInOrder(c, stored)
+	return Position{Epoch: epoch, Offset: stored.Offset}, nil
+}
+
+// deliverInOrder fans out pub once every earlier offset of the channel has
+// been delivered. Called with c.mu held.
+func (h *Hub) deliverInOrder(c *channel, pub protocol.Publication) {
+	if !c.known {
+		// Nobody has subscribed since this channel was loaded, so nobody is
+		// waiting for this publication: a later subscriber learns the
+		// channel's position from the backend.
+		return
+	}
+	if pub.Offset <= c.offset {
+		return // already covered by a subscriber's recovery read
+	}
+	if pub.Offset != c.offset+1 {
+		if c.pending == nil {
+			c.pending = map[uint64]protocol.Publication{}
+		}
+		c.pending[pub.Offset] = pub
+		return
+	}
+	for {
+		c.offset = pub.Offset
+		h.fanOut(c, &pub)
+		next, ok := c.pending[c.offset+1]
+		if !ok {
+			return
+		}
+		delete(c.pending, next.Offset)
+		pub = next
+	}
+}
+
+// fanOut encodes pub once and enqueues the same bytes to every subscriber
+// that does not have it yet. Called with c.mu held.
+func (h *Hub) fanOut(c *channel, pub *protocol.Publication) {
 	if len(c.subs) > 0 {
-		frame := protocol.AppendPublication(make([]byte, 0, 64+len(channel)+len(data)+len(user)), channel, &pub)
+		frame := protocol.AppendPublication(make([]byte, 0, 64+len(c.name)+len(pub.Data)+len(pub.User)), c.name, pub)
 		key := ""
 		if c.ns.Conflate {
-			key = channel
+			key = c.name
 		}
-		at := now.UnixNano()
-		for _, s := range c.subs {
-			s.Deliver(frame, key, at)
+		at := h.now().UnixNano()
+		for i := range c.subs {
+			if sub := &c.subs[i]; pub.Offset > sub.from {
+				sub.s.Deliver(frame, key, at)
+			}
 		}
 	}
-	h.metrics.Published(channel, len(c.subs))
-	return Position{Epoch: c.epoch, Offset: pub.Offset}, nil
+	h.metrics.Published(c.name, len(c.subs))
 }
 
 // SubscribeOptions asks for recovery of what a client missed since a position.
@@ -297,8 +376,12 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts 
 	if c.index == nil {
 		c.index = map[Subscriber]int{}
 	}
+	from := res.Offset
+	if len(res.Publications) > 0 {
+		from = res.Publications[len(res.Publications)-1].Offset
+	}
 	c.index[s] = len(c.subs)
-	c.subs = append(c.subs, s)
+	c.subs = append(c.subs, subscription{s: s, from: from})
 	c.lastUsed = h.now()
 	h.metrics.SubscriptionsChanged(1)
 	if c.ns.Presence {
@@ -310,8 +393,8 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts 
 		if c.ns.JoinLeave {
 			frame := protocol.EncodeJoinLeave(protocol.PushJoin, channel, info)
 			for _, o := range c.subs {
-				if o != s {
-					o.Deliver(frame, "", 0)
+				if o.s != s {
+					o.s.Deliver(frame, "", 0)
 				}
 			}
 		}
@@ -324,17 +407,25 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts 
 // client missed. Called with c.mu held.
 func (h *Hub) recover(ctx context.Context, c *channel, opts SubscribeOptions, res *protocol.SubscribeResult) error {
 	if b := h.backend(c.ns.Name); b != nil {
-		if !opts.Recover {
-			_, top, err := b.Last(ctx, c.name, 0)
-			if err != nil {
-				return fmt.Errorf("hub: position of %s: %w", c.name, err)
-			}
-			res.Epoch, res.Offset = top.Epoch, top.Offset
-			return nil
+		var (
+			pubs []protocol.Publication
+			top  Position
+			ok   bool
+			err  error
+		)
+		if opts.Recover {
+			pubs, top, ok, err = b.Since(ctx, c.name, opts.Since.Epoch, opts.Since.Offset, h.maxRecover+1)
+		} else {
+			_, top, err = b.Last(ctx, c.name, 0)
 		}
-		pubs, top, ok, err := b.Since(ctx, c.name, opts.Since.Epoch, opts.Since.Offset, h.maxRecover+1)
 		if err != nil {
-			return fmt.Errorf("hub: recover %s: %w", c.name, err)
+			return fmt.Errorf("hub: position of %s: %w", c.name, err)
+		}
+		if !c.known || top.Epoch != c.epoch {
+			// First subscriber since the channel was loaded (or the backend
+			// changed epoch): deliveries continue after the backend's top.
+			c.known, c.epoch, c.offset = true, top.Epoch, top.Offset
+			clear(c.pending)
 		}
 		res.Epoch, res.Offset = top.Epoch, top.Offset
 		if ok && len(pubs) <= h.maxRecover {
@@ -380,8 +471,8 @@ func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
 	}
 	last := len(c.subs) - 1
 	c.subs[i] = c.subs[last]
-	c.index[c.subs[i]] = i
-	c.subs[last] = nil
+	c.index[c.subs[i].s] = i
+	c.subs[last] = subscription{}
 	c.subs = c.subs[:last]
 	delete(c.index, s)
 	c.lastUsed = h.now()
@@ -392,7 +483,7 @@ func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
 		if c.ns.JoinLeave && len(c.subs) > 0 {
 			frame := protocol.EncodeJoinLeave(protocol.PushLeave, channel, info)
 			for _, o := range c.subs {
-				o.Deliver(frame, "", 0)
+				o.s.Deliver(frame, "", 0)
 			}
 		}
 	}
@@ -410,7 +501,11 @@ func (h *Hub) Subscribers(channel string) []Subscriber {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Subscriber(nil), c.subs...)
+	out := make([]Subscriber, len(c.subs))
+	for i, sub := range c.subs {
+		out[i] = sub.s
+	}
+	return out
 }
 
 // History returns the newest limit publications of channel (limit 0 = all
