@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,28 @@ type Metrics struct {
 	errors        *prometheus.CounterVec
 	slow          prometheus.Counter
 	latency       prometheus.Histogram
+
+	// byTransport caches the per-transport label children (transport name →
+	// *transportCounters): WithLabelValues hashes the label and takes a lock,
+	// and Wrote runs on every write of every connection.
+	byTransport sync.Map
+}
+
+// transportCounters are the label children of one transport.
+type transportCounters struct {
+	msgsIn, bytesIn, framesOut, bytesOut, writes prometheus.Counter
+}
+
+func (m *Metrics) transport(name string) *transportCounters {
+	if c, ok := m.byTransport.Load(name); ok {
+		return c.(*transportCounters)
+	}
+	c, _ := m.byTransport.LoadOrStore(name, &transportCounters{
+		msgsIn: m.msgsIn.WithLabelValues(name), bytesIn: m.bytesIn.WithLabelValues(name),
+		framesOut: m.framesOut.WithLabelValues(name), bytesOut: m.bytesOut.WithLabelValues(name),
+		writes: m.writes.WithLabelValues(name),
+	})
+	return c.(*transportCounters)
 }
 
 // New returns metrics registered on a fresh registry, with Go runtime and
@@ -96,15 +119,17 @@ func (m *Metrics) ConnectionsChanged(transport string, delta int) {
 
 // Received implements session.Metrics.
 func (m *Metrics) Received(transport string, bytes int) {
-	m.msgsIn.WithLabelValues(transport).Inc()
-	m.bytesIn.WithLabelValues(transport).Add(float64(bytes))
+	c := m.transport(transport)
+	c.msgsIn.Inc()
+	c.bytesIn.Add(float64(bytes))
 }
 
 // Wrote implements session.Metrics.
 func (m *Metrics) Wrote(transport string, frames, bytes int) {
-	m.writes.WithLabelValues(transport).Inc()
-	m.framesOut.WithLabelValues(transport).Add(float64(frames))
-	m.bytesOut.WithLabelValues(transport).Add(float64(bytes))
+	c := m.transport(transport)
+	c.writes.Inc()
+	c.framesOut.Add(float64(frames))
+	c.bytesOut.Add(float64(bytes))
 }
 
 // DeliveryLatency implements session.Metrics.
