@@ -11,18 +11,29 @@ import (
 )
 
 // Fleet is a set of subscriber clients with one reader goroutine each. The
-// readers count delivered frames and, when asked, record each frame's
-// publish→receive latency from the timestamp the publisher embedded in it
-// (see AppendStamp). Counts are flushed to a shared counter only when a
-// reader's buffer runs dry, so that counting costs no contention per frame.
+// readers count delivered frames and, between Measure and StopMeasuring,
+// record each frame's publish→receive latency from the timestamp the
+// publisher embedded in it (see AppendStamp). Counts are flushed to a shared
+// counter only when a reader's buffer runs dry, so that counting costs no
+// contention per frame.
 type Fleet struct {
 	Clients []*Client
-	Latency bench.Histogram // filled when the fleet runs with measure = true
 
 	delivered atomic.Int64
+	latency   atomic.Pointer[bench.Histogram]
 	clock     Clock
 	wg        sync.WaitGroup
 }
+
+// Measure starts recording latencies into a fresh histogram and returns it.
+func (f *Fleet) Measure() *bench.Histogram {
+	h := new(bench.Histogram)
+	f.latency.Store(h)
+	return h
+}
+
+// StopMeasuring stops recording latencies.
+func (f *Fleet) StopMeasuring() { f.latency.Store(nil) }
 
 // Clock gives the nanoseconds since a fixed start, on the monotonic clock, so
 // that a publisher and its subscribers in one process agree on time.
@@ -65,17 +76,17 @@ func stampOf(p []byte) int64 {
 	return v
 }
 
-// Start runs one reader per client until its connection ends. With measure,
-// readers record latencies against clock.
-func (f *Fleet) Start(clock Clock, measure bool) {
+// Start runs one reader per client until its connection ends; latencies are
+// measured against clock.
+func (f *Fleet) Start(clock Clock) {
 	f.clock = clock
 	for _, c := range f.Clients {
 		f.wg.Add(1)
-		go f.read(c, measure)
+		go f.read(c)
 	}
 }
 
-func (f *Fleet) read(c *Client, measure bool) {
+func (f *Fleet) read(c *Client) {
 	defer f.wg.Done()
 	var n int64
 	for {
@@ -84,9 +95,9 @@ func (f *Fleet) read(c *Client, measure bool) {
 			f.delivered.Add(n)
 			return
 		}
-		if measure {
+		if h := f.latency.Load(); h != nil {
 			if t := stampOf(p); t >= 0 {
-				f.Latency.Record(time.Duration(f.clock.Now() - t))
+				h.Record(time.Duration(f.clock.Now() - t))
 			}
 		}
 		n++

@@ -36,6 +36,9 @@ var (
 	perfRooms  = flag.Int("perf.rooms", 500, "channels of the many-channels latency shape")
 	perfPace   = flag.Duration("perf.pace", 3*time.Second, "how long each paced latency run publishes")
 	perfPad    = flag.Int("perf.pad", 40, "padding bytes in each publication's data")
+	perfLoad   = flag.Float64("perf.load", 0.5, "paced publication rate for latency, as a fraction of Sori's saturating rate")
+	perfRate   = flag.Float64("perf.rate", 0, "paced publication rate for latency in publications/s (overrides -perf.load)")
+	perfShapes = flag.String("perf.shapes", "fanout,rooms", "fan-out shapes to measure: fanout (one channel), rooms (-perf.rooms channels)")
 	perfProf   = flag.String("perf.profile", "", "directory to write CPU and heap profiles of the servers into")
 )
 
