@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -98,6 +99,7 @@ type Node struct {
 	authMu      sync.RWMutex
 	authorizers map[string]Authorizer
 	rpcs        map[string]RPCHandler
+	onClosed    []func(*Session)
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
@@ -162,6 +164,24 @@ func (n *Node) HandleRPC(method string, h RPCHandler) {
 	n.authMu.Unlock()
 }
 
+// OnClosed registers f to run once for every session whose connection is
+// gone, after it left its channels and the node (calls use it to drop the
+// connection's participants). Register before serving; f must not block.
+func (n *Node) OnClosed(f func(*Session)) {
+	n.authMu.Lock()
+	n.onClosed = append(n.onClosed, f)
+	n.authMu.Unlock()
+}
+
+func (n *Node) closedHooks() []func(*Session) {
+	n.authMu.RLock()
+	defer n.authMu.RUnlock()
+	return n.onClosed
+}
+
+// Authorizer returns the Authorizer installed for namespace, or nil.
+func (n *Node) Authorizer(namespace string) Authorizer { return n.authorizer(namespace) }
+
 func (n *Node) rpc(method string) RPCHandler {
 	n.authMu.RLock()
 	defer n.authMu.RUnlock()
@@ -174,11 +194,21 @@ func (n *Node) authorizer(ns string) Authorizer {
 	return n.authorizers[ns]
 }
 
+// verifyToken checks a connection token. The verifier tolerates a few
+// seconds of clock skew on every time claim; an already expired token is
+// refused here anyway, since the session would close it at once (4003).
 func (n *Node) verifyToken(tok string) (*auth.Claims, error) {
 	if n.verifier == nil {
 		return nil, auth.ErrTokenInvalid
 	}
-	return n.verifier.Verify(tok)
+	c, err := n.verifier.Verify(tok)
+	if err != nil {
+		return nil, err
+	}
+	if exp := c.ExpiresAt(); !exp.IsZero() && !time.Now().Before(exp) {
+		return nil, fmt.Errorf("%w: expired at %s", auth.ErrTokenExpired, exp.UTC().Format(time.RFC3339))
+	}
+	return c, nil
 }
 
 func (n *Node) maxDataSize(ns *hub.Namespace) int {
