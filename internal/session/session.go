@@ -557,4 +557,7 @@ func (s *Session) Closed(d protocol.Disconnect) {
 	}
 	s.q.disable()
 	s.node.remove(s, d)
+	for _, f := range s.node.closedHooks() {
+		f(s)
+	}
 }
