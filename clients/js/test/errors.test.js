@@ -81,18 +81,18 @@ test('a refused subscribe ends the subscription with the server code', async (t)
 test('a request without a reply within requestTimeout rejects with code timeout', async (t) => {
   const client = await connected(t, 'frank', { requestTimeout: 500 });
   // A stopped server process cannot answer; the kernel still accepts the bytes.
-  server.child.kill('SIGSTOP');
+  await server.pause();
   try {
     await rejectsWith(client.ping(), ClientErrorCode.TIMEOUT);
   } finally {
-    server.child.kill('SIGCONT');
+    server.resume();
   }
   await client.ping(); // the late reply to the first ping is ignored, this one counts
 });
 
 test('requests pending at disconnect() are rejected, not left hanging', async (t) => {
   const client = await connected(t, 'gina', { requestTimeout: 60_000 });
-  server.child.kill('SIGSTOP');
+  await server.pause();
   try {
     const pending = client.publish('room:x', 1);
     const disconnected = nextEvent(client, 'disconnected');
@@ -102,7 +102,7 @@ test('requests pending at disconnect() are rejected, not left hanging', async (t
     assert.equal(event.code, CloseCode.NORMAL);
     assert.equal(client.state, 'disconnected');
   } finally {
-    server.child.kill('SIGCONT');
+    server.resume();
   }
   await rejectsWith(client.ping(), ClientErrorCode.DISCONNECTED);
 });

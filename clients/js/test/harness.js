@@ -2,7 +2,7 @@
 // temporary data dir, and offers the server API to the tests.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +71,8 @@ process.on('exit', () => {
  * @property {import('node:child_process').ChildProcess} child
  * @property {(path: string, body: any) => Promise<any>} api POST to the server API
  * @property {(user: string, options?: {ttl?: string, channels?: string[], publish?: string[]}) => Promise<string>} token
+ * @property {() => Promise<void>} pause SIGSTOP, resolved once every thread is stopped (Linux /proc)
+ * @property {() => void} resume SIGCONT
  * @property {() => Promise<void>} kill SIGKILL and wait for the exit (the data dir stays)
  * @property {() => Promise<void>} stop kill, then remove the data dir
  */
@@ -143,13 +145,35 @@ export async function startServer(options = {}) {
     child,
     api,
     token: async (user, opts = {}) => (await api('/api/token', { user, ...opts })).token,
+    pause: async () => {
+      child.kill('SIGSTOP');
+      // kill() only queues the signal: until every thread is stopped the
+      // server may still answer.
+      await waitFor(() => allThreadsStopped(/** @type {number} */ (child.pid)), 'the server process to stop');
+    },
+    resume: () => {
+      child.kill('SIGCONT');
+    },
     kill,
     stop: async () => {
-      if (child.signalCode === 'SIGSTOP') child.kill('SIGCONT');
+      child.kill('SIGCONT');
       await kill();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Reports whether every thread of a process is in state T (stopped).
+ * @param {number} pid
+ */
+function allThreadsStopped(pid) {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return tasks.every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // The state follows the parenthesized command name.
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+  });
 }
 
 /**
