@@ -52,6 +52,24 @@ type Config struct {
 	ShutdownTimeout     Duration `json:"shutdown_timeout"`
 
 	Namespaces []Namespace `json:"namespaces"`
+
+	// Calls (docs/calls.md): the mesh limit and the embedded STUN/TURN server.
+	MeshLimit         int      `json:"mesh_limit"`
+	TURNEnabled       bool     `json:"turn_enabled"`
+	TURNListen        string   `json:"turn_listen"`
+	TURNTLSListen     string   `json:"turn_tls_listen"`
+	TURNCertFile      string   `json:"turn_cert_file"`
+	TURNKeyFile       string   `json:"turn_key_file"`
+	TURNSecret        string   `json:"turn_secret"`
+	TURNRealm         string   `json:"turn_realm"`
+	TURNExternalIP    string   `json:"turn_external_ip"`
+	TURNPublicHost    string   `json:"turn_public_host"`
+	TURNRelayAddress  string   `json:"turn_relay_address"`
+	TURNRelayPortMin  int      `json:"turn_relay_port_min"`
+	TURNRelayPortMax  int      `json:"turn_relay_port_max"`
+	TURNAllowPeers    []string `json:"turn_allow_peers"`
+	TURNUserQuota     int      `json:"turn_user_quota"`
+	TURNCredentialTTL Duration `json:"turn_credential_ttl"`
 }
 
 // Namespace is hub.Namespace as written in a config file, with durations as
@@ -113,6 +131,13 @@ func Default() Config {
 		PingInterval:        Duration(25 * time.Second),
 		WriteTimeout:        Duration(10 * time.Second),
 		ShutdownTimeout:     Duration(10 * time.Second),
+		MeshLimit:           4,
+		TURNEnabled:         true,
+		TURNRealm:           "sori",
+		TURNRelayPortMin:    49152,
+		TURNRelayPortMax:    65535,
+		TURNUserQuota:       30,
+		TURNCredentialTTL:   Duration(12 * time.Hour),
 	}
 	for _, ns := range hub.DefaultNamespaces() {
 		c.Namespaces = append(c.Namespaces, Namespace{
@@ -171,6 +196,20 @@ func (c *Config) Validate() error {
 		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout} {
 		if d <= 0 {
 			return fmt.Errorf("config: %s must be positive", name)
+		}
+	}
+	if c.MeshLimit < 2 {
+		return errors.New("config: mesh limit must be at least 2")
+	}
+	if c.TURNEnabled {
+		if c.TURNSecret != "" && len(c.TURNSecret) < 32 {
+			return errors.New("config: TURN secret must be at least 32 bytes")
+		}
+		if c.TURNRelayPortMin < 1 || c.TURNRelayPortMax > 65535 || c.TURNRelayPortMin > c.TURNRelayPortMax {
+			return fmt.Errorf("config: TURN relay ports %d-%d are not a range of ports", c.TURNRelayPortMin, c.TURNRelayPortMax)
+		}
+		if c.TURNCredentialTTL <= 0 {
+			return errors.New("config: TURN credential TTL must be positive")
 		}
 	}
 	seen := map[string]bool{}
@@ -250,6 +289,22 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	dur(&c.PingInterval, "ping-interval", "interval of server heartbeats; a silent peer is closed after two")
 	dur(&c.WriteTimeout, "write-timeout", "how long one write to a client may block")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long a graceful shutdown may take")
+	integer(&c.MeshLimit, "mesh-limit", "most participants of a peer-to-peer call")
+	boolean(&c.TURNEnabled, "turn", "run the embedded STUN/TURN server")
+	str(&c.TURNListen, "turn-listen", "STUN/TURN address, UDP and TCP (default: the --listen host, port 3478)")
+	str(&c.TURNTLSListen, "turn-tls-listen", "TURN over TLS address, used with --turn-cert and --turn-key (default: the --listen host, port 5349)")
+	str(&c.TURNCertFile, "turn-cert", "PEM certificate for TURN over TLS (off without one)")
+	str(&c.TURNKeyFile, "turn-key", "PEM private key for TURN over TLS")
+	str(&c.TURNSecret, "turn-secret", "secret TURN credentials are signed with (default: derived from the token secret)")
+	str(&c.TURNRealm, "turn-realm", "STUN/TURN realm")
+	str(&c.TURNExternalIP, "turn-external-ip", "public IP advertised for relays, for servers behind 1:1 NAT")
+	str(&c.TURNPublicHost, "turn-public-host", "host name put into stun:/turn: URLs (default: the relay IP)")
+	str(&c.TURNRelayAddress, "turn-relay-address", "local IPv4 address relay sockets bind to (default: the --listen host when it is an IPv4 address, else 0.0.0.0)")
+	integer(&c.TURNRelayPortMin, "turn-relay-port-min", "lowest relay port")
+	integer(&c.TURNRelayPortMax, "turn-relay-port-max", "highest relay port")
+	list(&c.TURNAllowPeers, "turn-allow-peers", "addresses or CIDR prefixes the relay may reach despite the private/loopback refusal (tests, private networks)")
+	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
+	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
 }
 
 // ConfigFileFromArgs finds --config FILE (or SORI_CONFIG) before flags are
