@@ -49,6 +49,9 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 		config.Namespace{Name: "room", HistorySize: 200, HistoryTTL: config.Duration(time.Hour), Presence: true, JoinLeave: true, Subscribe: "token"},
 		config.Namespace{Name: "small", HistorySize: 5, HistoryTTL: config.Duration(time.Hour)},
 	)
+	// The embedded TURN server on loopback, on random ports.
+	cfg.TURNListen = "127.0.0.1:0"
+	cfg.TURNRelayAddress = "127.0.0.1"
 	if mutate != nil {
 		mutate(&cfg)
 	}

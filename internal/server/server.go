@@ -125,6 +125,7 @@ func (s *Server) routes() {
 	s.apiRoutes()
 	s.mountWeb()
 	s.mountFallback()
+	s.mountRTC()
 }
 
 // Handle registers an extra route (chat, fallback transports, calls, the web

@@ -1,0 +1,198 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/rtc/signal"
+	"github.com/sori-dev/sori/internal/rtc/turn"
+	"github.com/sori-dev/sori/internal/session"
+)
+
+// mountRTC wires calls (docs/calls.md): the embedded STUN/TURN server when
+// enabled, the call.* rpc methods of the signaling service, and
+// GET /rtc/ice-servers. A TURN server that cannot start is logged and calls
+// go on without it: peers then connect only where host candidates reach.
+func (s *Server) mountRTC() {
+	ts := s.startTURN()
+	iceServers := func(user string) []signal.ICEServer {
+		if ts == nil {
+			return []signal.ICEServer{}
+		}
+		list := ts.ICEServers(user, time.Now())
+		out := make([]signal.ICEServer, 0, len(list))
+		for _, is := range list {
+			out = append(out, signal.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+		}
+		return out
+	}
+	calls, err := signal.New(signal.Config{
+		Membership: chatMembership{s.node},
+		ICEServers: iceServers,
+		MeshLimit:  s.cfg.MeshLimit,
+		Logger:     s.log,
+	})
+	if err != nil { // only a missing Membership fails, and one is passed
+		s.log.Error("calls disabled", "err", err)
+		return
+	}
+	for name, m := range calls.Methods() {
+		s.node.HandleRPC(name, func(ctx context.Context, sess *session.Session, data json.RawMessage) (any, error) {
+			return m(ctx, sess, data)
+		})
+	}
+	s.node.OnClosed(func(sess *session.Session) { calls.Disconnected(sess) })
+
+	// GET /rtc/ice-servers with "Authorization: Bearer <connection token>":
+	// the RTCIceServer list with fresh TURN credentials for the token's user,
+	// for a client that needs them outside call.join (an ICE restart after the
+	// credentials expired).
+	s.mux.HandleFunc("GET /rtc/ice-servers", func(w http.ResponseWriter, r *http.Request) {
+		claims, perr := s.bearerClaims(r)
+		if perr != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
+			writeError(w, http.StatusUnauthorized, perr)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ice_servers": iceServers(claims.User())})
+	})
+}
+
+// startTURN starts the embedded TURN server, or returns nil when it is
+// disabled or fails to start.
+func (s *Server) startTURN() *turn.Server {
+	if !s.cfg.TURNEnabled {
+		return nil
+	}
+	secret := s.cfg.TURNSecret
+	if secret == "" {
+		secret = deriveTURNSecret(s.cfg.TokenSecret)
+	}
+	host, relay := turnHost(s.cfg.Listen)
+	listen, listenTLS := s.cfg.TURNListen, s.cfg.TURNTLSListen
+	if listen == "" {
+		listen = net.JoinHostPort(host, "3478")
+	}
+	if listenTLS == "" {
+		listenTLS = net.JoinHostPort(host, "5349")
+	}
+	if s.cfg.TURNRelayAddress != "" {
+		relay = s.cfg.TURNRelayAddress
+	}
+	cfg := turn.Config{
+		ListenUDP:        listen,
+		ListenTLS:        listenTLS,
+		CertFile:         s.cfg.TURNCertFile,
+		KeyFile:          s.cfg.TURNKeyFile,
+		Realm:            s.cfg.TURNRealm,
+		Secret:           secret,
+		CredentialTTL:    s.cfg.TURNCredentialTTL.D(),
+		RelayPortMin:     uint16(s.cfg.TURNRelayPortMin), // range checked by config.Validate
+		RelayPortMax:     uint16(s.cfg.TURNRelayPortMax),
+		RelayBindAddress: relay,
+		ExternalIP:       s.cfg.TURNExternalIP,
+		PublicHost:       s.cfg.TURNPublicHost,
+		UserQuota:        s.cfg.TURNUserQuota,
+		AllowPeers:       s.cfg.TURNAllowPeers,
+		Logger:           s.log,
+	}
+	ts, err := turn.New(cfg)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = ts.Start(ctx)
+		cancel()
+	}
+	if err != nil {
+		s.log.Error("TURN server not started; calls get no STUN/TURN servers", "err", err)
+		return nil
+	}
+	s.OnShutdown(func(context.Context) error { return ts.Close() })
+	return ts
+}
+
+// turnHost picks the TURN listen host from the HTTP listen address, so that
+// a server listening on loopback only (the default) does not open TURN to
+// the network, and one listening everywhere runs TURN everywhere. relay is
+// the relay bind address that goes with it ("" for all interfaces): a
+// loopback-only server advertises relays on loopback. TURN is IPv4 only.
+func turnHost(httpListen string) (host, relay string) {
+	h, _, err := net.SplitHostPort(httpListen)
+	if err != nil || h == "" {
+		return "", ""
+	}
+	if h == "localhost" {
+		return "127.0.0.1", "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(h)
+	switch {
+	case err != nil || ip.IsUnspecified():
+		return "", "" // a host name or "0.0.0.0"/"::": every interface
+	case ip.IsLoopback():
+		return "127.0.0.1", "127.0.0.1"
+	case ip.Unmap().Is4():
+		s := ip.Unmap().String()
+		return s, s
+	}
+	return "", "" // a specific IPv6 address: TURN listens on every IPv4 interface
+}
+
+// deriveTURNSecret makes the TURN secret from the token secret, so that
+// every node sharing a token secret also shares the TURN secret, and a
+// secret nobody configured is never stored twice.
+func deriveTURNSecret(tokenSecret string) string {
+	mac := hmac.New(sha256.New, []byte(tokenSecret))
+	mac.Write([]byte("sori turn secret v1"))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// bearerClaims verifies the connection token in the Authorization header.
+func (s *Server) bearerClaims(r *http.Request) (*auth.Claims, *protocol.Error) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || tok == "" {
+		return nil, protocol.ErrBadToken.WithMessage("Authorization: Bearer <connection token> is required")
+	}
+	claims, err := s.verifier.Verify(strings.TrimSpace(tok))
+	if errors.Is(err, auth.ErrTokenExpired) {
+		return nil, protocol.ErrTokenExpired
+	}
+	if err != nil || claims.User() == "" {
+		return nil, protocol.ErrBadToken
+	}
+	return claims, nil
+}
+
+// chatMembership lets into a room's call whoever may subscribe to the chat
+// room's channel "chat:<room>": the chat service's Authorizer, which reads
+// room membership from the store. It is looked up at every join, so it works
+// whatever order modules are mounted in; without a chat service nobody may
+// join.
+type chatMembership struct{ node *session.Node }
+
+func (m chatMembership) IsMember(ctx context.Context, user, room string) (bool, error) {
+	a := m.node.Authorizer("chat")
+	if a == nil {
+		return false, nil
+	}
+	err := a.CanSubscribe(ctx, user, "chat:"+room)
+	var perr *protocol.Error
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &perr) && perr.Code != protocol.ErrInternal.Code:
+		return false, nil // not a member, no such room, or a name that is no chat room
+	default:
+		return false, fmt.Errorf("server: chat membership: %w", err)
+	}
+}
