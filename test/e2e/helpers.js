@@ -58,15 +58,18 @@ export async function waitFor(fn, { timeout = 15000, interval = 50, message = 'c
 
 /**
  * Starts `sori serve` on 127.0.0.1:port with dataDir and waits for /readyz.
- * Returns {url, port, dataDir, proc, stop(signal), log()}.
+ * Returns {url, port, turnPort, dataDir, proc, stop(signal), log()}.
  */
-export async function startServer({ port, dataDir, args = [] } = {}) {
+export async function startServer({ port, dataDir, turnPort, args = [] } = {}) {
   const bin = buildSori();
   port ??= await freePort();
   dataDir ??= tempDir('data-');
   const logs = [];
+  // The embedded TURN server gets its own port too, so that tests (and
+  // other servers on this machine) do not fight over 3478.
+  turnPort ??= await freePort();
   const proc = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir, '--log-level', 'warn', ...args], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SORI_TURN_LISTEN: `127.0.0.1:${turnPort}` },
   });
   const exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve({ code, sig })));
   proc.stdout.on('data', (b) => logs.push(String(b)));
@@ -80,7 +83,7 @@ export async function startServer({ port, dataDir, args = [] } = {}) {
     return res?.ok;
   }, { timeout: 30000, message: `sori on ${url}` });
   return {
-    url, port, dataDir, proc,
+    url, port, turnPort, dataDir, proc,
     log: () => logs.join(''),
     /** Stops the server (SIGKILL by default: a crash) and waits for the process to end. */
     async stop(signal = 'SIGKILL') {

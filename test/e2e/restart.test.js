@@ -20,7 +20,7 @@ after(async () => {
 
 test('a server restart mid-conversation recovers with no lost message', async () => {
   server = await startServer();
-  const { port, dataDir } = server;
+  const { port, dataDir, turnPort } = server;
   browser = await launchBrowser();
   const alice = await newPage(browser, server.url);
   const bob = await newPage(browser, server.url);
@@ -64,7 +64,7 @@ test('a server restart mid-conversation recovers with no lost message', async ()
   await screenshot(b, 'restart-1-server-down');
 
   // Start it again on the same port and data dir.
-  server = await startServer({ port, dataDir });
+  server = await startServer({ port, dataDir, turnPort });
   await waitOnline(b, 30000);
   assert.notEqual(await a.locator('#conn').getAttribute('data-state'), 'connected', 'alice is still held offline');
 

@@ -5,7 +5,7 @@ import { api, APIError } from './api.js';
 import { $, h, replace, announce } from './dom.js';
 import { RoomModel } from './model.js';
 import { RoomView } from './room.js';
-import { CallPanel } from './call.js';
+import { CallPanel, webSocketWithCallPushes } from './call.js';
 
 const ROOM_POLL_MS = 20000;
 const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
@@ -96,6 +96,7 @@ function setConnState(state) {
     app.view?.catchUp();
     app.view?.refreshPresence();
     app.view?.refreshMembers();
+    app.call?.reconnected();
   }
 }
 
@@ -117,6 +118,9 @@ async function startChat(user) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   app.client = new SoriClient({
     url,
+    // Call signals come as {"push":"call"} frames, which the SDK does not
+    // hand out: this WebSocket passes them to the call panel first.
+    WebSocket: webSocketWithCallPushes((msg) => app.call?.onPush(msg)),
     getToken: async () => {
       try {
         return (await api.connectToken()).token;

@@ -1,14 +1,389 @@
-// Calls in a room (issue 6). Until the signaling lands this is a placeholder
-// with the interface the app uses: a button in the room header (slot) and a
-// panel above the timeline.
+// Calls in a room (issue 6, docs/calls.md): a peer-to-peer mesh, one
+// RTCPeerConnection per other participant, negotiated with the "perfect
+// negotiation" pattern (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example):
+// the server tells each side whether it is polite towards a peer (the
+// earlier joiner is polite); an impolite peer ignores a colliding offer, a
+// polite one rolls back and answers. Signals travel as rpc call.signal and
+// come back as {"push":"call"} frames.
+//
+// Media: camera and microphone (mute and camera off disable the tracks, so
+// no renegotiation), screen sharing as an extra video track, a tile per
+// participant, and a connection-quality hint from getStats.
+import { h, replace, announce } from './dom.js';
+
+const STATS_MS = 2000;
+
+/**
+ * A WebSocket class that hands every "call" push to onPush before the SDK
+ * sees the frame. The SDK delivers only channel pushes; calls use their own.
+ * (Calls therefore need the WebSocket transport.)
+ */
+export function webSocketWithCallPushes(onPush) {
+  const Base = globalThis.WebSocket;
+  return class extends Base {
+    constructor(url, protocols) {
+      super(url, protocols);
+      this.addEventListener('message', (e) => {
+        if (typeof e.data !== 'string' || !e.data.includes('"push":"call"')) return;
+        for (const line of e.data.split('\n')) {
+          if (!line.includes('"push":"call"')) continue;
+          try { onPush(JSON.parse(line)); } catch { /* not ours */ }
+        }
+      });
+    }
+  };
+}
+
 export class CallPanel {
   constructor({ client, me, rpc, slot, panel }) {
     Object.assign(this, { client, me, rpc, slot, panel });
-    this.room = null;
+    this.room = null; // the open chat room (RoomModel)
+    this.call = null; // {roomId, name, myId, ice, peers: Map}
+    this.local = null; // MediaStream of camera + mic
+    this.screen = null; // MediaStream of the screen share
+    this.state = { muted: false, camera: true, screen: false };
+    this.joining = false;
+    this.button = h('button', { type: 'button', class: 'call-button', onclick: () => this.toggle() }, 'Join call');
+    this.slot.append(this.button);
+    this.statsTimer = 0;
   }
 
-  /** Called when the open room changes (null: no room). */
+  /** The open chat room changed (null: none). The call, if any, goes on. */
   setRoom(room) {
     this.room = room;
+    this.#renderButton();
+  }
+
+  /** The connection is back after an outage: the server dropped us from the call, so join again. */
+  async reconnected() {
+    if (!this.call) return;
+    const { roomId, name } = this.call;
+    this.#closePeers();
+    this.call = null;
+    await this.join(roomId, name);
+  }
+
+  #renderButton() {
+    const inThis = this.call && this.room && this.call.roomId === this.room.id;
+    this.slot.hidden = !this.room;
+    this.button.textContent = inThis ? 'Leave call' : this.call ? 'Join call here' : 'Join call';
+    this.button.setAttribute('aria-pressed', inThis ? 'true' : 'false');
+    this.button.disabled = this.joining;
+  }
+
+  async toggle() {
+    if (!this.room) return;
+    if (this.call?.roomId === this.room.id) { await this.leave(); return; }
+    if (this.call) await this.leave();
+    await this.join(this.room.id, this.room.displayName);
+  }
+
+  async join(roomId, name) {
+    this.joining = true;
+    this.#renderButton();
+    try {
+      if (!this.local) this.local = await this.#getMedia();
+      this.#applyTrackState();
+      const res = await this.rpc('call.join', { room: roomId, state: this.state });
+      this.call = { roomId, name, myId: res.participant, ice: res.ice_servers ?? [], peers: new Map() };
+      this.#renderPanel();
+      for (const p of res.participants ?? []) this.#addPeer(p);
+      clearInterval(this.statsTimer);
+      this.statsTimer = setInterval(() => this.#stats(), STATS_MS);
+      announce(`Joined the call in ${name}`);
+    } catch (err) {
+      this.#error(`Could not join the call: ${err.message}`);
+      if (!this.call) this.#stopLocal();
+    } finally {
+      this.joining = false;
+      this.#renderButton();
+    }
+  }
+
+  async leave() {
+    const call = this.call;
+    if (!call) return;
+    this.call = null;
+    clearInterval(this.statsTimer);
+    this.#closePeers(call);
+    this.#stopLocal();
+    this.panel.hidden = true;
+    replace(this.panel);
+    this.#renderButton();
+    announce('You left the call');
+    try { await this.rpc('call.leave', { room: call.roomId }); } catch { /* the server forgets us on disconnect anyway */ }
+  }
+
+  async #getMedia() {
+    const tries = [{ audio: true, video: { width: 640, height: 360 } }, { audio: true }, { video: true }];
+    for (const c of tries) {
+      try { return await navigator.mediaDevices.getUserMedia(c); } catch { /* try less */ }
+    }
+    this.#error('No camera or microphone is available: you join to watch and listen.');
+    return new MediaStream();
+  }
+
+  #stopLocal() {
+    for (const s of [this.local, this.screen]) s?.getTracks().forEach((t) => t.stop());
+    this.local = null;
+    this.screen = null;
+    this.state = { muted: false, camera: true, screen: false };
+  }
+
+  #closePeers(call = this.call) {
+    for (const peer of call?.peers.values() ?? []) peer.pc.close();
+    call?.peers.clear();
+  }
+
+  #applyTrackState() {
+    this.local?.getAudioTracks().forEach((t) => { t.enabled = !this.state.muted; });
+    this.local?.getVideoTracks().forEach((t) => { t.enabled = this.state.camera; });
+    this.state.camera &&= (this.local?.getVideoTracks().length ?? 0) > 0;
+  }
+
+  // Peers and perfect negotiation.
+
+  #addPeer(p) {
+    const call = this.call;
+    if (!call || call.peers.has(p.id)) return call?.peers.get(p.id);
+    const pc = new RTCPeerConnection({ iceServers: call.ice });
+    const peer = { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc,
+      makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), streams: new Map(), tile: null, quality: '' };
+    call.peers.set(p.id, peer);
+    const signal = (msg) => this.rpc('call.signal', { room: call.roomId, to: p.id, ...msg }).catch(() => {});
+    pc.onnegotiationneeded = async () => {
+      try {
+        peer.makingOffer = true;
+        await pc.setLocalDescription();
+        signal({ description: pc.localDescription.toJSON() });
+      } catch (err) {
+        console.warn('call: offer failed', err);
+      } finally {
+        peer.makingOffer = false;
+      }
+    };
+    pc.onicecandidate = ({ candidate }) => { if (candidate) signal({ candidate: candidate.toJSON() }); };
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'failed') {
+        pc.restartIce();
+        signal({ restart: true });
+      }
+      this.#renderTile(peer);
+    };
+    pc.ontrack = ({ track, streams }) => {
+      const stream = streams[0] ?? new MediaStream([track]);
+      peer.streams.set(stream.id, stream);
+      track.addEventListener('ended', () => this.#renderTile(peer));
+      stream.addEventListener('removetrack', () => { if (!stream.getTracks().length) peer.streams.delete(stream.id); this.#renderTile(peer); });
+      this.#renderTile(peer);
+    };
+    for (const t of this.local?.getTracks() ?? []) pc.addTrack(t, this.local);
+    // Without a camera or microphone, still ask to receive both.
+    if (!this.local?.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (!this.local?.getVideoTracks().length) pc.addTransceiver('video', { direction: 'recvonly' });
+    for (const t of this.screen?.getTracks() ?? []) peer.screenSender = pc.addTrack(t, this.screen);
+    this.#renderTile(peer);
+    return peer;
+  }
+
+  /** A {"push":"call"} frame (see webSocketWithCallPushes). */
+  onPush(msg) {
+    const call = this.call;
+    if (!call || String(msg.room) !== String(call.roomId)) return;
+    switch (msg.event) {
+      case 'joined':
+        if (msg.participant) {
+          this.#addPeer(msg.participant);
+          announce(`${msg.participant.user} joined the call`);
+        }
+        break;
+      case 'left': {
+        const peer = call.peers.get(msg.participant?.id);
+        if (!peer) break;
+        peer.pc.close();
+        call.peers.delete(peer.id);
+        peer.tile?.remove();
+        announce(`${peer.user} left the call`);
+        break;
+      }
+      case 'state': {
+        const peer = call.peers.get(msg.participant?.id);
+        if (peer) { peer.state = msg.participant.state ?? {}; this.#renderTile(peer); }
+        break;
+      }
+      case 'signal': {
+        const peer = call.peers.get(msg.from);
+        if (!peer) break;
+        // One signal at a time per peer, in arrival order.
+        peer.queue = peer.queue.then(() => this.#onSignal(peer, msg)).catch((err) => console.warn('call: signal failed', err));
+        break;
+      }
+      default:
+    }
+  }
+
+  async #onSignal(peer, { description, candidate, restart }) {
+    const { pc } = peer;
+    if (description) {
+      const collision = description.type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
+      peer.ignoreOffer = !peer.polite && collision;
+      if (peer.ignoreOffer) return;
+      await pc.setRemoteDescription(description); // a polite peer rolls back implicitly
+      if (description.type === 'offer') {
+        await pc.setLocalDescription();
+        await this.rpc('call.signal', { room: this.call.roomId, to: peer.id, description: pc.localDescription.toJSON() });
+      }
+    }
+    if (candidate) {
+      try { await pc.addIceCandidate(candidate); } catch (err) { if (!peer.ignoreOffer) throw err; }
+    }
+    if (restart && !description) pc.restartIce();
+  }
+
+  // Controls.
+
+  async #setState(change) {
+    Object.assign(this.state, change);
+    this.#applyTrackState();
+    this.#renderControls();
+    this.#renderLocalTile();
+    if (this.call) {
+      try { await this.rpc('call.state', { room: this.call.roomId, ...change }); } catch { /* shown locally anyway */ }
+    }
+  }
+
+  async #toggleScreen() {
+    if (this.screen) { this.#stopScreen(); return; }
+    try {
+      this.screen = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (err) {
+      if (err?.name !== 'NotAllowedError') this.#error(`Screen sharing failed: ${err.message}`);
+      return;
+    }
+    const [track] = this.screen.getVideoTracks();
+    track.addEventListener('ended', () => this.#stopScreen());
+    for (const peer of this.call?.peers.values() ?? []) peer.screenSender = peer.pc.addTrack(track, this.screen);
+    await this.#setState({ screen: true });
+  }
+
+  #stopScreen() {
+    if (!this.screen) return;
+    this.screen.getTracks().forEach((t) => t.stop());
+    for (const peer of this.call?.peers.values() ?? []) {
+      if (peer.screenSender) { try { peer.pc.removeTrack(peer.screenSender); } catch { /* closed */ } }
+      peer.screenSender = null;
+    }
+    this.screen = null;
+    this.#setState({ screen: false });
+  }
+
+  // Rendering.
+
+  #renderPanel() {
+    const call = this.call;
+    this.panel.hidden = false;
+    this.tiles = h('ul', { class: 'call-tiles', 'aria-label': 'Participants' });
+    this.controls = h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': 'Call controls' });
+    this.errorEl = h('p', { class: 'error', role: 'alert' });
+    replace(this.panel,
+      h('h3', { class: 'call-title', text: `Call in ${call.name}` }),
+      this.tiles, this.controls, this.errorEl);
+    this.#renderLocalTile();
+    this.#renderControls();
+  }
+
+  #renderControls() {
+    if (!this.controls) return;
+    const hasAudio = (this.local?.getAudioTracks().length ?? 0) > 0;
+    const hasVideo = (this.local?.getVideoTracks().length ?? 0) > 0;
+    const canShare = Boolean(navigator.mediaDevices?.getDisplayMedia);
+    replace(this.controls,
+      h('button', { type: 'button', 'aria-pressed': String(this.state.muted), disabled: !hasAudio,
+        onclick: () => this.#setState({ muted: !this.state.muted }) }, this.state.muted ? 'Unmute' : 'Mute'),
+      h('button', { type: 'button', 'aria-pressed': String(!this.state.camera), disabled: !hasVideo,
+        onclick: () => this.#setState({ camera: !this.state.camera }) }, this.state.camera ? 'Camera off' : 'Camera on'),
+      canShare ? h('button', { type: 'button', 'aria-pressed': String(Boolean(this.screen)),
+        onclick: () => this.#toggleScreen() }, this.screen ? 'Stop sharing' : 'Share screen') : null,
+      h('button', { type: 'button', class: 'danger', onclick: () => this.leave() }, 'Leave call'));
+  }
+
+  #renderLocalTile() {
+    if (!this.tiles) return;
+    let tile = this.tiles.querySelector('.tile.local');
+    if (!tile) {
+      const video = h('video', { autoplay: true, playsInline: true, muted: true, 'aria-label': 'Your camera' });
+      video.muted = true;
+      video.srcObject = this.local;
+      tile = h('li', { class: 'tile local' }, video, h('span', { class: 'tile-name' }));
+      this.tiles.prepend(tile);
+    }
+    let screenVideo = tile.querySelector('video.screen');
+    if (this.screen && !screenVideo) {
+      screenVideo = h('video', { class: 'screen', autoplay: true, playsInline: true, muted: true, 'aria-label': 'Your screen' });
+      screenVideo.muted = true;
+      screenVideo.srcObject = this.screen;
+      tile.append(screenVideo);
+    } else if (!this.screen && screenVideo) {
+      screenVideo.remove();
+    }
+    tile.querySelector('.tile-name').textContent = `You${this.state.muted ? ' · muted' : ''}${this.state.camera ? '' : ' · camera off'}${this.state.screen ? ' · sharing' : ''}`;
+  }
+
+  #renderTile(peer) {
+    if (!this.tiles || !this.call?.peers.has(peer.id)) return;
+    if (!peer.tile) {
+      peer.tile = h('li', { class: 'tile', dataset: { participant: peer.id, user: peer.user } },
+        h('div', { class: 'tile-videos' }), h('span', { class: 'tile-name' }), h('span', { class: 'tile-quality' }));
+      this.tiles.append(peer.tile);
+    }
+    const videos = peer.tile.querySelector('.tile-videos');
+    const shown = new Set();
+    for (const [id, stream] of peer.streams) {
+      if (!stream.getTracks().some((t) => t.readyState === 'live')) continue;
+      shown.add(id);
+      if (videos.querySelector(`video[data-stream="${CSS.escape(id)}"]`)) continue;
+      const isScreen = peer.streams.size > 1 && [...peer.streams.keys()].indexOf(id) > 0;
+      const v = h('video', { autoplay: true, playsInline: true, dataset: { stream: id },
+        class: isScreen ? 'screen' : '', 'aria-label': isScreen ? `${peer.user}'s screen` : `${peer.user}'s camera` });
+      v.srcObject = stream;
+      videos.append(v);
+    }
+    for (const v of videos.querySelectorAll('video')) if (!shown.has(v.dataset.stream)) v.remove();
+    const s = peer.state ?? {};
+    const conn = peer.pc.iceConnectionState;
+    peer.tile.querySelector('.tile-name').textContent = `${peer.user}${s.muted ? ' · muted' : ''}${s.camera === false ? ' · camera off' : ''}${s.screen ? ' · sharing' : ''}`;
+    peer.tile.querySelector('.tile-quality').textContent = conn === 'connected' || conn === 'completed' ? peer.quality : conn;
+    peer.tile.dataset.connection = conn;
+  }
+
+  /** Quality hint per peer from getStats: round-trip time, loss and frame rate. */
+  async #stats() {
+    for (const peer of this.call?.peers.values() ?? []) {
+      let rtt = null; let lost = 0; let received = 0; let fps = 0; let framesDecoded = 0;
+      try {
+        const report = await peer.pc.getStats();
+        report.forEach((s) => {
+          if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime * 1000;
+          if (s.type === 'inbound-rtp') {
+            lost += s.packetsLost ?? 0;
+            received += s.packetsReceived ?? 0;
+            if (s.kind === 'video') { fps = Math.max(fps, s.framesPerSecond ?? 0); framesDecoded += s.framesDecoded ?? 0; }
+          }
+        });
+      } catch { continue; }
+      const loss = received + lost ? (lost / (received + lost)) * 100 : 0;
+      const level = (rtt !== null && rtt > 400) || loss > 8 ? 'poor' : (rtt !== null && rtt > 150) || loss > 2 ? 'fair' : 'good';
+      peer.quality = `${level}${rtt !== null ? ` · ${Math.round(rtt)} ms` : ''}${fps ? ` · ${Math.round(fps)} fps` : ''}`;
+      if (peer.tile) {
+        peer.tile.dataset.quality = level;
+        peer.tile.dataset.framesDecoded = String(framesDecoded);
+      }
+      this.#renderTile(peer);
+    }
+  }
+
+  #error(text) {
+    if (this.errorEl?.isConnected) this.errorEl.textContent = text;
+    else announce(text);
   }
 }

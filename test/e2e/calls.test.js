@@ -1,0 +1,72 @@
+// A call in a room between two headless Chromium pages with fake camera and
+// microphone: both join through the app's call panel, negotiate over Sori's
+// signaling (perfect negotiation), and each receives the other's video:
+// getStats shows inbound video with framesDecoded > 0 (the app writes it
+// on the tile). Mute, camera and screen-share state reach the other side,
+// a shared screen arrives as a second video, and leaving ends the other's tile.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
+import { maybeRouteSDK, signUp, createRoom, joinPublicRoom } from './driver.js';
+
+let server;
+let browser;
+
+after(async () => {
+  await browser?.close();
+  await server?.stop('SIGTERM');
+});
+
+test('two pages join a call and decode each other\'s video', async () => {
+  server = await startServer();
+  browser = await launchBrowser(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required']);
+  const alice = await newPage(browser, server.url);
+  const bob = await newPage(browser, server.url);
+  await maybeRouteSDK(alice.context);
+  await maybeRouteSDK(bob.context);
+  const a = alice.page;
+  const b = bob.page;
+  await signUp(a, 'alice');
+  await signUp(b, 'bob');
+  await createRoom(a, 'standup');
+  await joinPublicRoom(b, 'standup');
+
+  await a.getByRole('button', { name: 'Join call' }).click();
+  await a.locator('#call-panel .tile.local').waitFor();
+  await b.getByRole('button', { name: 'Join call' }).click();
+
+  for (const [p, other] of [[a, 'bob'], [b, 'alice']]) {
+    const tile = p.locator(`#call-panel .tile[data-user="${other}"]`);
+    await tile.waitFor();
+    await waitFor(async () => Number(await tile.getAttribute('data-frames-decoded')) > 0,
+      { timeout: 30000, message: `${other}'s video decoded` });
+    await tile.locator('.tile-quality', { hasText: /good|fair|poor/ }).waitFor();
+  }
+  await screenshot(a, 'call-alice');
+
+  // Mute and camera state are shown to the other participant.
+  await a.getByRole('button', { name: 'Mute' }).click();
+  await b.locator('#call-panel .tile[data-user="alice"] .tile-name', { hasText: 'muted' }).waitFor();
+  await a.getByRole('button', { name: 'Camera off' }).click();
+  await b.locator('#call-panel .tile[data-user="alice"] .tile-name', { hasText: 'camera off' }).waitFor();
+  await a.getByRole('button', { name: 'Unmute' }).click();
+  await b.locator('#call-panel .tile[data-user="alice"] .tile-name', { hasText: /^alice · camera off$/ }).waitFor();
+
+  // Screen sharing adds a second video to alice's tile on bob's page.
+  const aliceTile = b.locator('#call-panel .tile[data-user="alice"]');
+  await a.getByRole('button', { name: 'Share screen' }).click();
+  await aliceTile.locator('.tile-name', { hasText: 'sharing' }).waitFor();
+  await waitFor(async () => (await aliceTile.locator('video').count()) === 2, { timeout: 20000, message: 'the screen share video' });
+  await screenshot(b, 'call-bob-screen-share');
+  await a.getByRole('button', { name: 'Stop sharing' }).click();
+  await waitFor(async () => !(await aliceTile.locator('.tile-name').textContent()).includes('sharing'), { message: 'sharing to stop' });
+
+  // Leaving removes the tile on the other side.
+  await a.getByRole('button', { name: 'Leave call' }).first().click();
+  await waitFor(async () => (await b.locator('#call-panel .tile[data-user="alice"]').count()) === 0, { message: 'alice\'s tile to go' });
+  assert.equal(await a.locator('#call-panel').isHidden(), true);
+  await screenshot(b, 'call-bob-after-leave');
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+});
