@@ -319,6 +319,7 @@ export class SoriClient extends Emitter {
    */
   async refreshToken() {
     if (!this.#getToken) throw new TypeError('refreshToken needs the getToken option');
+    if (this.#state !== 'connected') throw new SoriError(ClientErrorCode.DISCONNECTED, 'refreshToken needs a connection');
     const token = await this.#fetchToken();
     const result = await this.#request({ op: 'refresh', token }, { immediate: true });
     this.#tokenAccepted(result.expires_in);
@@ -351,13 +352,7 @@ export class SoriClient extends Emitter {
       this.#lost({ code: CloseCode.ABNORMAL, reason: 'no transport could connect' });
       return;
     }
-    this.#transport = transport;
-    transport.on('message', (text) => {
-      if (transport === this.#transport) this.#receive(text);
-    });
-    transport.on('close', (info) => {
-      if (transport === this.#transport) this.#lost(info);
-    });
+    if (transport !== this.#transport) return; // it closed right after opening: #lost took over
 
     /** @type {Record<string, any>} */
     const command = { op: 'connect', client: this.#name };
@@ -391,17 +386,37 @@ export class SoriClient extends Emitter {
    */
   async #openTransport(run) {
     for (const create of this.#transportFactories) {
+      /** @type {Transport|undefined} */
       let transport;
       try {
         transport = create(this.#context);
+        // Listen (and become the current transport) before open() resolves,
+        // so no event can slip between open() and this function's caller;
+        // disconnect() meanwhile closes it, which aborts the opening.
+        this.#listen(transport);
+        this.#transport = transport;
         await withTimeout(transport.open(), this.#requestTimeout, 'opening the transport timed out');
         return transport;
-      } catch (err) {
+      } catch {
+        if (transport && this.#transport === transport) this.#transport = null;
         transport?.close();
         if (run !== this.#run) return null;
       }
     }
     return null;
+  }
+
+  /**
+   * Routes a transport's events to the client while it is the current one.
+   * @param {Transport} transport
+   */
+  #listen(transport) {
+    transport.on('message', (text) => {
+      if (transport === this.#transport) this.#receive(text);
+    });
+    transport.on('close', (info) => {
+      if (transport === this.#transport) this.#lost(info);
+    });
   }
 
   /**
