@@ -132,6 +132,23 @@ test('two users sign up and chat both ways', async () => {
   await messageLocator(a, 'more news in random').waitFor();
   await waitFor(async () => (await badge.count()) === 0, { message: 'the badge to clear' });
 
+  // Direct messages: opened by name from either side, the same conversation.
+  await a.getByLabel('Message a user').fill('bob');
+  await a.getByRole('button', { name: 'Open', exact: true }).click();
+  await a.locator('#room-title', { hasText: '@bob' }).waitFor();
+  await send(a, 'psst, just between us');
+  await b.getByLabel('Message a user').fill('alice');
+  await b.getByLabel('Message a user').press('Enter');
+  await b.locator('#room-title', { hasText: '@alice' }).waitFor();
+  await messageLocator(b, 'psst, just between us').waitFor();
+  await send(b, 'sure');
+  await messageLocator(a, 'sure').waitFor();
+  assert.equal(await a.locator('#dm-list a', { hasText: '@bob' }).count(), 1);
+  // A user who does not exist gets a clear message.
+  await a.getByLabel('Message a user').fill('nobody-here');
+  await a.getByLabel('Message a user').press('Enter');
+  await a.getByText('There is no user named nobody-here.').waitFor();
+
   // Search across rooms, then jump to the hit.
   await a.getByLabel('Search messages').fill('reply');
   await a.getByRole('button', { name: 'Search', exact: true }).click();
@@ -143,8 +160,37 @@ test('two users sign up and chat both ways', async () => {
 
   await screenshot(a, 'chat-alice');
   await screenshot(b, 'chat-bob');
+  await b.emulateMedia({ colorScheme: 'dark' });
+  await screenshot(b, 'chat-bob-dark');
+  await b.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
+});
+
+test('scroll-back loads older history, in order', async () => {
+  const a = alice.page;
+  await createRoom(a, 'history');
+  const roomId = Number((await a.evaluate(() => location.hash)).match(/room\/(\d+)/)[1]);
+  // 120 messages posted through the REST API with alice's session.
+  const csrf = (await alice.context.cookies()).find((c) => c.name === 'sori_csrf').value;
+  for (let i = 1; i <= 120; i++) {
+    const res = await alice.context.request.post(`/api/v1/rooms/${roomId}/messages`, { headers: { 'X-CSRF-Token': csrf }, data: { text: `history ${i}` } });
+    assert.equal(res.status(), 201);
+  }
+  await a.reload();
+  await waitOnline(a);
+  await messageLocator(a, 'history 120').waitFor();
+  const texts = async () => messageTexts(a);
+  assert.equal((await texts()).length, 50, 'the newest page first');
+  assert.equal((await texts())[0], 'history 71');
+  // Scrolling to the top loads the next page; the button does the same.
+  await a.locator('#timeline').evaluate((t) => { t.scrollTop = 0; });
+  await waitFor(async () => (await texts()).length >= 100, { message: 'a second page' });
+  const older = a.getByRole('button', { name: 'Load older messages' });
+  if (await older.isVisible()) await older.click();
+  await waitFor(async () => (await texts()).length === 120, { message: 'the whole history' });
+  assert.deepEqual(await texts(), Array.from({ length: 120 }, (_, i) => `history ${i + 1}`));
+  await waitFor(async () => older.isHidden(), { message: 'no more to load' });
 });
 
 test('an HTML/script payload is shown as inert text', async () => {
