@@ -165,6 +165,30 @@ test('two users sign up and chat both ways', async () => {
   await b.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
+  // The app runs under its strict CSP without a single violation.
+  assert.deepEqual([...a.consoleErrors, ...b.consoleErrors].filter((e) => /Content Security Policy/i.test(e)), []);
+});
+
+test('log out, a wrong password, and log in again', async () => {
+  const { context, page } = await newPage(browser, server.url);
+  await maybeRouteSDK(context);
+  try {
+    await logIn(page, 'alice');
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    await page.reload();
+    await page.getByRole('heading', { name: 'Log in' }).waitFor(); // the session is gone on the server too
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Wrong username or password.' }).waitFor();
+    await logIn(page, 'alice');
+    await waitOnline(page);
+    await page.locator('#room-list a', { hasText: 'general' }).waitFor();
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await context.close();
+  }
 });
 
 test('scroll-back loads older history, in order', async () => {
