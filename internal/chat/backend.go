@@ -46,7 +46,8 @@ func jsonMarshal(v any) ([]byte, error) {
 // read receipts, membership notices): they get offsets from an in-memory
 // counter and keep no history, so nothing there is ever stored.
 //
-// It is safe for concurrent use; the hub serializes Append per channel.
+// It is safe for concurrent use, also by concurrent Appends to one channel:
+// the store orders a room's events and gives each its seq.
 type Backend struct {
 	s *Service
 
@@ -229,7 +230,7 @@ func (s *Service) checkEvent(ctx context.Context, actor store.User, roomID int64
 	if ev.Kind != store.EventMessage && ev.Target == 0 {
 		return ev, badRequest("target (the seq of a message) is required")
 	}
-	m, err := s.member(ctx, actor, roomID)
+	role, err := s.memberRole(ctx, actor, roomID)
 	if err != nil {
 		return ev, err
 	}
@@ -248,7 +249,7 @@ func (s *Service) checkEvent(ctx context.Context, actor store.User, roomID int64
 		if msg.Deleted {
 			return ev, protocol.ErrConflict.WithMessage("the message was deleted")
 		}
-		mayModerate := ev.Kind == store.EventDelete && rank(m.Role) >= rank(store.RoleAdmin)
+		mayModerate := ev.Kind == store.EventDelete && rank(role) >= rank(store.RoleAdmin)
 		if msg.AuthorID != actor.ID && !mayModerate {
 			return ev, protocol.ErrPermissionDenied.WithMessage("only the author may change this message")
 		}
@@ -273,7 +274,7 @@ func (a *Authorizer) CanSubscribe(ctx context.Context, user, channel string) err
 	if err != nil {
 		return err
 	}
-	_, err = a.s.member(ctx, actor, roomID)
+	_, err = a.s.memberRole(ctx, actor, roomID)
 	return err
 }
 

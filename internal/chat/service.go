@@ -59,20 +59,37 @@ type Config struct {
 	DataDir      string       // files are kept in DataDir/files
 	MaxFileSize  int64        // bytes per upload; 0 = 10 MiB
 	Log          *slog.Logger // nil = discard
+	// MemberCacheSize bounds the memberships kept in memory for the
+	// per-message check (see cache.go); 0 = 65536, negative = no cache.
+	// The cache is right only while every membership change goes through
+	// this Service, i.e. one process serves the data dir; turn it off when
+	// another process can change memberships.
+	MemberCacheSize int
 }
+
+// Cache bounds.
+const (
+	defaultMemberCacheSize = 1 << 16
+	subjectCacheSize       = 1 << 16
+)
 
 // Service applies the chat rules. It is safe for concurrent use.
 //
-// It keeps two small caches of facts that never change once written: user
-// id <-> name (users are never renamed) and room id -> epoch (fixed at
-// creation). Membership is always read from the store, so a kick takes
-// effect on the next action.
+// It caches facts that never change once written: user id -> name and
+// token subject -> user (users are never renamed or deleted), room id ->
+// epoch (fixed at creation). It also caches roles for the checks of the
+// write path, invalidated by every membership change it makes (cache.go),
+// so a kick takes effect on the next action; actions that change
+// membership or roles read the store.
 type Service struct {
 	cfg     Config
-	st      store.Store
+	st      store.Store // a memberStore: membership changes invalidate members
 	hub     *hub.Hub
 	log     *slog.Logger
 	backend *Backend
+
+	members  *memberCache
+	subjects *subjectCache
 
 	mu     sync.RWMutex
 	names  map[int64]string // user id -> username
@@ -90,7 +107,16 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, st: cfg.Store, hub: cfg.Hub, log: cfg.Log, names: map[int64]string{}, epochs: map[int64]string{}}
+	if cfg.MemberCacheSize == 0 {
+		cfg.MemberCacheSize = defaultMemberCacheSize
+	}
+	members := newMemberCache(max(0, cfg.MemberCacheSize))
+	s := &Service{
+		cfg: cfg, st: memberStore{Store: cfg.Store, members: members}, hub: cfg.Hub, log: cfg.Log,
+		members:  members,
+		subjects: &subjectCache{users: map[string]store.User{}, max: subjectCacheSize},
+		names:    map[int64]string{}, epochs: map[int64]string{},
+	}
 	if s.cfg.Resolve == nil {
 		s.cfg.Resolve = func(ctx context.Context, name string) (store.User, error) { return s.st.GetUserByName(ctx, name) }
 	}
@@ -151,10 +177,14 @@ func (s *Service) rememberUser(u store.User) {
 	s.mu.Unlock()
 }
 
-// resolve returns the user behind a token subject.
+// resolve returns the user behind a token subject (without its password
+// hash).
 func (s *Service) resolve(ctx context.Context, subject string) (store.User, error) {
 	if subject == "" {
 		return store.User{}, protocol.ErrPermissionDenied.WithMessage("chat needs a logged-in user")
+	}
+	if u, ok := s.subjects.get(subject); ok {
+		return u, nil
 	}
 	u, err := s.cfg.Resolve(ctx, subject)
 	if errors.Is(err, store.ErrNotFound) {
@@ -164,6 +194,8 @@ func (s *Service) resolve(ctx context.Context, subject string) (store.User, erro
 		return store.User{}, err
 	}
 	s.rememberUser(u)
+	s.subjects.put(subject, u)
+	u.PasswordHash = ""
 	return u, nil
 }
 
@@ -200,6 +232,24 @@ func (s *Service) member(ctx context.Context, actor store.User, roomID int64) (s
 		return store.Member{}, fmt.Errorf("chat: membership of room %d: %w", roomID, err)
 	}
 	return m, nil
+}
+
+// memberRole returns actor's role in a room, or errNotMember, from the
+// member cache when it can: the check of every message and subscription.
+// A cached role is dropped by any change to it made through s.st, so it is
+// never older than the last Join, Leave, Kick or SetRole that returned.
+func (s *Service) memberRole(ctx context.Context, actor store.User, roomID int64) (store.Role, error) {
+	k := memberKey{room: roomID, user: actor.ID}
+	r, gen, ok := s.members.get(k)
+	if ok {
+		return r, nil
+	}
+	m, err := s.member(ctx, actor, roomID)
+	if err != nil {
+		return "", err
+	}
+	s.members.fill(k, m.Role, gen)
+	return m.Role, nil
 }
 
 // roomAsMember returns the room and actor's membership of it.
