@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
+	"time"
 
 	"github.com/sori-dev/sori/internal/store"
 )
@@ -97,6 +99,8 @@ func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
 
 func (s *Store) writeLoop() {
 	defer s.writerWG.Done()
+	ckpt := s.startCheckpointer()
+	defer ckpt.stop() // before Close's final checkpoint
 	heads := make(map[int64]roomHead)
 	batch := make([]*appendReq, 0, s.opts.MaxBatch)
 	last := 0 // size of the previous batch
@@ -126,6 +130,94 @@ func (s *Store) writeLoop() {
 		batch = s.takeQueued(batch)
 		last = len(batch)
 		s.commitBatch(batch, heads)
+		ckpt.kick()
+	}
+}
+
+// Checkpoints.
+//
+// In WAL mode a commit appends pages to the WAL, and a checkpoint copies
+// them back into the database file, fsyncing the WAL before and the file
+// after. SQLite's automatic checkpoint runs inside the COMMIT that makes the
+// WAL cross wal_autocheckpoint pages, that is on the writer goroutine, where
+// its two fsyncs stall every caller of that batch and of the batches queued
+// behind it. The checkpointer goroutine runs PASSIVE checkpoints on a read
+// connection instead, after the writer has committed, at most once per
+// checkpointInterval. PASSIVE takes no lock the writer or readers wait for.
+//
+// The writer's automatic checkpoint stays as the backstop: under a load
+// that never pauses, the WAL is reset (written again from its start) only
+// once a checkpoint has copied all of it, and the writer's own checkpoint
+// does that, with only the frames written since the last background one
+// left to copy. Durability is unchanged: it rests on the WAL, which a
+// checkpoint only copies.
+
+// checkpointInterval is the least time between background checkpoints: a
+// hot page rewritten by many batches is copied once per checkpoint, so more
+// often would copy the same pages again for nothing.
+const checkpointInterval = 100 * time.Millisecond
+
+// backgroundCheckpoints turns the checkpointer off when false (for
+// benchmarks that compare).
+var backgroundCheckpoints = true
+
+type checkpointer struct {
+	s     *Store
+	kicks chan struct{} // buffered 1: the writer never blocks on it
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+// checkpointedFrames counts the WAL frames background checkpoints copied
+// (in every Store of the process), for tests.
+var checkpointedFrames atomic.Int64
+
+func (s *Store) startCheckpointer() *checkpointer {
+	c := &checkpointer{s: s, kicks: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	if !backgroundCheckpoints {
+		close(c.done)
+		return c
+	}
+	go c.run()
+	return c
+}
+
+// kick tells the checkpointer that the WAL has grown.
+func (c *checkpointer) kick() {
+	select {
+	case c.kicks <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) stop() {
+	close(c.quit)
+	<-c.done
+}
+
+func (c *checkpointer) run() {
+	defer close(c.done)
+	pause := time.NewTimer(checkpointInterval)
+	defer pause.Stop()
+	for {
+		select {
+		case <-c.kicks:
+		case <-c.quit:
+			return
+		}
+		// A failed checkpoint is harmless: the pages stay in the WAL and
+		// the next one, or the writer's, copies them.
+		var busy, logFrames, copied int64
+		err := c.s.r.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &copied)
+		if err == nil && copied > 0 {
+			checkpointedFrames.Add(copied)
+		}
+		pause.Reset(checkpointInterval)
+		select {
+		case <-pause.C:
+		case <-c.quit:
+			return
+		}
 	}
 }
 
