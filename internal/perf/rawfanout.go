@@ -26,6 +26,9 @@ type RawFanout struct {
 	wg    sync.WaitGroup
 }
 
+// rawBufs holds pending buffers, 16 KiB like Sori's write buffers.
+var rawBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
 type rawConn struct {
 	nc      net.Conn
 	mu      sync.Mutex
@@ -90,6 +93,9 @@ func (r *RawFanout) PublishGroup(group, groups int, payload []byte) {
 			continue
 		}
 		wake := !c.writing
+		if c.pending == nil {
+			c.pending = (*rawBufs.Get().(*[]byte))[:0]
+		}
 		c.pending = append(append(c.pending, hdr[:]...), payload...)
 		c.writing = true
 		c.mu.Unlock()
@@ -106,7 +112,14 @@ func (c *rawConn) writeLoop(wg *sync.WaitGroup) {
 		c.mu.Lock()
 		if len(c.pending) == 0 {
 			c.writing = false
-			c.spare = nil // an idle connection keeps no buffers, as in Sori
+			// An idle connection keeps no buffers, as in Sori.
+			for _, b := range [][]byte{c.pending, c.spare} {
+				if b != nil {
+					b = b[:0]
+					rawBufs.Put(&b)
+				}
+			}
+			c.pending, c.spare = nil, nil
 			c.mu.Unlock()
 			return
 		}
