@@ -249,7 +249,7 @@ test('an HTML/script payload is shown as inert text', async () => {
 });
 
 test('a phone-sized viewport works: send and see a message at 375×667', async () => {
-  const phone = await browser.newContext({ baseURL: server.url, viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
+  const phone = await browser.newContext({ baseURL: server.url, viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true, reducedMotion: 'reduce' });
   await maybeRouteSDK(phone);
   try {
     const p = await phone.newPage();
@@ -274,7 +274,10 @@ test('a phone-sized viewport works: send and see a message at 375×667', async (
     assert.ok(box && box.y + box.height <= 667 && box.x >= 0 && box.x + box.width <= 375, 'the message box is visible');
     await screenshot(p, 'phone-375x667');
     await toggle.click();
+    await p.locator('#sidebar').getByRole('link', { name: /general/ }).waitFor();
     await screenshot(p, 'phone-rooms');
+    await p.keyboard.press('Escape'); // closes the room list
+    await waitFor(() => p.locator('#sidebar').isHidden(), { message: 'the room list to close' });
     assert.deepEqual(errors, []);
   } finally {
     await phone.close();
