@@ -373,11 +373,10 @@ func newMediaPeer(t *testing.T, name string, cc *callClient, room string, join m
 			return
 		}
 		// Only ever called after the local description is set, when the
-		// remote participant is known.
-		res, perr, err := cc.rpc("call.signal", map[string]any{"room": room, "to": p.peer(), "candidate": c.ToJSON()})
-		if err != nil || perr != nil {
-			t.Logf("%s: candidate not sent: %v %v %v", name, res, perr, err)
-		}
+		// remote participant is known. A lost candidate shows as missing
+		// media; nothing is logged here, since pion may still call this
+		// while the test ends.
+		_, _, _ = cc.rpc("call.signal", map[string]any{"room": room, "to": p.peer(), "candidate": c.ToJSON()})
 	})
 	return p
 }
