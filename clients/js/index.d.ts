@@ -332,6 +332,8 @@ export interface ClientEvents {
   disconnected: [event: DisconnectedEvent];
   /** Non-fatal problems: a failed token refresh, an unreadable frame, … */
   error: [error: Error];
+  /** A push that belongs to no subscription, e.g. {"push":"call",…} from the calls module. */
+  push: [message: Record<string, any>];
 }
 
 /** A client for one Sori server: one connection that survives transport failures. */

@@ -96,7 +96,7 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   wsURL = `ws://127.0.0.1:${port}/ws`;
-  proc = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'),
+  proc = spawn(bin, ['serve', '--turn=false', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'),
     '--api-keys', apiKey, '--shutdown-timeout', '5s'], { stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr.on('data', d => { stderr += d; });
   await until(async () => {

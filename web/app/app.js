@@ -5,7 +5,7 @@ import { api, APIError } from './api.js';
 import { $, h, replace, announce } from './dom.js';
 import { RoomModel } from './model.js';
 import { RoomView } from './room.js';
-import { CallPanel, webSocketWithCallPushes } from './call.js';
+import { CallPanel } from './call.js';
 
 const ROOM_POLL_MS = 20000;
 const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
@@ -118,9 +118,6 @@ async function startChat(user) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   app.client = new SoriClient({
     url,
-    // Call signals come as {"push":"call"} frames, which the SDK does not
-    // hand out: this WebSocket passes them to the call panel first.
-    WebSocket: webSocketWithCallPushes((msg) => app.call?.onPush(msg)),
     getToken: async () => {
       try {
         return (await api.connectToken()).token;
@@ -131,6 +128,7 @@ async function startChat(user) {
     },
   });
   app.client.on('state', (s) => setConnState(typeof s === 'string' ? s : s?.state ?? String(s)));
+  app.client.on('push', (msg) => { if (msg.push === 'call') app.call?.onPush(msg); });
   setConnState('connecting');
   app.view = new RoomView({
     client: app.client, me: app.me, rooms: app.rooms, rpc,

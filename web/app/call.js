@@ -13,27 +13,6 @@ import { h, replace, announce } from './dom.js';
 
 const STATS_MS = 2000;
 
-/**
- * A WebSocket class that hands every "call" push to onPush before the SDK
- * sees the frame. The SDK delivers only channel pushes; calls use their own.
- * (Calls therefore need the WebSocket transport.)
- */
-export function webSocketWithCallPushes(onPush) {
-  const Base = globalThis.WebSocket;
-  return class extends Base {
-    constructor(url, protocols) {
-      super(url, protocols);
-      this.addEventListener('message', (e) => {
-        if (typeof e.data !== 'string' || !e.data.includes('"push":"call"')) return;
-        for (const line of e.data.split('\n')) {
-          if (!line.includes('"push":"call"')) continue;
-          try { onPush(JSON.parse(line)); } catch { /* not ours */ }
-        }
-      });
-    }
-  };
-}
-
 export class CallPanel {
   constructor({ client, me, rpc, slot, panel }) {
     Object.assign(this, { client, me, rpc, slot, panel });
@@ -186,7 +165,7 @@ export class CallPanel {
     return peer;
   }
 
-  /** A {"push":"call"} frame (see webSocketWithCallPushes). */
+  /** A {"push":"call"} frame, from the SDK's client-level 'push' event. */
   onPush(msg) {
     const call = this.call;
     if (!call || String(msg.room) !== String(call.roomId)) return;

@@ -705,7 +705,12 @@ export class SoriClient extends Emitter {
       this.#lost(info);
       return;
     }
-    if (typeof msg.channel === 'string') this.#subs.get(msg.channel)?._push(msg);
+    if (typeof msg.channel === 'string') {
+      this.#subs.get(msg.channel)?._push(msg);
+      return;
+    }
+    // Pushes of server modules (calls signaling, …) belong to no channel.
+    this.emit('push', msg);
   }
 }
 

@@ -95,6 +95,7 @@ export async function startServer(options = {}) {
       SORI_DATA: dataDir,
       SORI_CONFIG: configFile,
       SORI_API_KEYS: API_KEY,
+      SORI_TURN: 'false', // calls are not under test here; parallel servers would clash on port 3478
       ...options.env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],

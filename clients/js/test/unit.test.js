@@ -204,6 +204,22 @@ test('the server removing a subscription ends it', async (t) => {
   assert.equal(client.getSubscription('room:a'), undefined);
 });
 
+test('a push that belongs to no channel is emitted as a client push event', async (t) => {
+  /** @type {ScriptedTransport|null} */
+  let transport = null;
+  const client = new SoriClient({
+    url: 'http://sori.invalid',
+    transports: [() => (transport = new ScriptedTransport(basicServer()))],
+  });
+  t.after(() => client.disconnect());
+  await client.connect();
+  const got = nextEvent(client, 'push');
+  const signal = { push: 'call', room: 'r1', event: 'signal', from: 'p2', description: { type: 'offer', sdp: 'v=0' } };
+  /** @type {ScriptedTransport} */ (/** @type {unknown} */ (transport)).push(signal);
+  const [msg] = await got;
+  assert.deepEqual(msg, signal);
+});
+
 test('backoff grows by factor up to maxDelay; full jitter spans [0, ceiling]', () => {
   const options = { minDelay: 100, maxDelay: 1000, factor: 2, jitter: 1, enabled: true };
   const top = () => 0; // random() = 0 → the ceiling itself
