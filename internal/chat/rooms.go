@@ -138,6 +138,7 @@ func (s *Service) Leave(ctx context.Context, actor store.User, roomID int64) err
 		return storeErr(err, errNotMember, "")
 	}
 	s.dropSubscriptions(actor.Username, roomID)
+	s.memberRemoved(roomID, actor.Username, RemovedLeft)
 	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "member_left", "member": actor.Username})
 	return nil
 }
@@ -204,6 +205,7 @@ func (s *Service) Kick(ctx context.Context, actor store.User, roomID int64, name
 		return storeErr(err, errNotMember, "")
 	}
 	s.dropSubscriptions(u.Username, roomID)
+	s.memberRemoved(roomID, u.Username, RemovedKicked)
 	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "member_kicked", "member": u.Username, "by": actor.Username})
 	return nil
 }

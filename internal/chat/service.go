@@ -91,6 +91,8 @@ type Service struct {
 	members  *memberCache
 	subjects *subjectCache
 
+	observers memberObservers // OnMemberRemoved (observe.go)
+
 	mu     sync.RWMutex
 	names  map[int64]string // user id -> username
 	epochs map[int64]string // room id -> epoch

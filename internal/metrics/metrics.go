@@ -1,6 +1,7 @@
 // Package metrics exposes Sori's Prometheus metrics. It implements the
-// Metrics interfaces of hub and session on one registry per server (no global
-// registry, so tests can run many servers in one process).
+// Metrics interfaces of hub and session, and (TURN) of the embedded TURN
+// server, on one registry per server (no global registry, so tests can run
+// many servers in one process).
 package metrics
 
 import (
@@ -34,6 +35,7 @@ type Metrics struct {
 	errors        *prometheus.CounterVec
 	slow          prometheus.Counter
 	latency       prometheus.Histogram
+	turn          *TURN
 
 	// byTransport caches the per-transport label children (transport name →
 	// *transportCounters): WithLabelValues hashes the label and takes a lock,
@@ -88,8 +90,12 @@ func New() *Metrics {
 		m.slow, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.turn = newTURN(m.reg)
 	return m
 }
+
+// TURN returns the collectors of the embedded TURN server.
+func (m *Metrics) TURN() *TURN { return m.turn }
 
 // Registry returns the registry, so other packages can add their collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

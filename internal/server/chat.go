@@ -43,6 +43,7 @@ func (s *Server) mountChat() error {
 		_ = st.Close()
 		return err
 	}
+	s.chat = svc
 	s.hub.SetBackend(chat.Namespace, svc.Backend())
 	s.node.SetAuthorizer(chat.Namespace, svc.Authorizer())
 

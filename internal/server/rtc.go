@@ -11,10 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/chat"
+	"github.com/sori-dev/sori/internal/metrics"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/rtc/signal"
 	"github.com/sori-dev/sori/internal/rtc/turn"
@@ -22,7 +25,8 @@ import (
 )
 
 // mountRTC wires calls (docs/calls.md): the embedded STUN/TURN server when
-// enabled, the call.* rpc methods of the signaling service, and
+// enabled, the call.* rpc methods of the signaling service, the removal from
+// a call of whoever leaves or is kicked from the chat room, and
 // GET /rtc/ice-servers. A TURN server that cannot start is logged and calls
 // go on without it: peers then connect only where host candidates reach.
 func (s *Server) mountRTC() {
@@ -54,6 +58,15 @@ func (s *Server) mountRTC() {
 		})
 	}
 	s.node.OnClosed(func(sess *session.Session) { calls.Disconnected(sess) })
+	if s.chat != nil {
+		s.chat.OnMemberRemoved(func(roomID int64, user string, why chat.RemovalReason) {
+			reason := signal.ReasonLeftRoom
+			if why == chat.RemovedKicked {
+				reason = signal.ReasonKicked
+			}
+			calls.RemoveUser(signal.Room(strconv.FormatInt(roomID, 10)), user, reason)
+		})
+	}
 
 	// GET /rtc/ice-servers with "Authorization: Bearer <connection token>":
 	// the RTCIceServer list with fresh TURN credentials for the token's user,
@@ -69,6 +82,8 @@ func (s *Server) mountRTC() {
 		writeJSON(w, http.StatusOK, map[string]any{"ice_servers": iceServers(claims.User())})
 	})
 }
+
+var _ turn.Metrics = (*metrics.TURN)(nil)
 
 // startTURN starts the embedded TURN server, or returns nil when it is
 // disabled or fails to start.
@@ -106,6 +121,7 @@ func (s *Server) startTURN() *turn.Server {
 		PublicHost:       s.cfg.TURNPublicHost,
 		UserQuota:        s.cfg.TURNUserQuota,
 		AllowPeers:       s.cfg.TURNAllowPeers,
+		Metrics:          s.metrics.TURN(),
 		Logger:           s.log,
 	}
 	ts, err := turn.New(cfg)

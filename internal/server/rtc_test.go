@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,7 +128,18 @@ func (cc *callClient) nextCall(event string) map[string]any {
 // members, and connects each of them for calls.
 func callRoom(t *testing.T, ts *testServer, names ...string) (room string, ccs []*callClient) {
 	t.Helper()
-	users := make([]chatUser, len(names))
+	room, users := chatRoomOf(t, ts, names...)
+	for _, u := range users {
+		ccs = append(ccs, newCallClient(t, connectChat(t, ts, u)))
+	}
+	return room, ccs
+}
+
+// chatRoomOf signs the users up and creates a private chat room owned by the
+// first with the others as members.
+func chatRoomOf(t *testing.T, ts *testServer, names ...string) (room string, users []chatUser) {
+	t.Helper()
+	users = make([]chatUser, len(names))
 	for i, n := range names {
 		users[i] = signup(t, ts.URL, n)
 	}
@@ -135,10 +148,7 @@ func callRoom(t *testing.T, ts *testServer, names ...string) (room string, ccs [
 	for _, u := range users[1:] {
 		users[0].call(t, ts, "POST", fmt.Sprintf("/api/v1/rooms/%d/members", id), map[string]any{"username": u.name}, http.StatusCreated)
 	}
-	for _, u := range users {
-		ccs = append(ccs, newCallClient(t, connectChat(t, ts, u)))
-	}
-	return fmt.Sprint(id), ccs
+	return fmt.Sprint(id), users
 }
 
 func participantsOf(res map[string]any) []map[string]any {
@@ -567,6 +577,36 @@ func TestCallMediaFlows(t *testing.T) {
 					t.Fatalf("%s: selected pair %s, want host candidates on loopback", p.name, pair)
 				}
 			}
+			// The TURN server reports to /metrics: each relay-only peer
+			// holds at least one allocation while its media flows.
+			if n := scrapeGauge(t, ts, "sori_turn_allocations"); relayOnly && n < 2 {
+				t.Fatalf("sori_turn_allocations %v while relayed media flows, want at least 2", n)
+			}
 		})
 	}
+}
+
+// scrapeGauge reads an unlabelled series from the server's /metrics.
+func scrapeGauge(t *testing.T, ts *testServer, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/config"
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/metrics"
@@ -37,6 +38,7 @@ type Server struct {
 	node     *session.Node
 	verifier *auth.Verifier
 	apiKeys  *auth.APIKeys
+	chat     *chat.Service // set by mountChat
 	mux      *http.ServeMux
 	http     *http.Server
 	ready    atomic.Bool
@@ -94,6 +96,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		s.hub.Close()
 		return nil, err
 	}
+	// Calls last: they follow chat membership, and nothing is left running
+	// (the TURN server) when an earlier step fails.
+	s.mountRTC()
 	s.http = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: cfg.HandshakeTimeout.D(),
@@ -125,7 +130,6 @@ func (s *Server) routes() {
 	s.apiRoutes()
 	s.mountWeb()
 	s.mountFallback()
-	s.mountRTC()
 }
 
 // Handle registers an extra route (chat, fallback transports, calls, the web

@@ -58,6 +58,9 @@ type Service struct {
 	mu    sync.Mutex
 	rooms map[Room]*room
 	conns map[Conn]map[Room]*participant
+	// removals counts RemoveUser calls, so that a Join whose membership
+	// check raced a removal checks again (see Join).
+	removals uint64
 }
 
 type room struct {
@@ -96,6 +99,7 @@ var (
 	errNotInCall   = protocol.ErrNotFound.WithMessage("you are not in this call")
 	errNoPeer      = protocol.ErrNotFound.WithMessage("no such participant in this call")
 	errJoinedTwice = protocol.ErrConflict.WithMessage("this connection is already in this call")
+	errBadReplaces = protocol.ErrBadRequest.WithMessage("replaces must be a participant id")
 )
 
 // view describes p to a receiver whose join order is viewer.
@@ -106,6 +110,12 @@ func (p *participant) view(viewer uint64) Participant {
 // Join adds c to req.Room's call and tells the others. The result lists the
 // participants already there; pushes about the room may reach c before the
 // result does, and are all newer than it.
+//
+// req.Replaces names a participant of an earlier join by the same user (the
+// connection it joined on may be dead without the server knowing yet): it is
+// removed first, with reason "replaced", so that its place in the mesh is
+// free. A Replaces that names nobody, or another user's participant, is
+// ignored, so that a client can always pass its last participant id.
 func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult, error) {
 	user := c.User()
 	if user == "" {
@@ -114,12 +124,8 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	if !validRoom(req.Room) {
 		return JoinResult{}, errBadRoom
 	}
-	ok, err := s.cfg.Membership.IsMember(ctx, user, string(req.Room))
-	if err != nil {
-		return JoinResult{}, fmt.Errorf("signal: check membership of room %s: %w", req.Room, err)
-	}
-	if !ok {
-		return JoinResult{}, errNotMember
+	if len(req.Replaces) > 64 {
+		return JoinResult{}, errBadReplaces
 	}
 	var ice []ICEServer
 	if s.cfg.ICEServers != nil {
@@ -132,16 +138,20 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	if err != nil {
 		return JoinResult{}, err
 	}
-
-	s.mu.Lock()
+	if err := s.lockMember(ctx, user, req.Room); err != nil {
+		return JoinResult{}, err
+	}
 	defer s.mu.Unlock()
+	if cur := s.conns[c][req.Room]; cur != nil && cur.id != req.Replaces {
+		return JoinResult{}, errJoinedTwice
+	}
+	if old := s.rooms[req.Room].lookup(req.Replaces); old != nil && old.user == user {
+		s.removeLocked(req.Room, ReasonReplaced, old)
+	}
 	r := s.rooms[req.Room]
 	if r == nil {
 		r = &room{name: req.Room, members: map[string]*participant{}}
 		s.rooms[req.Room] = r
-	}
-	if s.conns[c][req.Room] != nil {
-		return JoinResult{}, errJoinedTwice
 	}
 	if len(r.members) >= s.cfg.MeshLimit {
 		return JoinResult{}, protocol.ErrCallFull.WithMessage(
@@ -168,6 +178,54 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	return res, nil
 }
 
+// lockMember checks that user is a member of room and returns with s.mu
+// held. Membership is asked without the lock; if a RemoveUser ran meanwhile
+// (a kick that this check may have missed), it asks again, so that a removed
+// member can never slip into a call after RemoveUser emptied it of them.
+func (s *Service) lockMember(ctx context.Context, user string, room Room) error {
+	for {
+		s.mu.Lock()
+		seen := s.removals
+		s.mu.Unlock()
+		ok, err := s.cfg.Membership.IsMember(ctx, user, string(room))
+		if err != nil {
+			return fmt.Errorf("signal: check membership of room %s: %w", room, err)
+		}
+		if !ok {
+			return errNotMember
+		}
+		s.mu.Lock()
+		if s.removals == seen {
+			return nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// RemoveUser removes every participant of user from room's call, with reason
+// (ReasonKicked or ReasonLeftRoom), and returns how many there were. The
+// server calls it when user stops being a member of the chat room, after the
+// membership change is stored, so that a Join can no longer let them in.
+func (s *Service) RemoveUser(room Room, user, reason string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removals++
+	r := s.rooms[room]
+	if r == nil {
+		return 0
+	}
+	var gone []*participant
+	for _, p := range r.sorted() {
+		if p.user == user {
+			gone = append(gone, p)
+		}
+	}
+	if len(gone) > 0 {
+		s.removeLocked(room, reason, gone...)
+	}
+	return len(gone)
+}
+
 // Leave removes c from req.Room's call and tells the others.
 func (s *Service) Leave(c Conn, req LeaveRequest) error {
 	s.mu.Lock()
@@ -176,7 +234,7 @@ func (s *Service) Leave(c Conn, req LeaveRequest) error {
 	if p == nil {
 		return errNotInCall
 	}
-	s.removeLocked(req.Room, p, ReasonLeft)
+	s.removeLocked(req.Room, ReasonLeft, p)
 	return nil
 }
 
@@ -186,26 +244,38 @@ func (s *Service) Disconnected(c Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, p := range s.conns[c] {
-		s.removeLocked(name, p, ReasonDisconnected)
+		s.removeLocked(name, ReasonDisconnected, p)
 	}
 }
 
-func (s *Service) removeLocked(name Room, p *participant, reason string) {
+// removeLocked removes participants of one room, all before it tells anyone,
+// so that none of them hears of another's removal.
+func (s *Service) removeLocked(name Room, reason string, ps ...*participant) {
 	r := s.rooms[name]
-	delete(r.members, p.id)
-	if set := s.conns[p.conn]; set != nil {
-		delete(set, name)
-		if len(set) == 0 {
-			delete(s.conns, p.conn)
+	for _, p := range ps {
+		delete(r.members, p.id)
+		if set := s.conns[p.conn]; set != nil {
+			delete(set, name)
+			if len(set) == 0 {
+				delete(s.conns, p.conn)
+			}
 		}
 	}
 	if len(r.members) == 0 {
 		delete(s.rooms, name)
 	}
-	for _, o := range r.sorted() {
-		o.conn.Send(encode(Push{Room: name, Event: EventLeft, Participant: ptr(p.view(o.order)), Reason: reason}))
+	rest := r.sorted()
+	for _, p := range ps {
+		for _, o := range rest {
+			o.conn.Send(encode(Push{Room: name, Event: EventLeft, Participant: ptr(p.view(o.order)), Reason: reason}))
+		}
+		if reason != ReasonLeft && reason != ReasonDisconnected {
+			// Removed by the server: tell the participant too (its own id in
+			// a left push), in case its connection is still alive.
+			p.conn.Send(encode(Push{Room: name, Event: EventLeft, Participant: ptr(p.view(p.order)), Reason: reason}))
+		}
+		s.log.Debug("call leave", "room", string(name), "user", p.user, "conn", p.conn.ID(), "participant", p.id, "reason", reason)
 	}
-	s.log.Debug("call leave", "room", string(name), "user", p.user, "conn", p.conn.ID(), "participant", p.id, "reason", reason)
 }
 
 // Signal relays a description, candidate or restart request from c to one
@@ -251,6 +321,14 @@ func (s *Service) SetState(c Conn, req StateRequest) (State, error) {
 		}
 	}
 	return p.state, nil
+}
+
+// lookup returns the participant id of r, or nil; r may be nil.
+func (r *room) lookup(id string) *participant {
+	if r == nil || id == "" {
+		return nil
+	}
+	return r.members[id]
 }
 
 // sorted returns the room's participants in join order.

@@ -265,3 +265,110 @@ func TestMethodsDecodeData(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestJoinReplacesAStaleParticipantOfTheSameUser(t *testing.T) {
+	s := newService(t, 2)
+	ctx := context.Background()
+	ann, bob := &memConn{id: "c1", user: "ann"}, &memConn{id: "c2", user: "bob"}
+	ra, err := s.Join(ctx, ann, JoinRequest{Room: "42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := s.Join(ctx, bob, JoinRequest{Room: "42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann.take()
+
+	// Bob's connection died unnoticed; his new one is refused while the call
+	// is full, and Ann's participant cannot be replaced by him.
+	bob2 := &memConn{id: "c3", user: "bob"}
+	wantCode(t, joinErr(s.Join(ctx, bob2, JoinRequest{Room: "42"})), protocol.ErrCallFull.Code)
+	wantCode(t, joinErr(s.Join(ctx, bob2, JoinRequest{Room: "42", Replaces: ra.Participant})), protocol.ErrCallFull.Code)
+	wantCode(t, joinErr(s.Join(ctx, bob2, JoinRequest{Room: "42", Replaces: "gone"})), protocol.ErrCallFull.Code)
+	if p := ann.take(); len(p) != 0 {
+		t.Fatalf("refused joins pushed %+v", p)
+	}
+
+	rb2, err := s.Join(ctx, bob2, JoinRequest{Room: "42", Replaces: rb.Participant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rb2.Participants) != 1 || rb2.Participants[0].ID != ra.Participant {
+		t.Fatalf("participants after the replace %+v, want Ann only", rb2.Participants)
+	}
+	got := ann.take()
+	if len(got) != 2 || got[0].Event != EventLeft || got[0].Reason != ReasonReplaced || got[0].Participant.ID != rb.Participant ||
+		got[1].Event != EventJoined || got[1].Participant.ID != rb2.Participant {
+		t.Fatalf("ann's pushes %+v, want left (replaced) then joined", got)
+	}
+	// The old connection, should it still be alive, hears it is out.
+	if p := bob.take(); len(p) != 1 || p[0].Event != EventLeft || p[0].Participant.ID != rb.Participant || p[0].Reason != ReasonReplaced {
+		t.Fatalf("the replaced connection's pushes %+v", p)
+	}
+	// The old connection is no longer in the call.
+	wantCode(t, s.Leave(bob, LeaveRequest{Room: "42"}), protocol.ErrNotFound.Code)
+}
+
+func TestRemoveUserEndsEveryParticipantOfTheUser(t *testing.T) {
+	s := newService(t, 4)
+	ctx := context.Background()
+	ann, bob, bobTab := &memConn{id: "c1", user: "ann"}, &memConn{id: "c2", user: "bob"}, &memConn{id: "c3", user: "bob"}
+	for _, c := range []*memConn{ann, bob, bobTab} {
+		if _, err := s.Join(ctx, c, JoinRequest{Room: "42"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ann.take()
+	if n := s.RemoveUser("42", "bob", ReasonKicked); n != 2 {
+		t.Fatalf("removed %d participants, want bob's 2", n)
+	}
+	got := ann.take()
+	if len(got) != 2 || got[0].Reason != ReasonKicked || got[1].Reason != ReasonKicked || got[0].Participant.User != "bob" {
+		t.Fatalf("ann's pushes %+v", got)
+	}
+	if n := s.RemoveUser("42", "bob", ReasonKicked); n != 0 {
+		t.Fatalf("second removal removed %d", n)
+	}
+	if n := s.RemoveUser("7", "bob", ReasonKicked); n != 0 {
+		t.Fatalf("removal from a room without a call removed %d", n)
+	}
+	// Ann alone: removing her ends the call.
+	s.RemoveUser("42", "ann", ReasonLeftRoom)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.rooms) != 0 || len(s.conns) != 0 {
+		t.Fatalf("rooms %v conns %v after everyone was removed", s.rooms, s.conns)
+	}
+}
+
+// kickDuringCheck answers a membership check with the state from before a
+// kick that happens while the check runs: the race RemoveUser must win.
+type kickDuringCheck struct {
+	s      *Service
+	kicked bool
+}
+
+func (k *kickDuringCheck) IsMember(_ context.Context, user, _ string) (bool, error) {
+	if k.kicked {
+		return false, nil
+	}
+	k.kicked = true
+	k.s.RemoveUser("42", user, ReasonKicked)
+	return true, nil // stale: the store changed after it was read
+}
+
+func TestJoinRechecksMembershipAfterARemoval(t *testing.T) {
+	k := &kickDuringCheck{}
+	s, err := New(Config{Membership: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.s = s
+	wantCode(t, joinErr(s.Join(context.Background(), &memConn{id: "c1", user: "eve"}, JoinRequest{Room: "42"})), protocol.ErrPermissionDenied.Code)
+	if len(s.rooms) != 0 {
+		t.Fatalf("the kicked user got into the call: %v", s.rooms)
+	}
+}
+
+func joinErr(_ JoinResult, err error) error { return err }

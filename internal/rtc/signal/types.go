@@ -84,6 +84,9 @@ func validRoom(r Room) bool {
 type JoinRequest struct {
 	Room  Room   `json:"room"`
 	State *State `json:"state,omitempty"`
+	// Replaces is the joiner's participant id from an earlier join, whose
+	// connection was lost: see Service.Join.
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // JoinResult is the result of call.join.
@@ -149,6 +152,9 @@ type Push struct {
 
 // Reasons a participant left, in the "left" push.
 const (
-	ReasonLeft         = "left"
-	ReasonDisconnected = "disconnected"
+	ReasonLeft         = "left"         // call.leave
+	ReasonDisconnected = "disconnected" // the connection went away
+	ReasonReplaced     = "replaced"     // a join with replaces by the same user
+	ReasonKicked       = "kicked"       // removed from the chat room
+	ReasonLeftRoom     = "left room"    // left the chat room
 )
