@@ -3,7 +3,8 @@
 // signaling (perfect negotiation), and each receives the other's video:
 // getStats shows inbound video with framesDecoded > 0 (the app writes it
 // on the tile). Mute, camera and screen-share state reach the other side,
-// a shared screen arrives as a second video, and leaving ends the other's tile.
+// a shared screen arrives as a second video, leaving ends the other's tile,
+// and a member kicked from the room is taken out of its call.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
@@ -67,6 +68,19 @@ test('two pages join a call and decode each other\'s video', async () => {
   await waitFor(async () => (await b.locator('#call-panel .tile[data-user="alice"]').count()) === 0, { message: 'alice\'s tile to go' });
   assert.equal(await a.locator('#call-panel').isHidden(), true);
   await screenshot(b, 'call-bob-after-leave');
+
+  // Kicked from the room, bob is taken out of its call: his page ends it.
+  assert.equal(await b.locator('#call-panel').isHidden(), false);
+  const status = await a.evaluate(async (user) => {
+    const csrf = document.cookie.match(/(?:^|;\s*)sori_csrf=([^;]+)/)?.[1] ?? '';
+    const rooms = await (await fetch('/api/v1/rooms', { credentials: 'same-origin' })).json();
+    const room = (rooms.rooms ?? rooms).find((r) => r.name === 'standup');
+    const res = await fetch(`/api/v1/rooms/${room.id}/members/${user}`,
+      { method: 'DELETE', credentials: 'same-origin', headers: { 'X-CSRF-Token': decodeURIComponent(csrf) } });
+    return res.status;
+  }, 'bob');
+  assert.equal(status, 200);
+  await waitFor(async () => b.locator('#call-panel').isHidden(), { message: 'bob\'s call to end after the kick' });
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
 });

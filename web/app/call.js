@@ -33,13 +33,17 @@ export class CallPanel {
     this.#renderButton();
   }
 
-  /** The connection is back after an outage: the server dropped us from the call, so join again. */
+  /**
+   * The connection is back after an outage: join again. The server may not
+   * have noticed yet that the old connection is gone, and its participant
+   * would hold a place in the call until then: `replaces` takes it over.
+   */
   async reconnected() {
     if (!this.call) return;
-    const { roomId, name } = this.call;
+    const { roomId, name, myId } = this.call;
     this.#closePeers();
     this.call = null;
-    await this.join(roomId, name);
+    await this.join(roomId, name, myId);
   }
 
   #renderButton() {
@@ -57,13 +61,13 @@ export class CallPanel {
     await this.join(this.room.id, this.room.displayName);
   }
 
-  async join(roomId, name) {
+  async join(roomId, name, replaces) {
     this.joining = true;
     this.#renderButton();
     try {
       if (!this.local) this.local = await this.#getMedia();
       this.#applyTrackState();
-      const res = await this.rpc('call.join', { room: roomId, state: this.state });
+      const res = await this.rpc('call.join', { room: roomId, state: this.state, ...(replaces && { replaces }) });
       this.call = { roomId, name, myId: res.participant, ice: res.ice_servers ?? [], peers: new Map() };
       this.#renderPanel();
       for (const p of res.participants ?? []) this.#addPeer(p);
@@ -80,8 +84,15 @@ export class CallPanel {
   }
 
   async leave() {
-    const call = this.call;
+    const call = this.#end('You left the call');
     if (!call) return;
+    try { await this.rpc('call.leave', { room: call.roomId }); } catch { /* the server forgets us on disconnect anyway */ }
+  }
+
+  /** Ends the call here and returns it (null: none). */
+  #end(message) {
+    const call = this.call;
+    if (!call) return null;
     this.call = null;
     clearInterval(this.statsTimer);
     this.#closePeers(call);
@@ -89,8 +100,8 @@ export class CallPanel {
     this.panel.hidden = true;
     replace(this.panel);
     this.#renderButton();
-    announce('You left the call');
-    try { await this.rpc('call.leave', { room: call.roomId }); } catch { /* the server forgets us on disconnect anyway */ }
+    announce(message);
+    return call;
   }
 
   async #getMedia() {
@@ -177,6 +188,9 @@ export class CallPanel {
         }
         break;
       case 'left': {
+        // About ourselves: the server took us out (kicked from or left the
+        // room, or replaced by a join of ours on another connection).
+        if (msg.participant?.id === call.myId) { this.#end('You are no longer in the call'); break; }
         const peer = call.peers.get(msg.participant?.id);
         if (!peer) break;
         peer.pc.close();
