@@ -163,7 +163,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 		}
 		secret = s.TokenSecret
 	}
-	v, err := auth.NewVerifier(auth.VerifierConfig{HMACSecret: []byte(secret)})
+	v, err := auth.NewVerifier(auth.VerifierConfig{HMACSecret: []byte(secret), Issuer: cfg.TokenIssuer, Audience: cfg.TokenAudience})
 	if err != nil {
 		return err
 	}

@@ -175,10 +175,18 @@ func (v *Verifier) keys() []verifyKey {
 }
 
 // Mint signs claims with the HMAC secret (HS256). The server uses it for the
-// tokens it issues itself (logged-in chat users, `sori token`).
+// tokens it issues itself (logged-in chat users, `sori token`). When the
+// Verifier requires an issuer or an audience and c carries none, Mint sets
+// them, so that the server accepts its own tokens.
 func (v *Verifier) Mint(c Claims) (string, error) {
 	if len(v.hmacSecret) == 0 {
 		return "", errors.New("auth: minting tokens needs an HMAC secret")
+	}
+	if c.Issuer == "" {
+		c.Issuer = v.issuer
+	}
+	if len(c.Audience) == 0 && v.audience != "" {
+		c.Audience = jwt.ClaimStrings{v.audience}
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(v.hmacSecret)
 	if err != nil {

@@ -137,3 +137,23 @@ func TestAPIKeys(t *testing.T) {
 		t.Error("no keys must accept nothing")
 	}
 }
+
+// A server configured to require an issuer and an audience must accept the
+// tokens it mints itself (connect tokens of logged-in users, `sori token`).
+func TestMintCarriesConfiguredIssuerAndAudience(t *testing.T) {
+	v, err := NewVerifier(VerifierConfig{HMACSecret: secret, Issuer: "https://app.example", Audience: "sori"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.Mint(NewClaims("alice", time.Hour, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(tok)
+	if err != nil {
+		t.Fatalf("Verify of a minted token: %v", err)
+	}
+	if got.Issuer != "https://app.example" || len(got.Audience) != 1 || got.Audience[0] != "sori" {
+		t.Fatalf("iss %q aud %v", got.Issuer, got.Audience)
+	}
+}
