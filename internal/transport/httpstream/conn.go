@@ -70,9 +70,10 @@ func (c *conn) Wake() {
 // need none (each poll ends within the poll wait).
 func (c *conn) Ping() {
 	c.mu.Lock()
-	c.ping = c.kick != nil
+	due := c.kick != nil
+	c.ping = due
 	c.mu.Unlock()
-	if c.ping {
+	if due {
 		c.Wake()
 	}
 }
