@@ -412,37 +412,53 @@ type Secrets struct {
 const SecretsFile = "secrets.json"
 
 // LoadOrCreateSecrets reads the data dir's secrets, creating them (mode 0600)
-// on first use.
+// on first use. The file appears whole or not at all: it is written under a
+// temporary name and then hard-linked into place, which fails rather than
+// replaces when another process (`sori token` next to `sori serve`) created
+// it first, so every process ends up with the same secrets.
 func LoadOrCreateSecrets(dataDir string) (Secrets, error) {
 	path := filepath.Join(dataDir, SecretsFile)
-	var s Secrets
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return s, fmt.Errorf("config: %s: %w", path, err)
-		}
-		return s, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return s, fmt.Errorf("config: read secrets: %w", err)
+	s, err := readSecrets(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return s, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return s, fmt.Errorf("config: create data dir: %w", err)
+		return Secrets{}, fmt.Errorf("config: create data dir: %w", err)
 	}
 	s = Secrets{TokenSecret: randomHex(32), APIKey: randomHex(24)}
-	b, _ = json.MarshalIndent(s, "", "  ")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	b, _ := json.MarshalIndent(s, "", "  ")
+	f, err := os.CreateTemp(dataDir, SecretsFile+".*.tmp")
 	if err != nil {
+		return Secrets{}, fmt.Errorf("config: create secrets: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Secrets{}, fmt.Errorf("config: write secrets: %w", err)
+	}
+	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, os.ErrExist) { // another process won the race
-			return LoadOrCreateSecrets(dataDir)
+			return readSecrets(path)
 		}
-		return s, fmt.Errorf("config: create secrets: %w", err)
+		return Secrets{}, fmt.Errorf("config: create secrets: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return s, fmt.Errorf("config: write secrets: %w", err)
+	return s, nil
+}
+
+func readSecrets(path string) (Secrets, error) {
+	var s Secrets
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Secrets{}, fmt.Errorf("config: read secrets: %w", err)
 	}
-	return s, f.Close()
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Secrets{}, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return s, nil
 }
 
 func randomHex(n int) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -160,5 +161,30 @@ func TestSecrets(t *testing.T) {
 	b, err := LoadOrCreateSecrets(dir)
 	if err != nil || b != a {
 		t.Fatalf("second load %+v %v, want the same secrets", b, err)
+	}
+}
+
+// TestSecretsConcurrentFirstUse: `sori serve` and `sori token` started
+// together on a fresh data dir must agree on the secrets; a process must
+// never read the file another one is still writing.
+func TestSecretsConcurrentFirstUse(t *testing.T) {
+	for range 20 {
+		dir := t.TempDir()
+		const n = 8
+		got := make([]Secrets, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { got[i], errs[i] = LoadOrCreateSecrets(dir) })
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("LoadOrCreateSecrets: %v", errs[i])
+			}
+			if got[i] != got[0] || got[i].TokenSecret == "" {
+				t.Fatalf("secrets differ: %+v vs %+v", got[i], got[0])
+			}
+		}
 	}
 }
