@@ -86,7 +86,9 @@ func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, *
 	fs := flag.NewFlagSet("sori "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("config", "", "JSON config file (keys as in docs/operations.md) [$SORI_CONFIG]")
-	cfg.Bind(fs)
+	if err := cfg.Bind(fs); err != nil {
+		return &cfg, nil, err
+	}
 	return &cfg, fs, nil
 }
 

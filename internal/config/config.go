@@ -243,26 +243,42 @@ func (c *Config) LoadFile(path string) error {
 
 // Bind registers c's settings as flags on fs, each also read from the
 // environment variable SORI_<FLAG NAME> (dashes as underscores) when set.
-// Flags parsed later override the environment.
-func (c *Config) Bind(fs *flag.FlagSet) {
+// Flags parsed later override the environment. A variable that does not
+// parse is an error (naming every such variable), as an unknown key in the
+// config file is: a typo must not silently leave a default in place.
+func (c *Config) Bind(fs *flag.FlagSet) error {
+	var errs []error
+	env := func(name string, set func(string) error) {
+		if v, ok := os.LookupEnv(envName(name)); ok {
+			if err := set(v); err != nil {
+				errs = append(errs, fmt.Errorf("config: $%s: %w", envName(name), err))
+			}
+		}
+	}
 	str := func(p *string, name, usage string) {
-		envString(p, name)
+		env(name, func(v string) error { *p = v; return nil })
 		fs.StringVar(p, name, *p, usage+envHint(name))
 	}
 	integer := func(p *int, name, usage string) {
-		envInt(p, name)
+		env(name, func(v string) error { return parseInto(p, v, strconv.Atoi) })
 		fs.IntVar(p, name, *p, usage+envHint(name))
 	}
+	float := func(p *float64, name, usage string) {
+		env(name, func(v string) error {
+			return parseInto(p, v, func(v string) (float64, error) { return strconv.ParseFloat(v, 64) })
+		})
+		fs.Float64Var(p, name, *p, usage+envHint(name))
+	}
 	boolean := func(p *bool, name, usage string) {
-		envBool(p, name)
+		env(name, func(v string) error { return parseInto(p, v, strconv.ParseBool) })
 		fs.BoolVar(p, name, *p, usage+envHint(name))
 	}
 	dur := func(p *Duration, name, usage string) {
-		envDuration(p, name)
+		env(name, (*durationFlag)(p).Set)
 		fs.Var((*durationFlag)(p), name, usage+envHint(name))
 	}
 	list := func(p *[]string, name, usage string) {
-		envList(p, name)
+		env(name, (*listFlag)(p).Set)
 		fs.Var((*listFlag)(p), name, usage+" (comma-separated)"+envHint(name))
 	}
 	str(&c.Listen, "listen", "address to listen on")
@@ -282,7 +298,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	integer(&c.MaxSubscriptions, "max-subscriptions", "most subscriptions per connection")
 	integer(&c.MaxMessageSize, "max-message-size", "most bytes in one inbound message")
 	integer(&c.QueueBytes, "queue-bytes", "outbound queue per connection, in bytes, before it counts as a slow consumer")
-	fs.Float64Var(&c.CommandRate, "command-rate", envFloat(&c.CommandRate, "command-rate"), "commands per second per connection"+envHint("command-rate"))
+	float(&c.CommandRate, "command-rate", "commands per second per connection")
 	integer(&c.CommandBurst, "command-burst", "command burst per connection")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
 	dur(&c.ConnectTimeout, "connect-timeout", "time from opening a connection to its connect command")
@@ -305,6 +321,17 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	list(&c.TURNAllowPeers, "turn-allow-peers", "addresses or CIDR prefixes the relay may reach despite the private/loopback refusal (tests, private networks)")
 	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
 	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
+	return errors.Join(errs...)
+}
+
+// parseInto sets *p to parse(v) when v parses.
+func parseInto[T any](p *T, v string, parse func(string) (T, error)) error {
+	x, err := parse(v)
+	if err != nil {
+		return err
+	}
+	*p = x
+	return nil
 }
 
 // ConfigFileFromArgs finds --config FILE (or SORI_CONFIG) before flags are
@@ -328,51 +355,6 @@ func envName(flagName string) string {
 }
 
 func envHint(name string) string { return " [$" + envName(name) + "]" }
-
-func envString(p *string, name string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		*p = v
-	}
-}
-
-func envInt(p *int, name string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			*p = n
-		}
-	}
-}
-
-func envFloat(p *float64, name string) float64 {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if n, err := strconv.ParseFloat(v, 64); err == nil {
-			*p = n
-		}
-	}
-	return *p
-}
-
-func envBool(p *bool, name string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			*p = b
-		}
-	}
-}
-
-func envDuration(p *Duration, name string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			*p = Duration(d)
-		}
-	}
-}
-
-func envList(p *[]string, name string) {
-	if v, ok := os.LookupEnv(envName(name)); ok {
-		*p = splitList(v)
-	}
-}
 
 func splitList(v string) []string {
 	var out []string

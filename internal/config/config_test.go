@@ -32,7 +32,9 @@ func load(t *testing.T, file string, args []string) Config {
 	}
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	c.Bind(fs)
+	if err := c.Bind(fs); err != nil {
+		t.Fatal(err)
+	}
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +187,25 @@ func TestSecretsConcurrentFirstUse(t *testing.T) {
 			if got[i] != got[0] || got[i].TokenSecret == "" {
 				t.Fatalf("secrets differ: %+v vs %+v", got[i], got[0])
 			}
+		}
+	}
+}
+
+// TestBadEnvironmentIsAnError: a SORI_* variable that does not parse is
+// reported, not silently replaced by the default.
+func TestBadEnvironmentIsAnError(t *testing.T) {
+	t.Setenv("SORI_MAX_CONNECTIONS", "10k")
+	t.Setenv("SORI_PING_INTERVAL", "25")
+	t.Setenv("SORI_COMPRESSION", "yes please")
+	t.Setenv("SORI_COMMAND_RATE", "fast")
+	c := Default()
+	err := c.Bind(flag.NewFlagSet("test", flag.ContinueOnError))
+	if err == nil {
+		t.Fatal("Bind accepted unparsable SORI_* variables")
+	}
+	for _, v := range []string{"SORI_MAX_CONNECTIONS", "SORI_PING_INTERVAL", "SORI_COMPRESSION", "SORI_COMMAND_RATE"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Errorf("error does not name %s: %v", v, err)
 		}
 	}
 }
