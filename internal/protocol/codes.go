@@ -12,6 +12,7 @@ type Error struct {
 	Message string `json:"message"`
 }
 
+// Error implements error, as "sori error <code>: <message>".
 func (e *Error) Error() string { return fmt.Sprintf("sori error %d: %s", e.Code, e.Message) }
 
 // WithMessage returns a copy of e with a more specific message.
@@ -53,6 +54,8 @@ type Disconnect struct {
 	Reconnect bool   `json:"reconnect"`
 }
 
+// Error implements error, so that a Disconnect can be returned as the reason
+// a connection ends.
 func (d Disconnect) Error() string { return fmt.Sprintf("disconnect %d: %s", d.Code, d.Reason) }
 
 // Numbered disconnect reasons.
