@@ -164,14 +164,24 @@ type loginResult struct {
 	TokenID   string   `json:"token_id,omitempty"`
 }
 
-func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
+// decodeCredentials reads a sign-up or login body, answering the request
+// itself (and returning false) when the body is malformed.
+func decodeCredentials(w http.ResponseWriter, r *http.Request) (credentials, bool) {
 	var c credentials
-	if perr := httpx.DecodeJSON(w, r, &c); perr != nil {
-		httpx.WriteError(w, perr)
-		return
+	perr := httpx.DecodeJSON(w, r, &c)
+	if perr == nil && c.Kind != "" && c.Kind != "web" && c.Kind != "api" {
+		perr = protocol.ErrBadRequest.WithMessage(`kind must be "web" or "api"`)
 	}
-	if perr := checkKind(c.Kind); perr != nil {
+	if perr != nil {
 		httpx.WriteError(w, perr)
+		return credentials{}, false
+	}
+	return c, true
+}
+
+func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
+	c, ok := decodeCredentials(w, r)
+	if !ok {
 		return
 	}
 	u, err := s.SignUp(r.Context(), c.Username, c.Password)
@@ -183,13 +193,8 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
-	var c credentials
-	if perr := httpx.DecodeJSON(w, r, &c); perr != nil {
-		httpx.WriteError(w, perr)
-		return
-	}
-	if perr := checkKind(c.Kind); perr != nil {
-		httpx.WriteError(w, perr)
+	c, ok := decodeCredentials(w, r)
+	if !ok {
 		return
 	}
 	u, err := s.Login(r.Context(), c.Username, c.Password)
@@ -198,13 +203,6 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.issue(w, r, u, c, http.StatusOK)
-}
-
-func checkKind(k string) *protocol.Error {
-	if k != "" && k != "web" && k != "api" {
-		return protocol.ErrBadRequest.WithMessage(`kind must be "web" or "api"`)
-	}
-	return nil
 }
 
 // issue answers a successful sign-up or login with a cookie session or an
