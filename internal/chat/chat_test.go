@@ -349,9 +349,16 @@ func TestValidation(t *testing.T) {
 			t.Errorf("room name %q accepted", bad)
 		}
 	}
-	for _, bad := range []string{"", "a/b", `a\b`, "..", "a\nb", strings.Repeat("f", 256)} {
+	// "invoice\u202Efdp.exe" displays as "invoiceexe.pdf": bidi controls
+	// in a file name disguise its extension.
+	for _, bad := range []string{"", "a/b", `a\b`, "..", "a\nb", strings.Repeat("f", 256), "invoice\u202Efdp.exe", "a\u2066b", "a\u200Fb"} {
 		if err := ValidateFileName(bad); err == nil {
 			t.Errorf("file name %q accepted", bad)
+		}
+	}
+	for _, ok := range []string{"report.pdf", "photo 1.jpg", "תמונה.png", "写真.jpg"} {
+		if err := ValidateFileName(ok); err != nil {
+			t.Errorf("file name %q: %v", ok, err)
 		}
 	}
 	if err := ValidateMessageText("line one\n\tline two ✓"); err != nil {

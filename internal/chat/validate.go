@@ -92,7 +92,9 @@ func ValidateEmoji(s string) *protocol.Error {
 }
 
 // ValidateFileName checks an uploaded file's name: a plain name (no path),
-// 1–255 bytes, no control characters.
+// 1–255 bytes, no control characters and no bidirectional formatting
+// characters, which would let "invoice\u202Efdp.exe" display as
+// "invoiceexe.pdf" in the room and in the browser's download bar.
 func ValidateFileName(s string) *protocol.Error {
 	if s == "" || len(s) > MaxFileName {
 		return badRequest("file name must be 1 to 255 bytes")
@@ -103,8 +105,16 @@ func ValidateFileName(s string) *protocol.Error {
 	if strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
 		return badRequest("file name must not contain a path")
 	}
+	if strings.IndexFunc(s, isBidiControl) >= 0 {
+		return badRequest("file name must not contain bidirectional formatting characters")
+	}
 	return nil
 }
+
+// isBidiControl reports whether r is an explicit bidirectional formatting
+// character (Unicode's Bidi_Control property): marks, embeddings, overrides
+// and isolates.
+func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }
 
 // ValidateQuery checks a search query.
 func ValidateQuery(s string) *protocol.Error {
