@@ -75,11 +75,7 @@ func (a *API) openDirect(r *http.Request, id accounts.Identity) (any, int, error
 	return roomView(room), status, nil
 }
 
-func (a *API) room(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) room(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	room, m, err := a.chat.Room(r.Context(), id.User, rid)
 	if err != nil {
 		return nil, 0, err
@@ -94,11 +90,7 @@ type topicRequest struct {
 	Topic *string `json:"topic"`
 }
 
-func (a *API) setTopic(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) setTopic(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	var req topicRequest
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
@@ -109,36 +101,24 @@ func (a *API) setTopic(r *http.Request, id accounts.Identity) (any, int, error) 
 	if err := a.chat.SetTopic(r.Context(), id.User, rid, *req.Topic); err != nil {
 		return nil, 0, err
 	}
-	return a.room(r, id)
+	return a.room(r, id, rid)
 }
 
-func (a *API) join(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) join(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if _, err := a.chat.Join(r.Context(), id.User, rid); err != nil {
 		return nil, 0, err
 	}
-	return a.room(r, id)
+	return a.room(r, id, rid)
 }
 
-func (a *API) leave(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) leave(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if err := a.chat.Leave(r.Context(), id.User, rid); err != nil {
 		return nil, 0, err
 	}
 	return struct{}{}, http.StatusOK, nil
 }
 
-func (a *API) members(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) members(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	ms, err := a.chat.Members(r.Context(), id.User, rid)
 	if err != nil {
 		return nil, 0, err
@@ -154,11 +134,7 @@ type inviteRequest struct {
 	Username string `json:"username"`
 }
 
-func (a *API) invite(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) invite(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	var req inviteRequest
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
@@ -174,11 +150,7 @@ func (a *API) invite(r *http.Request, id accounts.Identity) (any, int, error) {
 	return MemberJSON{Username: name, Role: string(m.Role), JoinedAt: m.JoinedAt}, http.StatusCreated, nil
 }
 
-func (a *API) kick(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) kick(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if err := a.chat.Kick(r.Context(), id.User, rid, r.PathValue("username")); err != nil {
 		return nil, 0, err
 	}
@@ -189,11 +161,7 @@ type roleRequest struct {
 	Role string `json:"role"`
 }
 
-func (a *API) setRole(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) setRole(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	var req roleRequest
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
@@ -204,12 +172,11 @@ func (a *API) setRole(r *http.Request, id accounts.Identity) (any, int, error) {
 	return struct{}{}, http.StatusOK, nil
 }
 
-func (a *API) messages(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
-	var p chat.Page
+func (a *API) messages(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+	var (
+		p   chat.Page
+		err error
+	)
 	if p.Before, err = queryUint(r, "before"); err != nil {
 		return nil, 0, err
 	}
@@ -235,11 +202,7 @@ type postRequest struct {
 	ReplyTo uint64 `json:"reply_to"`
 }
 
-func (a *API) post(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) post(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	var req postRequest
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
@@ -255,11 +218,7 @@ type editRequest struct {
 	Text string `json:"text"`
 }
 
-func (a *API) edit(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) edit(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	seq, err := seqParam(r)
 	if err != nil {
 		return nil, 0, err
@@ -275,11 +234,7 @@ func (a *API) edit(r *http.Request, id accounts.Identity) (any, int, error) {
 	return res, http.StatusOK, nil
 }
 
-func (a *API) delete(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) delete(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	seq, err := seqParam(r)
 	if err != nil {
 		return nil, 0, err
@@ -291,12 +246,8 @@ func (a *API) delete(r *http.Request, id accounts.Identity) (any, int, error) {
 	return res, http.StatusOK, nil
 }
 
-func (a *API) react(add bool) handler {
-	return func(r *http.Request, id accounts.Identity) (any, int, error) {
-		rid, err := roomID(r)
-		if err != nil {
-			return nil, 0, err
-		}
+func (a *API) react(add bool) roomHandler {
+	return func(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 		seq, err := seqParam(r)
 		if err != nil {
 			return nil, 0, err
@@ -309,11 +260,7 @@ func (a *API) react(add bool) handler {
 	}
 }
 
-func (a *API) events(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) events(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	after, err := queryUint(r, "after")
 	if err != nil {
 		return nil, 0, err
@@ -333,11 +280,7 @@ type readRequest struct {
 	Seq uint64 `json:"seq"`
 }
 
-func (a *API) read(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) read(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	var req readRequest
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
@@ -349,22 +292,14 @@ func (a *API) read(r *http.Request, id accounts.Identity) (any, int, error) {
 	return map[string]any{"last_read_seq": got}, http.StatusOK, nil
 }
 
-func (a *API) typing(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) typing(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if err := a.chat.Typing(r.Context(), id.User, rid); err != nil {
 		return nil, 0, err
 	}
 	return struct{}{}, http.StatusOK, nil
 }
 
-func (a *API) presence(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) presence(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	users, err := a.chat.Online(r.Context(), id.User, rid)
 	if err != nil {
 		return nil, 0, err
@@ -396,11 +331,7 @@ func (a *API) search(r *http.Request, id accounts.Identity) (any, int, error) {
 	return map[string]any{"messages": out}, http.StatusOK, nil
 }
 
-func (a *API) files(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) files(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	fs, err := a.chat.Files(r.Context(), id.User, rid)
 	if err != nil {
 		return nil, 0, err
@@ -414,11 +345,7 @@ func (a *API) files(r *http.Request, id accounts.Identity) (any, int, error) {
 
 // upload takes the file's bytes as the raw request body (what fetch(url,
 // {body: file}) and curl --data-binary send) and its name in ?name=.
-func (a *API) upload(r *http.Request, id accounts.Identity) (any, int, error) {
-	rid, err := roomID(r)
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *API) upload(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if isMultipart(r) {
 		return nil, 0, errUnsupportedUpload
 	}

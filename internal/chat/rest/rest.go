@@ -37,6 +37,21 @@ func New(c *chat.Service, a *accounts.Service, log *slog.Logger) *API {
 // error (numbered errors become their status, others 500 and a log line).
 type handler func(r *http.Request, id accounts.Identity) (any, int, error)
 
+// roomHandler is an endpoint under /rooms/{room}; it gets the parsed room id.
+type roomHandler func(r *http.Request, id accounts.Identity, roomID int64) (any, int, error)
+
+// inRoom parses the {room} path value for h, answering 400 when it is not
+// a room id.
+func inRoom(h roomHandler) handler {
+	return func(r *http.Request, id accounts.Identity) (any, int, error) {
+		rid, err := roomID(r)
+		if err != nil {
+			return nil, 0, err
+		}
+		return h(r, id, rid)
+	}
+}
+
 func (a *API) wrap(h handler) http.Handler {
 	return a.acc.Require(func(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
 		res, status, err := h(r, id)
@@ -63,26 +78,26 @@ func (a *API) Routes(handle func(pattern string, h http.Handler)) {
 	handle("POST /api/v1/rooms", a.wrap(a.createRoom))
 	handle("GET /api/v1/rooms/public", a.wrap(a.publicRooms))
 	handle("POST /api/v1/direct/{username}", a.wrap(a.openDirect))
-	handle("GET /api/v1/rooms/{room}", a.wrap(a.room))
-	handle("PATCH /api/v1/rooms/{room}", a.wrap(a.setTopic))
-	handle("POST /api/v1/rooms/{room}/join", a.wrap(a.join))
-	handle("POST /api/v1/rooms/{room}/leave", a.wrap(a.leave))
-	handle("GET /api/v1/rooms/{room}/members", a.wrap(a.members))
-	handle("POST /api/v1/rooms/{room}/members", a.wrap(a.invite))
-	handle("DELETE /api/v1/rooms/{room}/members/{username}", a.wrap(a.kick))
-	handle("PUT /api/v1/rooms/{room}/members/{username}/role", a.wrap(a.setRole))
-	handle("GET /api/v1/rooms/{room}/messages", a.wrap(a.messages))
-	handle("POST /api/v1/rooms/{room}/messages", a.wrap(a.post))
-	handle("PATCH /api/v1/rooms/{room}/messages/{seq}", a.wrap(a.edit))
-	handle("DELETE /api/v1/rooms/{room}/messages/{seq}", a.wrap(a.delete))
-	handle("PUT /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(a.react(true)))
-	handle("DELETE /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(a.react(false)))
-	handle("GET /api/v1/rooms/{room}/events", a.wrap(a.events))
-	handle("POST /api/v1/rooms/{room}/read", a.wrap(a.read))
-	handle("POST /api/v1/rooms/{room}/typing", a.wrap(a.typing))
-	handle("GET /api/v1/rooms/{room}/presence", a.wrap(a.presence))
-	handle("GET /api/v1/rooms/{room}/files", a.wrap(a.files))
-	handle("POST /api/v1/rooms/{room}/files", a.wrap(a.upload))
+	handle("GET /api/v1/rooms/{room}", a.wrap(inRoom(a.room)))
+	handle("PATCH /api/v1/rooms/{room}", a.wrap(inRoom(a.setTopic)))
+	handle("POST /api/v1/rooms/{room}/join", a.wrap(inRoom(a.join)))
+	handle("POST /api/v1/rooms/{room}/leave", a.wrap(inRoom(a.leave)))
+	handle("GET /api/v1/rooms/{room}/members", a.wrap(inRoom(a.members)))
+	handle("POST /api/v1/rooms/{room}/members", a.wrap(inRoom(a.invite)))
+	handle("DELETE /api/v1/rooms/{room}/members/{username}", a.wrap(inRoom(a.kick)))
+	handle("PUT /api/v1/rooms/{room}/members/{username}/role", a.wrap(inRoom(a.setRole)))
+	handle("GET /api/v1/rooms/{room}/messages", a.wrap(inRoom(a.messages)))
+	handle("POST /api/v1/rooms/{room}/messages", a.wrap(inRoom(a.post)))
+	handle("PATCH /api/v1/rooms/{room}/messages/{seq}", a.wrap(inRoom(a.edit)))
+	handle("DELETE /api/v1/rooms/{room}/messages/{seq}", a.wrap(inRoom(a.delete)))
+	handle("PUT /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(inRoom(a.react(true))))
+	handle("DELETE /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(inRoom(a.react(false))))
+	handle("GET /api/v1/rooms/{room}/events", a.wrap(inRoom(a.events)))
+	handle("POST /api/v1/rooms/{room}/read", a.wrap(inRoom(a.read)))
+	handle("POST /api/v1/rooms/{room}/typing", a.wrap(inRoom(a.typing)))
+	handle("GET /api/v1/rooms/{room}/presence", a.wrap(inRoom(a.presence)))
+	handle("GET /api/v1/rooms/{room}/files", a.wrap(inRoom(a.files)))
+	handle("POST /api/v1/rooms/{room}/files", a.wrap(inRoom(a.upload)))
 	handle("GET /api/v1/files/{file}", a.acc.Require(a.download))
 	handle("GET /api/v1/search", a.wrap(a.search))
 }
