@@ -178,25 +178,39 @@ func startChild(ctx context.Context, cfg *Config) (stop func(), err error) {
 		}
 		_ = os.RemoveAll(dir)
 	}
+	// The scanner reads stderr to its end (so the child never blocks on a
+	// full pipe); its end means the child exited, and then lastLine says why.
 	addr := make(chan string, 1)
+	exited := make(chan struct{})
+	var lastLine string
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "sori listening" {
-				addr <- line.Addr
+				select {
+				case addr <- line.Addr:
+				default:
+				}
 			}
+			lastLine = sc.Text()
 		}
 	}()
 	select {
 	case a := <-addr:
 		cfg.URL = "http://" + a
 		return stop, nil
+	case <-exited:
+		stop()
+		return nil, fmt.Errorf("lab: the child server exited before listening: %s", lastLine)
 	case <-time.After(15 * time.Second):
+		stop()
+		return nil, errors.New("lab: the child server did not report its address within 15s")
 	case <-ctx.Done():
+		stop()
+		return nil, fmt.Errorf("lab: start server: %w", ctx.Err())
 	}
-	stop()
-	return nil, errors.New("lab: the child server did not report its address within 15s")
 }
 
 // runTransport runs the workload over one transport.

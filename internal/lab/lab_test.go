@@ -113,3 +113,16 @@ func TestUnknownTransportIsRefused(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestChildThatExitsEarlyIsReported: a child server that dies before it
+// listens (a bad flag, a taken port) is reported as such, with its stderr,
+// instead of as a silent timeout.
+func TestChildThatExitsEarlyIsReported(t *testing.T) {
+	_, err := lab.Run(context.Background(), lab.Config{
+		ServerCommand: []string{"sh", "-c", `echo "flag provided but not defined: -bogus" >&2; exit 2`, "sh"},
+		Transports:    []string{lab.WebSocket},
+	})
+	if err == nil || !strings.Contains(err.Error(), "exited") || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("Run: %v, want the child's exit and its last stderr line", err)
+	}
+}
