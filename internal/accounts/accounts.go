@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/ratelimit"
 	"github.com/sori-dev/sori/internal/store"
 )
 
@@ -27,9 +30,23 @@ type Config struct {
 	// ClosedSignup refuses self-service sign-up; users are then created with
 	// `sori user add` only.
 	ClosedSignup bool
-	Now          func() time.Time // nil = time.Now
-	Log          *slog.Logger     // nil = discard
+	// LoginRate and LoginBurst limit password attempts (sign-up, login,
+	// password change) per client address: LoginRate a minute on average,
+	// LoginBurst at once; 0 = 10 a minute, 20 at once. Each username gets
+	// half the rate and a quarter of the burst (at least 1) for login and
+	// password change, so that guesses spread over many addresses still
+	// meet a limit.
+	LoginRate  float64
+	LoginBurst int
+	Now        func() time.Time // nil = time.Now
+	Log        *slog.Logger     // nil = discard
 }
+
+// Default password attempt limits (see Config.LoginRate).
+const (
+	DefaultLoginRate  = 10 // a minute
+	DefaultLoginBurst = 20
+)
 
 // Service signs users up and in and tells who is behind a request. It is
 // safe for concurrent use.
@@ -38,6 +55,13 @@ type Service struct {
 	st  store.Store
 	h   *Hasher
 	log *slog.Logger
+
+	clientAttempts *ratelimit.Limiter // keyed by ratelimit.ClientKey
+	userAttempts   *ratelimit.Limiter // keyed by userKey
+
+	// tokenMu makes counting a user's API tokens and creating one a single
+	// step, so that concurrent requests cannot pass MaxAPITokens together.
+	tokenMu sync.Mutex
 }
 
 // New returns a Service for cfg.
@@ -57,7 +81,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, st: cfg.Store, h: cfg.Hasher, log: cfg.Log}, nil
+	if cfg.LoginRate <= 0 {
+		cfg.LoginRate = DefaultLoginRate
+	}
+	if cfg.LoginBurst <= 0 {
+		cfg.LoginBurst = DefaultLoginBurst
+	}
+	perSecond := cfg.LoginRate / 60
+	return &Service{cfg: cfg, st: cfg.Store, h: cfg.Hasher, log: cfg.Log,
+		clientAttempts: ratelimit.New(ratelimit.Config{Rate: perSecond, Burst: cfg.LoginBurst, Now: cfg.Now}),
+		userAttempts:   ratelimit.New(ratelimit.Config{Rate: perSecond / 2, Burst: max(1, cfg.LoginBurst/4), Now: cfg.Now}),
+	}, nil
 }
 
 // Errors of the account operations, as numbered protocol errors.
@@ -69,6 +103,7 @@ var (
 	ErrSignupClosed   = protocol.ErrPermissionDenied.WithMessage("sign-up is closed on this server")
 	ErrNotLoggedIn    = protocol.ErrPermissionDenied.WithMessage("log in first")
 	ErrCSRF           = protocol.ErrPermissionDenied.WithMessage("missing or wrong X-CSRF-Token header")
+	ErrTooManyTokens  = protocol.ErrConflict.WithMessage("a user may hold at most " + strconv.Itoa(MaxAPITokens) + " API tokens: revoke one first")
 )
 
 // CreateUser validates name and password and creates the user; the CLI's
@@ -178,10 +213,14 @@ func (s *Service) StartSession(ctx context.Context, u store.User) (string, store
 	return tok, sess, nil
 }
 
-// MaxTokenLabel bounds an API token's label.
-const MaxTokenLabel = 100
+// Limits of API tokens.
+const (
+	MaxTokenLabel = 100 // bytes of a token's label
+	MaxAPITokens  = 50  // unexpired API tokens per user; more is ErrTooManyTokens
+)
 
 // CreateAPIToken creates a bearer token for u. ttl 0 means it never expires.
+// A user who holds MaxAPITokens unexpired tokens gets ErrTooManyTokens.
 func (s *Service) CreateAPIToken(ctx context.Context, u store.User, label string, ttl time.Duration) (string, store.Session, error) {
 	if perr := validateLabel(label); perr != nil {
 		return "", store.Session{}, perr
@@ -189,12 +228,28 @@ func (s *Service) CreateAPIToken(ctx context.Context, u store.User, label string
 	if ttl < 0 {
 		return "", store.Session{}, protocol.ErrBadRequest.WithMessage("ttl must not be negative")
 	}
+	now := s.cfg.Now()
 	sess := store.Session{Kind: store.SessionAPI, UserID: u.ID, Label: label}
 	if ttl > 0 {
-		sess.ExpiresAt = s.cfg.Now().Add(ttl)
+		sess.ExpiresAt = now.Add(ttl)
+	}
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	toks, err := s.ListAPITokens(ctx, u.ID)
+	if err != nil {
+		return "", store.Session{}, err
+	}
+	live := 0
+	for _, t := range toks {
+		if t.ExpiresAt.IsZero() || t.ExpiresAt.After(now) {
+			live++
+		}
+	}
+	if live >= MaxAPITokens {
+		return "", store.Session{}, ErrTooManyTokens
 	}
 	tok := tokenPrefix + newSecret()
-	sess, err := s.st.CreateSession(ctx, tok, sess)
+	sess, err = s.st.CreateSession(ctx, tok, sess)
 	if err != nil {
 		return "", store.Session{}, fmt.Errorf("accounts: create API token: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,16 +18,37 @@ import (
 )
 
 type fixture struct {
-	svc *Service
-	st  store.Store
-	v   *auth.Verifier
-	srv *httptest.Server
-	now time.Time
+	svc   *Service
+	st    store.Store
+	v     *auth.Verifier
+	srv   *httptest.Server
+	now   time.Time
+	clock *fakeClock
+}
+
+// fakeClock is the Service's clock in tests: it starts at the real time and
+// moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 // newFixture runs the account endpoints on a real loopback server over a
-// real SQLite file.
-func newFixture(t *testing.T) *fixture {
+// real SQLite file, with a fake clock; mutate (optional) adjusts the
+// Service's config.
+func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sori.db"), sqlite.Options{})
 	if err != nil {
@@ -37,7 +59,12 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: st, Hasher: newTestHasher(t, fastParams), Verifier: v})
+	clock := &fakeClock{t: time.Now()}
+	cfg := Config{Store: st, Hasher: newTestHasher(t, fastParams), Verifier: v, Now: clock.Now}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +72,7 @@ func newFixture(t *testing.T) *fixture {
 	svc.Routes(mux.Handle)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{svc: svc, st: st, v: v, srv: srv, now: time.Now()}
+	return &fixture{svc: svc, st: st, v: v, srv: srv, now: time.Now(), clock: clock}
 }
 
 type req struct {
@@ -302,5 +329,127 @@ func TestClosedSignup(t *testing.T) {
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "gina", "password": "secret-pass"}})
 	if resp.StatusCode != 403 || errCode(out) != 104 {
 		t.Fatalf("closed signup: %d %v", resp.StatusCode, out)
+	}
+}
+
+func login(name, password string) req {
+	return req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"username": name, "password": password}}
+}
+
+// wantRateLimited checks a 429 with error 109 and a Retry-After of retry
+// seconds.
+func wantRateLimited(t *testing.T, what string, resp *http.Response, out map[string]any, retry string) {
+	t.Helper()
+	if resp.StatusCode != http.StatusTooManyRequests || errCode(out) != 109 || resp.Header.Get("Retry-After") != retry {
+		t.Fatalf("%s: %d %v Retry-After %q, want 429/109 with Retry-After %s", what, resp.StatusCode, out, resp.Header.Get("Retry-After"), retry)
+	}
+}
+
+func TestLoginGuessesPerUsernameAreRateLimited(t *testing.T) {
+	// 60 a minute and 8 at once per address; per username 30 a minute
+	// (one every 2 s) and 2 at once.
+	f := newFixture(t, func(c *Config) { c.LoginRate, c.LoginBurst = 60, 8 })
+	if _, err := f.svc.CreateUser(context.Background(), "carol", "secret-pass", false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if resp, out := f.do(t, login("carol", "guess")); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %v, want 401", i+1, resp.StatusCode, out)
+		}
+	}
+	resp, out := f.do(t, login("carol", "guess"))
+	wantRateLimited(t, "third guess", resp, out, "2")
+	// The right password is refused too while the name's bucket is empty
+	// (else a guess would tell right from wrong), and the name is folded.
+	resp, out = f.do(t, login("CAROL", "secret-pass"))
+	wantRateLimited(t, "right password, other case", resp, out, "2")
+	// Other names have buckets of their own.
+	if resp, out = f.do(t, login("nobody", "guess")); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("another name: %d %v, want 401", resp.StatusCode, out)
+	}
+
+	// One token later the right password gets in, and a success gives its
+	// token back: the owner can log in again at once.
+	f.clock.Add(2 * time.Second)
+	for i := range 2 {
+		if resp, out = f.do(t, login("carol", "secret-pass")); resp.StatusCode != http.StatusOK {
+			t.Fatalf("login %d with the right password: %d %v", i+1, resp.StatusCode, out)
+		}
+	}
+}
+
+func TestPasswordAttemptsPerAddressAreRateLimited(t *testing.T) {
+	// 6 a minute (one every 10 s), 4 at once.
+	f := newFixture(t, func(c *Config) { c.LoginRate, c.LoginBurst = 6, 4 })
+	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "hank", "password": "old-password"}})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("signup: %d %v", resp.StatusCode, out)
+	}
+	sc, h := cookie(resp, SessionCookie), map[string]string{CSRFHeader: out["csrf_token"].(string)}
+	// Sign-up, login (of any name) and password change share the address's
+	// bucket; malformed requests count too.
+	f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: "not an object"})
+	f.do(t, login("ivy", "guess"))
+	resp, out = f.do(t, req{method: "PUT", path: "/api/v1/me/password", cookies: []*http.Cookie{sc}, header: h,
+		body: map[string]string{"old_password": "guess-one", "new_password": "new-password"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("password change with a wrong old password: %d %v, want 403", resp.StatusCode, out)
+	}
+	resp, out = f.do(t, req{method: "PUT", path: "/api/v1/me/password", cookies: []*http.Cookie{sc}, header: h,
+		body: map[string]string{"old_password": "old-password", "new_password": "new-password"}})
+	wantRateLimited(t, "fifth attempt", resp, out, "10")
+	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "jack", "password": "secret-pass"}})
+	wantRateLimited(t, "sign-up after the burst", resp, out, "10")
+	if _, err := f.st.GetUserByName(context.Background(), "jack"); err == nil {
+		t.Fatal("a rate-limited sign-up created the user")
+	}
+	// The wrong old password also used hank's own bucket (3 a minute, 1 at
+	// once): a stolen session cannot guess the password either.
+	f.clock.Add(10 * time.Second)
+	resp, out = f.do(t, req{method: "PUT", path: "/api/v1/me/password", cookies: []*http.Cookie{sc}, header: h,
+		body: map[string]string{"old_password": "old-password", "new_password": "new-password"}})
+	wantRateLimited(t, "second password change", resp, out, "10")
+	f.clock.Add(10 * time.Second)
+	resp, out = f.do(t, req{method: "PUT", path: "/api/v1/me/password", cookies: []*http.Cookie{sc}, header: h,
+		body: map[string]string{"old_password": "old-password", "new_password": "new-password"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("password change after the wait: %d %v", resp.StatusCode, out)
+	}
+}
+
+func TestAPITokensPerUserAreCapped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	u, err := f.svc.CreateUser(ctx, "kim", "secret-pass", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for i := range MaxAPITokens {
+		ttl := time.Duration(0)
+		if i == 0 {
+			ttl = time.Minute
+		}
+		tok, _, err := f.svc.CreateAPIToken(ctx, u, "t", ttl)
+		if err != nil {
+			t.Fatalf("token %d: %v", i+1, err)
+		}
+		if i == 0 {
+			first = tok
+		}
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + first}
+	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/tokens", body: map[string]any{"label": "one too many"}, header: bearer})
+	if resp.StatusCode != http.StatusConflict || errCode(out) != 118 {
+		t.Fatalf("token %d: %d %v, want 409/118", MaxAPITokens+1, resp.StatusCode, out)
+	}
+	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"username": "kim", "password": "secret-pass", "kind": "api"}})
+	if resp.StatusCode != http.StatusConflict || errCode(out) != 118 {
+		t.Fatalf("api login over the cap: %d %v, want 409/118", resp.StatusCode, out)
+	}
+	// An expired token no longer counts.
+	f.clock.Add(2 * time.Minute)
+	if _, _, err := f.svc.CreateAPIToken(ctx, u, "after expiry", 0); err != nil {
+		t.Fatalf("a token after one expired: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sori-dev/sori/internal/auth"
 	"github.com/sori-dev/sori/internal/chat/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/ratelimit"
 	"github.com/sori-dev/sori/internal/store"
 )
 
@@ -179,7 +180,52 @@ func decodeCredentials(w http.ResponseWriter, r *http.Request) (credentials, boo
 	return c, true
 }
 
+// Password attempts are rate limited before any argon2 work: per client
+// address for sign-up, login and password change, and per username for
+// login and password change. A successful login or change gives the
+// username's token back, so that only failures use it up; the address's
+// token is spent either way. Limiting by username lets anyone slow down
+// logins to a name they know; that is the price of stopping guesses spread
+// over many addresses, and the owner's existing sessions keep working.
+
+// allowClient charges one attempt to r's client, answering 429 and
+// returning false when its bucket is empty.
+func (s *Service) allowClient(w http.ResponseWriter, r *http.Request) bool {
+	wait, ok := s.clientAttempts.Allow(ratelimit.ClientKey(r))
+	if !ok {
+		httpx.WriteRateLimited(w, wait, "too many password attempts from this address; try again later")
+	}
+	return ok
+}
+
+// allowUser charges one attempt to the username key (see userKey),
+// answering 429 and returning false when its bucket is empty. An empty key
+// is not charged.
+func (s *Service) allowUser(w http.ResponseWriter, key string) bool {
+	if key == "" {
+		return true
+	}
+	wait, ok := s.userAttempts.Allow(key)
+	if !ok {
+		httpx.WriteRateLimited(w, wait, "too many password attempts for this username; try again later")
+	}
+	return ok
+}
+
+// userKey is the rate limit key of a username: folded, since usernames are
+// unique ignoring case. A name longer than any username is refused by
+// Login without hashing, so it is not keyed (and cannot make a long key).
+func userKey(name string) string {
+	if len(name) > MaxUsername {
+		return ""
+	}
+	return strings.ToLower(name)
+}
+
 func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
+	if !s.allowClient(w, r) {
+		return
+	}
 	c, ok := decodeCredentials(w, r)
 	if !ok {
 		return
@@ -193,8 +239,15 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.allowClient(w, r) {
+		return
+	}
 	c, ok := decodeCredentials(w, r)
 	if !ok {
+		return
+	}
+	key := userKey(c.Username)
+	if !s.allowUser(w, key) {
 		return
 	}
 	u, err := s.Login(r.Context(), c.Username, c.Password)
@@ -202,6 +255,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthErr(w, r, err)
 		return
 	}
+	s.userAttempts.Refund(key)
 	s.issue(w, r, u, c, http.StatusOK)
 }
 
@@ -270,15 +324,23 @@ type passwordChange struct {
 // so that a stolen session cannot take the account over. All sessions end;
 // a cookie caller gets a fresh one.
 func (s *Service) handleChangePassword(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !s.allowClient(w, r) {
+		return
+	}
 	var req passwordChange
 	if perr := httpx.DecodeJSON(w, r, &req); perr != nil {
 		httpx.WriteError(w, perr)
+		return
+	}
+	key := userKey(id.User.Username)
+	if !s.allowUser(w, key) {
 		return
 	}
 	if _, err := s.Login(r.Context(), id.User.Username, req.OldPassword); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
+	s.userAttempts.Refund(key)
 	if err := s.SetPassword(r.Context(), id.User.ID, req.NewPassword); err != nil {
 		s.writeErr(w, r, err)
 		return

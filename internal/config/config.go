@@ -45,6 +45,8 @@ type Config struct {
 	QueueBytes          int      `json:"queue_bytes"`
 	CommandRate         float64  `json:"command_rate"`
 	CommandBurst        int      `json:"command_burst"`
+	LoginRate           float64  `json:"login_rate"`  // password attempts a minute per client address
+	LoginBurst          int      `json:"login_burst"` // password attempts at once per client address
 	HandshakeTimeout    Duration `json:"handshake_timeout"`
 	ConnectTimeout      Duration `json:"connect_timeout"`
 	PingInterval        Duration `json:"ping_interval"`
@@ -126,6 +128,8 @@ func Default() Config {
 		QueueBytes:          1 << 20,
 		CommandRate:         100,
 		CommandBurst:        200,
+		LoginRate:           10,
+		LoginBurst:          20,
 		HandshakeTimeout:    Duration(10 * time.Second),
 		ConnectTimeout:      Duration(10 * time.Second),
 		PingInterval:        Duration(25 * time.Second),
@@ -184,13 +188,16 @@ func (c *Config) Validate() error {
 		return errors.New("config: token secret must be at least 32 bytes")
 	}
 	for name, v := range map[string]int{"max connections": c.MaxConnections, "max connections per IP": c.MaxConnectionsPerIP,
-		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst} {
+		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst, "login burst": c.LoginBurst} {
 		if v <= 0 {
 			return fmt.Errorf("config: %s must be positive", name)
 		}
 	}
 	if c.CommandRate <= 0 {
 		return errors.New("config: command rate must be positive")
+	}
+	if c.LoginRate <= 0 {
+		return errors.New("config: login rate must be positive")
 	}
 	for name, d := range map[string]Duration{"handshake timeout": c.HandshakeTimeout, "connect timeout": c.ConnectTimeout,
 		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout} {
@@ -300,6 +307,8 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	integer(&c.QueueBytes, "queue-bytes", "outbound queue per connection, in bytes, before it counts as a slow consumer")
 	float(&c.CommandRate, "command-rate", "commands per second per connection")
 	integer(&c.CommandBurst, "command-burst", "command burst per connection")
+	float(&c.LoginRate, "login-rate", "password attempts (sign-up, login, password change) a minute per client address; each username gets half")
+	integer(&c.LoginBurst, "login-burst", "password attempts at once per client address; each username gets a quarter")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
 	dur(&c.ConnectTimeout, "connect-timeout", "time from opening a connection to its connect command")
 	dur(&c.PingInterval, "ping-interval", "interval of server heartbeats; a silent peer is closed after two")

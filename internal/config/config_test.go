@@ -53,7 +53,8 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("SORI_ALLOW_ANONYMOUS", "true")
 	t.Setenv("SORI_ALLOWED_ORIGINS", "https://a.example, https://b.example")
 	t.Setenv("SORI_CONNECT_TIMEOUT", "3s")
-	c := load(t, file, []string{"--queue-bytes", "55", "--ping-interval=9s"})
+	t.Setenv("SORI_LOGIN_RATE", "4.5")
+	c := load(t, file, []string{"--queue-bytes", "55", "--ping-interval=9s", "--login-burst", "7"})
 	tests := []struct {
 		name      string
 		got, want any
@@ -66,6 +67,8 @@ func TestPrecedence(t *testing.T) {
 		{"env bool", c.AllowAnonymous, true},
 		{"env list", strings.Join(c.AllowedOrigins, "|"), "https://a.example|https://b.example"},
 		{"env duration", c.ConnectTimeout, Duration(3 * time.Second)},
+		{"env login rate", c.LoginRate, 4.5},
+		{"flag login burst", c.LoginBurst, 7},
 		{"default kept", c.MaxMessageSize, 64 << 10},
 		{"file namespaces", c.HubNamespaces()[0].HistoryTTL, time.Minute},
 	}
@@ -111,6 +114,8 @@ func TestValidate(t *testing.T) {
 		{"zero connections", func(c *Config) { c.MaxConnections = 0 }, "max connections"},
 		{"negative queue", func(c *Config) { c.QueueBytes = -1 }, "queue bytes"},
 		{"zero rate", func(c *Config) { c.CommandRate = 0 }, "command rate"},
+		{"zero login rate", func(c *Config) { c.LoginRate = 0 }, "login rate"},
+		{"negative login burst", func(c *Config) { c.LoginBurst = -1 }, "login burst"},
 		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "ping interval"},
 		{"zero handshake timeout", func(c *Config) { c.HandshakeTimeout = 0 }, "handshake timeout"},
 		{"bad namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "x", Publish: "all"}) }, "publish"},

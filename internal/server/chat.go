@@ -30,7 +30,8 @@ func (s *Server) mountChat() error {
 		_ = st.Close()
 		return err
 	}
-	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier, Log: s.log})
+	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier,
+		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log})
 	if err != nil {
 		_ = st.Close()
 		return err
@@ -85,7 +86,7 @@ func (s *Server) mountChat() error {
 	})
 
 	acc.Routes(s.Handle)
-	rest.New(svc, acc, s.log).Routes(s.Handle)
+	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log}).Routes(s.Handle)
 	s.OnShutdown(func(context.Context) error { return st.Close() })
 	return nil
 }

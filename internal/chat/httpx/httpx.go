@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/sori-dev/sori/internal/protocol"
 )
@@ -39,6 +42,13 @@ func WriteError(w http.ResponseWriter, e *protocol.Error) {
 // WriteErrorStatus writes e with an explicit status (401 for a missing login).
 func WriteErrorStatus(w http.ResponseWriter, status int, e *protocol.Error) {
 	WriteJSON(w, status, errorBody{Error: e})
+}
+
+// WriteRateLimited answers 429 with error 109 and a Retry-After header of
+// wait in whole seconds, rounded up (RFC 9110, section 10.2.3).
+func WriteRateLimited(w http.ResponseWriter, wait time.Duration, message string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	WriteError(w, protocol.ErrRateLimited.WithMessage(message))
 }
 
 // StatusOf maps a numbered error to its HTTP status.

@@ -280,7 +280,7 @@ type readRequest struct {
 	Seq uint64 `json:"seq"`
 }
 
-func (a *API) read(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+func (a *API) markRead(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	var req readRequest
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
@@ -292,7 +292,7 @@ func (a *API) read(r *http.Request, id accounts.Identity, rid int64) (any, int, 
 	return map[string]any{"last_read_seq": got}, http.StatusOK, nil
 }
 
-func (a *API) typing(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+func (a *API) sendTyping(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if err := a.chat.Typing(r.Context(), id.User, rid); err != nil {
 		return nil, 0, err
 	}
@@ -353,8 +353,8 @@ func (a *API) upload(r *http.Request, id accounts.Identity, rid int64) (any, int
 	if r.ContentLength > max {
 		return nil, 0, protocol.ErrMessageTooLarge.WithMessage("file exceeds the upload size limit of " + strconv.FormatInt(max, 10) + " bytes")
 	}
-	body := http.MaxBytesReader(nil, r.Body, max+1)
-	f, err := a.chat.Upload(r.Context(), id.User, rid, r.URL.Query().Get("name"), body)
+	// r.Body is bounded at max by serve.
+	f, err := a.chat.Upload(r.Context(), id.User, rid, r.URL.Query().Get("name"), r.Body)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -15,22 +15,43 @@ import (
 	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/chat/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/ratelimit"
 	"github.com/sori-dev/sori/internal/store"
 )
 
-// API serves the chat endpoints.
-type API struct {
-	chat *chat.Service
-	acc  *accounts.Service
-	log  *slog.Logger
+// Config configures the API. Chat and Accounts are required.
+type Config struct {
+	Chat     *chat.Service
+	Accounts *accounts.Service
+	Log      *slog.Logger // nil = discard
+	// Typing and Read limit each user's typing indicators and read receipts
+	// sent over REST, which fan out on the room's live channel to every
+	// member; nil = 2 a second (4 at once) and 5 a second (10 at once).
+	// Their rpc forms over a connection are under the command rate instead.
+	Typing, Read *ratelimit.Limiter
 }
 
-// New returns the API; log nil = discard.
-func New(c *chat.Service, a *accounts.Service, log *slog.Logger) *API {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// API serves the chat endpoints. It is safe for concurrent use.
+type API struct {
+	chat   *chat.Service
+	acc    *accounts.Service
+	log    *slog.Logger
+	typing *ratelimit.Limiter // keyed by user id
+	read   *ratelimit.Limiter // keyed by user id
+}
+
+// New returns the API for cfg.
+func New(cfg Config) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &API{chat: c, acc: a, log: log}
+	if cfg.Typing == nil {
+		cfg.Typing = ratelimit.New(ratelimit.Config{Rate: 2, Burst: 4})
+	}
+	if cfg.Read == nil {
+		cfg.Read = ratelimit.New(ratelimit.Config{Rate: 5, Burst: 10})
+	}
+	return &API{chat: cfg.Chat, acc: cfg.Accounts, log: cfg.Log, typing: cfg.Typing, read: cfg.Read}
 }
 
 // handler is an endpoint: it returns the JSON answer and its status, or an
@@ -52,8 +73,25 @@ func inRoom(h roomHandler) handler {
 	}
 }
 
-func (a *API) wrap(h handler) http.Handler {
+// wrap serves h for authenticated users, with a request body of at most
+// httpx.MaxJSONBody bytes.
+func (a *API) wrap(h handler) http.Handler { return a.serve(httpx.MaxJSONBody, nil, h) }
+
+// serve serves h for authenticated users. The request body is bounded by
+// maxBody here, with the real ResponseWriter, so that the server closes the
+// connection after answering an oversized body instead of reading on; the
+// handlers' own bounds (httpx.DecodeJSON) are the same or larger and never
+// trip first. When throttle is set, each user's requests take a token from
+// it, and an empty bucket is answered 429 with Retry-After.
+func (a *API) serve(maxBody int64, throttle *ratelimit.Limiter, h handler) http.Handler {
 	return a.acc.Require(func(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+		if throttle != nil {
+			if wait, ok := throttle.Allow(strconv.FormatInt(id.User.ID, 10)); !ok {
+				httpx.WriteRateLimited(w, wait, "too many requests of this kind; slow down")
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		res, status, err := h(r, id)
 		if err != nil {
 			a.fail(w, r, err)
@@ -93,11 +131,11 @@ func (a *API) Routes(handle func(pattern string, h http.Handler)) {
 	handle("PUT /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(inRoom(a.react(true))))
 	handle("DELETE /api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}", a.wrap(inRoom(a.react(false))))
 	handle("GET /api/v1/rooms/{room}/events", a.wrap(inRoom(a.events)))
-	handle("POST /api/v1/rooms/{room}/read", a.wrap(inRoom(a.read)))
-	handle("POST /api/v1/rooms/{room}/typing", a.wrap(inRoom(a.typing)))
+	handle("POST /api/v1/rooms/{room}/read", a.serve(httpx.MaxJSONBody, a.read, inRoom(a.markRead)))
+	handle("POST /api/v1/rooms/{room}/typing", a.serve(httpx.MaxJSONBody, a.typing, inRoom(a.sendTyping)))
 	handle("GET /api/v1/rooms/{room}/presence", a.wrap(inRoom(a.presence)))
 	handle("GET /api/v1/rooms/{room}/files", a.wrap(inRoom(a.files)))
-	handle("POST /api/v1/rooms/{room}/files", a.wrap(inRoom(a.upload)))
+	handle("POST /api/v1/rooms/{room}/files", a.serve(a.chat.MaxFileSize(), nil, inRoom(a.upload)))
 	handle("GET /api/v1/files/{file}", a.acc.Require(a.download))
 	handle("GET /api/v1/search", a.wrap(a.search))
 }
@@ -238,6 +276,8 @@ func queryLimit(r *http.Request) (int, error) {
 	return int(n), nil
 }
 
+// decode reads a JSON body. Its ResponseWriter is nil because serve has
+// already bounded r.Body with the real one, at the same limit.
 func decode(r *http.Request, v any) error {
 	if perr := httpx.DecodeJSON(nil, r, v); perr != nil {
 		return perr
