@@ -44,6 +44,10 @@ type conn struct {
 
 	scratch       [14]byte // reader only
 	writeDeadline int64    // unix nanos of the deadline the writer last set; writer only
+
+	// Read-ahead while the peer keeps sending (see nextSoon); reader only.
+	rbuf       *[]byte // from readPool; nil on an idle connection
+	rpos, rend int     // unread bytes are (*rbuf)[rpos:rend]
 }
 
 // Kind implements session.Transport.
@@ -194,6 +198,11 @@ func (c *conn) sendClose(d protocol.Disconnect) {
 // Read side.
 
 func (c *conn) Read(p []byte) (int, error) {
+	if c.rpos < c.rend {
+		n := copy(p, (*c.rbuf)[c.rpos:c.rend])
+		c.rpos += n
+		return n, nil
+	}
 	if c.br != nil {
 		if c.br.Buffered() > 0 {
 			return c.br.Read(p)
@@ -201,6 +210,56 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.br = nil // release the handshake buffer
 	}
 	return c.nc.Read(p)
+}
+
+// busyWait is how long a reader that just handled a message waits, on its
+// own goroutine, for the peer's next one (see nextSoon).
+const busyWait = time.Millisecond
+
+// readPool holds read-ahead buffers of busy connections.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
+// nextSoon reports whether the peer's next frame is already there or arrives
+// within busyWait; it reads what has arrived into a pooled read-ahead buffer.
+// A peer that sends a stream of messages (a publisher) is then served on the
+// same goroutine with one read call per batch, instead of a new goroutine,
+// its stack growth and three read calls per message (measured on the
+// publish→deliver path: about 5% of the server's CPU). A peer that goes quiet
+// is handed off to a fresh goroutine with a small stack, holding no buffer,
+// as before.
+func (c *conn) nextSoon() bool {
+	if c.rpos < c.rend || (c.br != nil && c.br.Buffered() > 0) {
+		return true
+	}
+	if c.closing.Load() != nil {
+		c.releaseRead()
+		return false
+	}
+	c.br = nil
+	if c.rbuf == nil {
+		c.rbuf = readPool.Get().(*[]byte)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(busyWait))
+	n, _ := c.nc.Read(*c.rbuf) // an error shows again on the next read
+	if n > 0 {
+		c.rpos, c.rend = 0, n
+		return true
+	}
+	c.releaseRead()
+	if c.closing.Load() != nil {
+		// A close started meanwhile: give the peer its time to answer.
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	}
+	return false
+}
+
+// releaseRead returns the read-ahead buffer; nothing may be unread in it.
+func (c *conn) releaseRead() {
+	if c.rbuf != nil {
+		readPool.Put(c.rbuf)
+		c.rbuf = nil
+	}
+	c.rpos, c.rend = 0, 0
 }
 
 // protocolError closes for a broken frame (RFC 6455 §7.4.1 code 1002).
@@ -227,6 +286,7 @@ func (c *conn) readLoop() {
 			reason = *d
 		}
 	}
+	c.releaseRead()
 	_ = c.nc.Close()
 	c.peer.Closed(reason)
 }
@@ -332,7 +392,9 @@ func (c *conn) serve() protocol.Disconnect {
 		if d := c.opts.handle(c.peer, msgOp, data); d != nil {
 			return fail(*d)
 		}
-		return handoff
+		if !c.nextSoon() {
+			return handoff
+		}
 	}
 }
 
