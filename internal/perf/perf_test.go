@@ -122,7 +122,13 @@ func runChild(role string) error {
 		go func() { ServeIdleBaseline(ln); close(done) }()
 		stop = func() { _ = ln.Close() }
 	default:
-		return fmt.Errorf("unknown role %q", role)
+		run := childRoles[role] // roles of other measurements (latency_test.go)
+		if run == nil {
+			return fmt.Errorf("unknown role %q", role)
+		}
+		if stop, err = run(ln, done); err != nil {
+			return err
+		}
 	}
 	if os.Getenv(childEnv+"_PPROF") != "" {
 		pl, err := net.Listen("tcp", "127.0.0.1:0")

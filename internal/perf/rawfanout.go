@@ -50,6 +50,17 @@ func ListenRawFanout() (*RawFanout, error) {
 	return r, nil
 }
 
+// NewRawFanout returns a harness without a listener: connections join it
+// through Add.
+func NewRawFanout() *RawFanout { return &RawFanout{} }
+
+// Add makes nc one of the harness's subscriber connections.
+func (r *RawFanout) Add(nc net.Conn) {
+	r.mu.Lock()
+	r.conns = append(r.conns, &rawConn{nc: nc})
+	r.mu.Unlock()
+}
+
 // Addr returns the harness's address.
 func (r *RawFanout) Addr() string { return r.ln.Addr().String() }
 
@@ -60,9 +71,7 @@ func (r *RawFanout) accept() {
 		if err != nil {
 			return
 		}
-		r.mu.Lock()
-		r.conns = append(r.conns, &rawConn{nc: nc})
-		r.mu.Unlock()
+		r.Add(nc)
 	}
 }
 
@@ -141,7 +150,10 @@ func (c *rawConn) writeLoop(wg *sync.WaitGroup) {
 
 // Close stops accepting, closes every connection and waits for the writers.
 func (r *RawFanout) Close() error {
-	err := r.ln.Close()
+	var err error
+	if r.ln != nil {
+		err = r.ln.Close()
+	}
 	r.mu.Lock()
 	for _, c := range r.conns {
 		_ = c.nc.Close()
