@@ -16,7 +16,7 @@ import (
 // senders, each call returning only after its message is committed. It
 // compares group commit (the default) with one transaction per message
 // (MaxBatch 1) in the same run, with senders spread over many rooms and
-// all in one room. Run with (figures and method in docs/benchmarks-chat.md):
+// all in one room. Run with (figures and method in docs/benchmarks.md, bar 4):
 //
 //	go test -run '^$' -bench BenchmarkPost -benchtime 20000x -count 5 ./internal/chat
 func BenchmarkPost(b *testing.B) {
