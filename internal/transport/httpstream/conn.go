@@ -29,6 +29,7 @@ type conn struct {
 	h      *Handler
 	id     string // public half of the session id
 	secret string
+	ip     string // client IP, counted in Handler.perIP while in the registry
 	kind   string // "sse" or "longpoll", fixed at open for metrics
 	sess   *session.Session
 

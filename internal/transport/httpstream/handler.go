@@ -26,7 +26,7 @@ type Options struct {
 	MaxMessageSize int           // bytes per POST body; larger gets 413; default: the node's max message size
 	PollWait       time.Duration // longest a long poll is held open; default 25s
 	SessionTimeout time.Duration // a session without any request or stream for this long closes (4002); default 2× ping interval
-	Linger         time.Duration // how long a closed session's last frames (its disconnect push) stay fetchable; default 30s
+	Linger         time.Duration // how long a closed session's last frames (its disconnect push) stay fetchable, counting against the node's connection limits; default 30s
 	ReplayBytes    int           // written but unacknowledged bytes kept for a resume; default 1 MiB
 	WriteTimeout   time.Duration // one write to a client may block this long; default 10s
 	Retry          time.Duration // the SSE reconnection delay advertised to EventSource; default 1s
@@ -70,6 +70,13 @@ type Handler struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn
+	// perIP counts the sessions in conns (and those being opened) by
+	// client IP, open and lingering alike. A closed session leaves the node
+	// at once but stays in conns for Options.Linger, so without this count
+	// a client opening and closing sessions in a loop would grow conns past
+	// every limit of the node.
+	perIP   map[string]int
+	pending int // reserved (counted in perIP) but not yet in conns
 
 	stop chan struct{}
 	done chan struct{}
@@ -79,7 +86,8 @@ type Handler struct {
 // sessions and forgets closed ones.
 func New(node *session.Node, opts Options) *Handler {
 	opts.setDefaults(node.Config())
-	h := &Handler{node: node, opts: opts, conns: map[string]*conn{}, stop: make(chan struct{}), done: make(chan struct{})}
+	h := &Handler{node: node, opts: opts, conns: map[string]*conn{}, perIP: map[string]int{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go h.sweep()
 	return h
 }
@@ -122,6 +130,7 @@ func (h *Handler) Close(context.Context) error {
 		cs = append(cs, c)
 	}
 	clear(h.conns)
+	clear(h.perIP)
 	h.mu.Unlock()
 	for _, c := range cs {
 		c.Close(protocol.DisconnectShutdown)
@@ -151,6 +160,7 @@ func (h *Handler) sweepOnce(now time.Time) {
 		switch {
 		case c.finalized && now.Sub(c.closedAt) > h.opts.Linger:
 			delete(h.conns, id)
+			h.releaseLocked(c.ip)
 		case c.closing == nil && c.kick == nil && now.Sub(c.lastSeen) > h.opts.SessionTimeout:
 			idle = append(idle, c)
 		}
@@ -159,6 +169,41 @@ func (h *Handler) sweepOnce(now time.Time) {
 	h.mu.Unlock()
 	for _, c := range idle {
 		c.Close(protocol.DisconnectNoPong.WithReason("HTTP session abandoned: no request within the session timeout"))
+	}
+}
+
+// reserve counts a new session from ip against the node's limits, which
+// here cover lingering sessions too, and returns the Disconnect to refuse
+// it with when a limit is reached. A reservation that does not end up in
+// conns is given back with release.
+func (h *Handler) reserve(ip string) *protocol.Disconnect {
+	cfg := h.node.Config()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.conns)+h.pending >= cfg.MaxConnections {
+		d := protocol.DisconnectConnLimit.WithReason("server connection limit reached (closed HTTP sessions count until they expire)")
+		return &d
+	}
+	if h.perIP[ip] >= cfg.MaxConnectionsPerIP {
+		d := protocol.DisconnectConnLimit.WithReason("per-IP connection limit reached (closed HTTP sessions count until they expire)")
+		return &d
+	}
+	h.perIP[ip]++
+	h.pending++
+	return nil
+}
+
+// release gives back a reservation that did not become a session.
+func (h *Handler) release(ip string) {
+	h.mu.Lock()
+	h.pending--
+	h.releaseLocked(ip)
+	h.mu.Unlock()
+}
+
+func (h *Handler) releaseLocked(ip string) {
+	if h.perIP[ip]--; h.perIP[ip] <= 0 {
+		delete(h.perIP, ip)
 	}
 }
 
@@ -270,9 +315,15 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("transport must be sse or longpoll")})
 		return
 	}
-	c := &conn{h: h, id: randomString(12), secret: randomString(18), kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
-	sess, err := h.node.Accept(c, transport.ClientIP(r))
+	ip := transport.ClientIP(r)
+	if d := h.reserve(ip); d != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: d})
+		return
+	}
+	c := &conn{h: h, id: randomString(12), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
+	sess, err := h.node.Accept(c, ip)
 	if err != nil {
+		h.release(ip)
 		d, isD := err.(protocol.Disconnect)
 		if !isD {
 			d = protocol.DisconnectInternal
@@ -282,6 +333,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	}
 	c.sess = sess
 	h.mu.Lock()
+	h.pending--
 	h.conns[c.id] = c
 	h.mu.Unlock()
 	if len(body) > 0 {

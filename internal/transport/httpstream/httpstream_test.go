@@ -514,3 +514,35 @@ func TestSSEDataWithNewlinesStaysOneMessage(t *testing.T) {
 		t.Fatalf("got %v", ev.data)
 	}
 }
+
+func TestClosedSessionsCountAgainstThePerIPLimitUntilForgotten(t *testing.T) {
+	e := start(t, session.Config{MaxConnectionsPerIP: 3}, httpstream.Options{Linger: time.Hour})
+	// Open and close sessions in a loop: each leaves the node at once but
+	// lingers in the registry, and counts there.
+	for range 3 {
+		sid := e.open("longpoll", "")
+		if resp, b := e.do("POST", httpstream.PathClose+"?session="+sid, "", nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("close: %d %s", resp.StatusCode, b)
+		}
+	}
+	waitCount(t, e.node, 0)
+	resp, b := e.do("POST", httpstream.PathOpen, "", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":4503`) || !strings.Contains(string(b), "per-IP") {
+		t.Fatalf("open with 3 lingering sessions: %d %s, want 503 with disconnect 4503 (per-IP)", resp.StatusCode, b)
+	}
+	// Once the linger is over they are forgotten and the address may open
+	// sessions again. (A session is forgotten only after its close has
+	// finished, which runs in the background: sweep until it has.)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.handler.Sweep(time.Now().Add(2 * time.Hour))
+		resp, b := e.do("POST", httpstream.PathOpen, "", nil)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("open after the linger: %d %s, want 200", resp.StatusCode, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
