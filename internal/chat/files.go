@@ -102,12 +102,16 @@ func (h *headWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Files lists a room's files, for members.
-func (s *Service) Files(ctx context.Context, actor store.User, roomID int64) ([]store.File, error) {
+// Files lists up to limit of a room's files, newest first, for members;
+// before (optional) is the id of the last file of the previous page.
+func (s *Service) Files(ctx context.Context, actor store.User, roomID int64, before string, limit int) ([]store.File, error) {
 	if _, err := s.member(ctx, actor, roomID); err != nil {
 		return nil, err
 	}
-	fs, err := s.st.ListFiles(ctx, roomID)
+	fs, err := s.st.ListFiles(ctx, roomID, before, limit)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, protocol.ErrBadRequest.WithMessage("before must be the id of a file of this room")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chat: files of room %d: %w", roomID, err)
 	}

@@ -114,8 +114,10 @@ type Store interface {
 	CreateFile(ctx context.Context, f File) (File, error)
 	// GetFile returns the file with id.
 	GetFile(ctx context.Context, id string) (File, error)
-	// ListFiles returns a room's files, newest first.
-	ListFiles(ctx context.Context, roomID int64) ([]File, error)
+	// ListFiles returns up to limit of a room's files, newest first. When
+	// before is not empty it is the id of one of the room's files (else
+	// ErrNotFound), and the page starts after it in that order.
+	ListFiles(ctx context.Context, roomID int64, before string, limit int) ([]File, error)
 
 	// Close waits for pending appends to commit, stops the writer and
 	// releases the database. Later calls fail with ErrClosed. It is safe to

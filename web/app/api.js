@@ -83,7 +83,7 @@ export const api = {
   read: (id, seq) => request('POST', `/api/v1/rooms/${id}/read`, { seq }),
   typing: (id) => request('POST', `/api/v1/rooms/${id}/typing`),
   presence: (id) => request('GET', `/api/v1/rooms/${id}/presence`),
-  files: (id) => request('GET', `/api/v1/rooms/${id}/files`),
+  files: (id) => request('GET', `/api/v1/rooms/${id}/files?limit=1000`),
   upload: (id, file) => request('POST', `/api/v1/rooms/${id}/files?name=${enc(file.name || 'file')}`, file),
   search: (q, room) => {
     const p = new URLSearchParams({ q, limit: '50' });

@@ -332,7 +332,11 @@ func (a *API) search(r *http.Request, id accounts.Identity) (any, int, error) {
 }
 
 func (a *API) files(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
-	fs, err := a.chat.Files(r.Context(), id.User, rid)
+	limit, err := queryLimit(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	fs, err := a.chat.Files(r.Context(), id.User, rid, r.URL.Query().Get("before"), limit)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -209,3 +209,31 @@ func TestOversizedBodyClosesTheConnection(t *testing.T) {
 	// A file of exactly the limit fits.
 	e.want(http.StatusCreated, alice, "POST", fmt.Sprintf("/api/v1/rooms/%d/files?name=ok.txt", rid), io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("z"), maxFile))))
 }
+
+func TestFilesArePaged(t *testing.T) {
+	e := start(t)
+	alice := e.user("alice")
+	rid := e.room(alice)
+	for i := range 3 {
+		e.want(http.StatusCreated, alice, "POST", fmt.Sprintf("/api/v1/rooms/%d/files?name=f%d.txt", rid, i), strings.NewReader("hello"))
+	}
+	list := func(query string) []any {
+		return e.want(http.StatusOK, alice, "GET", fmt.Sprintf("/api/v1/rooms/%d/files?%s", rid, query), nil)["files"].([]any)
+	}
+	if all := list(""); len(all) != 3 {
+		t.Fatalf("files: %v, want 3", all)
+	}
+	first := list("limit=2")
+	if len(first) != 2 {
+		t.Fatalf("limit=2: %v", first)
+	}
+	last := first[1].(map[string]any)["id"].(string)
+	second := list("limit=2&before=" + last)
+	if len(second) != 1 || second[0].(map[string]any)["id"] == first[0].(map[string]any)["id"] || second[0].(map[string]any)["id"] == last {
+		t.Fatalf("page after %s: %v, want the one file not on the first page", last, second)
+	}
+	resp, out := e.call(alice, "GET", fmt.Sprintf("/api/v1/rooms/%d/files?before=nope", rid), nil)
+	if resp.StatusCode != http.StatusBadRequest || code(out) != 101 {
+		t.Fatalf("unknown cursor: %d %v, want 400/101", resp.StatusCode, out)
+	}
+}

@@ -48,10 +48,21 @@ func (s *Store) GetFile(ctx context.Context, id string) (store.File, error) {
 	return f, nil
 }
 
-// ListFiles implements store.Store.
-func (s *Store) ListFiles(ctx context.Context, roomID int64) ([]store.File, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE room_id = ?
-		ORDER BY created_at DESC, id`, roomID)
+// ListFiles implements store.Store. Pages are keyset pages on the
+// files_room index: (created_at, id) below the cursor file's.
+func (s *Store) ListFiles(ctx context.Context, roomID int64, before string, limit int) ([]store.File, error) {
+	q := `SELECT ` + fileCols + ` FROM files WHERE room_id = ?`
+	args := []any{roomID}
+	if before != "" {
+		var at int64
+		err := s.r.QueryRowContext(ctx, `SELECT created_at FROM files WHERE id = ? AND room_id = ?`, before, roomID).Scan(&at)
+		if err != nil {
+			return nil, wrap(err, "list files of room %d before %q", roomID, before)
+		}
+		q += ` AND (created_at < ? OR created_at = ? AND id < ?)`
+		args = append(args, at, at, before)
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, store.ClampLimit(limit))...)
 	if err != nil {
 		return nil, wrap(err, "list files of room %d", roomID)
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -28,10 +29,50 @@ func testFiles(t *testing.T, h Harness) {
 	if got := ok(s.GetFile(ctx, f1.ID)).must(t); got != f1 {
 		t.Fatalf("GetFile = %+v, want %+v", got, f1)
 	}
-	list := ok(s.ListFiles(ctx, room.ID)).must(t)
+	list := ok(s.ListFiles(ctx, room.ID, "", 0)).must(t)
 	if len(list) != 2 || list[0] != f2 || list[1] != f1 {
 		t.Fatalf("ListFiles = %+v, want newest first", list)
 	}
+	// Pages: limit, then before the last file of the previous page.
+	if list := ok(s.ListFiles(ctx, room.ID, "", 1)).must(t); len(list) != 1 || list[0] != f2 {
+		t.Fatalf("ListFiles(limit 1) = %+v, want the newest", list)
+	}
+	if list := ok(s.ListFiles(ctx, room.ID, f2.ID, 1)).must(t); len(list) != 1 || list[0] != f1 {
+		t.Fatalf("ListFiles(before newest) = %+v, want the older", list)
+	}
+	if list := ok(s.ListFiles(ctx, room.ID, f1.ID, 0)).must(t); len(list) != 0 {
+		t.Fatalf("ListFiles(before oldest) = %+v, want none", list)
+	}
+	// Files uploaded in the same microsecond still page without a gap or a
+	// repeat (by id).
+	same := base.Add(time.Hour)
+	var burst []store.File
+	for i := range 5 {
+		burst = append(burst, ok(s.CreateFile(ctx, store.File{RoomID: other.ID, UploaderID: alice.ID, Name: fmt.Sprintf("b%d", i),
+			ContentType: "text/plain", Path: fmt.Sprintf("b%d", i), CreatedAt: same})).must(t))
+	}
+	seen, cursor := map[string]bool{}, ""
+	for {
+		page := ok(s.ListFiles(ctx, other.ID, cursor, 2)).must(t)
+		if len(page) == 0 {
+			break
+		}
+		for _, f := range page {
+			if seen[f.ID] {
+				t.Fatalf("file %s listed twice", f.Name)
+			}
+			seen[f.ID] = true
+		}
+		cursor = page[len(page)-1].ID
+	}
+	if len(seen) != len(burst)+1 {
+		t.Fatalf("paging listed %d files of the room, want %d", len(seen), len(burst)+1)
+	}
+	// The cursor must be a file of that room.
+	_, err0 := s.ListFiles(ctx, room.ID, "nope", 0)
+	wantErr(t, err0, store.ErrNotFound)
+	_, err0 = s.ListFiles(ctx, other.ID, f1.ID, 0)
+	wantErr(t, err0, store.ErrNotFound)
 	_, err := s.GetFile(ctx, "nope")
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.CreateFile(ctx, store.File{RoomID: 999999, UploaderID: alice.ID, Name: "x", Path: "x"})
