@@ -156,7 +156,10 @@ func startChild(ctx context.Context, cfg *Config) (stop func(), err error) {
 	cfg.APIKey = "lab-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	args := append(cfg.ServerCommand[1:len(cfg.ServerCommand):len(cfg.ServerCommand)],
 		"--listen", "127.0.0.1:0", "--data", dir, "--api-keys", cfg.APIKey, "--log-format", "json",
-		"--compression=true", "--command-rate", "100000", "--command-burst", "100000")
+		"--compression=true", "--command-rate", "100000", "--command-burst", "100000",
+		// Every reader connects from 127.0.0.1, and closed HTTP sessions
+		// linger (they count against the per-IP limit) for a while.
+		"--max-connections-per-ip", "100000", "--turn=false")
 	cmd := exec.Command(cfg.ServerCommand[0], args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
