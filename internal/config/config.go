@@ -52,6 +52,7 @@ type Config struct {
 	PingInterval        Duration `json:"ping_interval"`
 	WriteTimeout        Duration `json:"write_timeout"`
 	ShutdownTimeout     Duration `json:"shutdown_timeout"`
+	ShutdownDelay       Duration `json:"shutdown_delay"`
 
 	Namespaces []Namespace `json:"namespaces"`
 
@@ -219,6 +220,9 @@ func (c *Config) Validate() error {
 			return errors.New("config: TURN credential TTL must be positive")
 		}
 	}
+	if c.ShutdownDelay < 0 {
+		return errors.New("config: shutdown delay must not be negative")
+	}
 	seen := map[string]bool{}
 	for _, n := range c.HubNamespaces() {
 		if err := n.Validate(); err != nil {
@@ -314,6 +318,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	dur(&c.PingInterval, "ping-interval", "interval of server heartbeats; a silent peer is closed after two")
 	dur(&c.WriteTimeout, "write-timeout", "how long one write to a client may block")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long a graceful shutdown may take")
+	dur(&c.ShutdownDelay, "shutdown-delay", "on shutdown, how long /readyz answers 503 before connections are closed, so a load balancer stops sending new ones (0 = none)")
 	integer(&c.MeshLimit, "mesh-limit", "most participants of a peer-to-peer call")
 	boolean(&c.TURNEnabled, "turn", "run the embedded STUN/TURN server")
 	str(&c.TURNListen, "turn-listen", "STUN/TURN address, UDP and TCP (default: the --listen host, port 3478)")

@@ -179,6 +179,15 @@ func (s *Server) Serve(ln net.Listener) error {
 // remaining components.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	if d := s.cfg.ShutdownDelay.D(); d > 0 {
+		// Keep serving while /readyz says 503, so that a load balancer
+		// takes this node out before its clients are told to reconnect.
+		s.log.Info("draining: not ready, waiting before closing connections", "delay", d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
 	s.log.Info("shutting down", "connections", s.node.Count())
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Shutdown(ctx) }()
