@@ -218,6 +218,15 @@ func (n *Node) maxDataSize(ns *hub.Namespace) int {
 	return n.cfg.MaxMessageSize
 }
 
+// Attacher is implemented by transports that keep a reference to their
+// session. Accept calls Attach once, before the session becomes visible to
+// other goroutines (heartbeats, Shutdown, DisconnectUser), so that the
+// transport never sees a call before it knows its session. Attach must only
+// store s; it runs with the node's lock held.
+type Attacher interface {
+	Attach(s *Session)
+}
+
 // ErrDraining is returned by Accept while the node shuts down.
 var ErrDraining = errors.New("session: server is shutting down")
 
@@ -238,6 +247,9 @@ func (n *Node) Accept(t Transport, ip string) (*Session, error) {
 	seq := n.seq.Add(1)
 	s := &Session{node: n, t: t, ip: ip, seq: seq, id: n.prefix + strconv.FormatUint(seq, 36)}
 	s.q.max = n.cfg.QueueBytes
+	if a, ok := t.(Attacher); ok {
+		a.Attach(s) // before the session is visible to heartbeats and Shutdown
+	}
 	n.sessions[s] = struct{}{}
 	n.perIP[ip]++
 	s.connectWait = time.AfterFunc(n.cfg.ConnectTimeout, func() {

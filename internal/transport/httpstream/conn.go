@@ -59,6 +59,10 @@ type conn struct {
 // Kind implements session.Transport.
 func (c *conn) Kind() string { return c.kind }
 
+// Attach implements session.Attacher: the session is known to the conn before
+// any other goroutine can reach the conn through it.
+func (c *conn) Attach(s *session.Session) { c.sess = s }
+
 // Wake implements session.Transport.
 func (c *conn) Wake() {
 	select {

@@ -321,7 +321,8 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{h: h, id: randomString(12), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
-	sess, err := h.node.Accept(c, ip)
+	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
+	_, err := h.node.Accept(c, ip)
 	if err != nil {
 		h.release(ip)
 		d, isD := err.(protocol.Disconnect)
@@ -331,7 +332,6 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: &d})
 		return
 	}
-	c.sess = sess
 	h.mu.Lock()
 	h.pending--
 	h.conns[c.id] = c

@@ -50,6 +50,10 @@ type conn struct {
 	rpos, rend int     // unread bytes are (*rbuf)[rpos:rend]
 }
 
+// Attach implements session.Attacher: the session becomes the conn's peer
+// before any other goroutine can reach the conn through it.
+func (c *conn) Attach(s *session.Session) { c.peer = s }
+
 // Kind implements session.Transport.
 func (c *conn) Kind() string { return "websocket" }
 

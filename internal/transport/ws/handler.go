@@ -112,8 +112,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.deflate = true
 		}
 	}
-	sess, err := h.node.Accept(c, transport.ClientIP(r))
-	if err != nil {
+	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
+	if _, err := h.node.Accept(c, transport.ClientIP(r)); err != nil {
 		d, ok := err.(protocol.Disconnect)
 		if !ok {
 			d = protocol.DisconnectInternal
@@ -124,7 +124,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = nc.Close()
 		return
 	}
-	c.peer = sess
 	// The reader runs on a fresh goroutine and ServeHTTP returns, so that
 	// net/http's per-connection state (two 4 KiB bufio buffers, the request,
 	// the response and a stack grown by the handshake) becomes garbage
