@@ -179,7 +179,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if tlsLn != nil {
 		s.tlsAddr, s.tlsPort = tlsLn.Addr(), portOf(tlsLn.Addr())
 	}
-	s.log.Info("turn listening", "udp", s.udpAddr, "tcp", s.tcpAddr, "tls", s.tlsAddr,
+	addrOrOff := func(a net.Addr) string {
+		if a == nil {
+			return "off"
+		}
+		return a.String()
+	}
+	s.log.Info("turn listening", "udp", s.udpAddr.String(), "tcp", addrOrOff(s.tcpAddr), "tls", addrOrOff(s.tlsAddr),
 		"relay_ip", relayIP, "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayPortMin, cfg.RelayPortMax))
 	return nil
 }
