@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,9 +169,10 @@ func TestFailedBatchAssignsNoSeq(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { _, errs[i] = s.AppendEvent(ctx, room.ID, msg) })
 	}
-	// Let the callers queue up behind the held connection. However many make
-	// it into the first batch, all of them must fail and none take a seq.
-	time.Sleep(50 * time.Millisecond)
+	// Let every caller queue up behind the held connection, so that at least
+	// one batch has two or more. However many make it into the first batch,
+	// all of them must fail and none take a seq.
+	waitAppendsParked(t, n)
 	conn.Close()
 	wg.Wait()
 	nfailed := 0
@@ -247,13 +251,22 @@ func TestSearchIndexWithinOneBatch(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(evs))
+	waits := s.w.Stats().WaitCount
 	for i, ev := range evs {
 		room := a.ID
 		if i == 0 {
 			room = b.ID
 		}
 		wg.Go(func() { _, errs[i] = s.AppendEvent(ctx, room, ev) })
-		time.Sleep(20 * time.Millisecond) // keep the queue in this order
+		// Keep the queue in this order: each caller waits on the writer
+		// before the next one starts (senders on a channel are served in
+		// the order they blocked).
+		waitAppendsParked(t, i+1)
+		if i == 0 {
+			// The writer took the blocker alone and now waits for the held
+			// connection, so the rest cannot join the blocker's batch.
+			waitFor(t, "the writer to wait for its connection", func() bool { return s.w.Stats().WaitCount > waits })
+		}
 	}
 	conn.Close()
 	wg.Wait()
@@ -264,7 +277,7 @@ func TestSearchIndexWithinOneBatch(t *testing.T) {
 	}
 	s.failBatch = nil
 	if len(sizes) != 2 || sizes[1] != len(evs)-1 {
-		t.Logf("batch sizes %v; the test wanted one batch after the blocker", sizes)
+		t.Errorf("batch sizes %v, want the blocker alone and then one batch of %d", sizes, len(evs)-1)
 	}
 	for q, want := range map[string]int{"apple": 0, "banana": 1, "cherry": 0, "durian": 0} {
 		ms, err := s.SearchMessages(ctx, []int64{a.ID}, q, 10)
@@ -278,5 +291,47 @@ func TestSearchIndexWithinOneBatch(t *testing.T) {
 	// The index agrees with its content table.
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
 		t.Fatalf("FTS integrity check: %v", err)
+	}
+}
+
+// waitAppendsParked waits until n goroutines started by the running test are
+// blocked inside AppendEvent: queued on the writer's channel, or handed to the
+// writer and waiting for their batch's result. A parked sender keeps its
+// place in the channel's queue, so callers started one at a time, each
+// waited for here, are taken by the writer in that order.
+func waitAppendsParked(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d callers to wait in AppendEvent", n), func() bool { return appendsParked(t) >= n })
+}
+
+// appendsParked counts, from a dump of every goroutine's stack, those blocked
+// in a select inside AppendEvent and called from the running test's code.
+func appendsParked(t *testing.T) int {
+	buf := make([]byte, 1<<20)
+	for {
+		if m := runtime.Stack(buf, true); m < len(buf) {
+			buf = buf[:m]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	caller := "sqlite." + t.Name() + "."
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, frames, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[select") && strings.Contains(frames, "sqlite.(*Store).AppendEvent(") && strings.Contains(frames, caller) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test if it never does.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
