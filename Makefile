@@ -14,7 +14,7 @@ build:
 
 vet:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; exit 1)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
 test: vet test-go test-node
 
@@ -29,6 +29,7 @@ test-node:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommands -fuzztime 5m ./internal/protocol
+	$(GO) test -run '^$$' -fuzz FuzzFrameLoop -fuzztime 5m ./internal/transport/ws
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
