@@ -1,7 +1,26 @@
 package httpstream
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Sweep runs one pass of the sweeper as if the time were now, so that tests
 // can expire lingering sessions without waiting.
 func (h *Handler) Sweep(now time.Time) { h.sweepOnce(now) }
+
+// Attachments counts the downstream requests (SSE streams and polls) that
+// have attached to session sid ("<id>.<secret>"), so that tests can wait for
+// a request to be attached instead of sleeping.
+func (h *Handler) Attachments(sid string) uint64 {
+	id, _, _ := strings.Cut(sid, ".")
+	h.mu.Lock()
+	c := h.conns[id]
+	h.mu.Unlock()
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}

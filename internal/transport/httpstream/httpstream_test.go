@@ -368,10 +368,16 @@ func TestLongPollSubscribePublishAndResumeAfterLostResponse(t *testing.T) {
 	if len(next) != 1 || num(next[0]["data"].(map[string]any)["n"]) != 4 {
 		t.Fatalf("after ack got %v, want only n=4", next)
 	}
-	// A waiting poll is woken by a publication.
+	// A waiting poll is woken by a publication: publish once it has
+	// attached (earlier polls attached before they answered).
+	attached := e.handler.Attachments(sid)
 	done := make(chan []map[string]any)
 	go func() { _, m, _ := e.poll(sid, ack, "10s"); done <- m }()
-	time.Sleep(50 * time.Millisecond) // let the poll attach; either order is correct
+	for deadline := time.Now().Add(10 * time.Second); e.handler.Attachments(sid) == attached; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll never attached")
+		}
+	}
 	e.publish("room", 5)
 	if m := <-done; len(m) != 1 || num(m[0]["data"].(map[string]any)["n"]) != 5 {
 		t.Fatalf("woken poll got %v", m)
