@@ -55,7 +55,7 @@ func TestShortRunAgainstInProcessServer(t *testing.T) {
 	var progress bytes.Buffer
 	rep, err := bench.Run(context.Background(), bench.Config{
 		URL: url, APIKey: "bench-key", Conns: 20, SourceIPs: 3, Pattern: bench.PatternRooms, RoomSize: 5,
-		Rate: 100, Size: 200, Duration: 1500 * time.Millisecond, Drain: 5 * time.Second,
+		Rate: 100, Size: 200, Duration: 1500 * time.Millisecond, Drain: 30 * time.Second, // ends when all arrived
 		Interval: 250 * time.Millisecond, Progress: &progress, MaxErrors: 0,
 	})
 	if err != nil {
@@ -95,7 +95,7 @@ func TestThresholdFailureStillReports(t *testing.T) {
 	url := startServer(t)
 	rep, err := bench.Run(context.Background(), bench.Config{
 		URL: url, APIKey: "bench-key", Conns: 3, Pattern: bench.PatternPersonal, Rate: 50,
-		Duration: 300 * time.Millisecond, Drain: time.Second, MinDeliveries: 1e12, MaxErrors: -1,
+		Duration: 300 * time.Millisecond, Drain: 30 * time.Second, MinDeliveries: 1e12, MaxErrors: -1,
 	})
 	if !errors.Is(err, bench.ErrThreshold) || rep == nil || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0], "min-deliveries") {
 		t.Fatalf("err %v, report %+v: want a min-deliveries threshold failure with the report", err, rep)
