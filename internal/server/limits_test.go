@@ -100,9 +100,11 @@ func TestConnectTimeout(t *testing.T) {
 	if code := rc.closeCode(); code != 4504 {
 		t.Fatalf("close %d, want 4504", code)
 	}
-	// A client that connects in time stays.
+	// A client that connects in time stays. On its own server with a
+	// timeout a busy machine cannot miss: connectAs must beat it.
+	ts = startServer(t, func(c *config.Config) { c.ConnectTimeout = config.Duration(2 * time.Second) })
 	cl := connectAs(t, ts, "alice")
-	time.Sleep(300 * time.Millisecond) // past the connect timeout (not a timing assertion)
+	time.Sleep(3 * time.Second) // past the connect timeout (not a timing assertion)
 	cl.call(map[string]any{"op": "ping"})
 }
 
@@ -164,8 +166,12 @@ func TestHeartbeat(t *testing.T) {
 	if pings == 0 {
 		t.Fatal("closed for silence without a single ping")
 	}
+	// A client whose library answers pings stays. On its own server with a
+	// longer interval: the client's pongs must beat the two-interval silence
+	// limit, which 200 ms on a busy machine need not be.
+	ts = startServer(t, func(c *config.Config) { c.PingInterval = config.Duration(time.Second) })
 	cl := connectAs(t, ts, "alive")
-	time.Sleep(time.Second) // many ping intervals (not a timing assertion)
+	time.Sleep(5 * time.Second) // many ping intervals (not a timing assertion)
 	cl.call(map[string]any{"op": "ping"})
 }
 
