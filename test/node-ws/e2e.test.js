@@ -185,10 +185,13 @@ test('bad token closes with 4501', async () => {
 test('SIGTERM closes clients with 1001 and a reconnect hint', async () => {
   const c = await Client.open();
   await c.call({ op: 'connect', token: await token('erin') });
+  // Listen for the exit before the signal: the server may be gone before the
+  // close event has been handled, and a missed 'exit' would wait forever.
+  const exited = once(proc, 'exit');
   proc.kill('SIGTERM');
   const { code, reason } = await c.closed;
   assert.equal(code, 1001);
   assert.match(reason, /reconnect/);
-  const [exit] = await once(proc, 'exit');
+  const [exit] = await exited;
   assert.equal(exit, 0, stderr);
 });
