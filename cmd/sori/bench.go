@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/sori-dev/sori/internal/bench"
+	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
 const benchUsage = `Usage: sori bench [flags]

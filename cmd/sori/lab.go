@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/sori-dev/sori/internal/lab"
+	"github.com/sori-dev/sori/internal/tools/lab"
 )
 
 const labUsage = `Usage: sori lab [flags]

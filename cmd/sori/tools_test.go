@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sori-dev/sori/internal/bench"
-	"github.com/sori-dev/sori/internal/lab"
+	"github.com/sori-dev/sori/internal/tools/bench"
+	"github.com/sori-dev/sori/internal/tools/lab"
 )
 
 // TestToolsHelpListsEveryFlag: `sori bench --help` and `sori lab --help`

@@ -12,9 +12,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sori-dev/sori/internal/bench"
 	"github.com/sori-dev/sori/internal/config"
 	"github.com/sori-dev/sori/internal/server"
+	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
 func TestMain(m *testing.M) {

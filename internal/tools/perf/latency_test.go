@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
-	"github.com/sori-dev/sori/internal/bench"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/server"
+	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
 // The open-loop latency measurement (bar 3, docs/benchmarks.md): the server

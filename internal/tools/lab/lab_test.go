@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sori-dev/sori/internal/config"
-	"github.com/sori-dev/sori/internal/lab"
 	"github.com/sori-dev/sori/internal/server"
+	"github.com/sori-dev/sori/internal/tools/lab"
 )
 
 func TestMain(m *testing.M) {

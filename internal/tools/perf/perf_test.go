@@ -25,7 +25,7 @@ import (
 )
 
 // The measurements are slow and need the whole machine, so they run only when
-// asked: go test ./internal/perf -run Perf -perf (see docs/benchmarks.md).
+// asked: go test ./internal/tools/perf -run Perf -perf (see docs/benchmarks.md).
 var (
 	perfOn     = flag.Bool("perf", false, "run the performance measurements (slow)")
 	perfConns  = flag.Int("perf.conns", 10000, "idle connections for the memory measurement")

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sori-dev/sori/internal/bench"
+	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
 // Config is one lab run. Zero values take the defaults listed.

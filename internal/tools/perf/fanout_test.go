@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sori-dev/sori/internal/bench"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
 // shape is how subscribers spread over channels.

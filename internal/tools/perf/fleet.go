@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sori-dev/sori/internal/bench"
+	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
 // Fleet is a set of subscriber clients with one reader goroutine each. The
