@@ -212,3 +212,16 @@ func (m chatMembership) IsMember(ctx context.Context, user, room string) (bool, 
 		return false, fmt.Errorf("server: chat membership: %w", err)
 	}
 }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
+	writeJSON(w, status, struct {
+		Error *protocol.Error `json:"error"`
+	}{e})
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/metrics"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/serverapi"
 	"github.com/sori-dev/sori/internal/session"
 	"github.com/sori-dev/sori/internal/transport"
 	"github.com/sori-dev/sori/internal/transport/ws"
@@ -127,7 +128,10 @@ func (s *Server) routes() {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
-	s.apiRoutes()
+	serverapi.New(serverapi.Config{
+		Hub: s.hub, Node: s.node, Verifier: s.verifier, APIKeys: s.apiKeys,
+		MaxMessageSize: s.cfg.MaxMessageSize, Log: s.log,
+	}).Register(s.mux)
 	s.mountWeb()
 	s.mountFallback()
 }

@@ -1,8 +1,19 @@
-package server
+// Package serverapi serves Sori's server API, /api/*: the HTTP calls a
+// backend (a trading engine pushing ticks, an app server kicking a user) makes
+// to act on channels, users and tokens. Every call is a POST with a JSON body,
+// authorized by an API key in "Authorization: apikey <key>"; errors are JSON
+// with a numbered code (docs/api.md).
+//
+// It works on the hub and the session node only. It must never import chat,
+// transport or server: chat rooms are reached through the hub like any other
+// channel, and the composition root (server) mounts this package, not the
+// other way round.
+package serverapi
 
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -10,23 +21,46 @@ import (
 	"github.com/sori-dev/sori/internal/auth"
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/session"
 )
-
-// The server API lets a backend (a trading engine pushing ticks, an app
-// server kicking a user) act on channels over plain HTTP. Every call is a
-// POST with a JSON body, authorized by an API key in
-// "Authorization: apikey <key>"; errors are JSON with a numbered code.
 
 const maxAPIBody = 1 << 20
 
-func (s *Server) apiRoutes() {
-	s.mux.Handle("POST /api/publish", s.apiKey(s.apiPublish))
-	s.mux.Handle("POST /api/broadcast", s.apiKey(s.apiBroadcast))
-	s.mux.Handle("POST /api/history", s.apiKey(s.apiHistory))
-	s.mux.Handle("POST /api/presence", s.apiKey(s.apiPresence))
-	s.mux.Handle("POST /api/disconnect", s.apiKey(s.apiDisconnect))
-	s.mux.Handle("POST /api/unsubscribe", s.apiKey(s.apiUnsubscribe))
-	s.mux.Handle("POST /api/token", s.apiKey(s.apiToken))
+// Config is what the server API acts on. Every field but Log is required.
+type Config struct {
+	Hub      *hub.Hub
+	Node     *session.Node
+	Verifier *auth.Verifier // mints tokens for POST /api/token
+	APIKeys  *auth.APIKeys
+	// MaxMessageSize bounds publication data in namespaces that set no
+	// max_message_size of their own.
+	MaxMessageSize int
+	Log            *slog.Logger
+}
+
+// API is the server API. Its handlers hold no state of their own: they are
+// safe for concurrent use as far as the hub and node are.
+type API struct {
+	cfg Config
+}
+
+// New returns the server API over cfg.
+func New(cfg Config) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &API{cfg: cfg}
+}
+
+// Register mounts every /api/* route of the server API on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.Handle("POST /api/publish", a.apiKey(a.apiPublish))
+	mux.Handle("POST /api/broadcast", a.apiKey(a.apiBroadcast))
+	mux.Handle("POST /api/history", a.apiKey(a.apiHistory))
+	mux.Handle("POST /api/presence", a.apiKey(a.apiPresence))
+	mux.Handle("POST /api/disconnect", a.apiKey(a.apiDisconnect))
+	mux.Handle("POST /api/unsubscribe", a.apiKey(a.apiUnsubscribe))
+	mux.Handle("POST /api/token", a.apiKey(a.apiToken))
 }
 
 // apiError is the JSON error body of every API failure.
@@ -47,13 +81,13 @@ func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
 
 // apiKey wraps an API handler: key check, body size limit, JSON decoding of
 // the request into a fresh value, and protocol-error mapping.
-func (s *Server) apiKey(h func(r *http.Request, body []byte) (any, error)) http.Handler {
+func (a *API) apiKey(h func(r *http.Request, body []byte) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := ""
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "apikey ") {
-			key = strings.TrimSpace(a[7:])
+		if hdr := r.Header.Get("Authorization"); len(hdr) > 7 && strings.EqualFold(hdr[:7], "apikey ") {
+			key = strings.TrimSpace(hdr[7:])
 		}
-		if !s.apiKeys.Valid(key) {
+		if !a.cfg.APIKeys.Valid(key) {
 			w.Header().Set("WWW-Authenticate", "apikey")
 			writeError(w, http.StatusUnauthorized, protocol.ErrPermissionDenied.WithMessage("missing or wrong API key"))
 			return
@@ -73,7 +107,7 @@ func (s *Server) apiKey(h func(r *http.Request, body []byte) (any, error)) http.
 		if err != nil {
 			var perr *protocol.Error
 			if !errors.As(err, &perr) {
-				s.log.Error("api call failed", "path", r.URL.Path, "err", err)
+				a.cfg.Log.Error("api call failed", "path", r.URL.Path, "err", err)
 				writeError(w, http.StatusInternalServerError, protocol.ErrInternal)
 				return
 			}
@@ -106,17 +140,17 @@ func decode(body []byte, v any) error {
 }
 
 // publishData validates a publication coming through the API.
-func (s *Server) publishData(channel string, data json.RawMessage) error {
+func (a *API) publishData(channel string, data json.RawMessage) error {
 	if err := protocol.ValidateChannel(channel); err != nil {
 		return err
 	}
-	ns, err := s.hub.NamespaceOf(channel)
+	ns, err := a.cfg.Hub.NamespaceOf(channel)
 	if err != nil {
 		return protocol.ErrBadChannel.WithMessage("unknown namespace " + protocol.Namespace(channel))
 	}
 	max := ns.MaxMessageSize
 	if max == 0 {
-		max = s.cfg.MaxMessageSize
+		max = a.cfg.MaxMessageSize
 	}
 	if len(data) == 0 {
 		return protocol.ErrBadData.WithMessage("data is required")
@@ -132,15 +166,15 @@ type publishRequest struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-func (s *Server) apiPublish(r *http.Request, body []byte) (any, error) {
+func (a *API) apiPublish(r *http.Request, body []byte) (any, error) {
 	var req publishRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	if err := s.publishData(req.Channel, req.Data); err != nil {
+	if err := a.publishData(req.Channel, req.Data); err != nil {
 		return nil, err
 	}
-	pos, err := s.hub.Publish(r.Context(), req.Channel, req.Data, "")
+	pos, err := a.cfg.Hub.Publish(r.Context(), req.Channel, req.Data, "")
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +193,7 @@ type broadcastResult struct {
 	Error   *protocol.Error `json:"error,omitempty"`
 }
 
-func (s *Server) apiBroadcast(r *http.Request, body []byte) (any, error) {
+func (a *API) apiBroadcast(r *http.Request, body []byte) (any, error) {
 	var req broadcastRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -170,10 +204,10 @@ func (s *Server) apiBroadcast(r *http.Request, body []byte) (any, error) {
 	out := make([]broadcastResult, 0, len(req.Channels))
 	for _, ch := range req.Channels {
 		res := broadcastResult{Channel: ch}
-		if err := s.publishData(ch, req.Data); err != nil {
+		if err := a.publishData(ch, req.Data); err != nil {
 			res.Error = asProtocolError(err)
-		} else if pos, err := s.hub.Publish(r.Context(), ch, req.Data, ""); err != nil {
-			s.log.Error("broadcast publish failed", "channel", ch, "err", err)
+		} else if pos, err := a.cfg.Hub.Publish(r.Context(), ch, req.Data, ""); err != nil {
+			a.cfg.Log.Error("broadcast publish failed", "channel", ch, "err", err)
 			res.Error = protocol.ErrInternal
 		} else {
 			res.Epoch, res.Offset = pos.Epoch, pos.Offset
@@ -197,7 +231,7 @@ type historyRequest struct {
 	Since   *hub.Position `json:"since"`
 }
 
-func (s *Server) apiHistory(r *http.Request, body []byte) (any, error) {
+func (a *API) apiHistory(r *http.Request, body []byte) (any, error) {
 	var req historyRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -205,17 +239,17 @@ func (s *Server) apiHistory(r *http.Request, body []byte) (any, error) {
 	if err := protocol.ValidateChannel(req.Channel); err != nil {
 		return nil, err
 	}
-	ns, err := s.hub.NamespaceOf(req.Channel)
+	ns, err := a.cfg.Hub.NamespaceOf(req.Channel)
 	if err != nil {
 		return nil, protocol.ErrBadChannel.WithMessage("unknown namespace")
 	}
-	if !s.hub.KeepsHistory(ns) {
+	if !a.cfg.Hub.KeepsHistory(ns) {
 		return nil, protocol.ErrUnavailable.WithMessage("channel keeps no history")
 	}
 	if req.Limit < 0 {
 		return nil, protocol.ErrBadRequest.WithMessage("limit must not be negative")
 	}
-	pubs, top, ok, err := s.hub.History(r.Context(), req.Channel, req.Limit, req.Since)
+	pubs, top, ok, err := a.cfg.Hub.History(r.Context(), req.Channel, req.Limit, req.Since)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +262,7 @@ func (s *Server) apiHistory(r *http.Request, body []byte) (any, error) {
 	return protocol.HistoryResult{Epoch: top.Epoch, Offset: top.Offset, Publications: pubs}, nil
 }
 
-func (s *Server) apiPresence(r *http.Request, body []byte) (any, error) {
+func (a *API) apiPresence(r *http.Request, body []byte) (any, error) {
 	var req struct {
 		Channel string `json:"channel"`
 	}
@@ -238,17 +272,17 @@ func (s *Server) apiPresence(r *http.Request, body []byte) (any, error) {
 	if err := protocol.ValidateChannel(req.Channel); err != nil {
 		return nil, err
 	}
-	ns, err := s.hub.NamespaceOf(req.Channel)
+	ns, err := a.cfg.Hub.NamespaceOf(req.Channel)
 	if err != nil {
 		return nil, protocol.ErrBadChannel.WithMessage("unknown namespace")
 	}
 	if !ns.Presence {
 		return nil, protocol.ErrUnavailable.WithMessage("channel has no presence")
 	}
-	return protocol.PresenceResult{Clients: s.hub.Presence(req.Channel)}, nil
+	return protocol.PresenceResult{Clients: a.cfg.Hub.Presence(req.Channel)}, nil
 }
 
-func (s *Server) apiDisconnect(r *http.Request, body []byte) (any, error) {
+func (a *API) apiDisconnect(r *http.Request, body []byte) (any, error) {
 	var req struct {
 		User      string `json:"user"`
 		Reconnect bool   `json:"reconnect"`
@@ -263,10 +297,10 @@ func (s *Server) apiDisconnect(r *http.Request, body []byte) (any, error) {
 	if req.Reconnect {
 		d = protocol.DisconnectForceReconnect
 	}
-	return map[string]int{"disconnected": s.node.DisconnectUser(req.User, d)}, nil
+	return map[string]int{"disconnected": a.cfg.Node.DisconnectUser(req.User, d)}, nil
 }
 
-func (s *Server) apiUnsubscribe(r *http.Request, body []byte) (any, error) {
+func (a *API) apiUnsubscribe(r *http.Request, body []byte) (any, error) {
 	var req struct {
 		User    string `json:"user"`
 		Channel string `json:"channel"`
@@ -281,7 +315,7 @@ func (s *Server) apiUnsubscribe(r *http.Request, body []byte) (any, error) {
 		return nil, err
 	}
 	n := 0
-	for _, sess := range s.node.UserSessions(req.User) {
+	for _, sess := range a.cfg.Node.UserSessions(req.User) {
 		if sess.Unsubscribe(req.Channel, 2000, "unsubscribed by server") {
 			n++
 		}
@@ -289,7 +323,7 @@ func (s *Server) apiUnsubscribe(r *http.Request, body []byte) (any, error) {
 	return map[string]int{"unsubscribed": n}, nil
 }
 
-func (s *Server) apiToken(r *http.Request, body []byte) (any, error) {
+func (a *API) apiToken(r *http.Request, body []byte) (any, error) {
 	var req struct {
 		User     string   `json:"user"`
 		TTL      string   `json:"ttl"`
@@ -312,7 +346,7 @@ func (s *Server) apiToken(r *http.Request, body []byte) (any, error) {
 	}
 	c := auth.NewClaims(req.User, ttl, time.Now(), req.Channels...)
 	c.Publish = req.Publish
-	tok, err := s.verifier.Mint(c)
+	tok, err := a.cfg.Verifier.Mint(c)
 	if err != nil {
 		return nil, err
 	}
