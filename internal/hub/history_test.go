@@ -60,11 +60,25 @@ func TestRing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRing(tt.size)
+			held := 0 // bytes charged and not yet released
+			release := func(owner string, n int) {
+				if owner != "o" {
+					t.Errorf("released for owner %q", owner)
+				}
+				held -= n
+			}
 			for i := 1; i <= tt.adds; i++ {
-				r.add(protocol.Publication{Offset: uint64(i)}, t0.Add(time.Duration(i)*time.Second))
+				held += 10
+				r.add(entry{pub: protocol.Publication{Offset: uint64(i), Data: make([]byte, 10)}, at: t0.Add(time.Duration(i) * time.Second), owner: "o"}, release)
 			}
 			if tt.expireAt > 0 {
-				r.expire(t0.Add(tt.expireAt))
+				r.expire(t0.Add(tt.expireAt), release)
+			}
+			if held != 10*r.n {
+				t.Errorf("%d bytes charged for %d entries of 10", held, r.n)
+			}
+			if len(r.buf) > tt.size {
+				t.Errorf("buffer of %d entries for a ring of %d", len(r.buf), tt.size)
 			}
 			if got := r.oldest(); got != tt.wantOldest {
 				t.Errorf("oldest %d, want %d", got, tt.wantOldest)
@@ -79,5 +93,34 @@ func TestRing(t *testing.T) {
 				t.Errorf("last(%d) %v, want %v", tt.lastLimit, got, tt.wantLast)
 			}
 		})
+	}
+}
+
+// The ring's buffer grows with what it holds and goes when it is empty: a
+// channel with a large history size and one publication keeps one small
+// buffer, not size entries.
+func TestRingGrowsLazily(t *testing.T) {
+	r := newRing(200)
+	if r.buf != nil {
+		t.Fatal("a new ring allocated a buffer")
+	}
+	nop := func(string, int) {}
+	t0 := time.Unix(1000, 0)
+	r.add(entry{pub: protocol.Publication{Offset: 1}, at: t0}, nop)
+	if len(r.buf) > 4 {
+		t.Fatalf("one publication: buffer of %d entries", len(r.buf))
+	}
+	for i := 2; i <= 500; i++ {
+		r.add(entry{pub: protocol.Publication{Offset: uint64(i)}, at: t0.Add(time.Duration(i) * time.Second)}, nop)
+	}
+	if len(r.buf) != 200 || r.n != 200 || r.oldest() != 301 {
+		t.Fatalf("after 500 adds: buffer %d, n %d, oldest %d; want 200, 200, 301", len(r.buf), r.n, r.oldest())
+	}
+	if got := offsets(r.last(3)); !equalOffsets(got, []uint64{498, 499, 500}) {
+		t.Fatalf("last 3: %v", got)
+	}
+	r.expire(t0.Add(time.Hour), nop)
+	if r.buf != nil || r.n != 0 {
+		t.Fatalf("everything expired but the buffer (%d entries) stayed", len(r.buf))
 	}
 }

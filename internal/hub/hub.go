@@ -29,23 +29,32 @@ type Subscriber interface {
 }
 
 // Backend keeps the history of a namespace's channels outside of memory (for
-// example in the chat store) and assigns their offsets.
+// example in the chat store) and assigns their offsets. It obeys the history
+// contract in history.go (the in-memory ring obeys the same one), pinned by
+// package historytest.
 //
 // The hub calls Append concurrently, also for one channel, without holding the
 // channel's lock, so that a store can commit many publications of one busy
 // channel in one transaction; it then delivers them in offset order. For that
 // to work a Backend must assign each channel's offsets without gaps: an
 // Append that fails must not consume an offset.
+//
+// Since and Last are called with the channel's lock held (the subscribe reply
+// must be queued before any later publication), so they must not call back
+// into the hub, and every subscriber and publisher of that channel waits for
+// them: keep them to one indexed read.
 type Backend interface {
 	// Append stores pub as the next publication of channel and returns it with
 	// its offset set, and the channel's epoch. It returns only once pub is
 	// durable, or with an error and no offset consumed.
 	Append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error)
-	// Since returns up to limit publications after offset, oldest first, and
-	// the channel's current epoch and latest offset. ok is false when the
-	// position cannot be recovered (another epoch, or history already gone).
+	// Since returns up to limit (> 0) publications after offset, oldest
+	// first, and the channel's current epoch and latest offset. ok is false
+	// when the position cannot be recovered (another epoch, an offset beyond
+	// the top, or history already gone).
 	Since(ctx context.Context, channel, epoch string, offset uint64, limit int) (pubs []protocol.Publication, top Position, ok bool, err error)
 	// Last returns the newest limit publications, oldest first, and the top.
+	// limit 0 returns only the top.
 	Last(ctx context.Context, channel string, limit int) ([]protocol.Publication, Position, error)
 }
 
@@ -67,9 +76,16 @@ type Metrics interface {
 type Config struct {
 	Namespaces   []Namespace // nil = DefaultNamespaces()
 	MaxRecover   int         // most publications sent on recovery; 0 = 1000
+	MaxHistory   int         // most publications per History call; 0 = 1000
 	Metrics      Metrics     // nil = no metrics
 	Now          func() time.Time
 	IdleChannels time.Duration // how long an unused channel is kept; 0 = 1 minute
+
+	// Per-owner bounds (an owner is a client's canonical user id; server-side
+	// calls have none and are not bounded). They keep one user from growing
+	// the server's memory by creating channels or filling history rings.
+	MaxOwnerChannels int // channels an owner's subscribes and publishes may create that are still alive; 0 = 1000
+	MaxOwnerBytes    int // bytes of data an owner's publications may hold in memory rings; 0 = 16 MiB
 }
 
 // Hub routes publications to subscribers. It is safe for concurrent use.
@@ -81,6 +97,8 @@ type Hub struct {
 	backends   map[string]Backend
 	backendsMu sync.RWMutex
 	maxRecover int
+	maxHistory int
+	owners     owners
 	metrics    Metrics
 	now        func() time.Time
 	idle       time.Duration
@@ -104,7 +122,8 @@ type channel struct {
 	subs     []subscription
 	index    map[Subscriber]int
 	presence map[string]protocol.ClientInfo // by client id
-	history  *ring
+	history  *ring                          // nil until the first publication of a namespace that keeps history in memory
+	owner    string                         // who created the channel, charged for it until it is removed
 	epoch    string
 	offset   uint64 // the latest offset delivered (or, in memory, assigned)
 	lastUsed time.Time
@@ -134,6 +153,7 @@ func New(cfg Config) (*Hub, error) {
 		namespaces: map[string]*Namespace{},
 		backends:   map[string]Backend{},
 		maxRecover: cfg.MaxRecover,
+		maxHistory: cfg.MaxHistory,
 		metrics:    cfg.Metrics,
 		now:        cfg.Now,
 		idle:       cfg.IdleChannels,
@@ -144,6 +164,10 @@ func New(cfg Config) (*Hub, error) {
 	if h.maxRecover <= 0 {
 		h.maxRecover = 1000
 	}
+	if h.maxHistory <= 0 {
+		h.maxHistory = 1000
+	}
+	h.owners.init(cfg.MaxOwnerChannels, cfg.MaxOwnerBytes)
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -218,8 +242,9 @@ func (h *Hub) shardOf(name string) *shard {
 	return &h.shards[maphash.String(h.seed, name)%uint64(len(h.shards))]
 }
 
-// lockChannel returns the channel locked, creating it if needed.
-func (h *Hub) lockChannel(name string) (*channel, error) {
+// lockChannel returns the channel locked, creating it for owner if needed
+// (an owner over its channel bound gets ErrOwnerLimit).
+func (h *Hub) lockChannel(name, owner string) (*channel, error) {
 	ns, err := h.NamespaceOf(name)
 	if err != nil {
 		return nil, err
@@ -233,10 +258,13 @@ func (h *Hub) lockChannel(name string) (*channel, error) {
 			s.mu.Lock()
 			c = s.channels[name]
 			if c == nil {
-				c = &channel{name: name, ns: ns, epoch: newEpoch(), lastUsed: h.now()}
-				if ns.HistorySize > 0 {
-					c.history = newRing(ns.HistorySize)
+				if !h.owners.addChannel(owner) {
+					s.mu.Unlock()
+					return nil, fmt.Errorf("%w: %d live channels", ErrOwnerLimit, h.owners.maxChannels)
 				}
+				// No history ring yet: most channels never keep a publication
+				// (and durable ones never do), so it comes with the first.
+				c = &channel{name: name, ns: ns, owner: owner, epoch: newEpoch(), lastUsed: h.now()}
 				s.channels[name] = c
 				h.metrics.ChannelsChanged(1)
 			}
@@ -250,26 +278,63 @@ func (h *Hub) lockChannel(name string) (*channel, error) {
 	}
 }
 
+// lookChannel returns the channel locked, or nil when it does not exist:
+// reading a channel must not create one.
+func (h *Hub) lookChannel(name string) *channel {
+	s := h.shardOf(name)
+	s.mu.RLock()
+	c := s.channels[name]
+	s.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	if c.removed {
+		// Removed between the two locks: it was empty, as if it did not exist.
+		c.mu.Unlock()
+		return nil
+	}
+	return c
+}
+
+// ErrOwnerLimit is returned when an owner reached its bound of live channels
+// or of bytes kept in history rings (Config.MaxOwnerChannels, MaxOwnerBytes).
+var ErrOwnerLimit = errors.New("hub: per-user limit reached")
+
 // Publish assigns the next offset in channel to data, stores it in history and
 // delivers it to every subscriber. It returns the publication's position.
+// It is PublishAs without an owner: server-side publications are not bounded.
 func (h *Hub) Publish(ctx context.Context, channel string, data []byte, user string) (Position, error) {
+	return h.PublishAs(ctx, channel, data, user, "")
+}
+
+// PublishAs is Publish on behalf of owner (a client's canonical user id),
+// who is charged for the channel if the publication creates it and for the
+// bytes its data holds in the channel's in-memory history.
+func (h *Hub) PublishAs(ctx context.Context, channel string, data []byte, user, owner string) (Position, error) {
 	if _, err := h.NamespaceOf(channel); err != nil {
 		return Position{}, err
 	}
 	now := h.now()
 	pub := protocol.Publication{Data: data, User: user, Time: now.UnixMilli()}
 	if b := h.backend(protocol.Namespace(channel)); b != nil {
-		return h.publishDurable(ctx, b, channel, pub)
+		return h.publishDurable(ctx, b, channel, pub, owner)
 	}
-	c, err := h.lockChannel(channel)
+	c, err := h.lockChannel(channel, owner)
 	if err != nil {
 		return Position{}, err
 	}
 	defer c.mu.Unlock()
+	if c.ns.HistorySize > 0 && !h.owners.addBytes(owner, len(data)) {
+		return Position{}, fmt.Errorf("%w: %d bytes of history", ErrOwnerLimit, h.owners.maxBytes)
+	}
 	c.offset++
 	pub.Offset = c.offset
-	if c.history != nil {
-		c.history.add(pub, now)
+	if c.ns.HistorySize > 0 {
+		if c.history == nil {
+			c.history = newRing(c.ns.HistorySize)
+		}
+		c.history.add(entry{pub: pub, at: now, owner: owner}, h.owners.release)
 	}
 	c.lastUsed = now
 	h.fanOut(c, &pub)
@@ -279,7 +344,7 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte, user str
 // publishDurable appends through the backend without holding the channel
 // lock (so concurrent publishers of one channel share a commit), then hands
 // the committed publication to deliverInOrder.
-func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub protocol.Publication) (Position, error) {
+func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub protocol.Publication, owner string) (Position, error) {
 	// Once the backend has the publication it must tell us its offset, or the
 	// channel's later offsets would wait for it: do not let the caller's
 	// cancellation cut that answer off.
@@ -287,7 +352,7 @@ func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub
 	if err != nil {
 		return Position{}, fmt.Errorf("hub: append to %s: %w", channel, err)
 	}
-	c, err := h.lockChannel(channel)
+	c, err := h.lockChannel(channel, owner)
 	if err != nil {
 		return Position{}, err
 	}
@@ -352,6 +417,15 @@ func (h *Hub) fanOut(c *channel, pub *protocol.Publication) {
 type SubscribeOptions struct {
 	Recover bool
 	Since   Position
+	// Owner is charged for the channel if this subscribe creates it ("" =
+	// not bounded; see Config.MaxOwnerChannels).
+	Owner string
+	// Admit, when set, runs with the channel locked just before the
+	// subscriber is added; an error aborts the subscribe. A caller uses it to
+	// make its own decision (still a member? connection still open?) atomic
+	// with the registration: anything that removes subscribers of this
+	// channel after Admit returns finds s registered.
+	Admit func() error
 }
 
 // ErrAlreadySubscribed is returned when a subscriber subscribes twice.
@@ -361,7 +435,7 @@ var ErrAlreadySubscribed = errors.New("hub: already subscribed")
 // added and before any later publication reaches s, so that the caller can
 // enqueue its reply (with the recovered publications) ahead of new pushes.
 func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts SubscribeOptions, done func(protocol.SubscribeResult)) error {
-	c, err := h.lockChannel(channel)
+	c, err := h.lockChannel(channel, opts.Owner)
 	if err != nil {
 		return err
 	}
@@ -372,6 +446,12 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts 
 	res := protocol.SubscribeResult{Recoverable: h.KeepsHistory(c.ns)}
 	if err := h.recover(ctx, c, opts, &res); err != nil {
 		return err
+	}
+	if opts.Admit != nil {
+		if err := opts.Admit(); err != nil {
+			c.lastUsed = h.now()
+			return err
+		}
 	}
 	if c.index == nil {
 		c.index = map[Subscriber]int{}
@@ -434,7 +514,7 @@ func (h *Hub) recover(ctx context.Context, c *channel, opts SubscribeOptions, re
 		return nil
 	}
 	if c.history != nil && c.ns.HistoryTTL > 0 {
-		c.history.expire(h.now().Add(-c.ns.HistoryTTL))
+		c.history.expire(h.now().Add(-c.ns.HistoryTTL), h.owners.release)
 	}
 	res.Epoch, res.Offset = c.epoch, c.offset
 	if !opts.Recover || opts.Since.Epoch != c.epoch || opts.Since.Offset > c.offset {
@@ -508,13 +588,19 @@ func (h *Hub) Subscribers(channel string) []Subscriber {
 	return out
 }
 
-// History returns the newest limit publications of channel (limit 0 = all
-// kept), or, when since is set, those after it. ok is false when since cannot
-// be recovered.
+// History returns the newest limit publications of channel or, when since is
+// set, the first limit after it, oldest first. limit is clamped here, for
+// every caller: 0 (or less) and anything over Config.MaxHistory mean
+// MaxHistory. ok is false when since cannot be recovered. Reading a channel
+// that does not exist creates nothing: it has no publications and the zero
+// position.
 func (h *Hub) History(ctx context.Context, channel string, limit int, since *Position) (pubs []protocol.Publication, top Position, ok bool, err error) {
 	ns, err := h.NamespaceOf(channel)
 	if err != nil {
 		return nil, Position{}, false, err
+	}
+	if limit <= 0 || limit > h.maxHistory {
+		limit = h.maxHistory
 	}
 	if b := h.backend(ns.Name); b != nil {
 		if since != nil {
@@ -523,25 +609,28 @@ func (h *Hub) History(ctx context.Context, channel string, limit int, since *Pos
 		pubs, top, err := b.Last(ctx, channel, limit)
 		return pubs, top, err == nil, err
 	}
-	c, err := h.lockChannel(channel)
-	if err != nil {
-		return nil, Position{}, false, err
+	c := h.lookChannel(channel)
+	if c == nil {
+		return nil, Position{}, since == nil, nil
 	}
 	defer c.mu.Unlock()
 	top = Position{Epoch: c.epoch, Offset: c.offset}
-	if c.history == nil {
-		return nil, top, since == nil || (since.Epoch == c.epoch && since.Offset == c.offset), nil
-	}
-	if c.ns.HistoryTTL > 0 {
-		c.history.expire(h.now().Add(-c.ns.HistoryTTL))
+	if c.history != nil && c.ns.HistoryTTL > 0 {
+		c.history.expire(h.now().Add(-c.ns.HistoryTTL), h.owners.release)
 	}
 	if since == nil {
+		if c.history == nil {
+			return nil, top, true, nil
+		}
 		return c.history.last(limit), top, true, nil
 	}
 	if since.Epoch != c.epoch || since.Offset > c.offset {
 		return nil, top, false, nil
 	}
-	if since.Offset < c.offset && (c.history.n == 0 || c.history.oldest() > since.Offset+1) {
+	if since.Offset == c.offset {
+		return nil, top, true, nil
+	}
+	if c.history == nil || c.history.n == 0 || c.history.oldest() > since.Offset+1 {
 		return nil, top, false, nil
 	}
 	return c.history.after(since.Offset, limit), top, true, nil
@@ -590,13 +679,14 @@ func (h *Hub) sweep() {
 			c.mu.Lock()
 			if len(c.subs) == 0 && now.Sub(c.lastUsed) > h.idle {
 				if c.history != nil && c.ns.HistoryTTL > 0 {
-					c.history.expire(now.Add(-c.ns.HistoryTTL))
+					c.history.expire(now.Add(-c.ns.HistoryTTL), h.owners.release)
 				}
 				// A channel whose history is still live keeps its epoch, so
 				// that clients can resume; an empty one can go.
 				if c.history == nil || c.history.n == 0 {
 					c.removed = true
 					delete(s.channels, name)
+					h.owners.removeChannel(c.owner)
 					h.metrics.ChannelsChanged(-1)
 				}
 			}

@@ -3,9 +3,12 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,6 +318,13 @@ func TestSubscribeReplyPrecedesLivePublications(t *testing.T) {
 	_ = h.Subscribe(context.Background(), "h:x", first, SubscribeOptions{}, func(r protocol.SubscribeResult) { pos = Position{r.Epoch, r.Offset} })
 	h.Unsubscribe("h:x", first)
 
+	// The publisher is paced by credits, so that however slowly this
+	// goroutine runs, the publications of all rounds (20 × perRound) stay far
+	// inside the history (and recovery) size: recovery must always succeed,
+	// and a failure means an ordering bug, not a slow machine.
+	const perRound = 200
+	credits := make(chan struct{}, perRound)
+	var published atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -324,20 +334,23 @@ func TestSubscribeReplyPrecedesLivePublications(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-credits:
 				if _, err := h.Publish(context.Background(), "h:x", []byte(`1`), ""); err != nil {
 					t.Error(err)
-					return
 				}
+				published.Add(1)
 			}
 		}
 	}()
 	for i := 0; i < 20; i++ {
 		r := newRecorder("a", fmt.Sprint(i))
+		for j := 0; j < perRound; j++ {
+			credits <- struct{}{} // the publisher starts on these while we subscribe
+		}
 		var recovered []uint64
 		err := h.Subscribe(context.Background(), "h:x", r, SubscribeOptions{Recover: true, Since: pos}, func(res protocol.SubscribeResult) {
 			if !res.Recovered {
-				t.Errorf("not recovered: %+v", res)
+				t.Errorf("not recovered: epoch %s offset %d", res.Epoch, res.Offset)
 			}
 			recovered = offsets(res.Publications)
 			r.Deliver([]byte("reply"), "", 0) // stands for the reply, queued before any later push
@@ -345,7 +358,9 @@ func TestSubscribeReplyPrecedesLivePublications(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond) // let some live publications arrive (not a timing assertion)
+		for published.Load() < int64((i+1)*perRound) { // this round's publications are all out
+			runtime.Gosched()
+		}
 		h.Unsubscribe("h:x", r)
 		frames := r.take()
 		if len(frames) == 0 || frames[0].frame != "reply" {
@@ -359,11 +374,14 @@ func TestSubscribeReplyPrecedesLivePublications(t *testing.T) {
 		}
 		for j, off := range all {
 			if off != pos.Offset+uint64(j)+1 {
-				t.Fatalf("stream %v has a gap or duplicate at %d", all, j)
+				t.Fatalf("round %d: offset %d at %d of %d, want %d (gap or duplicate)", i, off, j, len(all), pos.Offset+uint64(j)+1)
 			}
 		}
 		if len(all) > 0 { // the next client resumes where this one stopped
 			pos.Offset = all[len(all)-1]
+		}
+		if want := uint64((i + 1) * perRound); pos.Offset != want {
+			t.Fatalf("round %d: the stream ends at %d, want %d", i, pos.Offset, want)
 		}
 	}
 	close(stop)
@@ -515,7 +533,7 @@ func (b *memBackend) Last(_ context.Context, ch string, limit int) ([]protocol.P
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	all := b.pubs[ch]
-	if limit > 0 && len(all) > limit {
+	if len(all) > limit {
 		all = all[len(all)-limit:]
 	}
 	return append([]protocol.Publication(nil), all...), Position{b.epoch, uint64(len(b.pubs[ch]))}, nil
@@ -559,5 +577,164 @@ func TestBackendRecovery(t *testing.T) {
 	pubs, top, ok, err := h.History(context.Background(), "durable:x", 2, nil)
 	if err != nil || !ok || top.Offset != 5 || !equalOffsets(offsets(pubs), []uint64{4, 5}) {
 		t.Fatalf("backend history: %v %+v %v %v", offsets(pubs), top, ok, err)
+	}
+}
+
+// channelCount is how many channels the hub holds.
+func channelCount(h *Hub) int {
+	n := 0
+	for i := range h.shards {
+		h.shards[i].mu.RLock()
+		n += len(h.shards[i].channels)
+		h.shards[i].mu.RUnlock()
+	}
+	return n
+}
+
+// Reading a channel that does not exist (history, presence, unsubscribe,
+// subscribers) creates nothing, so reads cannot fill memory with channels.
+func TestReadsCreateNoChannel(t *testing.T) {
+	h := newHub(t, Config{Namespaces: testNamespaces()})
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		pubs, top, ok, err := h.History(ctx, fmt.Sprintf("hist:fresh%d", i), 0, nil)
+		if err != nil || !ok || len(pubs) != 0 || top != (Position{}) {
+			t.Fatalf("history of a fresh channel: %v %+v %v %v", pubs, top, ok, err)
+		}
+		if _, _, ok, _ := h.History(ctx, fmt.Sprintf("hist:fresh%d", i), 0, &Position{"E", 3}); ok {
+			t.Fatal("a position in a channel that does not exist was recoverable")
+		}
+		h.Presence(fmt.Sprintf("pres:fresh%d", i))
+		h.Unsubscribe(fmt.Sprintf("pres:fresh%d", i), newRecorder("u", "c"))
+		h.Subscribers(fmt.Sprintf("fresh%d", i))
+	}
+	if n := channelCount(h); n != 0 {
+		t.Fatalf("%d channels after reads only", n)
+	}
+}
+
+// One rule for history limits, applied by the hub for every caller: 0 means
+// the maximum, and so does anything larger; ring and backend alike.
+func TestHistoryLimitClamp(t *testing.T) {
+	h := newHub(t, Config{Namespaces: []Namespace{{Name: "hist", HistorySize: 50}, {Name: "durable"}}, MaxHistory: 4})
+	h.SetBackend("durable", &memBackend{epoch: "E", pubs: map[string][]protocol.Publication{}})
+	ctx := context.Background()
+	for _, ch := range []string{"hist:a", "durable:a"} {
+		publishN(t, h, ch, 10)
+		for _, limit := range []int{0, -1, 4, 5, 1000} {
+			pubs, _, ok, err := h.History(ctx, ch, limit, nil)
+			if err != nil || !ok || !equalOffsets(offsets(pubs), []uint64{7, 8, 9, 10}) {
+				t.Errorf("%s limit %d: %v %v %v, want the newest 4", ch, limit, offsets(pubs), ok, err)
+			}
+		}
+		pubs, top, _, _ := h.History(ctx, ch, 0, nil)
+		_ = pubs
+		got, _, ok, err := h.History(ctx, ch, 0, &Position{top.Epoch, 2})
+		if err != nil || !ok || !equalOffsets(offsets(got), []uint64{3, 4, 5, 6}) {
+			t.Errorf("%s since 2, limit 0: %v %v %v, want 3..6", ch, offsets(got), ok, err)
+		}
+		if got, _, _, _ := h.History(ctx, ch, 2, nil); !equalOffsets(offsets(got), []uint64{9, 10}) {
+			t.Errorf("%s limit 2: %v", ch, offsets(got))
+		}
+	}
+}
+
+// An owner may keep only so many channels alive; the count falls when the
+// janitor removes them. The server (no owner) is not bounded.
+func TestOwnerChannelBound(t *testing.T) {
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	h := newHub(t, Config{Namespaces: testNamespaces(), Now: clk.Now, MaxOwnerChannels: 3})
+	ctx := context.Background()
+	r := newRecorder("mallory", "c")
+	for i := 0; i < 3; i++ {
+		if err := h.Subscribe(ctx, fmt.Sprintf("x%d", i), r, SubscribeOptions{Owner: "mallory"}, func(protocol.SubscribeResult) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := h.Subscribe(ctx, "x3", r, SubscribeOptions{Owner: "mallory"}, func(protocol.SubscribeResult) {})
+	if !errors.Is(err, ErrOwnerLimit) {
+		t.Fatalf("fourth channel: %v, want ErrOwnerLimit", err)
+	}
+	if _, err := h.PublishAs(ctx, "x4", []byte(`{}`), "mallory", "mallory"); !errors.Is(err, ErrOwnerLimit) {
+		t.Fatalf("publish creating a fourth channel: %v, want ErrOwnerLimit", err)
+	}
+	// Existing channels are not charged again; others are not affected.
+	if _, err := h.PublishAs(ctx, "x0", []byte(`{}`), "mallory", "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Subscribe(ctx, "x3", newRecorder("bob", "b"), SubscribeOptions{Owner: "bob"}, func(protocol.SubscribeResult) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish(ctx, "server-made", []byte(`{}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		h.Unsubscribe(fmt.Sprintf("x%d", i), r)
+	}
+	clk.Advance(2 * time.Minute)
+	h.sweep()
+	if ch, _ := h.owners.usage("mallory"); ch != 0 {
+		t.Fatalf("%d channels still charged after the sweep", ch)
+	}
+	if err := h.Subscribe(ctx, "x5", r, SubscribeOptions{Owner: "mallory"}, func(protocol.SubscribeResult) {}); err != nil {
+		t.Fatalf("after the sweep: %v", err)
+	}
+}
+
+// An owner's publications may hold only so many bytes in memory rings; bytes
+// pushed out of a ring or expired are given back.
+func TestOwnerHistoryBytesBound(t *testing.T) {
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	h := newHub(t, Config{Namespaces: testNamespaces(), Now: clk.Now, MaxOwnerBytes: 100})
+	ctx := context.Background()
+	data := []byte(`"` + strings.Repeat("x", 18) + `"`) // 20 bytes
+	for i := 0; i < 5; i++ {
+		if _, err := h.PublishAs(ctx, fmt.Sprintf("hist:%d", i), data, "m", "m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.PublishAs(ctx, "hist:5", data, "m", "m"); !errors.Is(err, ErrOwnerLimit) {
+		t.Fatalf("sixth 20 bytes: %v, want ErrOwnerLimit", err)
+	}
+	if _, b := h.owners.usage("m"); b != 100 {
+		t.Fatalf("%d bytes charged, want 100", b)
+	}
+	// Channels without history cost no bytes.
+	if _, err := h.PublishAs(ctx, "plain", data, "m", "m"); err != nil {
+		t.Fatal(err)
+	}
+	// The ring of hist:0 keeps 5: the server's publications push m's out.
+	publishN(t, h, "hist:0", 5)
+	if _, b := h.owners.usage("m"); b != 80 {
+		t.Fatalf("%d bytes charged after a push-out, want 80", b)
+	}
+	clk.Advance(2 * time.Minute) // past the TTL
+	h.History(ctx, "hist:1", 0, nil)
+	h.sweep()
+	if ch, b := h.owners.usage("m"); ch != 0 || b != 0 {
+		t.Fatalf("after expiry: %d channels, %d bytes charged", ch, b)
+	}
+}
+
+// Admit runs under the channel lock before the subscriber is added; its
+// error aborts the subscribe and leaves nothing behind.
+func TestSubscribeAdmit(t *testing.T) {
+	h := newHub(t, Config{Namespaces: testNamespaces()})
+	ctx := context.Background()
+	r := newRecorder("u", "c")
+	refused := errors.New("no longer a member")
+	replied := false
+	err := h.Subscribe(ctx, "pres:room", r, SubscribeOptions{Admit: func() error { return refused }}, func(protocol.SubscribeResult) { replied = true })
+	if !errors.Is(err, refused) || replied {
+		t.Fatalf("refused admit: %v (replied %v)", err, replied)
+	}
+	if len(h.Subscribers("pres:room")) != 0 || len(h.Presence("pres:room")) != 0 {
+		t.Fatal("a refused subscriber was registered")
+	}
+	if err := h.Subscribe(ctx, "pres:room", r, SubscribeOptions{Admit: func() error { return nil }}, func(protocol.SubscribeResult) {}); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Subscribers("pres:room")) != 1 {
+		t.Fatal("admitted subscriber missing")
 	}
 }

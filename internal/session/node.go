@@ -31,7 +31,6 @@ type Config struct {
 	CommandTimeout      time.Duration // per command (store calls); default 10s
 	ConnectTimeout      time.Duration // from transport open to the connect command; default 10s
 	PingInterval        time.Duration // server heartbeats; default 25s
-	MaxHistoryLimit     int           // most publications per history reply; default 1000
 	AllowAnonymous      bool          // connect without a token
 	Version             string        // reported in the connect reply
 }
@@ -48,7 +47,6 @@ func (c *Config) setDefaults() {
 	def(&c.MaxMessageSize, 64<<10)
 	def(&c.QueueBytes, 1<<20)
 	def(&c.CommandBurst, 200)
-	def(&c.MaxHistoryLimit, 1000)
 	if c.CommandRate <= 0 {
 		c.CommandRate = 100
 	}

@@ -502,11 +502,8 @@ func (s *Session) history(ctx context.Context, cmd *Command) (any, error) {
 	if cmd.Epoch != "" {
 		since = &hub.Position{Epoch: cmd.Epoch, Offset: cmd.Offset}
 	}
-	limit := cmd.Limit
-	if limit == 0 || limit > s.node.cfg.MaxHistoryLimit {
-		limit = s.node.cfg.MaxHistoryLimit
-	}
-	pubs, top, ok, err := s.node.hub.History(ctx, cmd.Channel, limit, since)
+	// The hub clamps the limit (0 = its maximum), the same for every caller.
+	pubs, top, ok, err := s.node.hub.History(ctx, cmd.Channel, cmd.Limit, since)
 	if err != nil {
 		return nil, err
 	}
