@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
-	"github.com/sori-dev/sori/internal/chat/httpx"
+	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/ratelimit"
 	"github.com/sori-dev/sori/internal/store"

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
@@ -63,20 +64,12 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/token", a.apiKey(a.apiToken))
 }
 
-// apiError is the JSON error body of every API failure.
-type apiError struct {
-	Error *protocol.Error `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+// writeJSON and writeError keep the API handlers' call sites; the bytes and
+// headers come from httpx, the one HTTP error surface.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
-	writeJSON(w, status, apiError{Error: e})
+	httpx.WriteErrorStatus(w, status, e)
 }
 
 // apiKey wraps an API handler: key check, body size limit, JSON decoding of
@@ -111,25 +104,11 @@ func (a *API) apiKey(h func(r *http.Request, body []byte) (any, error)) http.Han
 				writeError(w, http.StatusInternalServerError, protocol.ErrInternal)
 				return
 			}
-			writeError(w, statusOf(perr), perr)
+			httpx.WriteError(w, perr)
 			return
 		}
 		writeJSON(w, http.StatusOK, res)
 	})
-}
-
-func statusOf(e *protocol.Error) int {
-	switch e.Code {
-	case protocol.ErrPermissionDenied.Code:
-		return http.StatusForbidden
-	case protocol.ErrMessageTooLarge.Code:
-		return http.StatusRequestEntityTooLarge
-	case protocol.ErrUnavailable.Code:
-		return http.StatusConflict
-	case protocol.ErrInternal.Code:
-		return http.StatusInternalServerError
-	}
-	return http.StatusBadRequest
 }
 
 func decode(body []byte, v any) error {

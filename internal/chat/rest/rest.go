@@ -13,7 +13,7 @@ import (
 
 	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/chat"
-	"github.com/sori-dev/sori/internal/chat/httpx"
+	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/ratelimit"
 	"github.com/sori-dev/sori/internal/store"

@@ -1,7 +1,8 @@
 // Package httpx holds the JSON plumbing shared by Sori's REST handlers (chat
 // and accounts): numbered JSON errors in the server API's shape
 // {"error":{"code":N,"message":"…"}}, status mapping and bounded JSON
-// request decoding. It must never import chat, accounts or server.
+// request decoding. It must never import chat, accounts, server or any other
+// Sori package but protocol.
 package httpx
 
 import (
@@ -51,25 +52,30 @@ func WriteRateLimited(w http.ResponseWriter, wait time.Duration, message string)
 	WriteError(w, protocol.ErrRateLimited.WithMessage(message))
 }
 
-// StatusOf maps a numbered error to its HTTP status.
+// StatusOf maps a numbered error to its HTTP status. It is the one table for
+// every HTTP surface of the server (chat REST, accounts, the server API, the
+// RTC config endpoint), so a code means the same status wherever it comes from.
+//
+// 115 ("not available for this channel/room": no history, no presence, uploads
+// off) is 409, not 503: it is a property of the target that a retry will not
+// change, and 503 would invite clients and proxies to retry.
 func StatusOf(e *protocol.Error) int {
 	switch e.Code {
-	case protocol.ErrPermissionDenied.Code:
-		return http.StatusForbidden
-	case protocol.ErrNotFound.Code:
-		return http.StatusNotFound
-	case protocol.ErrConflict.Code:
-		return http.StatusConflict
-	case protocol.ErrMessageTooLarge.Code:
-		return http.StatusRequestEntityTooLarge
-	case protocol.ErrRateLimited.Code:
-		return http.StatusTooManyRequests
-	case protocol.ErrBadToken.Code, protocol.ErrTokenExpired.Code:
-		return http.StatusUnauthorized
-	case protocol.ErrUnavailable.Code:
-		return http.StatusServiceUnavailable
 	case protocol.ErrInternal.Code:
 		return http.StatusInternalServerError
+	case protocol.ErrPermissionDenied.Code:
+		return http.StatusForbidden
+	case protocol.ErrRateLimited.Code:
+		return http.StatusTooManyRequests
+	case protocol.ErrMessageTooLarge.Code:
+		return http.StatusRequestEntityTooLarge
+	case protocol.ErrTokenExpired.Code, protocol.ErrBadToken.Code:
+		return http.StatusUnauthorized
+	case protocol.ErrUnavailable.Code, protocol.ErrConflict.Code, protocol.ErrCallFull.Code,
+		protocol.ErrAlreadySubscribed.Code, protocol.ErrAlreadyConnected.Code:
+		return http.StatusConflict
+	case protocol.ErrNotFound.Code:
+		return http.StatusNotFound
 	}
 	return http.StatusBadRequest
 }
