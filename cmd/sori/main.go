@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 // It returns a pointer: the flags are bound to its fields and fill them when
 // the caller parses the flag set.
 func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, *flag.FlagSet, error) {
-	cfg := config.Default()
+	cfg := server.DefaultConfig()
 	if path := config.ConfigFileFromArgs(args); path != "" {
 		if err := cfg.LoadFile(path); err != nil {
 			return &cfg, nil, err

@@ -1,7 +1,8 @@
 // Package config loads Sori's configuration from, in rising precedence:
 // built-in defaults, an optional JSON config file, SORI_* environment
-// variables and command-line flags. It must never import server packages
-// other than hub (for namespace options).
+// variables and command-line flags. It holds plain settings only and must
+// never import another internal package: turning them into the parts they
+// configure (hub namespaces, TURN policy) is the composition root's job.
 package config
 
 import (
@@ -17,8 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sori-dev/sori/internal/hub"
 )
 
 // Config is everything `sori serve` can be told.
@@ -54,6 +53,8 @@ type Config struct {
 	ShutdownTimeout     Duration `json:"shutdown_timeout"`
 	ShutdownDelay       Duration `json:"shutdown_delay"`
 
+	// Namespaces replace the hub's default namespaces when not nil
+	// (server.DefaultConfig writes the defaults out).
 	Namespaces []Namespace `json:"namespaces"`
 
 	// Calls (docs/calls.md): the mesh limit and the embedded STUN/TURN server.
@@ -75,8 +76,9 @@ type Config struct {
 	TURNCredentialTTL Duration `json:"turn_credential_ttl"`
 }
 
-// Namespace is hub.Namespace as written in a config file, with durations as
-// strings ("1h30m").
+// Namespace is a channel namespace's options as written in a config file,
+// with durations as strings ("1h30m"). The server turns it into a
+// hub.Namespace, which documents and validates each option.
 type Namespace struct {
 	Name           string   `json:"name"`
 	HistorySize    int      `json:"history_size"`
@@ -114,7 +116,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Default returns the configuration `sori serve` runs with when told nothing:
-// loopback only, data in ./sori-data, default namespaces.
+// loopback only, data in ./sori-data. Its Namespaces are nil, which means
+// the hub's defaults; server.DefaultConfig fills them in.
 func Default() Config {
 	c := Config{
 		Listen:              "127.0.0.1:7700",
@@ -144,27 +147,7 @@ func Default() Config {
 		TURNUserQuota:       30,
 		TURNCredentialTTL:   Duration(12 * time.Hour),
 	}
-	for _, ns := range hub.DefaultNamespaces() {
-		c.Namespaces = append(c.Namespaces, Namespace{
-			Name: ns.Name, HistorySize: ns.HistorySize, HistoryTTL: Duration(ns.HistoryTTL), Presence: ns.Presence,
-			JoinLeave: ns.JoinLeave, Publish: ns.Publish, Subscribe: ns.Subscribe, Anonymous: ns.Anonymous,
-			Conflate: ns.Conflate, MaxMessageSize: ns.MaxMessageSize,
-		})
-	}
 	return c
-}
-
-// HubNamespaces converts the configured namespaces for the hub.
-func (c *Config) HubNamespaces() []hub.Namespace {
-	out := make([]hub.Namespace, 0, len(c.Namespaces))
-	for _, n := range c.Namespaces {
-		out = append(out, hub.Namespace{
-			Name: n.Name, HistorySize: n.HistorySize, HistoryTTL: n.HistoryTTL.D(), Presence: n.Presence,
-			JoinLeave: n.JoinLeave, Publish: n.Publish, Subscribe: n.Subscribe, Anonymous: n.Anonymous,
-			Conflate: n.Conflate, MaxMessageSize: n.MaxMessageSize,
-		})
-	}
-	return out
 }
 
 // Validate reports the first setting that cannot work.
@@ -224,10 +207,7 @@ func (c *Config) Validate() error {
 		return errors.New("config: shutdown delay must not be negative")
 	}
 	seen := map[string]bool{}
-	for _, n := range c.HubNamespaces() {
-		if err := n.Validate(); err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
+	for _, n := range c.Namespaces {
 		if seen[n.Name] {
 			return fmt.Errorf("config: namespace %q is configured twice", n.Name)
 		}

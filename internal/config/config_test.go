@@ -16,9 +16,6 @@ func TestDefaultIsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.HubNamespaces()) != len(c.Namespaces) {
-		t.Fatal("HubNamespaces lost namespaces")
-	}
 }
 
 // load mirrors `sori serve`: defaults, file, environment, flags.
@@ -70,7 +67,7 @@ func TestPrecedence(t *testing.T) {
 		{"env login rate", c.LoginRate, 4.5},
 		{"flag login burst", c.LoginBurst, 7},
 		{"default kept", c.MaxMessageSize, 64 << 10},
-		{"file namespaces", c.HubNamespaces()[0].HistoryTTL, time.Minute},
+		{"file namespaces", c.Namespaces[0].HistoryTTL, Duration(time.Minute)},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -118,8 +115,7 @@ func TestValidate(t *testing.T) {
 		{"negative login burst", func(c *Config) { c.LoginBurst = -1 }, "login burst"},
 		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "ping interval"},
 		{"zero handshake timeout", func(c *Config) { c.HandshakeTimeout = 0 }, "handshake timeout"},
-		{"bad namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "x", Publish: "all"}) }, "publish"},
-		{"duplicate namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "chat"}) }, "twice"},
+		{"duplicate namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "chat"}, Namespace{Name: "chat"}) }, "twice"},
 	}
 	for _, tt := range tests {
 		c := Default()

@@ -39,7 +39,7 @@ type testServer struct {
 // startServer runs a server in-process; mutate adjusts the default config.
 func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	t.Helper()
-	cfg := config.Default()
+	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.APIKeys = []string{"test-api-key"}
 	cfg.TokenSecret = strings.Repeat("s", 32)

@@ -52,6 +52,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	namespaces, err := hubNamespaces(cfg.Namespaces)
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -74,7 +78,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.apiKeys = auth.NewAPIKeys(cfg.APIKeys...)
-	s.hub, err = hub.New(hub.Config{Namespaces: cfg.HubNamespaces(), Metrics: s.metrics})
+	s.hub, err = hub.New(hub.Config{Namespaces: namespaces, Metrics: s.metrics})
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sori-dev/sori/internal/config"
 	"github.com/sori-dev/sori/internal/server"
 	"github.com/sori-dev/sori/internal/tools/bench"
 )
@@ -27,7 +26,7 @@ func TestMain(m *testing.M) {
 // startServer runs a real server in-process on a random loopback port.
 func startServer(t *testing.T) string {
 	t.Helper()
-	cfg := config.Default()
+	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.APIKeys = []string{"bench-key"}
 	cfg.TokenSecret = strings.Repeat("b", 32)

@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sori-dev/sori/internal/config"
 	"github.com/sori-dev/sori/internal/server"
 	"github.com/sori-dev/sori/internal/tools/lab"
 )
@@ -27,7 +26,7 @@ func TestMain(m *testing.M) {
 // A short run over every transport against an in-process server: the shape
 // of the report and the numbers' sanity, not their speed.
 func TestShortLabRun(t *testing.T) {
-	cfg := config.Default()
+	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.APIKeys = []string{"lab-key"}
 	srv, err := server.New(cfg, nil)

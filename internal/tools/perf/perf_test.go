@@ -76,7 +76,7 @@ func raiseFileLimit() {
 // one client machine, and heartbeats rare enough not to disturb idle
 // connections during a measurement.
 func perfConfig(dataDir string) config.Config {
-	cfg := config.Default()
+	cfg := server.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.LogLevel = "error"
