@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sori-dev/sori/internal/store"
+	"github.com/sori-dev/sori/internal/store/storetest"
+)
+
+// testDSN returns the DSN of the test database or skips the test.
+func testDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("SORI_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SORI_TEST_POSTGRES not set (make test sets it with pg_virtualenv)")
+	}
+	return dsn
+}
+
+var schemaSeq atomic.Int64
+
+// newSchema creates a schema private to t, dropped when t ends, and returns
+// a DSN whose connections use it.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	dsn := testDSN(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("t_%d_%d_%s", os.Getpid(), schemaSeq.Add(1), randomID(3))
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+name+` CASCADE`); err != nil {
+			t.Error(err)
+		}
+	})
+	return dsn + " search_path=" + name
+}
+
+func openDSN(t testing.TB, dsn string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// dsnOf remembers each test store's DSN for Reopen.
+var dsnOf sync.Map // *Store → string
+
+func openTemp(t *testing.T) store.Store {
+	dsn := newSchema(t)
+	s := openDSN(t, dsn, Options{})
+	dsnOf.Store(s, dsn)
+	t.Cleanup(func() { checkIntegrity(t, dsn) })
+	return s
+}
+
+func reopen(t *testing.T, s store.Store) store.Store {
+	t.Helper()
+	dsn, _ := dsnOf.Load(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openDSN(t, dsn.(string), Options{})
+	dsnOf.Store(s2, dsn)
+	return s2
+}
+
+// checkIntegrity checks what the schema cannot: every room's last_seq is
+// the number of its events (so seqs are 1..last_seq without a gap), and
+// every message's index entry matches its body.
+func checkIntegrity(t *testing.T, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer conn.Close(ctx)
+	var bad int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM rooms r WHERE r.last_seq <> (SELECT count(*) FROM events e WHERE e.room_id = r.id)
+		OR r.last_seq <> (SELECT coalesce(max(seq), 0) FROM events e WHERE e.room_id = r.id)`).Scan(&bad)
+	if err != nil || bad != 0 {
+		t.Errorf("rooms whose last_seq disagrees with their log: %d (%v)", bad, err)
+	}
+	rows, err := conn.Query(ctx, `SELECT body, tsv::text FROM messages`)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body, tsv string
+		if err := rows.Scan(&body, &tsv); err != nil {
+			t.Error(err)
+			return
+		}
+		if want := len(lexemes(body)); strings.Count(tsv, "'")/2 != want {
+			t.Errorf("message %q is indexed as %s", body, tsv)
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{Open: openTemp, Reopen: reopen})
+}
+
+// cluster is three Stores on one schema, as three nodes would have: appends
+// rotate over them, so every conformance test of the log runs with several
+// group-commit writers contending for the same rooms.
+type cluster struct {
+	*Store // reads and the other writes go to the first node
+	nodes  []*Store
+	next   atomic.Int64
+}
+
+func (c *cluster) AppendEvent(ctx context.Context, roomID int64, ev store.Event) (store.Event, error) {
+	n := c.nodes[int(c.next.Add(1))%len(c.nodes)]
+	return n.AppendEvent(ctx, roomID, ev)
+}
+
+func (c *cluster) Close() error {
+	for _, n := range c.nodes {
+		n.Close()
+	}
+	return nil
+}
+
+func openCluster(t *testing.T, dsn string) *cluster {
+	c := &cluster{}
+	for range 3 {
+		c.nodes = append(c.nodes, openDSN(t, dsn, Options{}))
+	}
+	c.Store = c.nodes[0]
+	return c
+}
+
+// The suite again with three nodes appending to one database.
+func TestConformanceThreeNodes(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T) store.Store {
+			dsn := newSchema(t)
+			c := openCluster(t, dsn)
+			dsnOf.Store(c, dsn)
+			t.Cleanup(func() { checkIntegrity(t, dsn) })
+			return c
+		},
+		Reopen: func(t *testing.T, s store.Store) store.Store {
+			dsn, _ := dsnOf.Load(s)
+			s.Close()
+			c := openCluster(t, dsn.(string))
+			dsnOf.Store(c, dsn)
+			return c
+		},
+	})
+}

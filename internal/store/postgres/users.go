@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sori-dev/sori/internal/store"
+)
+
+const userCols = `id, username, password_hash, is_admin, created_at`
+
+func scanUser(row pgx.Row) (store.User, error) {
+	var u store.User
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &u.CreatedAt)
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, err
+}
+
+// CreateUser implements store.Store.
+func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+	u.CreatedAt = stamp(u.CreatedAt)
+	err := s.queryRow(ctx, `INSERT INTO users (username, username_key, password_hash, is_admin, created_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		u.Username, store.FoldName(u.Username), u.PasswordHash, u.IsAdmin, u.CreatedAt).Scan(&u.ID)
+	if err != nil {
+		return store.User{}, s.wrap(err, "create user %q", u.Username)
+	}
+	return u, nil
+}
+
+// GetUser implements store.Store.
+func (s *Store) GetUser(ctx context.Context, id int64) (store.User, error) {
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
+	if err != nil {
+		return store.User{}, s.wrap(err, "get user %d", id)
+	}
+	return u, nil
+}
+
+// GetUserByName implements store.Store.
+func (s *Store) GetUserByName(ctx context.Context, name string) (store.User, error) {
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE username_key = $1`, store.FoldName(name)))
+	if err != nil {
+		return store.User{}, s.wrap(err, "get user %q", name)
+	}
+	return u, nil
+}
+
+// ListUsers implements store.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	users, err := collect(ctx, s, s.pool, scanUser, `SELECT `+userCols+` FROM users ORDER BY id`)
+	if err != nil {
+		return nil, s.wrap(err, "list users")
+	}
+	return users, nil
+}
+
+// SetPasswordHash implements store.Store.
+func (s *Store) SetPasswordHash(ctx context.Context, userID int64, hash string) error {
+	if err := s.execOne(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, hash, userID); err != nil {
+		return s.wrap(err, "set password of user %d", userID)
+	}
+	return nil
+}

@@ -1,0 +1,480 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sori-dev/sori/internal/store"
+)
+
+// Group commit across nodes.
+//
+// Each Store (one per node) has one writer goroutine. AppendEvent hands its
+// event over an unbuffered channel and waits; the writer takes one request,
+// then every request already waiting (up to Options.MaxBatch), and commits
+// them in one transaction of four round trips:
+//
+//  1. BEGIN.
+//  2. Lock the batch's rooms with SELECT … FOR NO KEY UPDATE, in id order,
+//     reading each room's last_seq; then, in the same pipeline, read what
+//     the checks need (unknown users, target messages, reactions). The
+//     reads run after the locks are granted, so under READ COMMITTED they
+//     see every batch another node committed to these rooms before us.
+//  3. Check each event in Go against that state plus the batch's own
+//     earlier events, assign seqs last_seq+1, +2, … to the accepted ones,
+//     and send all writes in one pipeline: one INSERT … unnest for the new
+//     messages, one for the events, one statement per edit, delete or
+//     reaction, and one UPDATE of rooms.last_seq for every room.
+//  4. COMMIT, which releases the room locks.
+//
+// A room's lock is held from step 2 to COMMIT, so appends to one room from
+// any number of nodes are serialized: the next holder reads the last_seq
+// this one committed, and commit order is seq order with no gap. Locking in
+// id order means two nodes whose batches share rooms cannot deadlock. A
+// rejected event (ErrNotFound, ErrConflict) takes no seq and the rest of the
+// batch commits; any database error rolls the whole batch back, every caller
+// gets the error, and since last_seq is rolled back too no seq is used.
+// FOR NO KEY UPDATE (not FOR UPDATE) lets AddMember and CreateFile, whose
+// foreign keys take KEY SHARE on the room, proceed during a batch.
+
+// batchTimeout bounds one batch transaction, so a database that stops
+// answering fails the callers instead of hanging the writer.
+const batchTimeout = 30 * time.Second
+
+// appendReq is one AppendEvent call waiting for the writer.
+type appendReq struct {
+	ctx  context.Context
+	ev   store.Event
+	done chan appendResult // buffered: the writer never blocks on a caller
+}
+
+type appendResult struct {
+	ev  store.Event
+	err error
+}
+
+// AppendEvent implements store.Store.
+func (s *Store) AppendEvent(ctx context.Context, roomID int64, ev store.Event) (store.Event, error) {
+	ev, err := normalizeEvent(roomID, ev)
+	if err != nil {
+		return store.Event{}, err
+	}
+	req := &appendReq{ctx: ctx, ev: ev, done: make(chan appendResult, 1)}
+	select {
+	case s.appends <- req:
+	case <-s.closing:
+		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, store.ErrClosed)
+	case <-ctx.Done():
+		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, ctx.Err())
+	}
+	select {
+	case res := <-req.done:
+		return res.ev, res.err
+	case <-ctx.Done():
+		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, ctx.Err())
+	}
+}
+
+// normalizeEvent checks that ev carries what its kind needs and clears what
+// it does not, so the log holds no stray fields.
+func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
+	ev.RoomID, ev.Seq, ev.CreatedAt = roomID, 0, stamp(ev.CreatedAt)
+	bad := func(why string) (store.Event, error) {
+		return store.Event{}, fmt.Errorf("store: append %s to room %d: %s: %w", ev.Kind, roomID, why, store.ErrInvalid)
+	}
+	switch ev.Kind {
+	case store.EventMessage:
+		ev.Target, ev.Emoji = 0, ""
+	case store.EventEdit:
+		ev.ReplyTo, ev.Emoji = 0, ""
+	case store.EventDelete:
+		ev.Body, ev.ReplyTo, ev.Emoji = "", 0, ""
+	case store.EventReactionAdd, store.EventReactionRemove:
+		ev.Body, ev.ReplyTo = "", 0
+		if ev.Emoji == "" {
+			return bad("no emoji")
+		}
+	default:
+		return bad("unknown kind")
+	}
+	if ev.Kind != store.EventMessage && ev.Target == 0 {
+		return bad("no target message")
+	}
+	return ev, nil
+}
+
+func (s *Store) writeLoop() {
+	defer s.writerWG.Done()
+	batch := make([]*appendReq, 0, s.opts.MaxBatch)
+	last := 0 // size of the previous batch
+	for {
+		batch = batch[:0]
+		select {
+		case req := <-s.appends:
+			batch = append(batch, req)
+		case <-s.closing:
+			// Callers that won the race against Close are committed; later
+			// ones see closing and fail with ErrClosed.
+			for {
+				batch = s.takeQueued(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				s.commitBatch(batch)
+			}
+		}
+		if last > 1 {
+			// Under load the callers just woken by the previous commit are
+			// about to queue again; yielding once lets the batch take them
+			// all. With one caller at a time this is skipped.
+			runtime.Gosched()
+		}
+		batch = s.takeQueued(batch)
+		last = len(batch)
+		s.commitBatch(batch)
+	}
+}
+
+// takeQueued adds every request already waiting, up to MaxBatch, without
+// blocking.
+func (s *Store) takeQueued(batch []*appendReq) []*appendReq {
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case req := <-s.appends:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch applies batch in one transaction and answers every caller. A
+// serialization failure or deadlock reported by the database (neither is
+// expected with rooms locked in order, but a DBA's trigger or a stricter
+// default isolation could cause one) is retried a few times.
+func (s *Store) commitBatch(batch []*appendReq) {
+	var results []appendResult
+	var err error
+	for try := 0; ; try++ {
+		results = make([]appendResult, len(batch))
+		err = s.applyBatch(batch, results)
+		var pe *pgconn.PgError
+		if err == nil || try == 2 || !errors.As(err, &pe) || (pe.Code != "40001" && pe.Code != "40P01") {
+			break
+		}
+	}
+	if err != nil {
+		if s.isClosed() && !errors.Is(err, store.ErrClosed) {
+			err = fmt.Errorf("%w: %v", store.ErrClosed, err)
+		}
+		err = fmt.Errorf("store: commit batch of %d events: %w", len(batch), err)
+		for i := range results {
+			if results[i].err == nil || !isLogical(results[i].err) {
+				results[i] = appendResult{err: err}
+			}
+		}
+	} else {
+		s.batches.Add(1)
+		s.batchedEvents.Add(int64(len(batch)))
+	}
+	for i, req := range batch {
+		req.done <- results[i]
+	}
+}
+
+// msgKey names a message: its room and seq.
+type msgKey struct {
+	room int64
+	seq  uint64
+}
+
+// reactionKey names one user's emoji on a message.
+type reactionKey struct {
+	msgKey
+	emoji string
+	user  int64
+}
+
+// msgState is what the checks need to know of a message.
+type msgState struct{ deleted bool }
+
+// batchState is the database state the checks of one batch read, updated
+// as the batch's own events are accepted.
+type batchState struct {
+	heads     map[int64]uint64 // room → last seq; absent = no such room
+	msgs      map[msgKey]msgState
+	reactions map[reactionKey]bool
+	lastAt    map[int64]time.Time // room → created_at of its newest event in the batch
+}
+
+// applyBatch runs the batch's transaction. It fills results for each request
+// and returns an error only when the transaction as a whole failed.
+func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout) // the batch belongs to no single caller
+	defer cancel()
+	var live []int // indexes of requests whose callers still wait
+	for i, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			// The caller has gone; do not commit what it no longer waits for.
+			results[i].err = err
+			continue
+		}
+		live = append(live, i)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) // no-op after Commit
+	st, err := s.readState(ctx, tx, batch, live)
+	if err != nil {
+		return err
+	}
+	w := newWrites()
+	for _, i := range live {
+		ev := batch[i].ev
+		if err := s.check(st, ev); err != nil {
+			results[i].err = fmt.Errorf("store: append %s to room %d: %w", ev.Kind, ev.RoomID, err)
+			continue
+		}
+		ev.Seq = st.heads[ev.RoomID] + 1
+		st.heads[ev.RoomID] = ev.Seq
+		st.lastAt[ev.RoomID] = ev.CreatedAt
+		w.add(st, ev)
+		results[i].ev = ev
+	}
+	if w.events == 0 {
+		return nil // everything rejected: nothing to write, the rollback releases the locks
+	}
+	if err := w.send(ctx, tx, st); err != nil {
+		return err
+	}
+	if s.failBatch != nil {
+		if err := s.failBatch(len(batch)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// readState locks the batch's rooms and reads, in one pipeline, what the
+// checks need.
+func (s *Store) readState(ctx context.Context, tx pgx.Tx, batch []*appendReq, live []int) (*batchState, error) {
+	var rooms, users, tRooms, tSeqs, rRooms, rSeqs, rUsers []int64
+	var rEmojis []string
+	for _, i := range live {
+		ev := batch[i].ev
+		rooms = append(rooms, ev.RoomID)
+		if _, ok := s.knownUsers[ev.UserID]; !ok {
+			users = append(users, ev.UserID)
+		}
+		target := ev.Target
+		if ev.Kind == store.EventMessage {
+			target = ev.ReplyTo
+		}
+		if target != 0 {
+			tRooms, tSeqs = append(tRooms, ev.RoomID), append(tSeqs, clampSeq(target))
+		}
+		if ev.Kind == store.EventReactionAdd || ev.Kind == store.EventReactionRemove {
+			rRooms, rSeqs = append(rRooms, ev.RoomID), append(rSeqs, clampSeq(ev.Target))
+			rEmojis, rUsers = append(rEmojis, ev.Emoji), append(rUsers, ev.UserID)
+		}
+	}
+	slices.Sort(rooms)
+	rooms = slices.Compact(rooms)
+
+	b := &pgx.Batch{}
+	b.Queue(`SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, rooms)
+	b.Queue(`SELECT id FROM users WHERE id = ANY($1)`, users)
+	b.Queue(`SELECT m.room_id, m.seq, m.deleted FROM messages m
+		JOIN unnest($1::bigint[], $2::bigint[]) t (r, q) ON m.room_id = t.r AND m.seq = t.q`, tRooms, tSeqs)
+	b.Queue(`SELECT x.room_id, x.seq, x.emoji, x.user_id FROM reactions x
+		JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) t (r, q, e, u)
+		ON x.room_id = t.r AND x.seq = t.q AND x.emoji = t.e AND x.user_id = t.u`, rRooms, rSeqs, rEmojis, rUsers)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+
+	st := &batchState{heads: map[int64]uint64{}, msgs: map[msgKey]msgState{}, reactions: map[reactionKey]bool{}, lastAt: map[int64]time.Time{}}
+	var id int64
+	var last seqCol
+	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &last}, func() error {
+		st.heads[id] = uint64(last)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("lock rooms: %w", err)
+	}
+	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id}, func() error {
+		s.knownUsers[id] = struct{}{}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	var q seqCol
+	var deleted bool
+	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &q, &deleted}, func() error {
+		st.msgs[msgKey{id, uint64(q)}] = msgState{deleted: deleted}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read target messages: %w", err)
+	}
+	var emoji string
+	var user int64
+	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &q, &emoji, &user}, func() error {
+		st.reactions[reactionKey{msgKey{id, uint64(q)}, emoji, user}] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read reactions: %w", err)
+	}
+	return st, br.Close()
+}
+
+// mustRows adapts BatchResults.Query, whose error the Rows also carries, to
+// ForEachRow.
+func mustRows(rows pgx.Rows, _ error) pgx.Rows { return rows }
+
+// check rejects an event that would break a reference or a rule, with a
+// store sentinel, from the batch's state.
+func (s *Store) check(st *batchState, ev store.Event) error {
+	if _, ok := st.heads[ev.RoomID]; !ok {
+		return fmt.Errorf("room %d: %w", ev.RoomID, store.ErrNotFound)
+	}
+	if _, ok := s.knownUsers[ev.UserID]; !ok {
+		return fmt.Errorf("user %d: %w", ev.UserID, store.ErrNotFound)
+	}
+	target := func(seq uint64, deletedOK bool) error {
+		m, ok := st.msgs[msgKey{ev.RoomID, seq}]
+		if !ok {
+			return fmt.Errorf("message %d: %w", seq, store.ErrNotFound)
+		}
+		if m.deleted && !deletedOK {
+			return fmt.Errorf("message %d is deleted: %w", seq, store.ErrConflict)
+		}
+		return nil
+	}
+	switch ev.Kind {
+	case store.EventMessage:
+		if ev.ReplyTo != 0 {
+			return target(ev.ReplyTo, true)
+		}
+		return nil
+	case store.EventReactionAdd, store.EventReactionRemove:
+		if err := target(ev.Target, false); err != nil {
+			return err
+		}
+		has := st.reactions[reactionKey{msgKey{ev.RoomID, ev.Target}, ev.Emoji, ev.UserID}]
+		if has && ev.Kind == store.EventReactionAdd {
+			return fmt.Errorf("reaction %s of user %d: %w", ev.Emoji, ev.UserID, store.ErrConflict)
+		}
+		if !has && ev.Kind == store.EventReactionRemove {
+			return fmt.Errorf("reaction %s of user %d: %w", ev.Emoji, ev.UserID, store.ErrNotFound)
+		}
+		return nil
+	default: // edit, delete
+		return target(ev.Target, false)
+	}
+}
+
+// writes collects a batch's accepted events as column arrays for the bulk
+// inserts, and the statements for edits, deletes and reactions in order.
+type writes struct {
+	events int
+	// messages
+	mRoom, mSeq, mAuthor, mReply []int64
+	mBody, mLex                  []string
+	mAt                          []time.Time
+	// events
+	eRoom, eSeq, eUser, eReply, eTarget []int64
+	eKind, eBody, eEmoji                []string
+	eAt                                 []time.Time
+	ops                                 pgx.Batch
+}
+
+func newWrites() *writes { return &writes{} }
+
+// add records ev and updates st so later events of the batch see it.
+func (w *writes) add(st *batchState, ev store.Event) {
+	w.events++
+	room, q, target := ev.RoomID, int64(ev.Seq), int64(ev.Target)
+	w.eRoom, w.eSeq, w.eUser = append(w.eRoom, room), append(w.eSeq, q), append(w.eUser, ev.UserID)
+	w.eReply, w.eTarget = append(w.eReply, int64(ev.ReplyTo)), append(w.eTarget, target)
+	w.eKind, w.eBody, w.eEmoji = append(w.eKind, string(ev.Kind)), append(w.eBody, ev.Body), append(w.eEmoji, ev.Emoji)
+	w.eAt = append(w.eAt, ev.CreatedAt)
+	switch ev.Kind {
+	case store.EventMessage:
+		st.msgs[msgKey{room, ev.Seq}] = msgState{}
+		w.mRoom, w.mSeq, w.mAuthor, w.mReply = append(w.mRoom, room), append(w.mSeq, q), append(w.mAuthor, ev.UserID), append(w.mReply, int64(ev.ReplyTo))
+		w.mBody, w.mLex, w.mAt = append(w.mBody, ev.Body), append(w.mLex, strings.Join(lexemes(ev.Body), " ")), append(w.mAt, ev.CreatedAt)
+	case store.EventEdit:
+		w.ops.Queue(`UPDATE messages SET body = $1, edited_at = $2, tsv = array_to_tsvector(string_to_array($3, ' '))
+			WHERE room_id = $4 AND seq = $5`, ev.Body, ev.CreatedAt, strings.Join(lexemes(ev.Body), " "), room, target)
+	case store.EventDelete:
+		st.msgs[msgKey{room, ev.Target}] = msgState{deleted: true}
+		// The tombstone stays in messages with an empty body and no index
+		// entry; reactions go; the message event and its edits keep their
+		// place in the log (seqs stay gap-free) but lose their text.
+		w.ops.Queue(`UPDATE messages SET body = '', deleted = true, tsv = ''::tsvector WHERE room_id = $1 AND seq = $2`, room, target)
+		w.ops.Queue(`DELETE FROM reactions WHERE room_id = $1 AND seq = $2`, room, target)
+		w.ops.Queue(`UPDATE events SET body = '' WHERE room_id = $1 AND (seq = $2 OR (kind = 'edit' AND target = $2))`, room, target)
+	case store.EventReactionAdd:
+		st.reactions[reactionKey{msgKey{room, ev.Target}, ev.Emoji, ev.UserID}] = true
+		w.ops.Queue(`INSERT INTO reactions (room_id, seq, emoji, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			room, target, ev.Emoji, ev.UserID, ev.CreatedAt)
+	case store.EventReactionRemove:
+		delete(st.reactions, reactionKey{msgKey{room, ev.Target}, ev.Emoji, ev.UserID})
+		w.ops.Queue(`DELETE FROM reactions WHERE room_id = $1 AND seq = $2 AND emoji = $3 AND user_id = $4`,
+			room, target, ev.Emoji, ev.UserID)
+	}
+}
+
+// send writes everything in one pipeline: new messages, then the events
+// (so a delete's scrub reaches events of this batch), then the other
+// changes in event order, then the rooms' heads.
+func (w *writes) send(ctx context.Context, tx pgx.Tx, st *batchState) error {
+	b := &pgx.Batch{}
+	if len(w.mRoom) > 0 {
+		b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv)
+			SELECT r, q, a, b, p, c, array_to_tsvector(string_to_array(l, ' '))
+			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[])
+				AS t (r, q, a, b, p, c, l)`, w.mRoom, w.mSeq, w.mAuthor, w.mBody, w.mReply, w.mAt, w.mLex)
+	}
+	b.Queue(`INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[])`,
+		w.eRoom, w.eSeq, w.eKind, w.eUser, w.eBody, w.eReply, w.eTarget, w.eEmoji, w.eAt)
+	b.QueuedQueries = append(b.QueuedQueries, w.ops.QueuedQueries...)
+	var hRoom, hSeq []int64
+	var hAt []time.Time
+	for room, at := range st.lastAt {
+		hRoom, hSeq, hAt = append(hRoom, room), append(hSeq, int64(st.heads[room])), append(hAt, at)
+	}
+	b.Queue(`UPDATE rooms r SET last_seq = t.q, last_event_at = t.c
+		FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS t (id, q, c) WHERE r.id = t.id`, hRoom, hSeq, hAt)
+	br := tx.SendBatch(ctx, b)
+	for range b.QueuedQueries {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return unexpected(err)
+		}
+	}
+	return br.Close()
+}
+
+// unexpected keeps a constraint error raised after the checks passed from
+// looking like a per-event outcome, so that it fails the batch.
+func unexpected(err error) error {
+	if err != nil && isLogical(classify(err)) {
+		return fmt.Errorf("write after checks passed: %v", err)
+	}
+	return err
+}

@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/sori-dev/sori/internal/store"
+)
+
+func TestTokensFoldCaseAndDiacritics(t *testing.T) {
+	got := tokens("Crème BRÛLÉE, naïve co-op 42x über_alles")
+	want := []string{"creme", "brulee", "naive", "co", "op", "42x", "uber", "alles"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("tokens = %q, want %q", got, want)
+	}
+	if got := lexemes("a b a"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("lexemes dedupe: %q", got)
+	}
+	if got := tokens(fmt.Sprintf("%0*d ok", maxLexeme+1, 7)); !slices.Equal(got, []string{"ok"}) {
+		t.Fatalf("an over-long token is kept: %q", got)
+	}
+}
+
+func TestTSQueryIsAlwaysQuotedLexemes(t *testing.T) {
+	cases := map[string]string{
+		"brown fox":     `'brown' & 'fox'`,
+		"qui*":          `'qui':*`,
+		"Éclair*":       `'eclair':*`,
+		"col:brown":     `'col' & 'brown'`,
+		"brown & !fox":  `'brown' & 'fox'`,
+		`it's`:          `'it' & 's'`,
+		"a-b*":          `'a' & 'b':*`,
+		"*** ' \\ ( ) ": ``,
+		"":              ``,
+	}
+	for in, want := range cases {
+		if got := tsQuery(in); got != want {
+			t.Errorf("tsQuery(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// A batch holding a message and later events about it is checked against
+// its own earlier events: the edit, reaction and delete find the message
+// written in the same transaction, and what follows the delete is refused.
+func TestBatchSeesItsOwnEvents(t *testing.T) {
+	s := openDSN(t, newSchema(t), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	alice, err := s.CreateUser(ctx, store.User{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room, err := s.CreateRoom(ctx, store.Room{Name: "r", Kind: store.RoomPublic, CreatedBy: alice.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []store.Event{
+		{Kind: store.EventMessage, UserID: alice.ID, Body: "first draft"},             // 1
+		{Kind: store.EventEdit, UserID: alice.ID, Target: 1, Body: "second"},          // 2
+		{Kind: store.EventReactionAdd, UserID: alice.ID, Target: 1, Emoji: "x"},       // 3
+		{Kind: store.EventReactionAdd, UserID: alice.ID, Target: 1, Emoji: "x"},       // conflict
+		{Kind: store.EventMessage, UserID: alice.ID, Body: "reply", ReplyTo: 1},       // 4
+		{Kind: store.EventDelete, UserID: alice.ID, Target: 1},                        // 5
+		{Kind: store.EventEdit, UserID: alice.ID, Target: 1, Body: "too late"},        // conflict
+		{Kind: store.EventReactionRemove, UserID: alice.ID, Target: 4, Emoji: "none"}, // not found
+		{Kind: store.EventMessage, UserID: 999999, Body: "ghost"},                     // not found
+	}
+	var batch []*appendReq
+	for _, ev := range evs {
+		ev, err := normalizeEvent(room.ID, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &appendReq{ctx: ctx, ev: ev, done: make(chan appendResult, 1)})
+	}
+	s.commitBatch(batch) // the writer is idle: nothing else appends
+	wantSeq := []uint64{1, 2, 3, 0, 4, 5, 0, 0, 0}
+	wantErr := []error{nil, nil, nil, store.ErrConflict, nil, nil, store.ErrConflict, store.ErrNotFound, store.ErrNotFound}
+	for i, req := range batch {
+		res := <-req.done
+		if res.ev.Seq != wantSeq[i] || !errors.Is(res.err, wantErr[i]) || (wantErr[i] == nil) != (res.err == nil) {
+			t.Errorf("event %d (%s): seq %d err %v, want seq %d err %v", i, evs[i].Kind, res.ev.Seq, res.err, wantSeq[i], wantErr[i])
+		}
+	}
+	if s.batches.Load() != 1 {
+		t.Fatalf("%d transactions, want 1", s.batches.Load())
+	}
+	log, err := s.EventsAfter(ctx, room.ID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 5 || log[0].Body != "" || log[1].Body != "" || log[3].Body != "reply" {
+		t.Fatalf("log = %+v, want 5 events with the deleted message's text scrubbed", log)
+	}
+	m, err := s.GetMessage(ctx, room.ID, 1)
+	if err != nil || !m.Deleted || m.Reactions != nil {
+		t.Fatalf("deleted message = %+v, %v", m, err)
+	}
+	if ms, err := s.SearchMessages(ctx, []int64{room.ID}, "second", 10); err != nil || len(ms) != 0 {
+		t.Fatalf("search finds the deleted message: %+v %v", ms, err)
+	}
+}
+
+// A batch that fails at COMMIT on one node uses no seq, while two other
+// nodes keep appending to the same room.
+func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
+	dsn := newSchema(t)
+	a, b, c := openDSN(t, dsn, Options{}), openDSN(t, dsn, Options{}), openDSN(t, dsn, Options{})
+	defer a.Close()
+	defer b.Close()
+	defer c.Close()
+	ctx := context.Background()
+	alice, err := a.CreateUser(ctx, store.User{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room, err := a.CreateRoom(ctx, store.Room{Name: "hot", Kind: store.RoomPublic, CreatedBy: alice.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed sync.Once
+	var failures int
+	b.failBatch = func(int) error { // only b's writer goroutine calls it
+		err := errors.New("injected commit failure")
+		var hit bool
+		failed.Do(func() { hit = true })
+		if hit {
+			failures++
+			return err
+		}
+		return nil
+	}
+	var mu sync.Mutex
+	var seqs []uint64
+	var bErrs int
+	var wg sync.WaitGroup
+	for i, node := range []*Store{a, b, c, a, b, c} {
+		wg.Go(func() {
+			for j := range 50 {
+				ev, err := node.AppendEvent(ctx, room.ID, store.Event{Kind: store.EventMessage, UserID: alice.ID, Body: fmt.Sprint(i, "-", j)})
+				mu.Lock()
+				if err != nil {
+					if node != b {
+						t.Errorf("append on a healthy node: %v", err)
+					}
+					bErrs++
+				} else {
+					seqs = append(seqs, ev.Seq)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if bErrs == 0 {
+		t.Fatal("the injected failure reached no caller")
+	}
+	slices.Sort(seqs)
+	for i, q := range seqs {
+		if q != uint64(i+1) {
+			t.Fatalf("seqs have a gap or repeat at %d: got %d (of %d acknowledged)", i, q, len(seqs))
+		}
+	}
+	pos, err := c.RoomPosition(ctx, room.ID)
+	if err != nil || pos.Seq != uint64(len(seqs)) {
+		t.Fatalf("position %+v %v, want %d", pos, err, len(seqs))
+	}
+}
