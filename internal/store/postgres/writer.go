@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sori-dev/sori/internal/store"
 )
@@ -20,22 +21,22 @@ import (
 // Each Store (one per node) has one writer goroutine. AppendEvent hands its
 // event over an unbuffered channel and waits; the writer takes one request,
 // then every request already waiting (up to Options.MaxBatch), and commits
-// them in one transaction of four round trips:
+// them in one transaction of two round trips (pipelines):
 //
-//  1. BEGIN.
-//  2. Lock the batch's rooms with SELECT … FOR NO KEY UPDATE, in id order,
+//  1. BEGIN, then lock the batch's rooms with SELECT … FOR NO KEY UPDATE
+//     in id order,
 //     reading each room's last_seq; then, in the same pipeline, read what
 //     the checks need (unknown users, target messages, reactions). The
 //     reads run after the locks are granted, so under READ COMMITTED they
 //     see every batch another node committed to these rooms before us.
-//  3. Check each event in Go against that state plus the batch's own
+//  2. Check each event in Go against that state plus the batch's own
 //     earlier events, assign seqs last_seq+1, +2, … to the accepted ones,
 //     and send all writes in one pipeline: one INSERT … unnest for the new
 //     messages, one for the events, one statement per edit, delete or
-//     reaction, and one UPDATE of rooms.last_seq for every room.
-//  4. COMMIT, which releases the room locks.
+//     reaction, one UPDATE of rooms.last_seq for every room, and COMMIT,
+//     which releases the room locks.
 //
-// A room's lock is held from step 2 to COMMIT, so appends to one room from
+// A room's lock is held from step 1 to COMMIT, so appends to one room from
 // any number of nodes are serialized: the next holder reads the last_seq
 // this one committed, and commit order is seq order with no gap. Locking in
 // id order means two nodes whose batches share rooms cannot deadlock. A
@@ -218,6 +219,11 @@ type batchState struct {
 
 // applyBatch runs the batch's transaction. It fills results for each request
 // and returns an error only when the transaction as a whole failed.
+//
+// The transaction takes two round trips: BEGIN travels in the pipeline of
+// reads and COMMIT in the pipeline of writes. A failure anywhere leaves the
+// connection inside a transaction or an aborted one; the pool destroys a
+// connection released in that state, which rolls it back.
 func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout) // the batch belongs to no single caller
 	defer cancel()
@@ -233,12 +239,12 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 	if len(live) == 0 {
 		return nil
 	}
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(ctx) // no-op after Commit
-	st, err := s.readState(ctx, tx, batch, live)
+	defer conn.Release()
+	st, err := s.readState(ctx, conn, batch, live)
 	if err != nil {
 		return err
 	}
@@ -256,22 +262,28 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 		results[i].ev = ev
 	}
 	if w.events == 0 {
-		return nil // everything rejected: nothing to write, the rollback releases the locks
-	}
-	if err := w.send(ctx, tx, st); err != nil {
+		// Everything was rejected: nothing to write.
+		_, err := conn.Exec(ctx, "ROLLBACK")
 		return err
 	}
 	if s.failBatch != nil {
-		if err := s.failBatch(len(batch)); err != nil {
+		// Tests: write, then fail just before COMMIT.
+		if err := w.send(ctx, conn, st, false); err != nil {
 			return err
 		}
+		if err := s.failBatch(len(batch)); err != nil {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+			return err
+		}
+		_, err := conn.Exec(ctx, "COMMIT")
+		return err
 	}
-	return tx.Commit(ctx)
+	return w.send(ctx, conn, st, true)
 }
 
-// readState locks the batch's rooms and reads, in one pipeline, what the
-// checks need.
-func (s *Store) readState(ctx context.Context, tx pgx.Tx, batch []*appendReq, live []int) (*batchState, error) {
+// readState begins the transaction, locks the batch's rooms and reads, in
+// one pipeline, what the checks need.
+func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appendReq, live []int) (*batchState, error) {
 	var rooms, users, tRooms, tSeqs, rRooms, rSeqs, rUsers []int64
 	var rEmojis []string
 	for _, i := range live {
@@ -296,6 +308,7 @@ func (s *Store) readState(ctx context.Context, tx pgx.Tx, batch []*appendReq, li
 	rooms = slices.Compact(rooms)
 
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, rooms)
 	b.Queue(`SELECT id FROM users WHERE id = ANY($1)`, users)
 	b.Queue(`SELECT m.room_id, m.seq, m.deleted FROM messages m
@@ -303,9 +316,12 @@ func (s *Store) readState(ctx context.Context, tx pgx.Tx, batch []*appendReq, li
 	b.Queue(`SELECT x.room_id, x.seq, x.emoji, x.user_id FROM reactions x
 		JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) t (r, q, e, u)
 		ON x.room_id = t.r AND x.seq = t.q AND x.emoji = t.e AND x.user_id = t.u`, rRooms, rSeqs, rEmojis, rUsers)
-	br := tx.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
 	st := &batchState{heads: map[int64]uint64{}, msgs: map[msgKey]msgState{}, reactions: map[reactionKey]bool{}, lastAt: map[int64]time.Time{}}
 	var id int64
 	var last seqCol
@@ -440,8 +456,8 @@ func (w *writes) add(st *batchState, ev store.Event) {
 
 // send writes everything in one pipeline: new messages, then the events
 // (so a delete's scrub reaches events of this batch), then the other
-// changes in event order, then the rooms' heads.
-func (w *writes) send(ctx context.Context, tx pgx.Tx, st *batchState) error {
+// changes in event order, then the rooms' heads, then COMMIT if commit.
+func (w *writes) send(ctx context.Context, conn *pgxpool.Conn, st *batchState, commit bool) error {
 	b := &pgx.Batch{}
 	if len(w.mRoom) > 0 {
 		b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv)
@@ -460,7 +476,10 @@ func (w *writes) send(ctx context.Context, tx pgx.Tx, st *batchState) error {
 	}
 	b.Queue(`UPDATE rooms r SET last_seq = t.q, last_event_at = t.c
 		FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS t (id, q, c) WHERE r.id = t.id`, hRoom, hSeq, hAt)
-	br := tx.SendBatch(ctx, b)
+	if commit {
+		b.Queue(`COMMIT`)
+	}
+	br := conn.SendBatch(ctx, b)
 	for range b.QueuedQueries {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
