@@ -1,0 +1,171 @@
+package sfu
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DownTrack forwards one published track to one subscriber. It implements
+// webrtc.TrackLocal: pion binds it to the subscriber's peer connection and
+// hands it the SSRC, payload type and writer to use.
+//
+// mu guards the Forwarder and the binding; it is taken by the up track's
+// read loops (one per layer), the RTCP loop and the allocator, and never
+// held while calling out.
+type DownTrack struct {
+	up  *upTrack
+	sub *Peer
+
+	mu     sync.Mutex
+	fwd    *Forwarder
+	bound  bool
+	ssrc   uint32
+	pt     uint8
+	writer webrtc.TrackLocalWriter
+	sender *webrtc.RTPSender
+
+	// allocator state (guarded by the subscriber's Peer.mu)
+	upgradeSince int64
+}
+
+var errNoCodec = errors.New("sfu: subscriber does not support the codec")
+
+// Bind implements webrtc.TrackLocal.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, d.up.codec.MimeType) {
+			d.mu.Lock()
+			d.bound, d.ssrc, d.pt, d.writer = true, uint32(ctx.SSRC()), uint8(c.PayloadType), ctx.WriteStream()
+			d.mu.Unlock()
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, errNoCodec
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.mu.Lock()
+	d.bound, d.writer = false, nil
+	d.mu.Unlock()
+	return nil
+}
+
+// ID implements webrtc.TrackLocal: "<publisher>/<track>".
+func (d *DownTrack) ID() string { return d.up.id }
+
+// RID implements webrtc.TrackLocal: a down track is a single stream.
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal: the publisher's participant id, so
+// that a client's ontrack names the tile.
+func (d *DownTrack) StreamID() string { return d.up.pub.id }
+
+// Kind implements webrtc.TrackLocal.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
+
+// setTarget changes the layer to forward and asks for a keyframe of it.
+func (d *DownTrack) setTarget(l int) {
+	d.mu.Lock()
+	changed := d.fwd.Target() != l
+	d.fwd.SetTarget(l)
+	d.mu.Unlock()
+	if changed && l >= 0 {
+		d.up.requestKeyframe(l)
+	}
+}
+
+func (d *DownTrack) target() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.fwd.Target()
+}
+
+// forward is called by the up track's read loop for every packet of every
+// layer.
+func (d *DownTrack) forward(in Packet, p *rtp.Packet) {
+	d.mu.Lock()
+	if !d.bound {
+		d.mu.Unlock()
+		return
+	}
+	out, ok := d.fwd.Forward(in)
+	want, waiting := d.fwd.NeedsKeyframe()
+	w, ssrc, pt := d.writer, d.ssrc, d.pt
+	d.mu.Unlock()
+	if waiting {
+		d.up.requestKeyframe(want)
+	}
+	if !ok {
+		return
+	}
+	d.write(w, ssrc, pt, p, out)
+}
+
+func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, p *rtp.Packet, out Output) {
+	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: out.SN, Timestamp: out.TS, SSRC: ssrc}
+	if _, err := w.WriteRTP(&h, p.Payload); err == nil {
+		d.up.room.stats.forwarded.Add(1)
+	}
+}
+
+// retransmit answers a subscriber's NACK of out SN sn from the publisher's
+// layer cache, with the numbers it was first sent with.
+func (d *DownTrack) retransmit(sn uint16) {
+	d.mu.Lock()
+	m, ok := d.fwd.Lookup(sn)
+	w, ssrc, pt, bound := d.writer, d.ssrc, d.pt, d.bound
+	d.mu.Unlock()
+	if !ok || !bound {
+		return
+	}
+	l := d.up.layer(m.Layer)
+	if l == nil {
+		return
+	}
+	if p := l.get(m.InSN); p != nil {
+		d.write(w, ssrc, pt, p, m.Out)
+		d.up.room.stats.retransmitted.Add(1)
+	}
+}
+
+// rtcpLoop reads the subscriber's RTCP for this track: keyframe requests go
+// to the publisher (throttled), NACKs are answered from the cache, REMB
+// feeds the subscriber's bandwidth estimate. Reading also drives pion's
+// interceptors (reports, TWCC feedback into the estimator).
+func (d *DownTrack) rtcpLoop() {
+	for {
+		pkts, _, err := d.sender.ReadRTCP()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				d.sub.room.log.Debug("sfu: rtcp read", "err", err)
+			}
+			return
+		}
+		for _, pkt := range pkts {
+			switch p := pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.mu.Lock()
+				cur := d.fwd.Current()
+				d.mu.Unlock()
+				if cur >= 0 {
+					d.up.requestKeyframe(cur)
+				}
+			case *rtcp.TransportLayerNack:
+				for _, pair := range p.Nacks {
+					for _, sn := range pair.PacketList() {
+						d.retransmit(sn)
+					}
+				}
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				d.sub.setREMB(uint64(p.Bitrate))
+			}
+		}
+	}
+}

@@ -1,0 +1,590 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/webrtc/v4"
+)
+
+// Signal is one signaling message between a participant and the SFU: a
+// session description, an ICE candidate, or both.
+type Signal struct {
+	Description *webrtc.SessionDescription `json:"description,omitempty"`
+	Candidate   *webrtc.ICECandidateInit   `json:"candidate,omitempty"`
+}
+
+// Speaker is one entry of a room's active-speaker list.
+type Speaker struct {
+	ID    string  `json:"id"`
+	Level float64 `json:"level"` // 0..1, louder is higher
+}
+
+// RoomConfig configures a Room.
+type RoomConfig struct {
+	// OnSpeakers is called with the active speakers, loudest first,
+	// whenever the list changes (at most once per SFU tick). It must not
+	// block or call back into the Room.
+	OnSpeakers func([]Speaker)
+}
+
+// Stats are a room's counters.
+type Stats struct {
+	Forwarded     uint64 // RTP packets written to subscribers
+	Retransmitted uint64 // of those, NACK answers
+	PLIs          uint64 // keyframe requests sent to publishers
+}
+
+type roomStats struct {
+	forwarded, retransmitted, plis atomic.Uint64
+}
+
+// speakerThreshold: a participant is speaking when its mean audio level is
+// louder than -50 dBov (RFC 6464 levels are -dBov, 127 is silence).
+const speakerThreshold = 127 - 50
+
+// Room is one call's media: participants, each with one peer connection that
+// both publishes and subscribes, and every published track forwarded to
+// every other participant.
+//
+// Lock order: Room.mu, then Peer.mu, then upTrack.mu, then DownTrack.mu.
+// Callbacks (send, OnSpeakers) are called without Room.mu.
+type Room struct {
+	sfu   *SFU
+	cfg   RoomConfig
+	log   *slog.Logger
+	stats roomStats
+
+	mu       sync.Mutex
+	peers    map[string]*Peer
+	tracks   []*upTrack
+	closed   bool
+	speakers []Speaker
+	loudness map[string]float64
+
+	done chan struct{}
+}
+
+// NewRoom returns an empty room.
+func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
+	r := &Room{sfu: s, cfg: cfg, log: s.log, peers: map[string]*Peer{}, loudness: map[string]float64{}, done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("sfu: closed")
+	}
+	s.rooms[r] = struct{}{}
+	go r.tickLoop()
+	return r, nil
+}
+
+// Stats returns the room's counters.
+func (r *Room) Stats() Stats {
+	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), PLIs: r.stats.plis.Load()}
+}
+
+// Peer is one participant's peer connection to the SFU. The SFU is the
+// impolite side of perfect negotiation: it ignores an offer that collides
+// with its own and waits for the answer; the client rolls back.
+//
+// mu guards the negotiation state and the subscriber's estimate inputs.
+type Peer struct {
+	id   string
+	room *Room
+	pc   *webrtc.PeerConnection
+	send func(Signal)
+
+	mu         sync.Mutex
+	pending    bool // tracks changed while an offer was out: offer again
+	candidates []webrtc.ICECandidateInit
+	downs      map[*upTrack]*DownTrack
+	estimator  cc.BandwidthEstimator
+	remb       uint64
+	rembAt     time.Time
+	feedback   bool // REMB or TWCC feedback came in: the estimate is not a guess
+	closed     bool
+}
+
+// ID is the participant id.
+func (p *Peer) ID() string { return p.id }
+
+// Join adds a participant. send receives the SFU's offers, answers and ICE
+// candidates for the client; it must not block or call into the Room.
+// The client then sends its offer (with its tracks) through Peer.Signal.
+func (r *Room) Join(id string, send func(Signal)) (*Peer, error) {
+	p := &Peer{id: id, room: r, send: send, downs: map[*upTrack]*DownTrack{}}
+	api, err := r.sfu.newAPI(func(e cc.BandwidthEstimator) {
+		p.mu.Lock()
+		p.estimator = e
+		p.mu.Unlock()
+		e.OnTargetBitrateChange(func(int) {
+			p.mu.Lock()
+			p.feedback = true
+			p.mu.Unlock()
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: peer connection for %s: %w", id, err)
+	}
+	p.pc = pc
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			init := c.ToJSON()
+			send(Signal{Candidate: &init})
+		}
+	})
+	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.addTrack(p, t, recv) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed {
+			r.log.Info("sfu: peer connection failed", "participant", id)
+		}
+	})
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = pc.Close()
+		return nil, errors.New("sfu: room closed")
+	}
+	if _, dup := r.peers[id]; dup {
+		r.mu.Unlock()
+		_ = pc.Close()
+		return nil, fmt.Errorf("sfu: participant %s already joined", id)
+	}
+	r.peers[id] = p
+	tracks := append([]*upTrack(nil), r.tracks...)
+	r.mu.Unlock()
+	added := false
+	for _, u := range tracks {
+		if r.subscribe(p, u) {
+			added = true
+		}
+	}
+	if added {
+		p.negotiate()
+	}
+	return p, nil
+}
+
+// Peer returns a participant, or nil.
+func (r *Room) Peer(id string) *Peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peers[id]
+}
+
+// Leave removes a participant: its peer connection closes, its tracks stop
+// being forwarded, and the others are renegotiated without them.
+func (r *Room) Leave(id string) {
+	r.mu.Lock()
+	p := r.peers[id]
+	if p == nil {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.peers, id)
+	delete(r.loudness, id)
+	var gone []*upTrack
+	kept := r.tracks[:0]
+	for _, u := range r.tracks {
+		if u.pub == p {
+			gone = append(gone, u)
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	r.tracks = kept
+	others := make([]*Peer, 0, len(r.peers))
+	for _, o := range r.peers {
+		others = append(others, o)
+	}
+	r.mu.Unlock()
+
+	p.mu.Lock()
+	p.closed = true
+	for u, d := range p.downs {
+		u.removeDown(d)
+	}
+	p.mu.Unlock()
+	_ = p.pc.Close()
+	for _, o := range others {
+		removed := false
+		o.mu.Lock()
+		for _, u := range gone {
+			if d := o.downs[u]; d != nil {
+				delete(o.downs, u)
+				u.removeDown(d)
+				_ = o.pc.RemoveTrack(d.sender)
+				removed = true
+			}
+		}
+		o.mu.Unlock()
+		if removed {
+			o.negotiate()
+		}
+	}
+}
+
+// Close ends the room and every peer connection in it.
+func (r *Room) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	ids := make([]string, 0, len(r.peers))
+	for id := range r.peers {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	close(r.done)
+	for _, id := range ids {
+		r.Leave(id)
+	}
+	r.sfu.mu.Lock()
+	delete(r.sfu.rooms, r)
+	r.sfu.mu.Unlock()
+}
+
+// addTrack is pion's OnTrack for a publisher: a new track, or another
+// simulcast layer of one already known.
+func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	id := pub.id + "/" + t.ID()
+	r.mu.Lock()
+	var u *upTrack
+	for _, x := range r.tracks {
+		if x.id == id {
+			u = x
+		}
+	}
+	isNew := u == nil
+	if isNew {
+		u = newUpTrack(r, pub, t, recv)
+		r.tracks = append(r.tracks, u)
+	}
+	var subs []*Peer
+	if isNew {
+		for _, o := range r.peers {
+			if o != pub {
+				subs = append(subs, o)
+			}
+		}
+	}
+	r.mu.Unlock()
+	u.addLayer(t)
+	r.log.Debug("sfu: track", "track", id, "rid", t.RID(), "codec", t.Codec().MimeType)
+	for _, s := range subs {
+		if r.subscribe(s, u) {
+			s.negotiate()
+		}
+	}
+}
+
+// subscribe adds a down track of u to p's peer connection; the caller
+// negotiates.
+func (r *Room) subscribe(p *Peer, u *upTrack) bool {
+	if u.pub == p {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.downs[u] != nil {
+		return false
+	}
+	d := &DownTrack{up: u, sub: p, fwd: NewForwarder(u.clockRate)}
+	sender, err := p.pc.AddTrack(d)
+	if err != nil {
+		r.log.Warn("sfu: add down track", "participant", p.id, "track", u.id, "err", err)
+		return false
+	}
+	d.sender = sender
+	p.downs[u] = d
+	// Start low: the lowest layer costs the least keyframe and the
+	// allocator climbs from there as the estimate allows.
+	d.fwd.SetTarget(0)
+	u.addDown(d)
+	go d.rtcpLoop()
+	return true
+}
+
+// Signal applies a description or candidate from the participant's client.
+func (p *Peer) Signal(s Signal) error {
+	if s.Description != nil {
+		if err := p.onDescription(*s.Description); err != nil {
+			return err
+		}
+	}
+	if s.Candidate != nil {
+		p.mu.Lock()
+		if p.pc.RemoteDescription() == nil {
+			p.candidates = append(p.candidates, *s.Candidate)
+			p.mu.Unlock()
+			return nil
+		}
+		p.mu.Unlock()
+		if err := p.pc.AddICECandidate(*s.Candidate); err != nil {
+			return fmt.Errorf("sfu: candidate from %s: %w", p.id, err)
+		}
+	}
+	return nil
+}
+
+func (p *Peer) onDescription(d webrtc.SessionDescription) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch d.Type {
+	case webrtc.SDPTypeOffer:
+		if p.pc.SignalingState() != webrtc.SignalingStateStable {
+			// Glare: the SFU is impolite and keeps its own offer; the
+			// client rolls back and answers it.
+			return nil
+		}
+		if err := p.pc.SetRemoteDescription(d); err != nil {
+			return fmt.Errorf("sfu: offer from %s: %w", p.id, err)
+		}
+		answer, err := p.pc.CreateAnswer(nil)
+		if err != nil {
+			return fmt.Errorf("sfu: answer %s: %w", p.id, err)
+		}
+		if err := p.pc.SetLocalDescription(answer); err != nil {
+			return fmt.Errorf("sfu: answer %s: %w", p.id, err)
+		}
+		p.send(Signal{Description: p.pc.LocalDescription()})
+	case webrtc.SDPTypeAnswer:
+		if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+			return nil // a stale answer to an offer that glare replaced
+		}
+		if err := p.pc.SetRemoteDescription(d); err != nil {
+			return fmt.Errorf("sfu: answer from %s: %w", p.id, err)
+		}
+	case webrtc.SDPTypeRollback:
+		return nil
+	default:
+		return fmt.Errorf("sfu: description type %s from %s", d.Type, p.id)
+	}
+	for _, c := range p.candidates {
+		if err := p.pc.AddICECandidate(c); err != nil {
+			p.room.log.Debug("sfu: queued candidate", "participant", p.id, "err", err)
+		}
+	}
+	p.candidates = nil
+	if p.pending {
+		p.pending = false
+		p.offerLocked()
+	}
+	return nil
+}
+
+// negotiate sends an offer for changed tracks now, or after the answer to
+// the offer that is out.
+func (p *Peer) negotiate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if p.pc.SignalingState() != webrtc.SignalingStateStable {
+		p.pending = true
+		return
+	}
+	p.offerLocked()
+}
+
+func (p *Peer) offerLocked() {
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		p.room.log.Warn("sfu: offer", "participant", p.id, "err", err)
+		return
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		p.room.log.Warn("sfu: offer", "participant", p.id, "err", err)
+		return
+	}
+	p.send(Signal{Description: p.pc.LocalDescription()})
+}
+
+func (p *Peer) setREMB(bps uint64) {
+	p.mu.Lock()
+	p.remb, p.rembAt, p.feedback = bps, time.Now(), true
+	p.mu.Unlock()
+}
+
+// Estimate is the subscriber's current downlink budget in bit/s.
+func (p *Peer) Estimate() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.estimateLocked(time.Now())
+}
+
+// estimateLocked is the subscriber's downlink budget in bit/s: the lower of
+// the GCC estimate from its TWCC feedback and its latest REMB (if recent).
+func (p *Peer) estimateLocked(now time.Time) uint64 {
+	est := uint64(p.room.sfu.cfg.InitialBitrate)
+	if p.estimator != nil {
+		est = uint64(p.estimator.GetTargetBitrate())
+	}
+	if p.remb > 0 && now.Sub(p.rembAt) < 5*time.Second && p.remb < est {
+		est = p.remb
+	}
+	return est
+}
+
+// allocate chooses the layer of each of the subscriber's video down tracks:
+// audio first, then video tracks in turn take the highest layer whose
+// measured bitrate fits what is left. Downgrades happen at once; an upgrade
+// goes one layer up after the budget has held it for UpgradeHold.
+func (p *Peer) allocate(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	budget := int64(p.estimateLocked(now))
+	var video []*DownTrack
+	for u, d := range p.downs {
+		if u.kind == webrtc.RTPCodecTypeAudio {
+			_, rate := u.available()
+			budget -= int64(rate[0])
+			continue
+		}
+		video = append(video, d)
+	}
+	sort.Slice(video, func(i, j int) bool { return video[i].up.id < video[j].up.id })
+	hold := p.room.sfu.cfg.UpgradeHold
+	for _, d := range video {
+		have, rate := d.up.available()
+		best := -1
+		for l := maxLayers - 1; l >= 0; l-- {
+			if have[l] && int64(rate[l]) <= budget {
+				best = l
+				break
+			}
+		}
+		if best < 0 { // nothing fits: the lowest layer there is
+			for l := 0; l < maxLayers; l++ {
+				if have[l] {
+					best = l
+					break
+				}
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		cur := d.target()
+		switch {
+		case best < cur:
+			d.upgradeSince = 0
+			d.setTarget(best)
+		case best > cur && !p.feedback:
+			// No feedback from the subscriber yet: the estimate is the
+			// configured guess, not evidence.
+		case best > cur:
+			if d.upgradeSince == 0 {
+				d.upgradeSince = now.UnixNano()
+			} else if now.UnixNano()-d.upgradeSince >= int64(hold) {
+				d.upgradeSince = 0
+				next := cur + 1
+				for next < best && !have[next] {
+					next++
+				}
+				d.setTarget(next)
+			}
+		default:
+			d.upgradeSince = 0
+		}
+		if t := d.target(); t >= 0 {
+			budget -= int64(rate[t])
+		}
+	}
+}
+
+// tickLoop measures layer bitrates, re-allocates layers and ranks speakers.
+func (r *Room) tickLoop() {
+	tick := time.NewTicker(r.sfu.cfg.Tick)
+	defer tick.Stop()
+	last := time.Now()
+	prev := map[*layer]uint64{}
+	for {
+		select {
+		case <-r.done:
+			return
+		case now := <-tick.C:
+			el := now.Sub(last).Seconds()
+			last = now
+			r.mu.Lock()
+			tracks := append([]*upTrack(nil), r.tracks...)
+			peers := make([]*Peer, 0, len(r.peers))
+			for _, p := range r.peers {
+				peers = append(peers, p)
+			}
+			r.mu.Unlock()
+			seen := map[*layer]uint64{}
+			for _, u := range tracks {
+				for i := 0; i < maxLayers; i++ {
+					if l := u.layer(i); l != nil && el > 0 {
+						b := l.bytes.Load()
+						l.bitrate.Store(uint64(float64(b-prev[l]) * 8 / el))
+						seen[l] = b
+					}
+				}
+			}
+			prev = seen
+			for _, p := range peers {
+				p.allocate(now)
+			}
+			r.rankSpeakers(tracks)
+		}
+	}
+}
+
+// rankSpeakers smooths each publisher's audio level over two ticks and
+// reports the ones above the threshold, loudest first, when the list changes.
+func (r *Room) rankSpeakers(tracks []*upTrack) {
+	r.mu.Lock()
+	for _, u := range tracks {
+		if u.kind != webrtc.RTPCodecTypeAudio {
+			continue
+		}
+		v, ok := u.levelTick()
+		if !ok {
+			v = 0
+		}
+		r.loudness[u.pub.id] = (r.loudness[u.pub.id] + v) / 2
+	}
+	var list []Speaker
+	for id, v := range r.loudness {
+		if v >= speakerThreshold {
+			list = append(list, Speaker{ID: id, Level: v / 127})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Level != list[j].Level {
+			return list[i].Level > list[j].Level
+		}
+		return list[i].ID < list[j].ID
+	})
+	changed := len(list) != len(r.speakers)
+	for i := 0; !changed && i < len(list); i++ {
+		changed = list[i].ID != r.speakers[i].ID
+	}
+	if changed {
+		r.speakers = list
+	}
+	cb := r.cfg.OnSpeakers
+	r.mu.Unlock()
+	if changed && cb != nil {
+		cb(list)
+	}
+}

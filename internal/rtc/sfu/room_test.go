@@ -1,0 +1,502 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// testClient is a real pion peer talking to a Room as a browser would: the
+// polite side of perfect negotiation, trickle ICE, media over loopback.
+type testClient struct {
+	t    *testing.T
+	id   string
+	pc   *webrtc.PeerConnection
+	peer *Peer
+	in   chan Signal
+	do   chan func()
+	done chan struct{}
+	// rolledBack: our offer lost a glare; offer again after answering
+	// (what a browser's negotiationneeded does).
+	rolledBack bool
+
+	mu         sync.Mutex
+	queued     []webrtc.ICECandidateInit
+	layers     [maxLayers]int  // video packets received per layer
+	sns        map[uint16]bool // video SNs received
+	firstSN    uint16          // first video SN received
+	lastSN     uint16          // newest video SN received (by arrival)
+	videoSSRC  uint32
+	audioPkts  int
+	connected  chan struct{}
+	notify     chan struct{}
+	rembCap    float32
+	connOnce   sync.Once
+	stopSender atomic.Bool
+}
+
+func newTestClient(t *testing.T, r *Room, id string) *testClient {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	var se webrtc.SettingEngine
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testClient{t: t, id: id, pc: pc, in: make(chan Signal, 256), do: make(chan func()), done: make(chan struct{}),
+		sns: map[uint16]bool{}, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			c.connOnce.Do(func() { close(c.connected) })
+		}
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go c.receive(tr) })
+	c.peer, err = r.Join(id, func(s Signal) { c.in <- s })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic != nil {
+			init := ic.ToJSON()
+			if err := c.peer.Signal(Signal{Candidate: &init}); err != nil {
+				t.Errorf("%s: candidate: %v", id, err)
+			}
+		}
+	})
+	go c.loop()
+	t.Cleanup(func() {
+		close(c.done)
+		_ = pc.Close()
+	})
+	return c
+}
+
+// loop applies the SFU's signals: the client is polite, so an offer that
+// collides with its own rolls its own back.
+func (c *testClient) loop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case f := <-c.do:
+			f()
+		case s := <-c.in:
+			if err := c.apply(s); err != nil {
+				c.t.Errorf("%s: %v", c.id, err)
+			}
+		}
+	}
+}
+
+func (c *testClient) apply(s Signal) error {
+	if d := s.Description; d != nil {
+		switch d.Type {
+		case webrtc.SDPTypeOffer:
+			if c.pc.SignalingState() != webrtc.SignalingStateStable {
+				if err := c.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+					return fmt.Errorf("rollback: %w", err)
+				}
+				c.rolledBack = true
+			}
+			if err := c.pc.SetRemoteDescription(*d); err != nil {
+				return fmt.Errorf("remote offer: %w", err)
+			}
+			answer, err := c.pc.CreateAnswer(nil)
+			if err != nil {
+				return err
+			}
+			if err := c.pc.SetLocalDescription(answer); err != nil {
+				return err
+			}
+			if err := c.peer.Signal(Signal{Description: c.pc.LocalDescription()}); err != nil {
+				return err
+			}
+			if c.rolledBack {
+				c.rolledBack = false
+				if err := c.sendOffer(); err != nil {
+					return err
+				}
+			}
+		case webrtc.SDPTypeAnswer:
+			if err := c.pc.SetRemoteDescription(*d); err != nil {
+				return fmt.Errorf("remote answer: %w", err)
+			}
+		}
+		c.mu.Lock()
+		q := c.queued
+		c.queued = nil
+		c.mu.Unlock()
+		for _, ic := range q {
+			_ = c.pc.AddICECandidate(ic)
+		}
+	}
+	if s.Candidate != nil {
+		if c.pc.RemoteDescription() == nil {
+			c.mu.Lock()
+			c.queued = append(c.queued, *s.Candidate)
+			c.mu.Unlock()
+			return nil
+		}
+		return c.pc.AddICECandidate(*s.Candidate)
+	}
+	return nil
+}
+
+// offer sends an offer from the client's loop (so that it cannot race an
+// incoming one).
+func (c *testClient) offer() {
+	c.t.Helper()
+	errc := make(chan error, 1)
+	c.do <- func() { errc <- c.sendOffer() }
+	if err := <-errc; err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *testClient) sendOffer() error {
+	o, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.pc.SetLocalDescription(o); err != nil {
+		return err
+	}
+	return c.peer.Signal(Signal{Description: c.pc.LocalDescription()})
+}
+
+// receive counts a subscribed track's packets; video payloads carry the
+// publisher's layer in byte 2 (see publish).
+func (c *testClient) receive(tr *webrtc.TrackRemote) {
+	video := tr.Kind() == webrtc.RTPCodecTypeVideo
+	if video {
+		c.mu.Lock()
+		c.videoSSRC = uint32(tr.SSRC())
+		c.mu.Unlock()
+	}
+	for {
+		p, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		if video && len(p.Payload) > 2 {
+			if len(c.sns) == 0 {
+				c.firstSN = p.SequenceNumber
+			}
+			c.layers[p.Payload[2]]++
+			c.sns[p.SequenceNumber] = true
+			c.lastSN = p.SequenceNumber
+		} else if !video {
+			c.audioPkts++
+		}
+		c.mu.Unlock()
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// capDownlink makes the client report rembCap bit/s as its receive
+// estimate (REMB), as a browser on a slow link does.
+func (c *testClient) capDownlink(bps float32) {
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-tick.C:
+				var ssrc uint32
+				for _, tr := range c.pc.GetTransceivers() {
+					if tr.Kind() == webrtc.RTPCodecTypeVideo && tr.Receiver() != nil && tr.Receiver().Track() != nil {
+						ssrc = uint32(tr.Receiver().Track().SSRC())
+					}
+				}
+				if ssrc != 0 {
+					_ = c.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: []uint32{ssrc}}})
+				}
+			}
+		}
+	}()
+}
+
+// waitFor waits until cond holds, re-checking whenever a packet arrives at
+// any of the clients.
+func waitFor(t *testing.T, what func() string, d time.Duration, cond func() bool, clients ...*testClient) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond) // speaker pushes come without packets
+	defer poll.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what())
+		case <-poll.C:
+		case <-clients[0].notify:
+		case <-clients[len(clients)-1].notify:
+		}
+	}
+}
+
+// Synthetic simulcast: per frame, layer q sends one 300-byte packet, h one
+// of 900 bytes, f three of 1,000 (about 72, 216 and 720 kbit/s at 30 fps).
+var layerShape = [maxLayers]struct{ packets, size int }{{1, 300}, {1, 900}, {3, 1000}}
+
+// publish sends synthetic VP8 simulcast (when video) and Opus with an RFC
+// 6464 audio level from c until the test ends. VP8 payloads have a valid
+// payload descriptor and key/delta bit, then the layer and frame number.
+func (c *testClient) publish(video bool, level uint8) {
+	t := c.t
+	t.Helper()
+	rids := []string{"q", "h", "f"}
+	var vtracks []*webrtc.TrackLocalStaticRTP
+	var vsender *webrtc.RTPSender
+	if video {
+		for _, rid := range rids {
+			tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+				"camera", c.id, webrtc.WithRTPStreamID(rid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vtracks = append(vtracks, tr)
+		}
+		var err error
+		if vsender, err = c.pc.AddTrack(vtracks[0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range vtracks[1:] {
+			if err := vsender.AddEncoding(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	atrack, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asender, err := c.pc.AddTrack(atrack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.offer()
+	select {
+	case <-c.connected:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: publisher never connected", c.id)
+	}
+	ext := func(s *webrtc.RTPSender, uri string) uint8 {
+		for _, e := range s.GetParameters().HeaderExtensions {
+			if e.URI == uri {
+				return uint8(e.ID)
+			}
+		}
+		t.Fatalf("%s: extension %s not negotiated", c.id, uri)
+		return 0
+	}
+	mid := func(s *webrtc.RTPSender) string {
+		for _, tr := range c.pc.GetTransceivers() {
+			if tr.Sender() == s {
+				return tr.Mid()
+			}
+		}
+		t.Fatal("no transceiver")
+		return ""
+	}
+	var needKey [maxLayers]atomic.Bool
+	var vmid string
+	var midID, ridID uint8
+	if video {
+		vmid, midID, ridID = mid(vsender), ext(vsender, sdp.SDESMidURI), ext(vsender, sdp.SDESRTPStreamIDURI)
+		for i, rid := range rids {
+			go func() {
+				for {
+					pkts, _, err := vsender.ReadSimulcastRTCP(rid)
+					if err != nil {
+						return
+					}
+					for _, p := range pkts {
+						if _, ok := p.(*rtcp.PictureLossIndication); ok {
+							needKey[i].Store(true)
+						}
+					}
+				}
+			}()
+		}
+	}
+	levelID := ext(asender, sdp.AudioLevelURI)
+	go func() {
+		vt := time.NewTicker(33 * time.Millisecond)
+		at := time.NewTicker(20 * time.Millisecond)
+		defer vt.Stop()
+		defer at.Stop()
+		var sn [maxLayers]uint16
+		var asn uint16
+		var frame, aframe uint32
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-at.C:
+				aframe++
+				p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: asn, Timestamp: aframe * 960}, Payload: make([]byte, 80)}
+				asn++
+				lv, _ := (&rtp.AudioLevelExtension{Level: level, Voice: true}).Marshal()
+				_ = p.Header.SetExtension(levelID, lv)
+				_ = atrack.WriteRTP(p)
+			case <-vt.C:
+				if !video {
+					continue
+				}
+				frame++
+				for i, tr := range vtracks {
+					key := frame%60 == 1 || needKey[i].Swap(false)
+					shape := layerShape[i]
+					for k := 0; k < shape.packets; k++ {
+						pl := make([]byte, shape.size)
+						if k == 0 {
+							pl[0] = 0x10 // S: start of partition 0
+						}
+						if !key {
+							pl[1] = 0x01 // P: inter frame
+						}
+						pl[2] = byte(i)
+						binary.BigEndian.PutUint32(pl[3:], frame)
+						p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: sn[i], Timestamp: frame * 3000,
+							Marker: k == shape.packets-1}, Payload: pl}
+						sn[i]++
+						_ = p.Header.SetExtension(midID, []byte(vmid))
+						_ = p.Header.SetExtension(ridID, []byte(rids[i]))
+						_ = tr.WriteRTP(p)
+					}
+				}
+			}
+		}
+	}()
+}
+
+func (c *testClient) snapshot() (layers [maxLayers]int, distinct, span int, audio int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.layers, len(c.sns), int(uint16(c.lastSN-c.firstSN)) + 1, c.audioPkts
+}
+
+func newTestSFU(t *testing.T) *SFU {
+	t.Helper()
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", Tick: 100 * time.Millisecond, UpgradeHold: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestRoomSimulcastLayersAndSpeakers: a publisher sends three VP8 simulcast
+// layers and Opus, a second one Opus only; two subscribers receive. The
+// uncapped subscriber climbs to the top layer in one continuous stream; the
+// one whose REMB says 150 kbit/s stays on the low layer; the loudest
+// publisher leads the speaker list; a NACK is answered from the cache.
+func TestRoomSimulcastLayersAndSpeakers(t *testing.T) {
+	s := newTestSFU(t)
+	speakers := make(chan []Speaker, 64)
+	room, err := s.NewRoom(RoomConfig{OnSpeakers: func(l []Speaker) {
+		select {
+		case speakers <- l:
+		default:
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sub1 := newTestClient(t, room, "sub1")
+	sub2 := newTestClient(t, room, "sub2")
+	sub2.capDownlink(150_000)
+	pubA := newTestClient(t, room, "loud")
+	pubA.publish(true, 10)
+	pubB := newTestClient(t, room, "quiet")
+	pubB.publish(false, 40)
+
+	state := func() string {
+		l1, _, _, _ := sub1.snapshot()
+		l2, _, _, _ := sub2.snapshot()
+		return fmt.Sprintf("sub1 on the top layer and sub2 with video: sub1 layers %v (estimate %d), sub2 layers %v (estimate %d), stats %+v",
+			l1, sub1.peer.Estimate(), l2, sub2.peer.Estimate(), room.Stats())
+	}
+	waitFor(t, state, 30*time.Second, func() bool {
+		l1, _, _, _ := sub1.snapshot()
+		l2, _, _, _ := sub2.snapshot()
+		return l1[2] >= 30 && l2[0]+l2[1]+l2[2] >= 60
+	}, sub1, sub2)
+
+	l1, distinct, span, audio1 := sub1.snapshot()
+	if l1[0] == 0 {
+		t.Errorf("sub1 layers %v: it should have started on the low layer", l1)
+	}
+	// One continuous stream across the switches: every SN from the first to
+	// the newest arrived (loopback loses nothing; NACKs would fill a gap).
+	if distinct != span {
+		t.Errorf("sub1 got %d distinct SNs over a span of %d: the stream has holes", distinct, span)
+	}
+	if audio1 == 0 {
+		t.Error("sub1 got no audio")
+	}
+	l2, _, _, _ := sub2.snapshot()
+	if l2[1] != 0 || l2[2] != 0 || l2[0] < 60 {
+		t.Errorf("sub2 (150 kbit/s) layers %v, want only the low layer", l2)
+	}
+
+	// Speakers: the louder publisher first, both above the threshold.
+	deadline := time.After(20 * time.Second)
+	for ok := false; !ok; {
+		select {
+		case l := <-speakers:
+			ok = len(l) == 2 && l[0].ID == "loud" && l[1].ID == "quiet" && l[0].Level > l[1].Level
+		case <-deadline:
+			t.Fatal("no speaker list with loud before quiet")
+		}
+	}
+
+	// A NACK from sub1 for a packet it got is answered from the cache.
+	sub1.mu.Lock()
+	ssrc, sn := sub1.videoSSRC, sub1.lastSN
+	sub1.mu.Unlock()
+	before := room.Stats().Retransmitted
+	if err := sub1.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{sn})}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() string { return "the retransmission" }, 10*time.Second, func() bool { return room.Stats().Retransmitted > before }, sub1)
+
+	// Keyframe requests are throttled per layer: at most one per 500 ms for
+	// each of the three layers, however many subscribers switch.
+	st := room.Stats()
+	if max := uint64(3 * (time.Since(start)/pliInterval + 1)); st.PLIs == 0 || st.PLIs > max {
+		t.Errorf("%d PLIs in %v, want 1..%d", st.PLIs, time.Since(start), max)
+	}
+	t.Logf("sub1 layers %v, sub2 layers %v, stats %+v", l1, l2, st)
+}

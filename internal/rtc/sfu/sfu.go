@@ -1,0 +1,190 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// Config configures an SFU.
+type Config struct {
+	// UDPAddr is the one UDP address every peer connection of the node
+	// shares (ICE UDP mux), e.g. ":7882"; "127.0.0.1:0" picks a free port.
+	UDPAddr string
+	// NAT1To1IPs are public addresses announced in host candidates instead
+	// of the local one, for a node behind 1:1 NAT (most cloud VMs).
+	NAT1To1IPs []string
+	// InitialBitrate is a new subscriber's bandwidth estimate before any
+	// feedback, in bit/s; default 1,500,000.
+	InitialBitrate int
+	// Tick is how often layers are re-allocated and speakers re-ranked;
+	// default 500 ms.
+	Tick time.Duration
+	// UpgradeHold is how long a subscriber's budget must hold the next
+	// layer before it is upgraded to it; default 2 s. Downgrades are
+	// immediate.
+	UpgradeHold time.Duration
+	// Logger defaults to a discarding logger.
+	Logger *slog.Logger
+}
+
+// SFU is the media plane of one node: the shared UDP port and the rooms.
+// It is safe for concurrent use.
+type SFU struct {
+	cfg      Config
+	log      *slog.Logger
+	conn     net.PacketConn
+	mux      ice.UDPMux
+	settings webrtc.SettingEngine
+
+	mu     sync.Mutex
+	rooms  map[*Room]struct{}
+	closed bool
+}
+
+// New listens on cfg.UDPAddr and returns an SFU.
+func New(cfg Config) (*SFU, error) {
+	if cfg.InitialBitrate <= 0 {
+		cfg.InitialBitrate = 1_500_000
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 500 * time.Millisecond
+	}
+	if cfg.UpgradeHold <= 0 {
+		cfg.UpgradeHold = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	conn, err := net.ListenPacket("udp", cfg.UDPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: listen on %s: %w", cfg.UDPAddr, err)
+	}
+	s := &SFU{cfg: cfg, log: cfg.Logger, conn: conn, rooms: map[*Room]struct{}{}}
+	s.mux = webrtc.NewICEUDPMux(nil, conn)
+	s.settings.SetICEUDPMux(s.mux)
+	s.settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if host, _, _ := net.SplitHostPort(conn.LocalAddr().String()); net.ParseIP(host).IsLoopback() {
+		s.settings.SetIncludeLoopbackCandidate(true)
+	}
+	if len(cfg.NAT1To1IPs) > 0 {
+		s.settings.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	return s, nil
+}
+
+// Addr is the UDP address media arrives on.
+func (s *SFU) Addr() net.Addr { return s.conn.LocalAddr() }
+
+// Close closes every room and the UDP port.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	rooms := make([]*Room, 0, len(s.rooms))
+	for r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.Close()
+	}
+	err := s.mux.Close()
+	if cerr := s.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Payload types the SFU offers and accepts. Fixed, so that every peer
+// connection of a room speaks the same numbers.
+const (
+	ptOpus = 111
+	ptVP8  = 96
+	ptH264 = 102
+)
+
+// newAPI builds the pion API for one peer connection: codecs, header
+// extensions and the interceptors (NACK generator towards the publisher,
+// RTCP sender/receiver reports, TWCC feedback to publishers, and a GCC
+// estimator fed by the subscriber's TWCC feedback). Each peer connection gets
+// its own registry because pion hands a congestion controller's estimator
+// out per registry, not per connection (pion/webrtc#3053).
+//
+// pion's NACK responder is not registered: a subscriber's NACKs are answered
+// from the publisher's packet cache through the Forwarder's mapping, so no
+// per-subscriber copy of every packet is kept.
+func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	videoFB := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: webrtc.TypeRTCPFBTransportCC}}
+	for _, c := range []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: ptVP8},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFB}, PayloadType: ptH264},
+	} {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("sfu: register %s: %w", c.MimeType, err)
+		}
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
+		PayloadType: ptOpus,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("sfu: register opus: %w", err)
+	}
+	for _, ext := range []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},
+		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo},
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
+		{sdp.AudioLevelURI, webrtc.RTPCodecTypeAudio},
+		{sdp.TransportCCURI, webrtc.RTPCodecTypeVideo},
+		{sdp.TransportCCURI, webrtc.RTPCodecTypeAudio},
+	} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: ext.uri}, ext.kind); err != nil {
+			return nil, fmt.Errorf("sfu: register extension %s: %w", ext.uri, err)
+		}
+	}
+
+	reg := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: nack generator: %w", err)
+	}
+	reg.Add(gen)
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, fmt.Errorf("sfu: rtcp reports: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+		return nil, fmt.Errorf("sfu: twcc feedback: %w", err)
+	}
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		// No pacer: the SFU keeps under the estimate by choosing layers,
+		// rather than queueing every packet behind a leaky bucket.
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(s.cfg.InitialBitrate),
+			gcc.SendSideBWEMinBitrate(50_000), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: congestion control: %w", err)
+	}
+	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onEstimator(e) })
+	reg.Add(ccf)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
+		return nil, fmt.Errorf("sfu: twcc header extension: %w", err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.settings)), nil
+}

@@ -1,0 +1,236 @@
+package sfu
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	// cacheSize is how many recent packets per layer are kept to answer
+	// subscribers' NACKs (about 1 s of a 1 Mbit/s layer).
+	cacheSize = 512
+	// pliInterval is the least time between two keyframe requests for one
+	// layer, however many subscribers want one (no PLI storms).
+	pliInterval = 500 * time.Millisecond
+	// maxLayers is the number of simulcast layers: q, h, f.
+	maxLayers = 3
+)
+
+// layerIndex maps a simulcast RID to a layer, lowest first. A track without
+// simulcast is layer 0.
+func layerIndex(rid string) int {
+	switch rid {
+	case "h", "m", "1":
+		return 1
+	case "f", "2":
+		return 2
+	}
+	return 0
+}
+
+// layer is one simulcast encoding of a published track.
+//
+// cacheMu guards cache; the other fields are atomics, written by the layer's
+// read loop and read by the room's ticker and keyframe requests.
+type layer struct {
+	ssrc    uint32
+	cacheMu sync.Mutex
+	cache   [cacheSize]*rtp.Packet
+	bytes   atomic.Uint64 // payload bytes received
+	bitrate atomic.Uint64 // bit/s over the last tick
+	lastPLI atomic.Int64  // unix nanos of the last keyframe request
+}
+
+func (l *layer) store(p *rtp.Packet) {
+	l.cacheMu.Lock()
+	l.cache[p.SequenceNumber%cacheSize] = p
+	l.cacheMu.Unlock()
+}
+
+func (l *layer) get(sn uint16) *rtp.Packet {
+	l.cacheMu.Lock()
+	p := l.cache[sn%cacheSize]
+	l.cacheMu.Unlock()
+	if p == nil || p.SequenceNumber != sn {
+		return nil
+	}
+	return p
+}
+
+// upTrack is one track a participant publishes, with up to three simulcast
+// layers, and the down tracks that forward it to subscribers.
+//
+// Lock order: Room.mu, then mu. downs is copy-on-write: the read loops load
+// it without a lock.
+type upTrack struct {
+	room      *Room
+	pub       *Peer
+	id        string // "<publisher>/<publisher's track id>"
+	kind      webrtc.RTPCodecType
+	codec     webrtc.RTPCodecCapability
+	payload   Codec
+	clockRate uint32
+
+	mu     sync.Mutex
+	layers [maxLayers]*layer
+	downs  atomic.Pointer[[]*DownTrack]
+
+	// Audio level (RFC 6464) of the current tick: sum of (127 - level)
+	// and packet count, read and reset by the speaker detector.
+	levelMu    sync.Mutex
+	levelSum   uint64
+	levelCount uint64
+	levelID    uint8
+}
+
+func newUpTrack(r *Room, pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) *upTrack {
+	u := &upTrack{room: r, pub: pub, id: pub.id + "/" + t.ID(), kind: t.Kind(), codec: t.Codec().RTPCodecCapability,
+		clockRate: t.Codec().ClockRate}
+	switch strings.ToLower(u.codec.MimeType) {
+	case strings.ToLower(webrtc.MimeTypeVP8):
+		u.payload = CodecVP8
+	case strings.ToLower(webrtc.MimeTypeH264):
+		u.payload = CodecH264
+	default:
+		u.payload = CodecAudio
+	}
+	for _, e := range recv.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI {
+			u.levelID = uint8(e.ID)
+		}
+	}
+	u.downs.Store(&[]*DownTrack{})
+	return u
+}
+
+// addLayer starts reading one encoding of the track.
+func (u *upTrack) addLayer(t *webrtc.TrackRemote) {
+	idx := layerIndex(t.RID())
+	l := &layer{ssrc: uint32(t.SSRC())}
+	u.mu.Lock()
+	u.layers[idx] = l
+	u.mu.Unlock()
+	go u.readLoop(t, idx, l)
+}
+
+func (u *upTrack) layer(i int) *layer {
+	if i < 0 || i >= maxLayers {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.layers[i]
+}
+
+// available returns which layers exist, lowest first, and their bitrates.
+func (u *upTrack) available() (have [maxLayers]bool, rate [maxLayers]uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i, l := range u.layers {
+		if l != nil {
+			have[i], rate[i] = true, l.bitrate.Load()
+		}
+	}
+	return have, rate
+}
+
+// readLoop forwards one layer's packets to every down track until the
+// publisher's track ends. One goroutine per layer; it writes to the down
+// tracks itself (pion's WriteRTP does not block beyond the socket write).
+func (u *upTrack) readLoop(t *webrtc.TrackRemote, idx int, l *layer) {
+	for {
+		p, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		l.bytes.Add(uint64(len(p.Payload)))
+		if u.levelID != 0 {
+			if raw := p.GetExtension(u.levelID); raw != nil {
+				var a rtp.AudioLevelExtension
+				if a.Unmarshal(raw) == nil {
+					u.levelMu.Lock()
+					u.levelSum += uint64(127 - a.Level&0x7f)
+					u.levelCount++
+					u.levelMu.Unlock()
+				}
+			}
+		}
+		// Strip the publisher's header extensions: their IDs are the
+		// publisher's negotiation, not the subscriber's.
+		p.Header.Extension = false
+		p.Header.Extensions = nil
+		l.store(p)
+		in := Packet{
+			Layer:    idx,
+			SN:       p.SequenceNumber,
+			TS:       p.Timestamp,
+			Padding:  len(p.Payload) == 0,
+			Keyframe: u.payload.IsKeyframeStart(p.Payload),
+			Arrival:  time.Now().UnixNano(),
+		}
+		for _, d := range *u.downs.Load() {
+			d.forward(in, p)
+		}
+	}
+}
+
+// requestKeyframe asks the publisher for a keyframe of layer i, at most once
+// per pliInterval for the layer whoever asks.
+func (u *upTrack) requestKeyframe(i int) {
+	if u.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	l := u.layer(i)
+	if l == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := l.lastPLI.Load()
+	if now-last < int64(pliInterval) || !l.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	u.room.stats.plis.Add(1)
+	_ = u.pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+}
+
+// levelTick returns the mean loudness (0..127, higher is louder) since the
+// last call, and whether any packet carried a level.
+func (u *upTrack) levelTick() (float64, bool) {
+	u.levelMu.Lock()
+	defer u.levelMu.Unlock()
+	if u.levelCount == 0 {
+		return 0, false
+	}
+	v := float64(u.levelSum) / float64(u.levelCount)
+	u.levelSum, u.levelCount = 0, 0
+	return v, true
+}
+
+func (u *upTrack) addDown(d *DownTrack) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := *u.downs.Load()
+	next := make([]*DownTrack, 0, len(old)+1)
+	next = append(append(next, old...), d)
+	u.downs.Store(&next)
+}
+
+func (u *upTrack) removeDown(d *DownTrack) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := *u.downs.Load()
+	next := make([]*DownTrack, 0, len(old))
+	for _, x := range old {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	u.downs.Store(&next)
+}
