@@ -394,7 +394,11 @@ func (p *Peer) negotiate() {
 	if p.closed {
 		return
 	}
-	if p.pc.SignalingState() != webrtc.SignalingStateStable {
+	if p.pc.SignalingState() != webrtc.SignalingStateStable || p.pc.RemoteDescription() == nil {
+		// The client makes the first offer (with its own tracks); the
+		// SFU's tracks follow in an offer right after the answer. This
+		// keeps the first exchange free of glare even for clients that
+		// cannot roll back (pion, WHIP encoders).
 		p.pending = true
 		return
 	}

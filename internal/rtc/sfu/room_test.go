@@ -165,6 +165,17 @@ func (c *testClient) apply(s Signal) error {
 	return nil
 }
 
+// subscribe opens the connection of a client that only receives. Clients
+// offer first (a publisher with its tracks, see publish); this one offers a
+// data channel.
+func (c *testClient) subscribe() {
+	c.t.Helper()
+	if _, err := c.pc.CreateDataChannel("x", nil); err != nil {
+		c.t.Fatal(err)
+	}
+	c.offer()
+}
+
 // offer sends an offer from the client's loop (so that it cannot race an
 // incoming one).
 func (c *testClient) offer() {
@@ -435,7 +446,9 @@ func TestRoomSimulcastLayersAndSpeakers(t *testing.T) {
 	}
 	start := time.Now()
 	sub1 := newTestClient(t, room, "sub1")
+	sub1.subscribe()
 	sub2 := newTestClient(t, room, "sub2")
+	sub2.subscribe()
 	sub2.capDownlink(150_000)
 	pubA := newTestClient(t, room, "loud")
 	pubA.publish(true, 10)
