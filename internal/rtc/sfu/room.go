@@ -431,17 +431,18 @@ func (p *Peer) Estimate() uint64 {
 	return p.estimateLocked(time.Now())
 }
 
-// estimateLocked is the subscriber's downlink budget in bit/s: the lower of
-// the GCC estimate from its TWCC feedback and its latest REMB (if recent).
+// estimateLocked is the subscriber's downlink budget in bit/s: its own
+// receive-side estimate (REMB) while it sends one, else the GCC estimate
+// from its TWCC feedback, else the configured initial guess. A browser sends
+// REMB only when transport-cc was not negotiated, so the two do not mix.
 func (p *Peer) estimateLocked(now time.Time) uint64 {
-	est := uint64(p.room.sfu.cfg.InitialBitrate)
+	if p.remb > 0 && now.Sub(p.rembAt) < 5*time.Second {
+		return p.remb
+	}
 	if p.estimator != nil {
-		est = uint64(p.estimator.GetTargetBitrate())
+		return uint64(p.estimator.GetTargetBitrate())
 	}
-	if p.remb > 0 && now.Sub(p.rembAt) < 5*time.Second && p.remb < est {
-		est = p.remb
-	}
-	return est
+	return uint64(p.room.sfu.cfg.InitialBitrate)
 }
 
 // allocate chooses the layer of each of the subscriber's video down tracks:

@@ -39,7 +39,6 @@ type testClient struct {
 	audioPkts  int
 	connected  chan struct{}
 	notify     chan struct{}
-	rembCap    float32
 	connOnce   sync.Once
 	stopSender atomic.Bool
 }
@@ -231,8 +230,9 @@ func (c *testClient) receive(tr *webrtc.TrackRemote) {
 	}
 }
 
-// capDownlink makes the client report rembCap bit/s as its receive
-// estimate (REMB), as a browser on a slow link does.
+// capDownlink makes the client report bps as its receive estimate (REMB).
+// Both test subscribers do, so that the layers they get do not depend on
+// how GCC reads the delays of a loaded test machine.
 func (c *testClient) capDownlink(bps float32) {
 	go func() {
 		tick := time.NewTicker(100 * time.Millisecond)
@@ -429,8 +429,9 @@ func newTestSFU(t *testing.T) *SFU {
 
 // TestRoomSimulcastLayersAndSpeakers: a publisher sends three VP8 simulcast
 // layers and Opus, a second one Opus only; two subscribers receive. The
-// uncapped subscriber climbs to the top layer in one continuous stream; the
-// one whose REMB says 150 kbit/s stays on the low layer; the loudest
+// subscriber whose REMB says 10 Mbit/s climbs to the top layer in one
+// continuous stream; the one whose REMB says 150 kbit/s stays on the low
+// layer; the loudest
 // publisher leads the speaker list; a NACK is answered from the cache.
 func TestRoomSimulcastLayersAndSpeakers(t *testing.T) {
 	s := newTestSFU(t)
@@ -449,6 +450,7 @@ func TestRoomSimulcastLayersAndSpeakers(t *testing.T) {
 	sub1.subscribe()
 	sub2 := newTestClient(t, room, "sub2")
 	sub2.subscribe()
+	sub1.capDownlink(10_000_000)
 	sub2.capDownlink(150_000)
 	pubA := newTestClient(t, room, "loud")
 	pubA.publish(true, 10)
