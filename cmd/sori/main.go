@@ -158,6 +158,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return errors.New("token: --user is required")
 	}
 	secret := cfg.TokenSecret
+	if secret == "" && cfg.ClusterMode() {
+		return config.ErrClusterSecrets
+	}
 	if secret == "" {
 		s, err := config.LoadOrCreateSecrets(cfg.DataDir)
 		if err != nil {

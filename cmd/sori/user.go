@@ -9,13 +9,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/protocol"
-	"github.com/sori-dev/sori/internal/store/sqlite"
+	"github.com/sori-dev/sori/internal/server"
 )
 
 const userUsage = `Usage:
@@ -25,8 +24,8 @@ const userUsage = `Usage:
   sori user reset-password NAME    set a new password (same input rules); ends the
                                    user's sessions and API tokens
 
-All take --data DIR (the same data dir as "sori serve"; default ./sori-data) and
-work while the server runs.
+All take --data DIR (the same data dir as "sori serve"; default ./sori-data), or
+--postgres DSN for a cluster's shared store, and work while the server runs.
 `
 
 // user runs the account administration commands on the data dir's store.
@@ -61,7 +60,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, sqlite.DefaultFileName), sqlite.Options{})
+	st, err := server.OpenStore(ctx, *cfg)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,19 @@ type Config struct {
 	TURNAllowPeers    []string `json:"turn_allow_peers"`
 	TURNUserQuota     int      `json:"turn_user_quota"`
 	TURNCredentialTTL Duration `json:"turn_credential_ttl"`
+
+	// Postgres is the DSN of the shared PostgreSQL chat store; set, it
+	// replaces the SQLite file in the data dir and puts the server in
+	// cluster mode (docs/operations.md "Cluster mode").
+	Postgres string `json:"postgres"`
 }
+
+// ClusterMode reports whether this node shares state with others, which
+// requires every secret to be configured rather than generated per data dir.
+func (c *Config) ClusterMode() bool { return c.Postgres != "" }
+
+// ErrClusterSecrets is Validate's error when cluster mode lacks a secret.
+var ErrClusterSecrets = errors.New("config: cluster mode (--postgres) needs the token secret (--token-secret) and the API keys (--api-keys) configured, the same on every node: generating them in each node's data dir would make tokens and API calls fail on the other nodes")
 
 // Namespace is a channel namespace's options as written in a config file,
 // with durations as strings ("1h30m"). The server turns it into a
@@ -170,6 +182,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		return errors.New("config: token secret must be at least 32 bytes")
+	}
+	if c.ClusterMode() && (c.TokenSecret == "" || len(c.APIKeys) == 0) {
+		return ErrClusterSecrets
 	}
 	for name, v := range map[string]int{"max connections": c.MaxConnections, "max connections per IP": c.MaxConnectionsPerIP,
 		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst, "login burst": c.LoginBurst} {
@@ -315,6 +330,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	list(&c.TURNAllowPeers, "turn-allow-peers", "addresses or CIDR prefixes the relay may reach despite the private/loopback refusal (tests, private networks)")
 	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
 	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
+	str(&c.Postgres, "postgres", "PostgreSQL DSN of the chat store shared by a cluster's nodes (default: SQLite in the data dir)")
 	return errors.Join(errs...)
 }
 

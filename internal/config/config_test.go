@@ -116,6 +116,8 @@ func TestValidate(t *testing.T) {
 		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "ping interval"},
 		{"zero handshake timeout", func(c *Config) { c.HandshakeTimeout = 0 }, "handshake timeout"},
 		{"duplicate namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "chat"}, Namespace{Name: "chat"}) }, "twice"},
+		{"cluster without secrets", func(c *Config) { c.Postgres = "host=db" }, "--token-secret"},
+		{"cluster without API keys", func(c *Config) { c.Postgres = "host=db"; c.TokenSecret = strings.Repeat("s", 32) }, "--api-keys"},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -124,6 +126,20 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error about %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// Cluster mode is valid once the shared secrets are given, from flags or
+// the environment.
+func TestClusterModeWithSecrets(t *testing.T) {
+	t.Setenv("SORI_POSTGRES", "host=db dbname=sori")
+	t.Setenv("SORI_TOKEN_SECRET", strings.Repeat("s", 32))
+	c := load(t, "", []string{"--api-keys", "k1"})
+	if !c.ClusterMode() || c.Postgres != "host=db dbname=sori" {
+		t.Fatalf("postgres = %q, cluster mode %v", c.Postgres, c.ClusterMode())
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 
 	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/chat/rest"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
-	"github.com/sori-dev/sori/internal/store/sqlite"
 )
 
 // mountChat wires the chat: the SQLite store in the data dir, accounts, the
@@ -21,9 +19,9 @@ func (s *Server) mountChat() error {
 	if _, err := s.hub.NamespaceOf(chat.RoomChannel(1)); err != nil {
 		return fmt.Errorf("server: chat needs the %q namespace: %w", chat.Namespace, err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(s.cfg.DataDir, sqlite.DefaultFileName), sqlite.Options{})
+	st, err := OpenStore(context.Background(), s.cfg)
 	if err != nil {
-		return fmt.Errorf("server: open chat store: %w", err)
+		return err
 	}
 	hasher, err := accounts.NewHasher(accounts.DefaultParams, 0)
 	if err != nil {
@@ -38,7 +36,7 @@ func (s *Server) mountChat() error {
 	}
 	svc, err := chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node},
-		DataDir: s.cfg.DataDir, Log: s.log,
+		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg),
 	})
 	if err != nil {
 		_ = st.Close()

@@ -59,15 +59,17 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	secrets, err := config.LoadOrCreateSecrets(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.TokenSecret == "" {
-		cfg.TokenSecret = secrets.TokenSecret
-	}
-	if len(cfg.APIKeys) == 0 {
-		cfg.APIKeys = []string{secrets.APIKey}
+	if !cfg.ClusterMode() { // a cluster's secrets are configured (Validate)
+		secrets, err := config.LoadOrCreateSecrets(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.TokenSecret == "" {
+			cfg.TokenSecret = secrets.TokenSecret
+		}
+		if len(cfg.APIKeys) == 0 {
+			cfg.APIKeys = []string{secrets.APIKey}
+		}
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), mux: http.NewServeMux()}
 	s.verifier, err = auth.NewVerifier(auth.VerifierConfig{

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,49 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sori-dev/sori/internal/store"
+	"github.com/sori-dev/sori/internal/store/postgres/pgtest"
 	"github.com/sori-dev/sori/internal/store/storetest"
 )
 
-// testDSN returns the DSN of the test database or skips the test.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("SORI_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("SORI_TEST_POSTGRES not set (make test sets it with pg_virtualenv)")
-	}
-	return dsn
-}
-
-var schemaSeq atomic.Int64
-
-// newSchema creates a schema private to t, dropped when t ends, and returns
-// a DSN whose connections use it.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	dsn := testDSN(t)
-	ctx := context.Background()
-	name := fmt.Sprintf("t_%d_%d_%s", os.Getpid(), schemaSeq.Add(1), randomID(3))
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+name+` CASCADE`); err != nil {
-			t.Error(err)
-		}
-	})
-	return dsn + " search_path=" + name
-}
+// newSchema returns a DSN on a schema private to t (or skips t).
+func newSchema(t testing.TB) string { return pgtest.Schema(t) }
 
 func openDSN(t testing.TB, dsn string, opts Options) *Store {
 	t.Helper()
