@@ -18,13 +18,15 @@ import (
 // testClient is a real pion peer talking to a Room as a browser would: the
 // polite side of perfect negotiation, trickle ICE, media over loopback.
 type testClient struct {
-	t    *testing.T
-	id   string
-	pc   *webrtc.PeerConnection
-	peer *Peer
-	in   chan Signal
-	do   chan func()
-	done chan struct{}
+	t      *testing.T
+	id     string
+	pc     *webrtc.PeerConnection
+	peer   *Peer              // when the client joined a Room in this process
+	signal func(Signal) error // to the SFU
+	shape  [maxLayers]struct{ packets, size int }
+	in     chan Signal
+	do     chan func()
+	done   chan struct{}
 	// rolledBack: our offer lost a glare; offer again after answering
 	// (what a browser's negotiationneeded does).
 	rolledBack bool
@@ -46,6 +48,24 @@ type testClient struct {
 
 func newTestClient(t *testing.T, r *Room, id string) *testClient {
 	t.Helper()
+	var peer *Peer
+	c := newClient(t, id, func(send func(Signal)) (func(Signal) error, error) {
+		p, err := r.Join(id, send)
+		if err != nil {
+			return nil, err
+		}
+		peer = p
+		return p.Signal, nil
+	})
+	c.peer = peer
+	return c
+}
+
+// newClient makes a pion client; join connects it to an SFU, giving it the
+// function that receives the SFU's signals and returning the one that
+// sends the client's.
+func newClient(t *testing.T, id string, join func(send func(Signal)) (func(Signal) error, error)) *testClient {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -66,7 +86,7 @@ func newTestClient(t *testing.T, r *Room, id string) *testClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testClient{t: t, id: id, pc: pc, in: make(chan Signal, 256), do: make(chan func()), done: make(chan struct{}),
+	c := &testClient{t: t, id: id, pc: pc, shape: layerShape, in: make(chan Signal, 256), do: make(chan func()), done: make(chan struct{}),
 		sns: map[uint16]bool{}, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
@@ -74,14 +94,14 @@ func newTestClient(t *testing.T, r *Room, id string) *testClient {
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go c.receive(tr) })
-	c.peer, err = r.Join(id, func(s Signal) { c.in <- s })
+	c.signal, err = join(func(s Signal) { c.in <- s })
 	if err != nil {
 		t.Fatal(err)
 	}
 	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
 		if ic != nil {
 			init := ic.ToJSON()
-			if err := c.peer.Signal(Signal{Candidate: &init}); err != nil {
+			if err := c.signal(Signal{Candidate: &init}); err != nil {
 				t.Errorf("%s: candidate: %v", id, err)
 			}
 		}
@@ -131,7 +151,7 @@ func (c *testClient) apply(s Signal) error {
 			if err := c.pc.SetLocalDescription(answer); err != nil {
 				return err
 			}
-			if err := c.peer.Signal(Signal{Description: c.pc.LocalDescription()}); err != nil {
+			if err := c.signal(Signal{Description: c.pc.LocalDescription()}); err != nil {
 				return err
 			}
 			if c.rolledBack {
@@ -195,7 +215,7 @@ func (c *testClient) sendOffer() error {
 	if err := c.pc.SetLocalDescription(o); err != nil {
 		return err
 	}
-	return c.peer.Signal(Signal{Description: c.pc.LocalDescription()})
+	return c.signal(Signal{Description: c.pc.LocalDescription()})
 }
 
 // receive counts a subscribed track's packets; video payloads carry the
@@ -393,7 +413,7 @@ func (c *testClient) publish(video bool, level uint8) {
 				frame++
 				for i, tr := range vtracks {
 					key := frame%60 == 1 || needKey[i].Swap(false)
-					shape := layerShape[i]
+					shape := c.shape[i]
 					for k := 0; k < shape.packets; k++ {
 						pl := make([]byte, shape.size)
 						if k == 0 {
