@@ -15,24 +15,34 @@ import (
 // directions: each message is compressed on its own, so a connection keeps no
 // compressor state (tens of KiB) while idle, and compressors come from a pool.
 
-// negotiateDeflate accepts a client's permessage-deflate offer, forcing no
-// context takeover both ways.
-func negotiateDeflate(opt httphead.Option) (httphead.Option, error) {
-	if !bytes.Equal(opt.Name, wsflate.ExtensionNameBytes) {
+// deflateOffer negotiates permessage-deflate for one handshake. A client may
+// list several offers in order of preference (RFC 7692 §5.1); the server
+// accepts at most one, the first it can honour.
+type deflateOffer struct {
+	accepted bool
+	bits     uint8 // the server window granted, 8–15
+}
+
+// negotiate is the upgrader's callback, called once per offered extension.
+func (n *deflateOffer) negotiate(opt httphead.Option) (httphead.Option, error) {
+	if n.accepted || !bytes.Equal(opt.Name, wsflate.ExtensionNameBytes) {
 		return httphead.Option{}, nil
 	}
 	var p wsflate.Parameters
 	if err := p.Parse(opt); err != nil {
 		return httphead.Option{}, nil // decline a malformed offer rather than fail the handshake
 	}
-	// compress/flate always uses a 32 KiB window, so decline an offer that
-	// asks the server for a smaller one. client_max_window_bits needs nothing
-	// from us (we inflate any window); browsers and Node's ws send it without
-	// a value, which wsflate reports as 1.
-	if p.ServerMaxWindowBits.Defined() && p.ServerMaxWindowBits < 15 {
-		return httphead.Option{}, nil
-	}
+	// client_max_window_bits needs nothing from us (we inflate any window);
+	// browsers and Node's ws send it without a value, which wsflate reports
+	// as 1. server_max_window_bits=N is honoured by never referring more
+	// than 2^N bytes back (see compress), and must be echoed (§7.1.2.1).
 	accept := wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	n.bits = 15
+	if p.ServerMaxWindowBits.Defined() {
+		accept.ServerMaxWindowBits = p.ServerMaxWindowBits
+		n.bits = uint8(p.ServerMaxWindowBits)
+	}
+	n.accepted = true
 	return accept.Option(), nil
 }
 
@@ -48,16 +58,31 @@ var (
 // the wire and §7.2.2 appends it again before inflating.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-// compress appends the compressed form of p to dst.
-func compress(dst, p []byte) []byte {
+// compress appends the compressed form of p to dst, for a peer that allows a
+// window of 2^bits bytes. compress/flate always uses a 32 KiB window, so for
+// a smaller one p is compressed in pieces of at most 2^bits bytes, each with
+// a fresh compressor: no back-reference can then reach further back than the
+// start of its piece. Each piece ends with a sync flush (a byte-aligned empty
+// stored block), so the pieces concatenate into one valid deflate stream.
+func compress(dst, p []byte, bits int) []byte {
 	buf := bytes.NewBuffer(dst)
 	w := flateWriters.Get().(*flate.Writer)
-	w.Reset(buf)
-	_, _ = w.Write(p) // writes to a bytes.Buffer cannot fail
-	_ = w.Flush()
+	piece := len(p)
+	if bits >= 8 && bits < 15 {
+		piece = 1 << bits
+	}
+	for {
+		n := min(piece, len(p))
+		w.Reset(buf)
+		_, _ = w.Write(p[:n]) // writes to a bytes.Buffer cannot fail
+		_ = w.Flush()
+		p = p[n:]
+		if len(p) == 0 {
+			break
+		}
+	}
 	flateWriters.Put(w)
-	out := buf.Bytes()
-	return bytes.TrimSuffix(out, deflateTail)
+	return bytes.TrimSuffix(buf.Bytes(), deflateTail)
 }
 
 var errInflatedTooLarge = errors.New("ws: inflated message exceeds the size limit")

@@ -99,8 +99,9 @@ func appendHeader(b []byte, op byte, rsv1 bool, length int) []byte {
 	}
 }
 
-// unmask applies the client's masking key to p (RFC 6455 §5.3).
-func unmask(p []byte, key [4]byte) { ws.Cipher(p, key, 0) }
+// unmaskAt applies the client's masking key to p, the part of a payload that
+// starts offset bytes into it (RFC 6455 §5.3).
+func unmaskAt(p []byte, key [4]byte, offset int) { ws.Cipher(p, key, offset) }
 
 // closeBody encodes a close frame body: status code then UTF-8 reason, cut to
 // fit the 125-byte control frame limit without splitting a character.

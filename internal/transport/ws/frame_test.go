@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws/wsflate"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -91,34 +93,96 @@ func TestValidCloseCode(t *testing.T) {
 	}
 }
 
-func TestValidUTF8Prefix(t *testing.T) {
-	for in, want := range map[string]bool{
-		"":                 true,
-		"abc":              true,
-		"a\xe2\x82":        true, // € cut short
-		"a\xf0\x9f\x98":    true, // 😀 cut short
-		"a\xe2":            true,
-		"a\xff":            false,
-		"\xe2\x82\xac\x80": false, // stray continuation byte
-		"a\xc0\xaf":        false, // overlong
-		"\xed\xa0\x80":     false, // surrogate
-		"a\xe2\x28":        false, // a bad second byte, not merely unfinished
+// TestUTF8Stream checks the incremental validator against utf8.Valid on
+// every way of cutting each input in two and three pieces, and that it
+// refuses at the first byte no continuation can make valid (fail fast).
+func TestUTF8Stream(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		failAt int // index of the first byte that must be refused; -1 = none
+	}{
+		{"", -1},
+		{"abc", -1},
+		{"a€b😀c", -1},
+		{"a\xe2\x82", -1}, // € cut short: a valid prefix, incomplete at the end
+		{"a\xf0\x9f\x98", -1},
+		{"a\xff", 1},
+		{"\xe2\x82\xac\x80", 3}, // stray continuation byte
+		{"a\xc0\xaf", 1},        // overlong: C0 never starts a character
+		{"\xe0\x80\x80", 1},     // overlong three-byte form, refused at its second byte
+		{"\xed\xa0\x80", 1},     // surrogate, refused at its second byte
+		{"\xf4\x90\x80\x80", 1}, // above U+10FFFF, refused at its second byte
+		{"\xf5", 0},
+		{"a\xe2\x28", 2}, // a bad second byte, not merely unfinished
 	} {
-		if got := validUTF8Prefix([]byte(in)); got != want {
-			t.Errorf("validUTF8Prefix(%q) = %v, want %v", in, got, want)
+		in := []byte(tt.in)
+		// Byte by byte: where does it fail?
+		var s utf8Stream
+		failAt := -1
+		for i := range in {
+			if !s.write(in[i : i+1]) {
+				failAt = i
+				break
+			}
+		}
+		if failAt != tt.failAt {
+			t.Errorf("%q: refused at byte %d, want %d", tt.in, failAt, tt.failAt)
+		}
+		want := utf8.Valid(in)
+		for i := 0; i <= len(in); i++ {
+			for j := i; j <= len(in); j++ {
+				var s utf8Stream
+				got := s.write(in[:i]) && s.write(in[i:j]) && s.write(in[j:]) && s.complete()
+				if got != want {
+					t.Fatalf("%q cut at %d and %d: valid %v, want %v", tt.in, i, j, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestUTF8StreamExhaustive compares the validator fed byte by byte with
+// utf8.Valid on every sequence of up to two bytes and every three-byte one
+// starting with a three- or four-byte lead.
+func TestUTF8StreamExhaustive(t *testing.T) {
+	check := func(p []byte) {
+		var s utf8Stream
+		ok := true
+		for i := range p {
+			if ok = s.write(p[i : i+1]); !ok {
+				break
+			}
+		}
+		if got := ok && s.complete(); got != utf8.Valid(p) {
+			t.Fatalf("% x: valid %v, utf8.Valid %v", p, got, !got)
+		}
+		var whole utf8Stream
+		if got := whole.write(p) && whole.complete(); got != utf8.Valid(p) {
+			t.Fatalf("% x in one piece: valid %v, utf8.Valid %v", p, got, !got)
+		}
+	}
+	for a := range 256 {
+		check([]byte{byte(a)})
+		for b := range 256 {
+			check([]byte{byte(a), byte(b)})
+			if a >= 0xE0 {
+				for c := range 256 {
+					check([]byte{byte(a), byte(b), byte(c)})
+				}
+			}
 		}
 	}
 }
 
 func TestDeflateRoundTrip(t *testing.T) {
 	for _, msg := range []string{"", "a", strings.Repeat("sori ", 10000)} {
-		z := compress(nil, []byte(msg))
+		z := compress(nil, []byte(msg), 15)
 		out, err := decompress(z, 1<<20)
 		if err != nil || string(out) != msg {
 			t.Fatalf("round trip of %d bytes: %d bytes, %v", len(msg), len(out), err)
 		}
 	}
-	bomb := compress(nil, make([]byte, 1<<20))
+	bomb := compress(nil, make([]byte, 1<<20), 15)
 	if _, err := decompress(bomb, 64<<10); !errors.Is(err, errInflatedTooLarge) {
 		t.Fatalf("1 MiB of zeros under a 64 KiB limit: %v, want errInflatedTooLarge", err)
 	}
@@ -129,33 +193,86 @@ func TestDeflateRoundTrip(t *testing.T) {
 
 func TestNegotiateDeflate(t *testing.T) {
 	tests := []struct {
-		offer  string
-		accept bool
+		offer string
+		bits  int // the window granted; 0 = declined
 	}{
-		{"permessage-deflate", true},
-		{"permessage-deflate; client_max_window_bits", true}, // what browsers and Node's ws send
-		{"permessage-deflate; client_max_window_bits=10", true},
-		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", true},
-		{"permessage-deflate; server_max_window_bits=15", true},
-		{"permessage-deflate; server_max_window_bits=10", false}, // we cannot compress with a smaller window
-		{"permessage-deflate; client_max_window_bits=99", false}, // malformed: declined, not fatal
-		{"x-webkit-deflate-frame", false},
+		{"permessage-deflate", 15},
+		{"permessage-deflate; client_max_window_bits", 15}, // what browsers and Node's ws send
+		{"permessage-deflate; client_max_window_bits=10", 15},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", 15},
+		{"permessage-deflate; server_max_window_bits=15", 15},
+		{"permessage-deflate; server_max_window_bits=10", 10},
+		{"permessage-deflate; server_max_window_bits=8", 8},
+		{"permessage-deflate; server_max_window_bits=7", 0},  // malformed (8–15): declined, not fatal
+		{"permessage-deflate; client_max_window_bits=99", 0}, // malformed
+		{"x-webkit-deflate-frame", 0},
+		{"permessage-deflate, permessage-deflate; server_max_window_bits=9", 15}, // one offer at most: the first
+		{"permessage-deflate; server_max_window_bits=99, permessage-deflate; server_max_window_bits=9", 9},
 	}
 	for _, tt := range tests {
 		opts, ok := httphead.ParseOptions([]byte(tt.offer), nil)
-		if !ok || len(opts) != 1 {
+		if !ok {
 			t.Fatalf("parse %q", tt.offer)
 		}
-		got, err := negotiateDeflate(opts[0])
-		if err != nil {
-			t.Fatalf("%q: %v", tt.offer, err)
+		var n deflateOffer
+		accepted := 0
+		for _, o := range opts {
+			got, err := n.negotiate(o)
+			if err != nil {
+				t.Fatalf("%q: %v", tt.offer, err)
+			}
+			if string(got.Name) != "permessage-deflate" {
+				continue
+			}
+			accepted++
+			if !strings.Contains(got.String(), "server_no_context_takeover") || !strings.Contains(got.String(), "client_no_context_takeover") {
+				t.Errorf("%q: answer %s must disable context takeover both ways", tt.offer, got.String())
+			}
+			var p wsflate.Parameters
+			if err := p.Parse(got); err != nil {
+				t.Fatalf("%q: answer %s: %v", tt.offer, got.String(), err)
+			}
+			if tt.bits < 15 && int(p.ServerMaxWindowBits) != tt.bits {
+				t.Errorf("%q: answer %s must echo the window (RFC 7692 §7.1.2.1)", tt.offer, got.String())
+			}
 		}
-		accepted := string(got.Name) == "permessage-deflate"
-		if accepted != tt.accept {
-			t.Errorf("%q: accepted %v, want %v", tt.offer, accepted, tt.accept)
+		switch {
+		case tt.bits == 0 && (accepted != 0 || n.accepted):
+			t.Errorf("%q: accepted, want declined", tt.offer)
+		case tt.bits != 0 && (accepted != 1 || !n.accepted || int(n.bits) != tt.bits):
+			t.Errorf("%q: %d offers accepted with window %d, want 1 with %d", tt.offer, accepted, n.bits, tt.bits)
 		}
-		if accepted && (!strings.Contains(got.String(), "server_no_context_takeover") || !strings.Contains(got.String(), "client_no_context_takeover")) {
-			t.Errorf("%q: answer %s must disable context takeover both ways", tt.offer, got.String())
+	}
+}
+
+// TestCompressSmallWindow: with a window under 32 KiB, the output inflates
+// to the input and never refers further back than the window, checked by an
+// independent decoder (inflate_test.go).
+func TestCompressSmallWindow(t *testing.T) {
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&b, "word%d ", i%97)
+	}
+	msg := []byte(b.String())
+	for bits := 8; bits <= 15; bits++ {
+		z := compress(nil, msg, bits)
+		out, far, err := inflateTracking(z)
+		if err != nil || !bytes.Equal(out, msg) {
+			t.Fatalf("bits %d: %d bytes back, %v", bits, len(out), err)
 		}
+		if far > 1<<bits {
+			t.Fatalf("bits %d: a back-reference %d bytes back", bits, far)
+		}
+		if bits < 12 && far < 1<<(bits-1) {
+			t.Fatalf("bits %d: longest reference %d: the input should use most of the window", bits, far)
+		}
+		if back, err := decompress(z, 1<<20); err != nil || !bytes.Equal(back, msg) {
+			t.Fatalf("bits %d: compress/flate reads it back as %d bytes, %v", bits, len(back), err)
+		}
+	}
+	// Without the pieces, compress/flate refers up to 32 KiB back: the check
+	// above can fail.
+	if _, far, _ := inflateTracking(compress(nil, msg, 15)); far <= 1<<10 {
+		t.Fatalf("a 15-bit window used only %d bytes back; the input does not exercise the window", far)
 	}
 }

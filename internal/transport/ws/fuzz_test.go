@@ -79,7 +79,7 @@ func runLoop(t testing.TB, input []byte, deflate bool) *recordingPeer {
 	peer := &recordingPeer{done: make(chan struct{})}
 	opts := &Options{MaxMessageSize: fuzzMaxMessage, IdleTimeout: time.Second, CloseTimeout: 20 * time.Millisecond}
 	opts.setDefaults(time.Second)
-	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate}
+	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate, deflateBits: 15}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, client) }()
@@ -144,11 +144,11 @@ func TestLoopDeliversMessages(t *testing.T) {
 
 func TestLoopInflatesCompressedMessages(t *testing.T) {
 	msg := bytes.Repeat([]byte("compressible "), 50)
-	peer := runLoop(t, clientFrame(0xC1, compress(nil, msg)), true)
+	peer := runLoop(t, clientFrame(0xC1, compress(nil, msg, 15)), true)
 	if len(peer.messages) != 1 || !bytes.Equal(peer.messages[0], msg) {
 		t.Fatalf("messages %q", peer.messages)
 	}
-	bomb := compress(nil, make([]byte, 10*fuzzMaxMessage))
+	bomb := compress(nil, make([]byte, 10*fuzzMaxMessage), 15)
 	peer = runLoop(t, clientFrame(0xC1, bomb), true)
 	if len(peer.messages) != 0 || peer.reason.Code != 1009 {
 		t.Fatalf("deflate bomb: messages %d, close %+v", len(peer.messages), peer.reason)
@@ -162,7 +162,7 @@ func TestLoopInflatesCompressedMessages(t *testing.T) {
 func FuzzFrameLoop(f *testing.F) {
 	f.Add(concat(clientFrame(0x81, []byte(`{"id":1,"op":"ping"}`)), clientFrame(0x88, []byte{0x03, 0xE8})), false)
 	f.Add(concat(clientFrame(0x01, []byte("ab")), clientFrame(0x89, nil), clientFrame(0x80, []byte("cd"))), false)
-	f.Add(clientFrame(0xC1, compress(nil, []byte("hello hello hello"))), true)
+	f.Add(clientFrame(0xC1, compress(nil, []byte("hello hello hello"), 15)), true)
 	f.Add(clientFrame(0x82, []byte{0, 1, 2}), false)
 	f.Add([]byte{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, false) // unmasked
 	f.Add(clientFrame(0x8B, nil), false)                      // reserved control opcode
@@ -170,6 +170,18 @@ func FuzzFrameLoop(f *testing.F) {
 	f.Add(clientFrame(0x81, []byte("\xff")), false)           // invalid UTF-8
 	f.Add(clientFrame(0x81, bytes.Repeat([]byte("x"), 2000)), false)
 	f.Add(append([]byte{0x81, 0xFF}, bytes.Repeat([]byte{0xff}, 12)...), false)
+	// Issue 9 cases: a code point split over fragments (valid), invalid bytes
+	// in a later fragment or cut off mid-frame (1007 at once), close frames
+	// that fail the connection, an oversized frame followed by more data.
+	f.Add(concat(clientFrame(0x01, []byte("a\xe2\x82")), clientFrame(0x80, []byte("\xac"))), false)
+	f.Add(concat(clientFrame(0x01, []byte("a")), clientFrame(0x00, []byte("\xf4\x90")), clientFrame(0x80, []byte("\x80\x80"))), false)
+	f.Add(clientFrame(0x01, []byte("a\xe0\x80")), false)
+	f.Add(clientFrame(0x81, []byte("ok\xff and more that never arrives"))[:9], false)
+	f.Add(clientFrame(0x88, append([]byte{0x03, 0xE8}, bytes.Repeat([]byte("x"), 124)...)), false)
+	f.Add(clientFrame(0x88, []byte{0x03}), false)
+	f.Add(clientFrame(0x88, []byte{0x03, 0xE8, 0xff}), false)
+	f.Add(concat(clientFrame(0x81, bytes.Repeat([]byte("x"), 2000)), clientFrame(0x81, []byte("after"))), false)
+	f.Add(concat(clientFrame(0xC1, compress(nil, []byte("a\xe2\x82\xac"), 15)), clientFrame(0xC1, compress(nil, []byte("\xff"), 15))), true)
 	f.Fuzz(func(t *testing.T, input []byte, deflate bool) {
 		peer := runLoop(t, input, deflate)
 		for _, m := range peer.messages {

@@ -76,9 +76,6 @@ func NewHandler(node *session.Node, opts Options) *Handler {
 		Timeout:  opts.WriteTimeout,
 		Protocol: func(p string) bool { return p == protocol.Subprotocol },
 	}
-	if opts.Compression {
-		h.upgrader.Negotiate = negotiateDeflate
-	}
 	return h
 }
 
@@ -95,7 +92,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket (RFC 6455) only", http.StatusBadRequest)
 		return
 	}
-	nc, rw, hs, err := h.upgrader.Upgrade(r, w)
+	u := h.upgrader
+	var offer deflateOffer
+	if h.opts.Compression {
+		u.Negotiate = offer.negotiate // per handshake: it accepts one offer at most
+	}
+	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {
 			_ = nc.Close()
@@ -103,14 +105,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Logger.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{nc: nc, opts: &h.opts}
+	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits}
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		c.br = rw.Reader
-	}
-	for _, e := range hs.Extensions {
-		if string(e.Name) == "permessage-deflate" {
-			c.deflate = true
-		}
 	}
 	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
 	if _, err := h.node.Accept(c, transport.ClientIP(r)); err != nil {

@@ -1,0 +1,63 @@
+package ws
+
+import (
+	"time"
+
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// The end of a connection, on the reader goroutine.
+
+// fail starts the closing handshake with d (a protocol violation, a refused
+// message, a timeout) and returns the reader's ending.
+func (c *conn) fail(d protocol.Disconnect) *ending {
+	c.Close(d)
+	return &ending{d: d}
+}
+
+// end finishes the connection: it waits until the writer is done with our
+// close frame (bounded by the write deadline Close set), tells the session,
+// and closes the socket gracefully (linger).
+func (c *conn) end(e ending) {
+	reason := e.d
+	if cs := c.closing.Load(); cs != nil {
+		<-cs.sent
+		reason = cs.d
+	}
+	c.peer.Closed(reason)
+	if !e.broken {
+		c.linger()
+	}
+	c.releaseRead()
+	_ = c.nc.Close()
+}
+
+// linger half-closes the connection after our close frame and discards what
+// the peer still sends until it closes its side, within CloseTimeout.
+// Closing a socket with unread input makes the kernel send a reset, which can
+// destroy our close frame before the peer read it (a peer that was still
+// sending when the server failed the connection); the FIN after the close
+// frame tells the peer at once that nothing else comes, so it does not wait
+// for a close frame of ours it already has nor we for one it already sent.
+func (c *conn) linger() {
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	if c.rbuf == nil {
+		c.rbuf = readPool.Get().(*[]byte)
+		c.rpos, c.rend = 0, 0
+	}
+	buf := *c.rbuf
+	for {
+		if c.rpos < c.rend {
+			c.rpos = c.rend
+		}
+		if c.br != nil {
+			c.br = nil // what it holds is discarded too
+		}
+		if _, err := c.nc.Read(buf); err != nil {
+			return
+		}
+	}
+}
