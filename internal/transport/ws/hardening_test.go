@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -200,35 +199,6 @@ func TestDeflateSmallServerWindow(t *testing.T) {
 			}
 			break
 		}
-	}
-}
-
-// Issue 9.10: a client that stopped reading and overflowed its queue gets
-// close 4001 ahead of what was still queued, so when it reads again (within
-// the close timeout) it learns why instead of seeing a bare EOF or a reset.
-func TestSlowConsumerLearnsWhy(t *testing.T) {
-	m := &countingMetrics{}
-	s := startWSWith(t, session.Config{QueueBytes: 64 << 10}, ws.Options{CloseTimeout: 5 * time.Second}, m)
-	small := func(tc *net.TCPConn) { _ = tc.SetReadBuffer(16 << 10) }
-	c := dial(t, s, nil)
-	_ = small
-	c.connect(s.token(t, "alice"))
-	c.text(`{"id":2,"op":"subscribe","channel":"slow"}`)
-	c.reply(`"id":2,"result"`)
-	// Stop reading; publish until the server gives up on the client.
-	payload := []byte(`{"x":"` + strings.Repeat("p", 4000) + `"}`)
-	for i := 0; m.slow.Load() == 0; i++ {
-		if i > 100000 {
-			t.Fatal("100,000 publications of 4 KB and the unread client was not cut off")
-		}
-		if _, err := s.hub.Publish(context.Background(), "slow", payload, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(time.Second)
-	// Read again: the close frame is there, with its reason.
-	if code := c.closeCode(); code != 4001 {
-		t.Fatalf("close code %d, want 4001", code)
 	}
 }
 

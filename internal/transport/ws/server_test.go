@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,26 +32,6 @@ type wsServer struct {
 
 func startWS(t *testing.T, cfg session.Config, opts ws.Options) *wsServer {
 	t.Helper()
-	return startWSWith(t, cfg, opts, nil)
-}
-
-// countingMetrics counts slow-consumer disconnects, so a test can wait for
-// one instead of sleeping.
-type countingMetrics struct {
-	slow atomic.Int64
-}
-
-func (m *countingMetrics) ConnectionsChanged(string, int) {}
-func (m *countingMetrics) Received(string, int)           {}
-func (m *countingMetrics) Wrote(string, int, int)         {}
-func (m *countingMetrics) DeliveryLatency(time.Duration)  {}
-func (m *countingMetrics) Command(string)                 {}
-func (m *countingMetrics) CommandError(int)               {}
-func (m *countingMetrics) SlowConsumer()                  { m.slow.Add(1) }
-func (m *countingMetrics) Disconnected(int)               {}
-
-func startWSWith(t *testing.T, cfg session.Config, opts ws.Options, m session.Metrics) *wsServer {
-	t.Helper()
 	h, err := hub.New(hub.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +40,7 @@ func startWSWith(t *testing.T, cfg session.Config, opts ws.Options, m session.Me
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := session.NewNode(cfg, h, v, m, nil)
+	node := session.NewNode(cfg, h, v, nil, nil)
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", ws.NewHandler(node, opts))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
