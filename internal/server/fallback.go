@@ -15,5 +15,6 @@ func (s *Server) mountFallback() {
 		Logger:         s.log,
 	})
 	h.Mount(s.mux.Handle)
+	s.drains = append(s.drains, h.Drain)
 	s.OnShutdown(h.Close)
 }

@@ -44,6 +44,7 @@ type Server struct {
 	http     *http.Server
 	ready    atomic.Bool
 	closers  []func(context.Context) error // extra components, closed in reverse order
+	drains   []func(context.Context) error // run after the node's shutdown, before the listener closes
 }
 
 // New builds a server from cfg. It creates the data dir and, when no token
@@ -199,10 +200,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.log.Info("shutting down", "connections", s.node.Count())
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- s.http.Shutdown(ctx) }()
+	// The listener stays open until every client was told to reconnect: a
+	// long-poll client between two polls fetches its 1001 with its next
+	// poll (drains), and new connections are refused with 1001 meanwhile.
 	errs := []error{s.node.Shutdown(ctx, protocol.DisconnectShutdown)}
-	errs = append(errs, <-httpDone)
+	for _, drain := range s.drains {
+		errs = append(errs, drain(ctx))
+	}
+	errs = append(errs, s.http.Shutdown(ctx))
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		errs = append(errs, s.closers[i](ctx))
 	}

@@ -1,6 +1,7 @@
 package httpstream
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -43,11 +44,12 @@ type conn struct {
 	mu        sync.Mutex
 	out       []entry
 	outBytes  int
-	seq       uint64 // last sequence number assigned
-	written   uint64 // highest sequence number written to any downstream
-	floor     uint64 // highest sequence number dropped without an ack
-	final     uint64 // sequence number of the disconnect push; 0 while open
-	finalized bool   // Session.Closed has been called
+	seq       uint64        // last sequence number assigned
+	written   uint64        // highest sequence number written to any downstream
+	floor     uint64        // highest sequence number dropped without an ack
+	final     uint64        // sequence number of the disconnect push; 0 while open
+	fetched   chan struct{} // made by Close, closed (and nil) once a request took the disconnect push or the client acked it
+	finalized bool          // Session.Closed has been called
 	closing   *protocol.Disconnect
 	closedAt  time.Time
 	lastSeen  time.Time
@@ -93,6 +95,7 @@ func (c *conn) Close(d protocol.Disconnect) {
 		return
 	}
 	c.closing = &d
+	c.fetched = make(chan struct{})
 	c.mu.Unlock()
 	// Close may be called from inside Session.Handle (a reply overflowing
 	// the queue), which holds handleMu: finish in another goroutine.
@@ -242,11 +245,45 @@ func (c *conn) next(after uint64, buf []entry) (es []entry, final, ping bool) {
 		c.written = es[n-1].seq
 	}
 	final = c.final != 0 && (len(es) > 0 && es[len(es)-1].seq >= c.final || after >= c.final)
+	if final && c.fetched != nil {
+		close(c.fetched)
+		c.fetched = nil
+	}
 	ping, c.ping = c.ping, false
 	// Written frames beyond the budget go now, not only on the next ack:
 	// an SSE client that never acks must not grow the outbox without bound.
 	c.ackLocked(0)
 	return es, final, ping
+}
+
+// awaitFetched waits until the client has fetched the disconnect push of a
+// closed session, or has not come back for it within grace since its last
+// request (it may be gone), or ctx ends. An attached request takes the push
+// at once, so only a client between two requests is waited for.
+func (c *conn) awaitFetched(ctx context.Context, grace time.Duration) error {
+	for {
+		c.mu.Lock()
+		fetched, attached, deadline := c.fetched, c.kick != nil, c.lastSeen.Add(grace)
+		c.mu.Unlock()
+		if fetched == nil { // fetched, or the session is not closed
+			return nil
+		}
+		wait := time.Until(deadline)
+		if attached {
+			wait = grace
+		} else if wait <= 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-fetched:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
+	}
 }
 
 // gap is the disconnect for a resume whose frames are gone: the client opens

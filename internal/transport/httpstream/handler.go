@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,6 +31,7 @@ type Options struct {
 	ReplayBytes    int           // written but unacknowledged bytes kept for a resume; default 1 MiB
 	WriteTimeout   time.Duration // one write to a client may block this long; default 10s
 	Retry          time.Duration // the SSE reconnection delay advertised to EventSource; default 1s
+	ShutdownGrace  time.Duration // at shutdown, how long after its last request a client is awaited to fetch its disconnect push (Drain); default 3s
 	Origins        transport.OriginPolicy
 	Logger         *slog.Logger
 }
@@ -56,6 +58,9 @@ func (o *Options) setDefaults(node session.Config) {
 	}
 	if o.Retry <= 0 {
 		o.Retry = time.Second
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 3 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -134,6 +139,27 @@ func (h *Handler) Close(context.Context) error {
 	h.mu.Unlock()
 	for _, c := range cs {
 		c.Close(protocol.DisconnectShutdown)
+	}
+	return nil
+}
+
+// Drain waits until the clients of the sessions closed so far (by the node's
+// shutdown, 1001) have fetched their disconnect push, or ctx ends. The server
+// calls it after the node's shutdown and before closing its listener: a
+// long-poll client between two polls would otherwise find the port closed
+// and never learn that it should reconnect elsewhere. A client that does not
+// come back within ShutdownGrace of its last request is not waited for.
+func (h *Handler) Drain(ctx context.Context) error {
+	h.mu.Lock()
+	cs := make([]*conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		if err := c.awaitFetched(ctx, h.opts.ShutdownGrace); err != nil {
+			return fmt.Errorf("httpstream: drain: %w", err)
+		}
 	}
 	return nil
 }
