@@ -9,7 +9,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/sori-dev/sori/internal/clock"
 	"github.com/sori-dev/sori/internal/config"
+	"github.com/sori-dev/sori/internal/server"
 )
 
 func TestMessageSizeLimits(t *testing.T) {
@@ -95,16 +97,18 @@ func TestConnectionLimits(t *testing.T) {
 }
 
 func TestConnectTimeout(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.ConnectTimeout = config.Duration(100 * time.Millisecond) })
+	clk := clock.NewFake(time.Now())
+	ts := startServer(t, func(c *config.Config) { c.ConnectTimeout = config.Duration(10 * time.Second) }, server.WithClock(clk))
+	armed := clk.Pending() // the heartbeat's
 	rc := rawDial(t, ts)
+	clk.WaitPending(armed) // the connect timer of rc
+	clk.Advance(10 * time.Second)
 	if code := rc.closeCode(); code != 4504 {
 		t.Fatalf("close %d, want 4504", code)
 	}
-	// A client that connects in time stays. On its own server with a
-	// timeout a busy machine cannot miss: connectAs must beat it.
-	ts = startServer(t, func(c *config.Config) { c.ConnectTimeout = config.Duration(2 * time.Second) })
+	// A client that connects in time stays past the timeout.
 	cl := connectAs(t, ts, "alice")
-	time.Sleep(3 * time.Second) // past the connect timeout (not a timing assertion)
+	clk.Advance(time.Minute)
 	cl.call(map[string]any{"op": "ping"})
 }
 
@@ -166,13 +170,33 @@ func TestHeartbeat(t *testing.T) {
 	if pings == 0 {
 		t.Fatal("closed for silence without a single ping")
 	}
-	// A client whose library answers pings stays. On its own server with a
-	// longer interval: the client's pongs must beat the two-interval silence
-	// limit, which 200 ms on a busy machine need not be.
-	ts = startServer(t, func(c *config.Config) { c.PingInterval = config.Duration(time.Second) })
-	cl := connectAs(t, ts, "alive")
-	time.Sleep(5 * time.Second) // many ping intervals (not a timing assertion)
-	cl.call(map[string]any{"op": "ping"})
+	// A client that answers pings stays, ping after ping: on the fake clock
+	// the node pings it once per interval, ten intervals in a row (the
+	// transport's silence limit, 2 intervals of real time, is 2 minutes here).
+	clk := clock.NewFake(time.Now())
+	ts = startServer(t, func(c *config.Config) { c.PingInterval = config.Duration(time.Minute) }, server.WithClock(clk))
+	rc = rawDial(t, ts)
+	rc.connect(ts.token(t, "alive", time.Hour))
+	for i := 0; i < 10; i++ {
+		clk.Advance(time.Minute)
+		for {
+			op, p, err := rc.readFrame()
+			if err != nil {
+				t.Fatalf("interval %d: %v", i, err)
+			}
+			if op == 0x9 {
+				rc.writeFrame(frameOpts{op: 0xA}, p)
+				break
+			}
+			if op == 0x8 {
+				t.Fatalf("interval %d: closed (%q) although it answered every ping", i, p)
+			}
+		}
+	}
+	rc.sendText(`{"id":7,"op":"ping"}`)
+	if m := rc.readJSON(); num(m["id"]) != 7 || m["error"] != nil {
+		t.Fatalf("ping after ten intervals: %v", m)
+	}
 }
 
 // waitFor polls cond until it holds, failing after a generous deadline.

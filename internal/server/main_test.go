@@ -37,7 +37,7 @@ type testServer struct {
 }
 
 // startServer runs a server in-process; mutate adjusts the default config.
-func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
+func startServer(t *testing.T, mutate func(*config.Config), opts ...server.Option) *testServer {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -55,7 +55,7 @@ func startServer(t *testing.T, mutate func(*config.Config)) *testServer {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := server.New(cfg, nil)
+	srv, err := server.New(cfg, nil, opts...)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}

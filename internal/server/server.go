@@ -49,7 +49,11 @@ type Server struct {
 
 // New builds a server from cfg. It creates the data dir and, when no token
 // secret or API key is configured, generates them there.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -97,6 +101,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		PingInterval:        cfg.PingInterval.D(),
 		AllowAnonymous:      cfg.AllowAnonymous,
 		Version:             Version,
+		Clock:               o.clock,
 	}, s.hub, s.verifier, s.metrics, log)
 	s.routes()
 	if err := s.mountChat(); err != nil {

@@ -5,34 +5,39 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/clock"
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/ratelimit"
 )
 
 // Config holds the per-connection limits and behaviour of a Node. Zero values
 // take the defaults listed with each field.
 type Config struct {
-	MaxConnections      int           // total; default 100000
-	MaxConnectionsPerIP int           // default 1000
-	MaxSubscriptions    int           // per connection; default 256
-	MaxMessageSize      int           // bytes per inbound frame; default 64 KiB
-	QueueBytes          int           // outbound queue cap per connection; default 1 MiB
-	CommandRate         float64       // commands per second per connection; default 100
-	CommandBurst        int           // default 200
-	CommandTimeout      time.Duration // per command (store calls); default 10s
-	ConnectTimeout      time.Duration // from transport open to the connect command; default 10s
-	PingInterval        time.Duration // server heartbeats; default 25s
-	AllowAnonymous      bool          // connect without a token
-	Version             string        // reported in the connect reply
+	MaxConnections       int           // total; default 100000
+	MaxConnectionsPerIP  int           // default 1000
+	MaxSubscriptions     int           // per connection; default 256
+	MaxUserSubscriptions int           // per user, across all their connections; default 1024
+	MaxUserConnections   int           // per user; default 32
+	MaxMessageSize       int           // bytes per inbound frame; default 64 KiB
+	QueueBytes           int           // outbound queue cap per connection; default 1 MiB
+	CommandRate          float64       // commands per second per user (all their connections; anonymous: per connection); default 100
+	CommandBurst         int           // default 200
+	CommandTimeout       time.Duration // per command (store calls); default 10s
+	ConnectTimeout       time.Duration // from transport open to the connect command; default 10s
+	PingInterval         time.Duration // server heartbeats; default 25s
+	AllowAnonymous       bool          // connect without a token
+	Version              string        // reported in the connect reply
+	Clock                clock.Clock   // timers and time; nil = the system clock (tests pass a fake)
 }
 
 func (c *Config) setDefaults() {
@@ -44,6 +49,8 @@ func (c *Config) setDefaults() {
 	def(&c.MaxConnections, 100000)
 	def(&c.MaxConnectionsPerIP, 1000)
 	def(&c.MaxSubscriptions, 256)
+	def(&c.MaxUserSubscriptions, 1024)
+	def(&c.MaxUserConnections, 32)
 	def(&c.MaxMessageSize, 64<<10)
 	def(&c.QueueBytes, 1<<20)
 	def(&c.CommandBurst, 200)
@@ -59,7 +66,15 @@ func (c *Config) setDefaults() {
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second
 	}
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
 }
+
+// UserKey is the canonical form of a user id: lower case, as accounts are
+// unique ignoring case (usernames are ASCII). The node indexes sessions,
+// budgets and bounds by it, so that "Carol" and "carol" are one user.
+func UserKey(user string) string { return strings.ToLower(user) }
 
 // Metrics receives a node's counts; see package metrics for the Prometheus
 // implementation. Implementations must be safe for concurrent use and cheap.
@@ -84,15 +99,24 @@ type Authorizer interface {
 
 // Node holds every session of one server. It is safe for concurrent use.
 //
-// Lock order: Node.mu, then Session.mu; never call into the hub with Node.mu held.
+// Lock order: Node.mu, then Session.mu; never call into the hub with Node.mu
+// held. userMu (per-user subscription counts) is a leaf. See docs/locks.md.
 type Node struct {
 	cfg      Config
+	clock    clock.Clock
 	hub      *hub.Hub
 	verifier *auth.Verifier
 	metrics  Metrics
 	log      *slog.Logger
 	prefix   string
 	seq      atomic.Uint64
+	// commands is the per-user command budget (keyed by UserKey): shared by
+	// a user's connections and kept across reconnects, so that reconnecting
+	// does not refill it. Its table is bounded (ratelimit.DefaultMaxKeys).
+	commands *ratelimit.Limiter
+
+	userMu   sync.Mutex
+	userSubs map[string]int // live subscriptions per UserKey, across connections
 
 	authMu      sync.RWMutex
 	authorizers map[string]Authorizer
@@ -101,13 +125,15 @@ type Node struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
-	byUser   map[string]map[*Session]struct{}
+	byUser   map[string]map[*Session]struct{} // by UserKey
 	perIP    map[string]int
 	draining bool
 	empty    chan struct{} // closed when draining and the last session leaves
 
-	stop chan struct{}
-	done chan struct{}
+	hbMu      sync.Mutex // serializes heartbeat ticks with Close
+	hbTimer   clock.Timer
+	hbTick    uint64
+	hbStopped bool
 }
 
 // NewNode returns a node. verifier may be nil when only anonymous connections
@@ -123,19 +149,25 @@ func NewNode(cfg Config, h *hub.Hub, verifier *auth.Verifier, m Metrics, log *sl
 	var p [3]byte
 	_, _ = rand.Read(p[:])
 	n := &Node{
-		cfg: cfg, hub: h, verifier: verifier, metrics: m, log: log,
+		cfg: cfg, clock: cfg.Clock, hub: h, verifier: verifier, metrics: m, log: log,
 		prefix:      base64.RawURLEncoding.EncodeToString(p[:]),
+		commands:    ratelimit.New(ratelimit.Config{Rate: cfg.CommandRate, Burst: cfg.CommandBurst, Now: cfg.Clock.Now}),
+		userSubs:    map[string]int{},
 		authorizers: map[string]Authorizer{},
 		rpcs:        map[string]RPCHandler{},
 		sessions:    map[*Session]struct{}{},
 		byUser:      map[string]map[*Session]struct{}{},
 		perIP:       map[string]int{},
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
 	}
-	go n.heartbeat()
+	n.hbMu.Lock()
+	n.armHeartbeatLocked()
+	n.hbMu.Unlock()
 	return n
 }
+
+// Clock returns the node's time source; transports use it for protocol
+// timeouts so that tests can drive them.
+func (n *Node) Clock() clock.Clock { return n.clock }
 
 // Config returns the node's effective configuration.
 func (n *Node) Config() Config { return n.cfg }
@@ -203,7 +235,7 @@ func (n *Node) verifyToken(tok string) (*auth.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if exp := c.ExpiresAt(); !exp.IsZero() && !time.Now().Before(exp) {
+	if exp := c.ExpiresAt(); !exp.IsZero() && !n.clock.Now().Before(exp) {
 		return nil, fmt.Errorf("%w: expired at %s", auth.ErrTokenExpired, exp.UTC().Format(time.RFC3339))
 	}
 	return c, nil
@@ -224,9 +256,6 @@ func (n *Node) maxDataSize(ns *hub.Namespace) int {
 type Attacher interface {
 	Attach(s *Session)
 }
-
-// ErrDraining is returned by Accept while the node shuts down.
-var ErrDraining = errors.New("session: server is shutting down")
 
 // Accept registers a new connection from ip on transport t. When a limit is
 // reached it returns the Disconnect the transport should close with.
@@ -250,7 +279,7 @@ func (n *Node) Accept(t Transport, ip string) (*Session, error) {
 	}
 	n.sessions[s] = struct{}{}
 	n.perIP[ip]++
-	s.connectWait = time.AfterFunc(n.cfg.ConnectTimeout, func() {
+	s.connectWait = n.clock.AfterFunc(n.cfg.ConnectTimeout, func() {
 		if !s.isConnected() {
 			s.Disconnect(protocol.DisconnectConnectTimeout)
 		}
@@ -259,22 +288,64 @@ func (n *Node) Accept(t Transport, ip string) (*Session, error) {
 	return s, nil
 }
 
-func (n *Node) bindUser(s *Session) {
-	user := s.User()
-	if user == "" {
-		return
+// bindUser indexes s under its user once it connected. It reports false,
+// binding nothing, when the user already has MaxUserConnections sessions.
+func (n *Node) bindUser(s *Session) bool {
+	key := s.userKey()
+	if key == "" {
+		return true
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, live := n.sessions[s]; !live {
-		return
+		return true // closed meanwhile: nothing to index
 	}
-	set := n.byUser[user]
+	set := n.byUser[key]
+	if len(set) >= n.cfg.MaxUserConnections {
+		return false
+	}
 	if set == nil {
 		set = map[*Session]struct{}{}
-		n.byUser[user] = set
+		n.byUser[key] = set
 	}
 	set[s] = struct{}{}
+	return true
+}
+
+// reserveSub counts one more subscription of the user key; false when the
+// user is at MaxUserSubscriptions. Anonymous sessions (key "") are bounded
+// per connection only.
+func (n *Node) reserveSub(key string) bool {
+	if key == "" {
+		return true
+	}
+	n.userMu.Lock()
+	defer n.userMu.Unlock()
+	if n.userSubs[key] >= n.cfg.MaxUserSubscriptions {
+		return false
+	}
+	n.userSubs[key]++
+	return true
+}
+
+// releaseSubs gives back k subscriptions of the user key.
+func (n *Node) releaseSubs(key string, k int) {
+	if key == "" || k == 0 {
+		return
+	}
+	n.userMu.Lock()
+	defer n.userMu.Unlock()
+	if n.userSubs[key] -= k; n.userSubs[key] <= 0 {
+		delete(n.userSubs, key)
+	}
+}
+
+// UserSubscriptions returns how many subscriptions user holds across their
+// connections.
+func (n *Node) UserSubscriptions(user string) int {
+	n.userMu.Lock()
+	defer n.userMu.Unlock()
+	return n.userSubs[UserKey(user)]
 }
 
 func (n *Node) remove(s *Session, d protocol.Disconnect) {
@@ -287,11 +358,11 @@ func (n *Node) remove(s *Session, d protocol.Disconnect) {
 	if n.perIP[s.ip]--; n.perIP[s.ip] <= 0 {
 		delete(n.perIP, s.ip)
 	}
-	if user := s.User(); user != "" {
-		if set := n.byUser[user]; set != nil {
+	if key := s.userKey(); key != "" {
+		if set := n.byUser[key]; set != nil {
 			delete(set, s)
 			if len(set) == 0 {
-				delete(n.byUser, user)
+				delete(n.byUser, key)
 			}
 		}
 	}
@@ -311,12 +382,14 @@ func (n *Node) Count() int {
 	return len(n.sessions)
 }
 
-// UserSessions returns the live sessions of a user.
+// UserSessions returns the live sessions of a user, matching the id in any
+// case (see UserKey).
 func (n *Node) UserSessions(user string) []*Session {
+	key := UserKey(user)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]*Session, 0, len(n.byUser[user]))
-	for s := range n.byUser[user] {
+	out := make([]*Session, 0, len(n.byUser[key]))
+	for s := range n.byUser[key] {
 		out = append(out, s)
 	}
 	return out
@@ -341,25 +414,31 @@ func (n *Node) snapshot() []*Session {
 	return out
 }
 
-// heartbeat asks every transport to ping once per PingInterval, spreading the
-// pings over the interval so that 100k connections don't wake at once.
+// heartbeatSlices spreads the pings of one PingInterval over this many
+// ticks, so that 100k connections don't wake at once.
+const heartbeatSlices = 10
+
+// armHeartbeatLocked schedules the next heartbeat tick. hbMu is held.
+func (n *Node) armHeartbeatLocked() {
+	n.hbTimer = n.clock.AfterFunc(n.cfg.PingInterval/heartbeatSlices, n.heartbeat)
+}
+
+// heartbeat asks the transports of one slice of the sessions to ping, so that
+// each is pinged once per PingInterval, and arms the next tick.
 func (n *Node) heartbeat() {
-	defer close(n.done)
-	const slices = 10
-	t := time.NewTicker(n.cfg.PingInterval / slices)
-	defer t.Stop()
-	for tick := uint64(0); ; tick++ {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-			for _, s := range n.snapshot() {
-				if s.seq%slices == tick%slices {
-					s.t.Ping()
-				}
-			}
+	n.hbMu.Lock()
+	defer n.hbMu.Unlock()
+	if n.hbStopped {
+		return
+	}
+	tick := n.hbTick
+	n.hbTick++
+	for _, s := range n.snapshot() {
+		if s.seq%heartbeatSlices == tick%heartbeatSlices {
+			s.t.Ping()
 		}
 	}
+	n.armHeartbeatLocked()
 }
 
 // Shutdown stops accepting sessions, disconnects every session with d (1001,
@@ -389,14 +468,15 @@ func (n *Node) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 	return err
 }
 
-// Close stops the heartbeat loop; it does not close sessions.
+// Close stops the heartbeats; it does not close sessions. It is safe to call
+// more than once, also concurrently; once it returned no heartbeat runs.
 func (n *Node) Close() {
-	select {
-	case <-n.stop:
-	default:
-		close(n.stop)
+	n.hbMu.Lock()
+	defer n.hbMu.Unlock()
+	if !n.hbStopped {
+		n.hbStopped = true
+		n.hbTimer.Stop()
 	}
-	<-n.done
 }
 
 type nopMetrics struct{}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/clock"
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/protocol"
 )
@@ -41,21 +43,30 @@ type Session struct {
 	ip   string
 	q    queue
 
-	// Only the reader goroutine (Handle) touches these, so they need no lock;
-	// Closed reads subs after the reader has stopped.
+	// Only the reader goroutine (Handle) touches these, so they need no lock.
 	cmds     []Command
-	tokens   float64 // rate limiter bucket
+	tokens   float64 // command bucket of an anonymous connection (users share the node's)
 	lastFill time.Time
 	strikes  int // consecutive rate-limited commands
 
-	mu          sync.Mutex // guards the fields below
-	connected   bool
-	closed      bool
-	user        string
-	claims      *auth.Claims
-	subs        map[string]struct{}
-	expiry      *time.Timer
-	connectWait *time.Timer
+	mu        sync.Mutex // guards the fields below
+	connected bool
+	closed    bool
+	user      string // as the token names it (shown to others)
+	key       string // UserKey(user): how the node indexes and bounds the user
+	claims    *auth.Claims
+	// subs is every channel the session is subscribed to in the hub. An
+	// entry is added under the channel's lock by the subscribe's Admit (so
+	// the hub registration and this entry appear together) and removed
+	// before the hub registration goes. The reader (subscribe, unsubscribe),
+	// server-side Unsubscribe (any goroutine) and Closed all change it.
+	subs map[string]struct{}
+	// revoked counts server-side unsubscribes (kicks). A subscribe that
+	// decided before one and registers after it must decide again: see
+	// subscribe.
+	revoked     uint64
+	expiry      clock.Timer
+	connectWait clock.Timer
 }
 
 // Command aliases the protocol's command for brevity inside the package.
@@ -157,10 +168,31 @@ func (s *Session) isConnected() bool {
 	return s.connected
 }
 
-// allow takes one token from the command rate bucket.
+func (s *Session) userKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key
+}
+
+// owner is who the hub charges for channels this session creates: the user,
+// or for an anonymous connection its address.
+func (s *Session) owner() string {
+	if key := s.userKey(); key != "" {
+		return key
+	}
+	return "ip " + s.ip
+}
+
+// allow takes one token from the command budget: the user's, shared by all
+// their connections and not refilled by reconnecting; an anonymous (or not
+// yet connected) connection has its own.
 func (s *Session) allow() bool {
+	if key := s.userKey(); key != "" {
+		_, ok := s.node.commands.Allow(key)
+		return ok
+	}
 	cfg := &s.node.cfg
-	now := time.Now()
+	now := s.node.clock.Now()
 	if s.lastFill.IsZero() {
 		s.tokens = float64(cfg.CommandBurst)
 	} else {
@@ -232,6 +264,10 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 			break
 		}
 		result, err = h(ctx, s, cmd.Data)
+	default:
+		// Validate refuses unknown ops; an op it knows and this switch does
+		// not must not succeed silently.
+		err = protocol.ErrUnknownOp.WithMessage("unknown op " + cmd.Op)
 	}
 	s.reply(cmd.ID, result, err)
 	return nil
@@ -291,6 +327,7 @@ func (s *Session) connect(cmd *Command) *protocol.Disconnect {
 	s.claims = claims
 	if claims != nil {
 		s.user = claims.User()
+		s.key = UserKey(s.user) // once, here: every later lookup uses it
 	}
 	if s.connectWait != nil {
 		s.connectWait.Stop()
@@ -298,7 +335,16 @@ func (s *Session) connect(cmd *Command) *protocol.Disconnect {
 	}
 	expiresIn := s.armExpiryLocked()
 	s.mu.Unlock()
-	s.node.bindUser(s)
+	if !s.node.bindUser(s) {
+		d := protocol.DisconnectConnLimit.WithReason("per-user connection limit reached")
+		return &d
+	}
+	if s.key != "" {
+		// The connect counts against the user's budget too, so that
+		// reconnecting costs what it did on one connection. It is not
+		// refused: the next commands are.
+		s.node.commands.Allow(s.key)
+	}
 	s.Send(protocol.EncodeReply(protocol.Reply{ID: cmd.ID, Result: protocol.ConnectResult{
 		Client: s.id, User: s.user, Version: s.node.cfg.Version, ExpiresIn: expiresIn,
 		Ping: int64(s.node.cfg.PingInterval / time.Second),
@@ -316,8 +362,8 @@ func (s *Session) armExpiryLocked() int64 {
 	if s.claims == nil || s.claims.ExpiresAt().IsZero() {
 		return 0
 	}
-	left := time.Until(s.claims.ExpiresAt())
-	s.expiry = time.AfterFunc(left, func() { s.Disconnect(protocol.DisconnectTokenExpired) })
+	left := s.claims.ExpiresAt().Sub(s.node.clock.Now())
+	s.expiry = s.node.clock.AfterFunc(left, func() { s.Disconnect(protocol.DisconnectTokenExpired) })
 	return int64(left.Round(time.Second) / time.Second)
 }
 
@@ -331,7 +377,7 @@ func (s *Session) refresh(cmd *Command) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if claims.User() != s.user {
+	if UserKey(claims.User()) != s.key {
 		return nil, errUserChanged
 	}
 	s.claims = claims
@@ -350,7 +396,7 @@ func (s *Session) namespace(ch string) (*hub.Namespace, error) {
 // canSubscribe applies the namespace's subscribe rule (or its Authorizer).
 func (s *Session) canSubscribe(ctx context.Context, ns *hub.Namespace, ch string) error {
 	s.mu.Lock()
-	user, claims := s.user, s.claims
+	user, key, claims := s.user, s.key, s.claims
 	s.mu.Unlock()
 	if a := s.node.authorizer(ns.Name); a != nil {
 		if user == "" {
@@ -367,58 +413,108 @@ func (s *Session) canSubscribe(ctx context.Context, ns *hub.Namespace, ch string
 			return protocol.ErrPermissionDenied.WithMessage("token does not grant this channel")
 		}
 	case hub.SubscribeUser:
-		owner := ch[len(ns.Name)+1:]
-		if i := indexByte(owner, '#'); i >= 0 {
-			owner = owner[:i]
-		}
-		if user == "" || owner != user {
+		if key == "" || UserKey(channelOwner(ns.Name, ch)) != key {
 			return protocol.ErrPermissionDenied.WithMessage("personal channel of another user")
 		}
 	}
 	return nil
 }
 
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
+// channelOwner returns the user a personal channel belongs to:
+// "<ns>:<user>" or "<ns>:<user>#<anything>", or without a namespace (the ""
+// namespace) "<user>" or "<user>#<anything>".
+func channelOwner(ns, ch string) string {
+	owner := ch
+	if ns != "" {
+		owner = ch[len(ns)+1:]
 	}
-	return -1
+	if i := strings.IndexByte(owner, '#'); i >= 0 {
+		owner = owner[:i]
+	}
+	return owner
 }
 
+// errRevoked aborts a subscribe whose decision a server-side unsubscribe
+// (a kick) overtook; errGone one whose connection closed meanwhile.
+var (
+	errRevoked = errors.New("session: subscription revoked while deciding")
+	errGone    = errors.New("session: connection closed")
+)
+
+// subscribe decides whether the client may subscribe and registers the
+// subscription. The decision (membership, say) and the registration must be
+// atomic with respect to a kick, which first changes what the decision reads
+// and then calls Unsubscribe: so the registration (the hub's Admit, under the
+// channel lock) checks that no Unsubscribe ran since the decision began, and
+// decides again if one did. Either the kick's Unsubscribe comes after the
+// registration and removes it, or the registration sees the kick and the
+// new decision refuses.
 func (s *Session) subscribe(ctx context.Context, cmd *Command) error {
 	ns, err := s.namespace(cmd.Channel)
 	if err != nil {
 		return err
 	}
+	for attempt := 0; ; attempt++ {
+		err := s.trySubscribe(ctx, ns, cmd)
+		if !errors.Is(err, errRevoked) {
+			return err
+		}
+		if attempt == 3 {
+			// Kicked again and again while deciding: let the client retry.
+			return protocol.ErrPermissionDenied.WithMessage("membership changed while subscribing; try again")
+		}
+	}
+}
+
+func (s *Session) trySubscribe(ctx context.Context, ns *hub.Namespace, cmd *Command) error {
+	s.mu.Lock()
+	revoked, key := s.revoked, s.key
+	_, dup := s.subs[cmd.Channel]
+	n := len(s.subs)
+	s.mu.Unlock()
+	if dup {
+		return protocol.ErrAlreadySubscribed
+	}
+	if n >= s.node.cfg.MaxSubscriptions {
+		return protocol.ErrTooManySubs
+	}
 	if err := s.canSubscribe(ctx, ns, cmd.Channel); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if _, dup := s.subs[cmd.Channel]; dup {
-		s.mu.Unlock()
-		return protocol.ErrAlreadySubscribed
+	if !s.node.reserveSub(key) {
+		return protocol.ErrTooManySubs.WithMessage("too many subscriptions across your connections")
 	}
-	if len(s.subs) >= s.node.cfg.MaxSubscriptions {
-		s.mu.Unlock()
-		return protocol.ErrTooManySubs
+	opts := hub.SubscribeOptions{
+		Recover: cmd.Recover, Since: hub.Position{Epoch: cmd.Epoch, Offset: cmd.Offset},
+		Owner: s.owner(),
+		Admit: func() error { // with the channel locked
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.closed {
+				return errGone
+			}
+			if s.revoked != revoked {
+				return errRevoked
+			}
+			if s.subs == nil {
+				s.subs = map[string]struct{}{}
+			}
+			s.subs[cmd.Channel] = struct{}{}
+			return nil
+		},
 	}
-	if s.subs == nil {
-		s.subs = map[string]struct{}{}
-	}
-	s.subs[cmd.Channel] = struct{}{}
-	s.mu.Unlock()
-	opts := hub.SubscribeOptions{Recover: cmd.Recover, Since: hub.Position{Epoch: cmd.Epoch, Offset: cmd.Offset}}
-	err = s.node.hub.Subscribe(ctx, cmd.Channel, s, opts, func(res protocol.SubscribeResult) {
+	err := s.node.hub.Subscribe(ctx, cmd.Channel, s, opts, func(res protocol.SubscribeResult) {
 		s.Send(protocol.EncodeReply(protocol.Reply{ID: cmd.ID, Result: res}))
 	})
 	if err != nil {
-		s.mu.Lock()
-		delete(s.subs, cmd.Channel)
-		s.mu.Unlock()
-		if errors.Is(err, hub.ErrAlreadySubscribed) {
+		s.node.releaseSubs(key, 1)
+		switch {
+		case errors.Is(err, hub.ErrAlreadySubscribed):
 			return protocol.ErrAlreadySubscribed
+		case errors.Is(err, hub.ErrOwnerLimit):
+			return protocol.ErrTooManySubs.WithMessage("too many channels kept alive by your connections")
+		case errors.Is(err, errGone):
+			return protocol.ErrNotConnected.WithMessage("connection closed")
 		}
 		return err
 	}
@@ -429,26 +525,35 @@ func (s *Session) unsubscribe(cmd *Command) (any, error) {
 	s.mu.Lock()
 	_, ok := s.subs[cmd.Channel]
 	delete(s.subs, cmd.Channel)
+	key := s.key
 	s.mu.Unlock()
 	if !ok {
 		return nil, protocol.ErrNotSubscribed
 	}
 	s.node.hub.Unsubscribe(cmd.Channel, s)
+	s.node.releaseSubs(key, 1)
 	return struct{}{}, nil
 }
 
 // Unsubscribe removes the session from channel on the server's initiative and
-// tells the client why. It reports whether the session was subscribed.
+// tells the client why. It reports whether the session was subscribed. Call
+// it after changing what the subscribe decision reads (membership): a
+// subscribe deciding concurrently then either is removed here or decides
+// again and sees the change.
 func (s *Session) Unsubscribe(channel string, code int, reason string) bool {
 	s.mu.Lock()
+	s.revoked++
 	_, ok := s.subs[channel]
 	delete(s.subs, channel)
+	key := s.key
 	s.mu.Unlock()
-	if ok && s.node.hub.Unsubscribe(channel, s) {
-		s.Send(protocol.EncodeUnsubscribe(channel, code, reason))
-		return true
+	if !ok {
+		return false
 	}
-	return false
+	s.node.hub.Unsubscribe(channel, s)
+	s.node.releaseSubs(key, 1)
+	s.Send(protocol.EncodeUnsubscribe(channel, code, reason))
+	return true
 }
 
 func (s *Session) publish(ctx context.Context, cmd *Command) (any, error) {
@@ -480,7 +585,10 @@ func (s *Session) publish(ctx context.Context, cmd *Command) (any, error) {
 		}
 		return nil, protocol.ErrPermissionDenied.WithMessage("subscribe before publishing")
 	}
-	pos, err := s.node.hub.Publish(ctx, cmd.Channel, cmd.Data, user)
+	pos, err := s.node.hub.PublishAs(ctx, cmd.Channel, cmd.Data, user, s.owner())
+	if errors.Is(err, hub.ErrOwnerLimit) {
+		return nil, protocol.ErrRateLimited.WithMessage("too much kept in memory for you (channels or history); wait")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -542,6 +650,7 @@ func (s *Session) Closed(d protocol.Disconnect) {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
+	key := s.key
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
@@ -552,6 +661,7 @@ func (s *Session) Closed(d protocol.Disconnect) {
 	for ch := range subs {
 		s.node.hub.Unsubscribe(ch, s)
 	}
+	s.node.releaseSubs(key, len(subs))
 	s.q.disable()
 	s.node.remove(s, d)
 	for _, f := range s.node.closedHooks() {
