@@ -164,3 +164,28 @@ func TestAPICalls(t *testing.T) {
 		t.Fatalf("disconnect nobody: %v", res)
 	}
 }
+
+// TestAPIBroadcastRefusalCodes: a refusal from a channel's backend (a chat
+// room that does not exist, data a chat room does not take) reaches the
+// caller of /api/broadcast with its own code, as /api/publish reports it,
+// not as 100 "internal".
+func TestAPIBroadcastRefusalCodes(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, tt := range []struct {
+		channel, data string
+	}{
+		{"chat:999999", `{"type":"message","text":"hi"}`},
+		{"chat:999999", `1`},
+	} {
+		_, pub := ts.post(t, "/api/publish", ts.APIKey, `{"channel":"`+tt.channel+`","data":`+tt.data+`}`)
+		want := errCode(pub)
+		if want == 0 || want == 100 {
+			t.Fatalf("publish %s %s: %v, want a refusal other than 100", tt.channel, tt.data, pub)
+		}
+		res := ts.api(t, "/api/broadcast", map[string]any{"channels": []string{tt.channel}, "data": json.RawMessage(tt.data)}, http.StatusOK)
+		results := res["results"].([]any)
+		if got := errCode(results[0].(map[string]any)); got != want {
+			t.Errorf("broadcast %s %s: error %v, want %v as /api/publish answers", tt.channel, tt.data, results[0], want)
+		}
+	}
+}

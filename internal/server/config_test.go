@@ -2,6 +2,10 @@ package server_test
 
 import (
 	"context"
+	"github.com/sori-dev/sori/internal/store/sqlite"
+	"go.uber.org/goleak"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,5 +38,30 @@ func TestNamespaceConfigChecked(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error about %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestNewFailureLeaksNothing: when New fails part-way (chat cannot start: its
+// namespace is missing, or its database cannot be opened), every goroutine it
+// started is gone when it returns.
+func TestNewFailureLeaksNothing(t *testing.T) {
+	for name, mutate := range map[string]func(*config.Config){
+		"no chat namespace": func(c *config.Config) { c.Namespaces = []config.Namespace{{Name: "app"}} },
+		"database is a directory": func(c *config.Config) {
+			if err := os.Mkdir(filepath.Join(c.DataDir, sqlite.DefaultFileName), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			cfg := server.DefaultConfig()
+			cfg.DataDir = t.TempDir()
+			mutate(&cfg)
+			if s, err := server.New(cfg, nil); err == nil {
+				_ = s.Shutdown(context.Background())
+				t.Fatal("server started")
+			}
+		})
 	}
 }

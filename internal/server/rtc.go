@@ -17,6 +17,7 @@ import (
 
 	"github.com/sori-dev/sori/internal/auth"
 	"github.com/sori-dev/sori/internal/chat"
+	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/metrics"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/rtc/signal"
@@ -76,10 +77,10 @@ func (s *Server) mountRTC() {
 		claims, perr := s.bearerClaims(r)
 		if perr != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
-			writeError(w, http.StatusUnauthorized, perr)
+			httpx.WriteErrorStatus(w, http.StatusUnauthorized, perr)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"ice_servers": iceServers(claims.User())})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"ice_servers": iceServers(claims.User())})
 	})
 }
 
@@ -211,17 +212,4 @@ func (m chatMembership) IsMember(ctx context.Context, user, room string) (bool, 
 	default:
 		return false, fmt.Errorf("server: chat membership: %w", err)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
-	writeJSON(w, status, struct {
-		Error *protocol.Error `json:"error"`
-	}{e})
 }

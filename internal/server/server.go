@@ -105,8 +105,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	}, s.hub, s.verifier, s.metrics, log)
 	s.routes()
 	if err := s.mountChat(); err != nil {
-		s.node.Close()
-		s.hub.Close()
+		s.abort()
 		return nil, err
 	}
 	// Calls last: they follow chat membership, and nothing is left running
@@ -146,6 +145,18 @@ func (s *Server) routes() {
 	}).Register(s.mux)
 	s.mountWeb()
 	s.mountFallback()
+}
+
+// abort undoes a New that failed half-way: what was started (the fallback
+// transports' sweeper, the node's timers, the hub's janitor) stops.
+func (s *Server) abort() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // nothing is connected yet: there is nothing to wait for
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i](ctx)
+	}
+	s.node.Close()
+	s.hub.Close()
 }
 
 // Handle registers an extra route (chat, fallback transports, calls, the web

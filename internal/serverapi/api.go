@@ -186,8 +186,12 @@ func (a *API) apiBroadcast(r *http.Request, body []byte) (any, error) {
 		if err := a.publishData(ch, req.Data); err != nil {
 			res.Error = asProtocolError(err)
 		} else if pos, err := a.cfg.Hub.Publish(r.Context(), ch, req.Data, ""); err != nil {
-			a.cfg.Log.Error("broadcast publish failed", "channel", ch, "err", err)
-			res.Error = protocol.ErrInternal
+			// A refusal (a room that does not exist: 104) is the caller's
+			// to see, as /api/publish shows it; only a failure is logged.
+			if res.Error = httpx.ProtocolError(err); res.Error == nil {
+				a.cfg.Log.Error("broadcast publish failed", "channel", ch, "err", err)
+				res.Error = protocol.ErrInternal
+			}
 		} else {
 			res.Epoch, res.Offset = pos.Epoch, pos.Offset
 		}
