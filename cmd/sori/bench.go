@@ -62,7 +62,7 @@ func benchFlags(cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, jsonOut,
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	var cfg bench.Config
 	fs, jsonOut, svgOut := benchFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.Progress = stderr

@@ -50,7 +50,7 @@ func labFlags(cfg *lab.Config, stderr io.Writer) (fs *flag.FlagSet, transports, 
 func labCmd(args []string, stdout, stderr io.Writer) error {
 	var cfg lab.Config
 	fs, transports, jsonOut, svgOut := labFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.Transports = strings.Split(*transports, ",")

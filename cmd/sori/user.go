@@ -32,33 +32,47 @@ All take --data DIR (the same data dir as "sori serve"; default ./sori-data), or
 func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, userUsage)
-		return flag.ErrHelp
+		return errUsage
 	}
 	sub, rest := args[0], args[1:]
-	cfg, fs, err := loadConfig("user "+sub, rest, stderr)
-	if err != nil {
-		return err
-	}
-	admin := fs.Bool("admin", false, "make the user a server admin (add only)")
-	fs.Usage = func() { fmt.Fprint(stderr, userUsage) }
-	names, err := parseInterspersed(fs, rest)
-	if err != nil {
-		return err
+	switch sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, userUsage)
+		return flag.ErrHelp
 	}
 	want := map[string]int{"add": 1, "list": 0, "reset-password": 1}
 	n, ok := want[sub]
 	if !ok {
 		fmt.Fprint(stderr, userUsage)
-		return fmt.Errorf("user: unknown command %q", sub)
+		return usagef("user: unknown command %q", sub)
+	}
+	cfg, fs, err := loadConfig("user "+sub, rest, stderr, "data")
+	if err != nil {
+		return err
+	}
+	admin := new(bool)
+	if sub == "add" {
+		fs.BoolVar(admin, "admin", false, "make the user a server admin")
+	}
+	fs.Usage = func() {
+		fmt.Fprint(stderr, userUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	names, err := parseInterspersed(fs, rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
 	if len(names) != n {
 		fmt.Fprint(stderr, userUsage)
-		return fmt.Errorf("user %s: want %d name argument(s), got %d", sub, n, len(names))
+		return usagef("user %s: want %d name argument(s), got %d", sub, n, len(names))
 	}
 
 	ctx := context.Background()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := existingDataDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("user: %w", err)
 	}
 	st, err := server.OpenStore(ctx, *cfg)
 	if err != nil {

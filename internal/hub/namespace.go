@@ -67,10 +67,15 @@ func (ns *Namespace) Validate() error {
 func (ns *Namespace) ServerOnlyPublish() bool { return ns.Publish == PublishServer }
 
 // DefaultNamespaces are the namespaces a server has with no configuration:
-// chat rooms, ticker-style feeds and personal channels.
+// application pub/sub with history and resume, chat rooms, ticker-style
+// feeds and personal channels.
 func DefaultNamespaces() []Namespace {
 	return []Namespace{
 		{Name: "", HistorySize: 0},
+		// "app:…" is for an application's own channels: a token that grants
+		// the channel (or "app:*") subscribes, subscribers publish, and a
+		// client that reconnects within 10 minutes resumes what it missed.
+		{Name: "app", HistorySize: 100, HistoryTTL: 10 * time.Minute, Presence: true, JoinLeave: true, Subscribe: SubscribeToken},
 		{Name: "chat", HistorySize: 200, HistoryTTL: 24 * time.Hour, Presence: true, JoinLeave: true, Subscribe: SubscribeToken},
 		{Name: "feed", HistorySize: 16, HistoryTTL: time.Hour, Publish: PublishServer, Anonymous: true, Conflate: true},
 		{Name: "user", HistorySize: 100, HistoryTTL: 24 * time.Hour, Publish: PublishServer, Subscribe: SubscribeUser},

@@ -277,7 +277,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Publish.
 	before, _ := r.scrape()
 	pubStart := time.Now()
-	r.publish(runCtx)
+	if r.conns.Load() > 0 { // with no one to deliver to there is nothing to measure
+		r.publish(runCtx)
+	}
 	pubEnd := time.Now()
 	after, _ := r.scrape()
 	rep.ServerRSSStart, rep.ServerRSS = before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
@@ -302,13 +304,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Published = r.published.Load()
 	rep.Expected = r.expected.Load()
 	rep.Delivered = r.delivered.Load()
-	rep.DeliveriesSec = float64(rep.Delivered) / pubEnd.Sub(pubStart).Seconds()
+	if d := pubEnd.Sub(pubStart).Seconds(); d > 0 {
+		rep.DeliveriesSec = float64(rep.Delivered) / d
+	}
 	rep.Latency = r.hist.Summary()
 	rep.Errors, rep.Disconnects, rep.FirstError = r.errors.Load(), r.discs.Load(), r.firstErr
 	if rep.Delivered > 0 {
 		rep.ServerCPUPerDel = rep.ServerCPU / float64(rep.Delivered) * 1e6
 	}
 	rep.Series = series
+	if rep.Connected == 0 || rep.Delivered == 0 {
+		// An unreachable server or a wrong API key measures nothing; that
+		// is a failed run, not a result of zero.
+		why := rep.FirstError
+		if why == "" {
+			why = "no error seen"
+		}
+		rep.Failed = append(rep.Failed, fmt.Sprintf("measured nothing: connected %d of %d, delivered %d of %d (first error: %s)",
+			rep.Connected, cfg.Conns, rep.Delivered, rep.Expected, why))
+	}
 	if cfg.MinDeliveries > 0 && rep.DeliveriesSec < cfg.MinDeliveries {
 		rep.Failed = append(rep.Failed, fmt.Sprintf("deliveries/s %.0f < --min-deliveries %.0f", rep.DeliveriesSec, cfg.MinDeliveries))
 	}

@@ -120,3 +120,28 @@ func TestRefusesUnboundedOrRemoteRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestRunThatMeasuredNothingFails: an unreachable server or a wrong API key
+// is a failed run (non-zero exit in `sori bench`), not "delivered 0 of 0".
+func TestRunThatMeasuredNothingFails(t *testing.T) {
+	url := startServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	for name, cfg := range map[string]bench.Config{
+		"unreachable":   {URL: closed, APIKey: "bench-key"},
+		"wrong API key": {URL: url, APIKey: "not-the-key"},
+	} {
+		cfg.Conns, cfg.Rate, cfg.Duration, cfg.Drain = 3, 20, 300*time.Millisecond, 100*time.Millisecond
+		rep, err := bench.Run(context.Background(), cfg)
+		if !errors.Is(err, bench.ErrThreshold) || rep == nil {
+			t.Fatalf("%s: %v, want a failed run with a report", name, err)
+		}
+		if rep.Connected != 0 || !strings.Contains(err.Error(), "measured nothing") || rep.FirstError == "" {
+			t.Errorf("%s: connected %d, err %v, first error %q", name, rep.Connected, err, rep.FirstError)
+		}
+	}
+}

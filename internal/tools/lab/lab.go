@@ -127,6 +127,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer stop()
 		rep.Server = "child process " + strings.Join(cfg.ServerCommand, " ")
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "child server listening at %s\n", cfg.URL)
+		}
 		rep.CPUScope = "the child server process only (process_cpu_seconds_total from its /metrics)"
 	} else {
 		rep.Server = cfg.URL
@@ -161,6 +164,7 @@ func startChild(ctx context.Context, cfg *Config) (stop func(), err error) {
 		// linger (they count against the per-IP limit) for a while.
 		"--max-connections-per-ip", "100000", "--turn=false")
 	cmd := exec.Command(cfg.ServerCommand[0], args...)
+	dieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("lab: child stderr: %w", err)

@@ -125,3 +125,31 @@ func TestChildThatExitsEarlyIsReported(t *testing.T) {
 		t.Fatalf("Run: %v, want the child's exit and its last stderr line", err)
 	}
 }
+
+// TestTableOfAnInterruptedRun: a transport that failed (an interrupted run)
+// keeps the table's columns: its row says it failed, and the reason follows
+// the table instead of stretching a column to its length.
+func TestTableOfAnInterruptedRun(t *testing.T) {
+	reason := `lab: POST /http/send?session=abc&ack=101: Post "http://127.0.0.1:1/http/send?session=abc&ack=101": interrupt signal received`
+	rep := &lab.Report{Readers: 3, Messages: 10, Size: 256, Rate: 20, PollInterval: "500ms", CPUScope: "the child",
+		Results: []lab.Result{
+			{Transport: lab.WebSocket, Delivered: 30, BytesPerMsg: 300, P50: 1, P99: 2, Max: 3},
+			{Transport: lab.ShortPoll, Error: reason + "\n\tdetail"},
+		}}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	lines := strings.Split(out.String(), "\n")
+	header, ws, sp := lines[1], lines[2], lines[3]
+	if !strings.HasPrefix(strings.TrimSpace(header), "transport ") || len(header) > 160 {
+		t.Errorf("header stretched to %d columns:\n%s", len(header), out.String())
+	}
+	if f := strings.Fields(ws); len(f) < 2 || f[0] != lab.WebSocket || f[1] != "30" {
+		t.Errorf("websocket row: %q", ws)
+	}
+	if f := strings.Fields(sp); len(f) != 2 || f[0] != lab.ShortPoll || f[1] != "failed*" {
+		t.Errorf("failed row: %q", sp)
+	}
+	if !strings.Contains(out.String(), "* "+lab.ShortPoll+": "+reason+" detail\n") {
+		t.Errorf("the reason is not below the table:\n%s", out.String())
+	}
+}

@@ -13,15 +13,22 @@ func (rep *Report) WriteTable(w io.Writer) {
 		rep.Readers, rep.Messages, rep.Size, rep.Rate, rep.PollInterval, rep.Server)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "transport\tdelivered\tlost\tB/msg\tB up/msg\tB down/msg\treq/msg\tp50 ms\tp99 ms\tmax ms\tCPU µs/msg\t")
+	var failed []Result
 	for _, r := range rep.Results {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\t\t\n", r.Transport, r.Error)
+			// The reason goes below the table: in a cell it would widen a
+			// column of numbers (or, with a tab or newline in it, shift cells).
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\t\t\n", r.Transport, "failed*")
+			failed = append(failed, r)
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.3f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", r.Transport, r.Delivered, r.Lost,
 			r.BytesPerMsg, r.BytesUpPerMsg, r.BytesDownPerMsg, r.RequestsPerMsg, r.P50, r.P99, r.Max, r.ServerCPUPerMsg)
 	}
 	_ = tw.Flush()
+	for _, r := range failed {
+		fmt.Fprintf(w, "* %s: %s\n", r.Transport, strings.Join(strings.Fields(r.Error), " "))
+	}
 	fmt.Fprintf(w, "CPU measures %s.\n", rep.CPUScope)
 }
 
