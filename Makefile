@@ -1,10 +1,11 @@
 # Sori's make targets. `make run` starts the server on embedded defaults;
-# `make test` runs every test (what CI runs).
+# `make test` sets up what the tests need and runs every test (what CI runs;
+# see scripts/test.sh).
 
 GO ?= go
-NODE_TEST_DIRS := $(shell git ls-files '*package.json' 2>/dev/null | grep -v node_modules | xargs -r -n1 dirname)
+export GO
 
-.PHONY: run build test test-go test-node fuzz bench vet
+.PHONY: run build test check fuzz bench
 
 run:
 	$(GO) run ./cmd/sori serve
@@ -12,20 +13,15 @@ run:
 build:
 	$(GO) build -o sori ./cmd/sori
 
-vet:
-	$(GO) vet ./...
+test:
+	bash scripts/test.sh
+
+# The static checks alone (also part of `make test`).
+check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-
-test: vet test-go test-node
-
-test-go:
-	$(GO) test -race -count=1 -timeout 20m ./...
-	# A short run of each fuzz target on top of its committed seed corpus.
-	$(GO) test -run '^$$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol
-	$(GO) test -run '^$$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws
-
-test-node:
-	@for d in $(NODE_TEST_DIRS); do echo "== npm test in $$d"; (cd $$d && npm test) || exit 1; done
+	$(GO) mod tidy -diff
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommands -fuzztime 5m ./internal/protocol

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Sori's test command: `make test` runs this, and so does CI (.ci/run).
+#
+# On a fresh clone of a fresh Debian machine that has only Go it first sets up
+# what the tests need, then runs every test:
+#
+#   1. system packages (scripts/deps.sh): Node.js 20+ and npm, Debian's chromium
+#      and emoji font for the browser tests, PostgreSQL (pg_virtualenv) for the
+#      store tests. Installed with apt-get when missing and running as root;
+#      otherwise the script stops and prints the one command that installs them.
+#   2. npm packages, exactly as pinned in each package-lock.json (`npm ci`),
+#      wherever node_modules does not match its lock file yet.
+#   3. static checks: gofmt, go vet, staticcheck, `go mod tidy -diff`.
+#   4. two lanes at the same time: they share nothing, and the Node lane mostly
+#      waits on sockets, timers and the browser, so it fits beside the Go lane:
+#        go:   go test -race ./... inside pg_virtualenv (a throwaway PostgreSQL
+#              cluster; its DSN is exported as SORI_TEST_POSTGRES);
+#        node: one `sori` binary, then `npm test` in every package (JS client,
+#              Node ws client, browser tests), which use that binary (SORI_BIN).
+#      Each lane's lines are printed as they come, prefixed with the lane.
+#
+# Environment:
+#   SORI_TEST_SLOW=1        also the slow tests: Go tests that skip under -short,
+#                           and a short fuzzing run of each fuzz target (CI sets it)
+#   SORI_TEST_POSTGRES=dsn  use this PostgreSQL instead of a pg_virtualenv cluster
+#   SORI_TEST_NO_INSTALL=1  never install anything; report what is missing
+#   GO                      the go command (default: go)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+GO=${GO:-go}
+slow=${SORI_TEST_SLOW:-}
+start=$SECONDS
+
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+sori_deps_ensure
+sori_npm_ci
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sori-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+echo "== static checks"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt: these files need formatting (run gofmt -w):" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+"$GO" mod tidy -diff
+"$GO" vet ./...
+# staticcheck from the module proxy at a pinned version: no install step, and
+# the same findings for everyone (a newer release may add checks).
+"$GO" run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# go_lane runs the Go tests (inside a throwaway PostgreSQL cluster unless
+# SORI_TEST_POSTGRES names one).
+go_lane() {
+  local short=-short
+  [ -n "$slow" ] && short=
+  local cmd="$GO test -race -count=1 -timeout 20m $short ./..."
+  if [ -n "${SORI_TEST_POSTGRES:-}" ]; then
+    $cmd
+  else
+    # pg_virtualenv exports PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE
+    # for its cluster; the tests read the one variable below.
+    pg_virtualenv -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd"
+  fi
+  if [ -n "$slow" ]; then
+    # A short run of each fuzz target on top of its committed seed corpus
+    # (the seeds themselves already ran as ordinary tests above).
+    "$GO" test -run '^$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol
+    "$GO" test -run '^$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws
+  fi
+}
+
+# node_lane builds the server once and runs every npm package's tests against it.
+node_lane() {
+  "$GO" build -o "$work/sori" ./cmd/sori
+  export SORI_BIN="$work/sori"
+  local dir failed=0
+  for dir in $(sori_npm_dirs); do
+    echo "== npm test in $dir"
+    (cd "$dir" && npm test) || { echo "FAILED: npm test in $dir"; failed=1; }
+  done
+  return $failed
+}
+
+# lane NAME FUNCTION: runs FUNCTION with every output line prefixed by NAME,
+# and records its exit status and duration.
+lane() {
+  local name=$1 fn=$2 t0=$SECONDS rc=0
+  { "$fn" 2>&1 || rc=$?; echo "$rc $((SECONDS - t0))" >"$work/$name.status"; } | sed -u "s/^/[$name] /"
+}
+
+echo "== tests (go and node lanes in parallel)"
+lane go go_lane &
+go_pid=$!
+lane node node_lane &
+node_pid=$!
+wait $go_pid $node_pid || true
+
+passed=0 failed=0
+for name in go node; do
+  read -r rc secs <"$work/$name.status" || { rc=1 secs=?; }
+  if [ "$rc" = 0 ]; then
+    passed=$((passed + 1)); echo "$name lane: ok (${secs}s)"
+  else
+    failed=$((failed + 1)); echo "$name lane: FAILED, exit $rc (${secs}s); its lines above start with [$name]"
+  fi
+done
+echo "test lanes: $passed passed, $failed failed ($((SECONDS - start))s in all)"
+[ "$failed" = 0 ]
