@@ -91,8 +91,12 @@ async function token(user, channels = []) {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sori-e2e-'));
-  const bin = join(dir, 'sori');
-  execFileSync('go', ['build', '-o', bin, './cmd/sori'], { cwd: repo, stdio: 'inherit' });
+  // make test builds the binary once for every Node suite (SORI_BIN).
+  let bin = process.env.SORI_BIN;
+  if (!bin) {
+    bin = join(dir, 'sori');
+    execFileSync('go', ['build', '-o', bin, './cmd/sori'], { cwd: repo, stdio: 'inherit' });
+  }
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   wsURL = `ws://127.0.0.1:${port}/ws`;
