@@ -44,6 +44,10 @@ export const ClientErrorCode: Readonly<{
   UNSUBSCRIBED: 'unsubscribed';
   TRANSPORT: 'transport';
   PROTOCOL: 'protocol';
+  /** No transport reached the server (refused, unknown host, gateway error); the client goes on retrying. */
+  UNREACHABLE: 'unreachable';
+  /** The server answered, but not as a Sori endpoint (a 404, no subprotocol): final on the first connection. */
+  NOT_SORI: 'not_sori';
 }>;
 
 export type ClientErrorCodeValue = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
@@ -112,11 +116,36 @@ export interface CloseInfo {
   reconnect?: boolean;
 }
 
+/**
+ * What the SDK uses of a WebSocket: the browser API's shape. Browsers' and
+ * Node 22's global WebSocket and the `ws` package's class all fit.
+ */
+export interface WebSocketLike {
+  readonly protocol: string;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A WebSocket constructor: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
 export interface TransportContext {
   /** The server's base URL, http(s)://host[:port][/prefix]. */
   url: string;
-  WebSocket?: typeof globalThis.WebSocket;
+  WebSocket?: WebSocketConstructor;
   fetch?: typeof globalThis.fetch;
+}
+
+/** Why a transport could not open: the server was out of reach, or answered as something that is not Sori. */
+export class TransportOpenError extends Error {
+  constructor(kind: 'unreachable' | 'not_sori', message: string, options?: { cause?: unknown; status?: number });
+  readonly kind: 'unreachable' | 'not_sori';
+  /** The HTTP status the server answered, when known. */
+  readonly status?: number;
 }
 
 /**
@@ -278,13 +307,18 @@ export interface SoriClientOptions {
   /** Returns a fresh token: to connect when none is at hand, to refresh before expiry, after the server reported it expired. */
   getToken?: () => Promise<string>;
   /** WebSocket constructor; default globalThis.WebSocket (Node 20: pass the ws package's). */
-  WebSocket?: typeof globalThis.WebSocket;
+  WebSocket?: WebSocketConstructor;
   /** fetch for the HTTP transports; default globalThis.fetch. */
   fetch?: typeof globalThis.fetch;
   /** Tried in order on each connection attempt; default ['websocket', 'sse', 'longpoll']. */
   transports?: TransportChoice[];
   /** Milliseconds a request (or opening a transport) may take; default 10000. */
   requestTimeout?: number;
+  /**
+   * Milliseconds connect() waits for the first connection before it rejects (code 'timeout', the last
+   * attempt's error as cause) and the client stops; default 0: keep trying.
+   */
+  connectTimeout?: number;
   reconnect?: ReconnectOptions;
   /** Characters per outbound frame when commands are batched; default 16384. */
   maxFrameSize?: number;
@@ -322,7 +356,7 @@ export interface DisconnectedEvent {
   /** Close code (1000 after disconnect()). */
   code: number;
   reason: string;
-  /** The server's error when connect was refused. */
+  /** Why: the server's error when connect was refused, 'not_sori' (a wrong URL) or 'timeout' (connectTimeout). */
   error?: SoriError;
 }
 
@@ -330,7 +364,10 @@ export interface ClientEvents {
   state: [state: ConnectionState, info: StateInfo];
   connected: [info: ConnectInfo];
   disconnected: [event: DisconnectedEvent];
-  /** Non-fatal problems: a failed token refresh, an unreadable frame, … */
+  /**
+   * Non-fatal problems: a failed connection attempt (SoriError 'unreachable' or 'not_sori', the transports'
+   * errors as cause), a failed token refresh, an unreadable frame, …
+   */
   error: [error: Error];
   /** A push that belongs to no subscription, e.g. {"push":"call",…} from the calls module. */
   push: [message: Record<string, any>];
@@ -344,7 +381,10 @@ export class SoriClient extends Emitter<ClientEvents> {
   readonly connection: ConnectInfo | null;
   /** The transport in use, or null while not connected. */
   readonly transport: string | null;
-  /** Resolves on the next successful connect; rejects when the client ends up 'disconnected' first. */
+  /**
+   * Resolves on the next successful connect; rejects when the client ends up 'disconnected' first: a refused
+   * token, a URL that is not a Sori endpoint ('not_sori'), no connection within connectTimeout ('timeout').
+   */
   connect(): Promise<ConnectInfo>;
   /** Closes the connection, stops reconnecting, rejects pending requests; subscriptions stay for a later connect(). */
   disconnect(): void;

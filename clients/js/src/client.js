@@ -6,6 +6,7 @@ import { decodeMessages, packFrames } from './codec.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, CloseCode, ServerErrorCode, SoriError, shouldReconnect } from './errors.js';
 import { LongPollTransport, SSETransport } from './http.js';
+import { TransportOpenError } from './transport.js';
 import { Subscription, historyRequest } from './subscription.js';
 import { WebSocketTransport } from './websocket.js';
 
@@ -36,12 +37,14 @@ export const VERSION = '0.1.0';
  * @property {() => Promise<string>} [getToken] returns a fresh token: called to connect when no
  *   valid token is at hand, before the current one expires (to refresh it in place), and after the
  *   server reported it expired
- * @property {typeof globalThis.WebSocket} [WebSocket] WebSocket constructor; default globalThis.WebSocket
- *   (Node 20 has none: pass the `ws` package's)
+ * @property {import('./transport.js').WebSocketConstructor} [WebSocket] WebSocket constructor; default
+ *   globalThis.WebSocket (Node 20 has none: pass the `ws` package's)
  * @property {typeof globalThis.fetch} [fetch] fetch for the HTTP transports; default globalThis.fetch
  * @property {TransportChoice[]} [transports] tried in order on every connection attempt until one
  *   opens; default ['websocket', 'sse', 'longpoll']
  * @property {number} [requestTimeout=10000] milliseconds a request (or opening a transport) may take
+ * @property {number} [connectTimeout=0] milliseconds connect() waits for the first connection before it
+ *   rejects (code 'timeout', the last attempt's error as `cause`) and the client stops; 0: keep trying
  * @property {ReconnectOptions} [reconnect] backoff between reconnect attempts
  * @property {number} [maxFrameSize=16384] characters per outbound frame when commands are batched
  * @property {string} [name] client name sent in connect, for server logs
@@ -74,7 +77,7 @@ export const VERSION = '0.1.0';
  * @typedef {object} DisconnectedEvent
  * @property {number} code close code (1000 after disconnect())
  * @property {string} reason
- * @property {SoriError} [error] the server's error when connect was refused
+ * @property {SoriError} [error] why: the server's error when connect was refused, 'not_sori' or 'timeout'
  */
 
 /**
@@ -82,7 +85,8 @@ export const VERSION = '0.1.0';
  * @property {[ConnectionState, StateInfo]} state
  * @property {[ConnectInfo]} connected
  * @property {[DisconnectedEvent]} disconnected
- * @property {[Error]} error non-fatal problems: a failed token refresh, an unparseable frame, …
+ * @property {[Error]} error non-fatal problems: a failed connection attempt (a SoriError with code
+ *   'unreachable' or 'not_sori', the transports' errors as `cause`), a failed token refresh, an unparseable frame, …
  */
 
 /**
@@ -135,6 +139,13 @@ export class SoriClient extends Emitter {
   /** @type {Array<(context: TransportContext) => Transport>} */
   #transportFactories;
   #requestTimeout;
+  #connectTimeout;
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
+  #connectTimer;
+  /** Whether this run (since connect()) has been connected: a wrong URL is final only before. */
+  #connectedInRun = false;
+  /** @type {SoriError|null} the last failed attempt's error, for the connect timeout's cause */
+  #lastFailure = null;
   /** @type {Required<ReconnectOptions>} */
   #reconnect;
   #maxFrameSize;
@@ -181,6 +192,7 @@ export class SoriClient extends Emitter {
     this.#transportFactories = (options.transports ?? ['websocket', 'sse', 'longpoll']).map(transportFactory);
     if (this.#transportFactories.length === 0) throw new TypeError('SoriClient: transports must not be empty');
     this.#requestTimeout = options.requestTimeout ?? 10_000;
+    this.#connectTimeout = options.connectTimeout ?? 0;
     this.#reconnect = { ...defaultReconnect, ...options.reconnect };
     this.#maxFrameSize = options.maxFrameSize ?? 16_384;
     this.#name = options.name ?? `sori-js/${VERSION}`;
@@ -204,8 +216,10 @@ export class SoriClient extends Emitter {
   /**
    * Starts connecting (and keeps reconnecting after failures until
    * disconnect() or a close code that forbids it). Resolves on the next
-   * successful connect; rejects when the client ends up 'disconnected' first
-   * (for example a refused token: the SoriError carries the server's code).
+   * successful connect; rejects when the client ends up 'disconnected' first:
+   * a refused token (the SoriError carries the server's code), a URL that is
+   * not a Sori endpoint ('not_sori'), or no connection within connectTimeout
+   * ('timeout'). Each failed attempt also emits 'error' with why.
    * @returns {Promise<ConnectInfo>}
    */
   connect() {
@@ -216,7 +230,24 @@ export class SoriClient extends Emitter {
     if (this.#state === 'disconnected') {
       this.#run++;
       this.#attempt = 0;
+      this.#connectedInRun = false;
+      this.#lastFailure = null;
       this.#setState('connecting', {});
+      if (this.#connectTimeout > 0) {
+        const run = this.#run;
+        this.#connectTimer = setTimeout(() => {
+          if (run !== this.#run || this.#connectedInRun) return;
+          const last = this.#lastFailure;
+          const error = new SoriError(
+            ClientErrorCode.TIMEOUT,
+            `no connection within ${this.#connectTimeout} ms${last ? `: ${last.message}` : ''}`,
+            last ? { cause: last } : undefined,
+          );
+          this.#run++;
+          this.#stopConnection();
+          this.#finish({ code: CloseCode.ABNORMAL, reason: error.message, error });
+        }, this.#connectTimeout);
+      }
       void this.#establish(this.#run);
     }
     return /** @type {Promise<ConnectInfo>} */ (promise);
@@ -343,13 +374,26 @@ export class SoriClient extends Emitter {
     }
     if (run !== this.#run) return;
 
-    const transport = await this.#openTransport(run);
+    /** @type {unknown[]} */
+    const failures = [];
+    const transport = await this.#openTransport(run, failures);
     if (run !== this.#run) {
       transport?.close();
       return;
     }
     if (!transport) {
-      this.#lost({ code: CloseCode.ABNORMAL, reason: 'no transport could connect' });
+      const error = attemptError(this.#url, failures);
+      this.#lastFailure = error;
+      this.emit('error', error);
+      if (error.code === ClientErrorCode.NOT_SORI && !this.#connectedInRun) {
+        // The server answered, and not as Sori: the URL is wrong, and trying
+        // it again cannot help. (After a first success it may be a proxy
+        // mid-deploy, so reconnects keep trying.)
+        this.#run++;
+        this.#finish({ code: CloseCode.PROTOCOL_ERROR, reason: error.message, error });
+        return;
+      }
+      this.#lost({ code: CloseCode.ABNORMAL, reason: error.message });
       return;
     }
     if (transport !== this.#transport) return; // it closed right after opening: #lost took over
@@ -382,9 +426,10 @@ export class SoriClient extends Emitter {
   /**
    * Tries the transports in order and returns the first that opens.
    * @param {number} run
+   * @param {unknown[]} failures receives each failed transport's error
    * @returns {Promise<Transport|null>}
    */
-  async #openTransport(run) {
+  async #openTransport(run, failures) {
     for (const create of this.#transportFactories) {
       /** @type {Transport|undefined} */
       let transport;
@@ -397,7 +442,8 @@ export class SoriClient extends Emitter {
         this.#transport = transport;
         await withTimeout(transport.open(), this.#requestTimeout, 'opening the transport timed out');
         return transport;
-      } catch {
+      } catch (err) {
+        failures.push(err);
         if (transport && this.#transport === transport) this.#transport = null;
         transport?.close();
         if (run !== this.#run) return null;
@@ -425,6 +471,9 @@ export class SoriClient extends Emitter {
    */
   #connected(result, transport) {
     this.#attempt = 0;
+    this.#connectedInRun = true;
+    this.#lastFailure = null;
+    clearTimeout(this.#connectTimer);
     this.#info = {
       client: result.client ?? '',
       user: result.user ?? '',
@@ -502,6 +551,7 @@ export class SoriClient extends Emitter {
    * @param {CloseInfo & {error?: SoriError}} info
    */
   #finish(info) {
+    clearTimeout(this.#connectTimer);
     const waiting = this.#waiting;
     this.#waiting = [];
     for (const entry of waiting) {
@@ -763,4 +813,22 @@ function withTimeout(promise, ms, message) {
  */
 function asError(err, context) {
   return err instanceof Error ? err : new Error(`${context}: ${String(err)}`);
+}
+
+/**
+ * The error of a connection attempt in which no transport opened: 'not_sori'
+ * when any transport reached a server that is not Sori (browsers hide why a
+ * WebSocket failed, so the HTTP transports may be the ones that can tell),
+ * else 'unreachable'.
+ * @param {string} url
+ * @param {unknown[]} failures
+ * @returns {SoriError}
+ */
+function attemptError(url, failures) {
+  const details = failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; ');
+  const notSori = failures.some((f) => f instanceof TransportOpenError && f.kind === 'not_sori');
+  if (notSori) {
+    return new SoriError(ClientErrorCode.NOT_SORI, `${url} is not a Sori endpoint (${details})`, { cause: failures });
+  }
+  return new SoriError(ClientErrorCode.UNREACHABLE, `cannot reach ${url} (${details || 'no transport'})`, { cause: failures });
 }

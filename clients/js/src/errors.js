@@ -41,8 +41,19 @@ export const ClientErrorCode = Object.freeze({
   DISCONNECTED: 'disconnected',
   /** The subscription was unsubscribed before the request could be sent. */
   UNSUBSCRIBED: 'unsubscribed',
-  /** Every transport failed to open. */
+  /** Every transport failed to open (not reported since 'unreachable' and 'not_sori' tell why). */
   TRANSPORT: 'transport',
+  /**
+   * No transport reached the server: connection refused, host unknown or
+   * unreachable, a gateway error. The client goes on retrying.
+   */
+  UNREACHABLE: 'unreachable',
+  /**
+   * The server answered, but not as a Sori endpoint (HTTP 404, no `sori.v1`
+   * subprotocol, no session): most likely a wrong URL. Final on the first
+   * connection after connect(); retried on reconnects.
+   */
+  NOT_SORI: 'not_sori',
   /** The server sent something the client cannot understand. */
   PROTOCOL: 'protocol',
 });

@@ -6,7 +6,7 @@
 // Frames carry sequence numbers; the client acknowledges the last one it
 // processed, so a dropped stream or poll resumes without losing a frame.
 
-import { Transport, baseURL } from './transport.js';
+import { Transport, TransportOpenError, baseURL, statusKind } from './transport.js';
 
 /** Consecutive failed downstream requests tolerated before the connection counts as lost. */
 const maxDownstreamFailures = 3;
@@ -75,14 +75,30 @@ export class HttpSessionTransport extends Transport {
   }
 
   async open() {
-    const res = await this.#fetch(`${this.#base}/http/open?transport=${this.kind}`, {
-      method: 'POST',
-      cache: 'no-store',
-      signal: this.signal,
-    });
-    if (!res.ok) throw new Error(`POST /http/open answered HTTP ${res.status}`);
-    const body = await res.json();
-    if (typeof body?.session !== 'string' || !body.session) throw new Error('POST /http/open answered without a session');
+    const url = `${this.#base}/http/open?transport=${this.kind}`;
+    let res;
+    try {
+      res = await this.#fetch(url, { method: 'POST', cache: 'no-store', signal: this.signal });
+    } catch (err) {
+      if (this.signal.aborted) throw err;
+      // fetch rejects with a TypeError whose cause names the system error (ECONNREFUSED, ENOTFOUND, …).
+      const cause = /** @type {any} */ (err)?.cause;
+      const detail = cause?.code ?? cause?.message ?? /** @type {Error} */ (err)?.message ?? String(err);
+      throw new TransportOpenError('unreachable', `POST ${url} failed: ${detail}`, { cause: err });
+    }
+    if (!res.ok) {
+      throw new TransportOpenError(statusKind(res.status), `POST ${url} answered HTTP ${res.status}`, { status: res.status });
+    }
+    /** @type {any} */
+    let body;
+    try {
+      body = await res.json();
+    } catch (err) {
+      throw new TransportOpenError('not_sori', `POST ${url} answered something other than JSON: not a Sori endpoint`, { cause: err });
+    }
+    if (typeof body?.session !== 'string' || !body.session) {
+      throw new TransportOpenError('not_sori', `POST ${url} answered without a session: not a Sori endpoint`);
+    }
     this.session = body.session;
     await this.startDownstream();
   }

@@ -4,7 +4,7 @@
 export { SoriClient, VERSION } from './client.js';
 export { Subscription } from './subscription.js';
 export { SoriError, ServerErrorCode, ClientErrorCode, CloseCode, shouldReconnect } from './errors.js';
-export { Transport } from './transport.js';
+export { Transport, TransportOpenError } from './transport.js';
 export { WebSocketTransport, SUBPROTOCOL } from './websocket.js';
 export { HttpSessionTransport, SSETransport, LongPollTransport } from './http.js';
 export { backoffDelay } from './backoff.js';

@@ -15,10 +15,27 @@ import { Emitter } from './emitter.js';
  */
 
 /**
+ * What the WebSocket transport uses of a WebSocket: the browser API's shape,
+ * which the `ws` package's class has too.
+ * @typedef {object} WebSocketLike
+ * @property {string} protocol
+ * @property {((event: any) => void) | null} onopen
+ * @property {((event: any) => void) | null} onmessage
+ * @property {((event: any) => void) | null} onerror
+ * @property {((event: any) => void) | null} onclose
+ * @property {(data: string) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ */
+
+/**
+ * @typedef {new (url: string, protocols?: string | string[]) => WebSocketLike} WebSocketConstructor
+ */
+
+/**
  * Everything a transport may need to reach the server.
  * @typedef {object} TransportContext
  * @property {string} url the server's base URL, http(s)://host[:port][/prefix]
- * @property {typeof globalThis.WebSocket} [WebSocket] WebSocket constructor (browser API shape)
+ * @property {WebSocketConstructor} [WebSocket] WebSocket constructor (browser API shape)
  * @property {typeof globalThis.fetch} [fetch] fetch implementation for the HTTP transports
  */
 
@@ -67,6 +84,39 @@ export class Transport extends Emitter {
    * Ends the connection at the client's request. No 'close' event follows.
    */
   close() {}
+}
+
+/**
+ * Why a transport could not open, for the client to tell its caller whether
+ * the server was out of reach (refused, unreachable, a gateway error: worth
+ * retrying) or answered as something that is not a Sori endpoint (a 404, a
+ * page without the subprotocol: retrying the same URL cannot help).
+ */
+export class TransportOpenError extends Error {
+  /**
+   * @param {'unreachable'|'not_sori'} kind
+   * @param {string} message
+   * @param {{cause?: unknown, status?: number}} [options] status: the HTTP status the server answered, when known
+   */
+  constructor(kind, message, options = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'TransportOpenError';
+    /** @type {'unreachable'|'not_sori'} */
+    this.kind = kind;
+    /** @type {number|undefined} */
+    this.status = options.status;
+  }
+}
+
+/**
+ * The failure kind of an HTTP status answered where a Sori endpoint should
+ * be: a gateway or server error may pass, any other status means the URL is
+ * not a Sori endpoint.
+ * @param {number} status
+ * @returns {'unreachable'|'not_sori'}
+ */
+export function statusKind(status) {
+  return status >= 500 ? 'unreachable' : 'not_sori';
 }
 
 /**

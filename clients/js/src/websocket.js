@@ -1,7 +1,7 @@
 // WebSocket transport: GET /ws with subprotocol sori.v1, one JSON text frame
 // per message (docs/protocol.md).
 
-import { Transport, baseURL } from './transport.js';
+import { Transport, TransportOpenError, baseURL, statusKind } from './transport.js';
 
 /** The subprotocol every Sori WebSocket speaks. */
 export const SUBPROTOCOL = 'sori.v1';
@@ -16,9 +16,9 @@ const textDecoder = new TextDecoder();
 export class WebSocketTransport extends Transport {
   /** @type {string} */
   #url;
-  /** @type {typeof globalThis.WebSocket | undefined} */
+  /** @type {import('./transport.js').WebSocketConstructor | undefined} */
   #WebSocket;
-  /** @type {WebSocket | null} */
+  /** @type {import('./transport.js').WebSocketLike | null} */
   #socket = null;
   #closed = false;
   /** @type {((err: Error) => void) | null} rejects a pending open() */
@@ -52,6 +52,8 @@ export class WebSocketTransport extends Transport {
       }
       this.#socket = socket;
       let opened = false;
+      /** What the error event said, when the implementation says anything (ws does; browsers do not). */
+      let failure = '';
       this.#abortOpen = (err) => {
         this.#abortOpen = null;
         reject(err);
@@ -62,7 +64,7 @@ export class WebSocketTransport extends Transport {
           // A server (or proxy) that ignored the subprotocol does not speak Sori.
           this.#detach(socket);
           socket.close(1000);
-          reject(new Error(`server did not accept subprotocol ${SUBPROTOCOL}`));
+          reject(new TransportOpenError('not_sori', `${this.#url} did not accept subprotocol ${SUBPROTOCOL}: not a Sori endpoint`));
           return;
         }
         opened = true;
@@ -74,13 +76,15 @@ export class WebSocketTransport extends Transport {
         const { data } = event;
         this.emit('message', typeof data === 'string' ? data : textDecoder.decode(data));
       };
-      socket.onerror = () => {
-        // A close event always follows; it carries the code.
+      socket.onerror = (event) => {
+        // A close event always follows; it carries the code. Node's ws also
+        // says why ("Unexpected server response: 404", "connect ECONNREFUSED").
+        failure = String(event?.message ?? event?.error?.message ?? '');
       };
       socket.onclose = (event) => {
         this.#detach(socket);
         if (!opened) {
-          reject(new Error(`WebSocket to ${this.#url} closed before opening (code ${event.code})`));
+          reject(openFailure(this.#url, event.code, failure));
           return;
         }
         if (this.#closed) return;
@@ -114,7 +118,7 @@ export class WebSocketTransport extends Transport {
     }
   }
 
-  /** @param {WebSocket} socket */
+  /** @param {import('./transport.js').WebSocketLike} socket */
   #detach(socket) {
     socket.onopen = socket.onmessage = socket.onclose = null;
     socket.onerror = () => {};
@@ -130,4 +134,22 @@ export function webSocketURL(url) {
   const base = new URL(baseURL(url));
   base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
   return base.href.replace(/\/+$/, '') + '/ws';
+}
+
+/**
+ * The error for a WebSocket that closed before it opened. Browsers tell
+ * nothing more than the close code (1006), so there it reads as
+ * unreachable; the client's HTTP transports then tell a 404 apart.
+ * @param {string} url
+ * @param {number} code
+ * @param {string} failure what the error event said
+ * @returns {TransportOpenError}
+ */
+function openFailure(url, code, failure) {
+  const m = /Unexpected server response: (\d+)/.exec(failure);
+  if (m) {
+    const status = Number(m[1]);
+    return new TransportOpenError(statusKind(status), `GET ${url} answered HTTP ${status} instead of a WebSocket upgrade`, { status });
+  }
+  return new TransportOpenError('unreachable', `WebSocket to ${url} closed before opening (code ${code}${failure ? `: ${failure}` : ''})`);
 }
