@@ -10,7 +10,7 @@
 #      otherwise the script stops and prints the one command that installs them.
 #   2. npm packages, exactly as pinned in each package-lock.json (`npm ci`),
 #      wherever node_modules does not match its lock file yet.
-#   3. static checks: gofmt, go vet, staticcheck, `go mod tidy -diff`.
+#   3. static checks: gofmt, `go mod tidy -diff`, go vet.
 #   4. two lanes at the same time: they share nothing, and the Node lane mostly
 #      waits on sockets, timers and the browser, so it fits beside the Go lane:
 #        go:   go test -race ./... inside pg_virtualenv (a throwaway PostgreSQL
@@ -49,9 +49,6 @@ if [ -n "$unformatted" ]; then
 fi
 "$GO" mod tidy -diff
 "$GO" vet ./...
-# staticcheck from the module proxy at a pinned version: no install step, and
-# the same findings for everyone (a newer release may add checks).
-"$GO" run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # go_lane runs the Go tests (inside a throwaway PostgreSQL cluster unless
 # SORI_TEST_POSTGRES names one).
