@@ -28,6 +28,9 @@ export class RoomModel extends EventTarget {
     this.online = new Map(); // username -> Set of client ids
     this.typing = new Map(); // username -> expiry (ms)
     this.files = new Map(); // file id -> metadata
+    this.filesWanted = new Set(); // ids to look up in the next listing
+    this.filesGone = new Set(); // ids a listing that began after they were wanted did not have
+    this.filesListing = null; // the running listing (a promise), or null
     this.peer = ''; // the other user of a direct room
   }
 
@@ -216,6 +219,49 @@ export class RoomModel extends EventTarget {
     const now = Date.now();
     for (const [u, t] of this.typing) if (t < now) this.typing.delete(u);
     return [...this.typing.keys()].sort();
+  }
+
+  /**
+   * Asks for the metadata (name, type, size) of a file a message refers to.
+   * listFiles() fetches the room's file list; one listing runs at a time, and
+   * ids first wanted while one runs get another listing right after it, so a
+   * file sent while the previous one was being looked up still gets its name.
+   * (A fixed 3-s throttle used to drop those: the second of two files sent
+   * within 3 s stayed a nameless "attachment" until a reload.) An id that a
+   * listing begun after it was wanted does not have is not asked again.
+   * Emits 'files' after each listing.
+   * @param {string} id
+   * @param {() => Promise<{files?: any[]}>} listFiles
+   * @returns {Promise<void>} settles when no listing is running
+   */
+  wantFile(id, listFiles) {
+    if (!this.files.has(id) && !this.filesGone.has(id)) {
+      this.filesWanted.add(id);
+      this.filesListing ??= this.#listFiles(listFiles).finally(() => { this.filesListing = null; });
+    }
+    return this.filesListing ?? Promise.resolve();
+  }
+
+  async #listFiles(listFiles) {
+    while (this.filesWanted.size) {
+      const asked = [...this.filesWanted];
+      this.filesWanted.clear();
+      let res;
+      try {
+        res = await listFiles();
+      } catch {
+        return; // shown as plain links; the next render asks again
+      }
+      for (const f of res?.files ?? []) this.files.set(f.id, f);
+      for (const id of asked) if (!this.files.has(id)) this.filesGone.add(id);
+      this.emit('files');
+    }
+  }
+
+  /** Records the metadata of a file this client uploaded. */
+  addFile(meta) {
+    this.files.set(meta.id, meta);
+    this.filesGone.delete(meta.id);
   }
 
   /** Marks everything up to seq as read locally. */

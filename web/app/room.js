@@ -91,6 +91,7 @@ export class RoomView {
     on('typing', () => this.#renderTyping());
     on('info', () => this.#renderHeader());
     on('members-changed', () => this.refreshMembers());
+    on('files', () => this.#renderFileMessages());
     this.#renderHeader();
     this.#renderAll();
     this.#renderOnline();
@@ -278,35 +279,34 @@ export class RoomView {
 
   #attachment(id) {
     const url = `/api/v1/files/${encodeURIComponent(id)}`;
-    const meta = this.model.files.get(id);
-    if (!meta) this.#loadFiles();
+    const model = this.model;
+    const meta = model.files.get(id);
+    if (!meta) void model.wantFile(id, () => api.files(model.id));
     const name = meta?.name ?? 'attachment';
     if (meta && IMAGE_TYPES.has(meta.content_type)) {
-      return h('div', { class: 'attachment' },
+      return h('div', { class: 'attachment', dataset: { named: '1' } },
         h('a', { href: url, target: '_blank', rel: 'noopener noreferrer' },
           h('img', { src: url, alt: name, loading: 'lazy', decoding: 'async' })));
     }
-    return h('div', { class: 'attachment' },
+    return h('div', { class: 'attachment', dataset: meta ? { named: '1' } : {} },
       h('a', { class: 'file-card', href: url, download: name, rel: 'noopener noreferrer' },
         h('span', { 'aria-hidden': 'true', text: '📄' }), h('span', { class: 'file-name', text: name }),
         meta ? h('span', { class: 'hint', text: formatSize(meta.size) }) : null));
   }
 
-  async #loadFiles() {
+  /** Re-renders the messages with attachments once file metadata arrived. */
+  #renderFileMessages() {
     const model = this.model;
-    if (!model || model.filesLoading) return;
-    model.filesLoading = true;
-    try {
-      const res = await api.files(model.id);
-      for (const f of res.files ?? []) model.files.set(f.id, f);
-      if (this.model !== model) return;
-      for (const msg of model.messages.values()) {
-        if (!msg.deleted && /\/api\/v1\/files\//.test(msg.text)) this.#renderMessage(msg);
+    if (!model) return;
+    for (const msg of model.messages.values()) {
+      if (msg.deleted) continue;
+      const { files } = this.#body(msg.text);
+      // Only those still showing a nameless card: a re-render resets an image's loading.
+      if (files.some((id) => model.files.has(id)) && this.els.get(msg.seq)?.querySelector('.attachment:not([data-named])')) {
+        this.#renderMessage(msg);
       }
-      this.#renderReceipts();
-    } catch { /* shown as plain links */ } finally {
-      setTimeout(() => { model.filesLoading = false; }, 3000);
     }
+    this.#renderReceipts();
   }
 
   #quote(seq) {
@@ -464,7 +464,7 @@ export class RoomView {
     try {
       if (file) {
         const meta = await api.upload(model.id, file);
-        model.files.set(meta.id, meta);
+        model.addFile(meta);
         text = [text, `/api/v1/files/${meta.id}`].filter(Boolean).join('\n');
       }
       await api.post(model.id, text, this.reply?.seq);

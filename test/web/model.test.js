@@ -1,0 +1,163 @@
+// Unit tests of RoomModel (web/app/model.js): the promise in its header that
+// applying an event is idempotent, so a REST snapshot and a replay of the
+// live events seen meanwhile give the current state in either order; unread
+// counting; and the file lookups behind attachment names.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { RoomModel } from '../../web/app/model.js';
+
+const room = { id: 7, kind: 'group', name: 'general', last_seq: 0, last_read_seq: 0, unread: 0 };
+const t0 = Date.UTC(2026, 0, 2, 3, 4, 5);
+
+/** A publication of chat:<id> as the SDK delivers it. */
+function pub(offset, data, user = data.user) {
+  return { channel: 'chat:7', offset, data, user, time: t0 + offset };
+}
+const message = (seq, user, text) => pub(seq, { type: 'message', user, text });
+const edit = (seq, target, text) => pub(seq, { type: 'edit', target, text, user: 'bob' });
+const react = (seq, target, emoji, user, type = 'reaction_add') => pub(seq, { type, target, emoji, user });
+
+/** The state a view renders, in plain values. */
+function state(m) {
+  return [...m.messages.values()]
+    .sort((a, b) => a.seq - b.seq)
+    .map((x) => ({
+      seq: x.seq, user: x.user, text: x.text, edited: x.edited, deleted: x.deleted,
+      reactions: Object.fromEntries([...x.reactions].map(([e, users]) => [e, [...users].sort()])),
+    }));
+}
+
+const live = [
+  message(1, 'bob', 'hello'),
+  message(2, 'carol', 'hi bob'),
+  react(3, 1, '👍', 'carol'),
+  react(4, 1, '👍', 'alice'),
+  edit(5, 2, 'hi bob!'),
+  react(6, 1, '👍', 'alice', 'reaction_remove'),
+  pub(7, { type: 'delete', target: 2, user: 'carol' }),
+];
+/** What REST answers for messages 1–2 after events up to seq 4 were applied on the server. */
+const snapshotAt4 = [
+  { seq: 1, user: 'bob', text: 'hello', created_at: new Date(t0 + 1).toISOString(), reactions: [{ emoji: '👍', users: ['carol', 'alice'] }] },
+  { seq: 2, user: 'carol', text: 'hi bob', created_at: new Date(t0 + 2).toISOString(), reactions: [] },
+];
+const expected = [
+  { seq: 1, user: 'bob', text: 'hello', edited: false, deleted: false, reactions: { '👍': ['carol'] } },
+  { seq: 2, user: 'carol', text: '', edited: true, deleted: true, reactions: {} },
+];
+
+test('live events alone give the current state', () => {
+  const m = new RoomModel(room, 'alice');
+  for (const p of live) m.applyPublication(p);
+  assert.deepEqual(state(m), expected);
+});
+
+test('every event applied twice changes nothing (idempotence)', () => {
+  const m = new RoomModel(room, 'alice');
+  for (const p of live) {
+    m.applyPublication(p);
+    m.applyPublication(p);
+  }
+  assert.deepEqual(state(m), expected);
+  assert.equal(m.unread, 2, 'a replayed message is not unread twice');
+});
+
+test('a snapshot and the live events give the same state in either order', () => {
+  // Events first (the live channel was faster than REST), then the snapshot.
+  const a = new RoomModel(room, 'alice');
+  for (const p of live) a.applyPublication(p);
+  a.applySnapshot(snapshotAt4);
+  assert.deepEqual(state(a), expected);
+
+  // Snapshot first, then every event (some of which it already contains).
+  const b = new RoomModel(room, 'alice');
+  b.applySnapshot(snapshotAt4);
+  for (const p of live) b.applyPublication(p);
+  assert.deepEqual(state(b), expected);
+
+  // Snapshot in the middle of the events.
+  const c = new RoomModel(room, 'alice');
+  for (const p of live.slice(0, 5)) c.applyPublication(p);
+  c.applySnapshot(snapshotAt4);
+  for (const p of live.slice(3)) c.applyPublication(p);
+  assert.deepEqual(state(c), expected);
+});
+
+test('unread counts others\' new messages only, and markedRead clears it', () => {
+  const m = new RoomModel(room, 'alice');
+  const events = [];
+  m.addEventListener('message', (e) => events.push(e.detail.message.seq));
+  m.applyPublication(message(1, 'bob', 'one'));
+  m.applyPublication(message(2, 'alice', 'mine'));
+  m.applyPublication(message(3, 'carol', 'three'));
+  assert.equal(m.unread, 2);
+  assert.equal(m.lastSeq, 3);
+  assert.deepEqual(events, [1, 2, 3]);
+  m.markedRead(3);
+  assert.equal(m.unread, 0);
+  assert.equal(m.lastRead, 3);
+  m.applyPublication(message(3, 'carol', 'three')); // a replay after a resume
+  assert.equal(m.unread, 0);
+});
+
+test('a room listing older than what arrived live does not roll the counts back', () => {
+  const m = new RoomModel(room, 'alice');
+  m.applyPublication(message(1, 'bob', 'one'));
+  m.applyPublication(message(2, 'bob', 'two'));
+  m.updateInfo({ ...room, title: 'General', last_seq: 1, unread: 1 });
+  assert.equal(m.info.title, 'General');
+  assert.equal(m.lastSeq, 2);
+  assert.equal(m.unread, 2);
+});
+
+test('receipts point at the newest loaded message at or below each reader\'s position', () => {
+  const m = new RoomModel(room, 'alice');
+  for (const p of live.slice(0, 2)) m.applyPublication(p);
+  m.setMembers([
+    { username: 'alice', role: 'owner', last_read_seq: 2 },
+    { username: 'bob', role: 'member', last_read_seq: 1 },
+    { username: 'carol', role: 'member', last_read_seq: 5 },
+    { username: 'dave', role: 'member', last_read_seq: 0 },
+  ]);
+  assert.deepEqual(Object.fromEntries(m.receiptsBySeq()), { 1: ['bob'], 2: ['carol'] });
+});
+
+test('a file sent while the previous one is being looked up still gets its name', async () => {
+  const m = new RoomModel(room, 'bob');
+  const server = [{ id: 'file-one-1', name: 'one.txt', size: 3 }];
+  /** @type {Array<() => void>} */
+  const calls = [];
+  let snapshot = null;
+  // The listing's answer is fixed when it starts (as the server's would be).
+  const list = () => {
+    snapshot = [...server];
+    const answer = { files: snapshot };
+    return new Promise((resolve) => calls.push(() => resolve(answer)));
+  };
+
+  const done = m.wantFile('file-one-1', list);
+  server.push({ id: 'file-two-2', name: 'two.txt', size: 4 }); // uploaded after the listing began
+  void m.wantFile('file-two-2', list);
+  calls[0]();
+  // The first answer lacks file-two-2; a second listing follows by itself.
+  await new Promise((r) => setImmediate(r));
+  assert.equal(calls.length, 2, 'a second listing for the id that came during the first');
+  assert.equal(m.files.get('file-two-2'), undefined);
+  calls[1]();
+  await done;
+  assert.equal(m.files.get('file-two-2')?.name, 'two.txt');
+  assert.equal(m.filesListing, null);
+
+  // An id that a listing begun after it was wanted does not have is gone: not asked again.
+  void m.wantFile('file-deleted', list);
+  assert.equal(calls.length, 3);
+  calls[2]();
+  await m.filesListing;
+  assert.ok(m.filesGone.has('file-deleted'));
+  await m.wantFile('file-deleted', list);
+  assert.equal(calls.length, 3, 'no listing for a file known to be gone');
+  // A file this client uploads is known at once.
+  m.addFile({ id: 'file-deleted', name: 'back.txt', size: 1 });
+  assert.equal(m.files.get('file-deleted')?.name, 'back.txt');
+});
