@@ -211,7 +211,10 @@ test('scroll-back loads older history, in order', async () => {
   await a.locator('#timeline').evaluate((t) => { t.scrollTop = 0; });
   await waitFor(async () => (await texts()).length >= 100, { message: 'a second page' });
   const older = a.getByRole('button', { name: 'Load older messages' });
-  if (await older.isVisible()) await older.click();
+  // The button may hide itself between a visibility check and a pointer
+  // click (the scroll above is still loading); a DOM click on it while shown
+  // does the same as the user's without that race.
+  await older.evaluate((b) => { if (!b.hidden) b.click(); });
   await waitFor(async () => (await texts()).length === 120, { message: 'the whole history' });
   assert.deepEqual(await texts(), Array.from({ length: 120 }, (_, i) => `history ${i + 1}`));
   await waitFor(async () => older.isHidden(), { message: 'no more to load' });
