@@ -10,13 +10,14 @@
 #      otherwise the script stops and prints the one command that installs them.
 #   2. npm packages, exactly as pinned in each package-lock.json (`npm ci`),
 #      wherever node_modules does not match its lock file yet.
-#   3. static checks: gofmt, `go mod tidy -diff`, go vet.
-#   4. two lanes at the same time: they share nothing, and the Node lane mostly
-#      waits on sockets, timers and the browser, so it fits beside the Go lane:
+#   3. gofmt, then two lanes at the same time: they share nothing, and the
+#      Node lane mostly waits on sockets, timers and the browser, so it fits
+#      beside the Go lane:
 #        go:   go test -race ./... inside pg_virtualenv (a throwaway PostgreSQL
 #              cluster; its DSN is exported as SORI_TEST_POSTGRES);
-#        node: one `sori` binary, then `npm test` in every package (JS client,
-#              Node ws client, browser tests), which use that binary (SORI_BIN).
+#        node: the static checks (`go mod tidy -diff`, go vet), one `sori`
+#              binary, then `npm test` in every package (JS client, Node ws
+#              client, browser tests, docs, web unit tests) against it (SORI_BIN).
 #      Each lane's lines are printed as they come, prefixed with the lane.
 #
 # Environment:
@@ -40,42 +41,53 @@ sori_npm_ci
 work=$(mktemp -d "${TMPDIR:-/tmp}/sori-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-echo "== static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt: these files need formatting (run gofmt -w):" >&2
   echo "$unformatted" >&2
   exit 1
 fi
-"$GO" mod tidy -diff
-"$GO" vet ./...
+
+# checks: go.mod and go.sum as `go mod tidy` leaves them, then go vet. Vet
+# compiles the packages without -race, which the node lane's binary reuses.
+checks() {
+  echo "== static checks"
+  "$GO" mod tidy -diff && "$GO" vet ./...
+}
+
+# The lanes run as `fn || rc=$?`, where bash ignores set -e: each step's
+# status is collected explicitly.
 
 # go_lane runs the Go tests (inside a throwaway PostgreSQL cluster unless
 # SORI_TEST_POSTGRES names one).
 go_lane() {
-  local short=-short
+  local failed=0 short=-short
   [ -n "$slow" ] && short=
   local cmd="$GO test -race -count=1 -timeout 20m $short ./..."
   if [ -n "${SORI_TEST_POSTGRES:-}" ]; then
-    $cmd
+    $cmd || failed=1
   else
     # pg_virtualenv exports PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE
     # for its cluster; the tests read the one variable below.
-    pg_virtualenv -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd"
+    pg_virtualenv -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd" || failed=1
   fi
   if [ -n "$slow" ]; then
     # A short run of each fuzz target on top of its committed seed corpus
     # (the seeds themselves already ran as ordinary tests above).
-    "$GO" test -run '^$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol
-    "$GO" test -run '^$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws
+    "$GO" test -run '^$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol || failed=1
+    "$GO" test -run '^$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws || failed=1
   fi
+  return $failed
 }
 
-# node_lane builds the server once and runs every npm package's tests against it.
+# node_lane runs the static checks, builds the server once and runs every
+# npm package's tests against it.
 node_lane() {
-  "$GO" build -o "$work/sori" ./cmd/sori
+  local failed=0
+  checks || { echo "FAILED: static checks"; failed=1; }
+  "$GO" build -o "$work/sori" ./cmd/sori || { echo "FAILED: go build ./cmd/sori"; return 1; }
   export SORI_BIN="$work/sori"
-  local dir failed=0
+  local dir
   for dir in $(sori_npm_dirs); do
     echo "== npm test in $dir"
     (cd "$dir" && npm test) || { echo "FAILED: npm test in $dir"; failed=1; }
