@@ -23,6 +23,8 @@ sori_node_major() {
 sori_deps_missing() {
   if ! command -v node >/dev/null; then echo nodejs; fi
   if ! command -v npm >/dev/null; then echo npm; fi
+  # The README's examples use curl; the docs test runs them.
+  if ! command -v curl >/dev/null; then echo curl; fi
   # The browser tests drive Debian's chromium ($CHROMIUM names another one).
   if [ -n "${CHROMIUM:-}" ]; then
     [ -x "$CHROMIUM" ] || echo chromium
