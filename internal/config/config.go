@@ -74,6 +74,10 @@ type Config struct {
 	TURNAllowPeers    []string `json:"turn_allow_peers"`
 	TURNUserQuota     int      `json:"turn_user_quota"`
 	TURNCredentialTTL Duration `json:"turn_credential_ttl"`
+	// SFU (docs/calls.md): off unless SFUListen is set.
+	SFUListen     string `json:"sfu_listen"`
+	SFUExternalIP string `json:"sfu_external_ip"`
+	SFULimit      int    `json:"sfu_limit"`
 
 	// Postgres is the DSN of the shared PostgreSQL chat store; set, it
 	// replaces the SQLite file in the data dir and puts the server in
@@ -158,6 +162,7 @@ func Default() Config {
 		TURNRelayPortMax:    65535,
 		TURNUserQuota:       30,
 		TURNCredentialTTL:   Duration(12 * time.Hour),
+		SFULimit:            50,
 	}
 	return c
 }
@@ -206,6 +211,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MeshLimit < 2 {
 		return errors.New("config: mesh limit must be at least 2")
+	}
+	if c.SFUListen != "" && c.SFULimit <= c.MeshLimit {
+		return errors.New("config: SFU limit must be above the mesh limit")
 	}
 	if c.TURNEnabled {
 		if c.TURNSecret != "" && len(c.TURNSecret) < 32 {
@@ -328,6 +336,9 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	integer(&c.TURNRelayPortMin, "turn-relay-port-min", "lowest relay port")
 	integer(&c.TURNRelayPortMax, "turn-relay-port-max", "highest relay port")
 	list(&c.TURNAllowPeers, "turn-allow-peers", "addresses or CIDR prefixes the relay may reach despite the private/loopback refusal (tests, private networks)")
+	str(&c.SFUListen, "sfu-listen", "UDP address of the SFU, one port for all calls (off when empty: calls stay peer-to-peer)")
+	str(&c.SFUExternalIP, "sfu-external-ip", "public IP announced for the SFU port, for servers behind 1:1 NAT")
+	integer(&c.SFULimit, "sfu-limit", "most participants of a call on the SFU")
 	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
 	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
 	str(&c.Postgres, "postgres", "PostgreSQL DSN of the chat store shared by a cluster's nodes (default: SQLite in the data dir)")

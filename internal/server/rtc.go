@@ -47,6 +47,8 @@ func (s *Server) mountRTC() {
 		Membership: chatMembership{s.node},
 		ICEServers: iceServers,
 		MeshLimit:  s.cfg.MeshLimit,
+		Media:      s.startSFU(),
+		SFULimit:   s.cfg.SFULimit,
 		Logger:     s.log,
 	})
 	if err != nil { // only a missing Membership fails, and one is passed

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sori-dev/sori/internal/protocol"
 )
@@ -39,8 +41,22 @@ type Config struct {
 	// ICEServers returns the ICE servers (with fresh TURN credentials) for a
 	// user; nil means none, so peers use host candidates only.
 	ICEServers func(user string) []ICEServer
-	// MeshLimit is the most participants of a call; default DefaultMeshLimit.
+	// MeshLimit is the most participants of a mesh call; default
+	// DefaultMeshLimit. With a Media, the join beyond it moves the call to
+	// the SFU; without one it fails with 119.
 	MeshLimit int
+	// Media is the SFU; nil keeps every call a mesh.
+	Media Media
+	// SFULimit is the most participants of a call on the SFU; default
+	// DefaultSFULimit.
+	SFULimit int
+	// MeshReturn is how long a call on the SFU must have at most
+	// MeshLimit-1 participants before it returns to mesh; default
+	// DefaultMeshReturn.
+	MeshReturn time.Duration
+	// AfterFunc schedules the return to mesh; default time.AfterFunc.
+	// Tests inject their own clock here.
+	AfterFunc func(d time.Duration, f func()) Timer
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 }
@@ -67,6 +83,10 @@ type room struct {
 	name    Room
 	joins   uint64 // join counter: orders participants for perfect negotiation
 	members map[string]*participant
+	mode    Mode
+	media   MediaRoom // in ModeSFU
+	back    Timer     // pending return to mesh
+	backGen uint64    // which scheduled return is current
 }
 
 type participant struct {
@@ -75,6 +95,7 @@ type participant struct {
 	conn  Conn
 	order uint64
 	state State
+	gone  atomic.Bool // left the call: the SFU's late signals are dropped
 }
 
 // New returns a Service for cfg.
@@ -84,6 +105,18 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MeshLimit <= 0 {
 		cfg.MeshLimit = DefaultMeshLimit
+	}
+	if cfg.SFULimit <= 0 {
+		cfg.SFULimit = DefaultSFULimit
+	}
+	if cfg.SFULimit < cfg.MeshLimit {
+		cfg.SFULimit = cfg.MeshLimit
+	}
+	if cfg.MeshReturn <= 0 {
+		cfg.MeshReturn = DefaultMeshReturn
+	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = realAfterFunc
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -150,20 +183,36 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	}
 	r := s.rooms[req.Room]
 	if r == nil {
-		r = &room{name: req.Room, members: map[string]*participant{}}
+		r = &room{name: req.Room, members: map[string]*participant{}, mode: ModeMesh}
 		s.rooms[req.Room] = r
 	}
-	if len(r.members) >= s.cfg.MeshLimit {
-		return JoinResult{}, protocol.ErrCallFull.WithMessage(
-			fmt.Sprintf("the call has reached its limit of %d participants", s.cfg.MeshLimit))
+	if len(r.members) >= s.limit(r) {
+		if r.mode != ModeMesh || s.cfg.Media == nil || len(r.members) >= s.cfg.SFULimit {
+			if len(r.members) == 0 {
+				delete(s.rooms, req.Room)
+			}
+			return JoinResult{}, protocol.ErrCallFull.WithMessage(
+				fmt.Sprintf("the call has reached its limit of %d participants", s.limit(r)))
+		}
+		if err := s.toSFU(r); err != nil {
+			return JoinResult{}, err
+		}
 	}
 	r.joins++
 	p := &participant{id: id, user: user, conn: c, order: r.joins}
 	if req.State != nil {
 		p.state = *req.State
 	}
+	if r.mode == ModeSFU {
+		if err := r.media.Join(id, s.mediaSend(r.name, p)); err != nil {
+			return JoinResult{}, fmt.Errorf("signal: join %s to the SFU: %w", r.name, err)
+		}
+		if len(r.members)+1 > s.cfg.MeshLimit-1 {
+			s.stopReturn(r)
+		}
+	}
 	others := r.sorted()
-	res := JoinResult{Room: r.name, Participant: id, Mode: ModeMesh, Limit: s.cfg.MeshLimit,
+	res := JoinResult{Room: r.name, Participant: id, Mode: r.mode, Limit: s.limit(r),
 		Participants: make([]Participant, 0, len(others)), ICEServers: ice}
 	for _, o := range others {
 		res.Participants = append(res.Participants, o.view(p.order))
@@ -261,8 +310,23 @@ func (s *Service) removeLocked(name Room, reason string, ps ...*participant) {
 			}
 		}
 	}
+	for _, p := range ps {
+		p.gone.Store(true)
+		if r.media != nil {
+			r.media.Leave(p.id)
+		}
+	}
 	if len(r.members) == 0 {
 		delete(s.rooms, name)
+		s.stopReturn(r)
+		if r.media != nil {
+			r.media.Close()
+			r.media = nil
+		}
+	} else if r.mode == ModeSFU && len(r.members) <= s.cfg.MeshLimit-1 && r.back == nil {
+		r.backGen++
+		gen := r.backGen
+		r.back = s.cfg.AfterFunc(s.cfg.MeshReturn, func() { s.returnToMesh(r, gen) })
 	}
 	rest := r.sorted()
 	for _, p := range ps {
@@ -279,19 +343,37 @@ func (s *Service) removeLocked(name Room, reason string, ps ...*participant) {
 }
 
 // Signal relays a description, candidate or restart request from c to one
-// participant of the same call.
+// participant of the same call, or to the SFU ("to":"sfu") in SFU mode.
 func (s *Service) Signal(c Conn, req SignalRequest) error {
 	if err := checkSignal(&req); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	from := s.conns[c][req.Room]
 	if from == nil {
+		s.mu.Unlock()
 		return errNotInCall
 	}
-	to := s.rooms[req.Room].members[req.To]
-	if to == nil || to == from {
+	if req.To == SFUPeer {
+		media := s.rooms[req.Room].media
+		s.mu.Unlock()
+		if media == nil {
+			return errNoPeer
+		}
+		if req.Description == nil && req.Candidate == nil {
+			return nil // a bare restart request: the SFU never restarts on its own
+		}
+		if err := media.Signal(from.id, req.Description, req.Candidate); err != nil {
+			return protocol.ErrBadRequest.WithMessage("the SFU refused the signal: " + err.Error())
+		}
+		return nil
+	}
+	defer s.mu.Unlock()
+	r := s.rooms[req.Room]
+	to := r.members[req.To]
+	if to == nil || to == from || r.mode == ModeSFU {
+		// In SFU mode media goes through "sfu" only: a signal left over
+		// from the mesh must not reach a participant.
 		return errNoPeer
 	}
 	to.conn.Send(encode(Push{Room: req.Room, Event: EventSignal, From: from.id,
@@ -321,6 +403,95 @@ func (s *Service) SetState(c Conn, req StateRequest) (State, error) {
 		}
 	}
 	return p.state, nil
+}
+
+// limit is the most participants r takes in its current mode.
+func (s *Service) limit(r *room) int {
+	if r.mode == ModeSFU {
+		return s.cfg.SFULimit
+	}
+	return s.cfg.MeshLimit
+}
+
+// toSFU moves a mesh call to the SFU: a media room with every participant
+// in it, and a "mode" push telling each to close its mesh connections and
+// connect to "sfu".
+func (s *Service) toSFU(r *room) error {
+	media, err := s.cfg.Media.NewRoom(r.name, func(list []Speaker) { s.pushSpeakers(r, list) })
+	if err != nil {
+		return fmt.Errorf("signal: SFU room for %s: %w", r.name, err)
+	}
+	members := r.sorted()
+	for _, p := range members {
+		if err := media.Join(p.id, s.mediaSend(r.name, p)); err != nil {
+			media.Close()
+			return fmt.Errorf("signal: join %s to the SFU: %w", r.name, err)
+		}
+	}
+	r.mode, r.media = ModeSFU, media
+	for _, p := range members {
+		p.conn.Send(encode(Push{Room: r.name, Event: EventMode, Mode: ModeSFU}))
+	}
+	s.log.Info("call moved to the SFU", "room", string(r.name), "participants", len(members)+1)
+	return nil
+}
+
+// returnToMesh ends the SFU side of a call that stayed at most MeshLimit-1
+// participants for MeshReturn (gen names the scheduled return; a later one
+// or a cancel makes this one stale).
+func (s *Service) returnToMesh(r *room, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.backGen != gen || r.back == nil || s.rooms[r.name] != r || r.mode != ModeSFU {
+		return
+	}
+	r.back = nil
+	if len(r.members) > s.cfg.MeshLimit-1 {
+		return
+	}
+	r.mode = ModeMesh
+	r.media.Close()
+	r.media = nil
+	for _, p := range r.sorted() {
+		p.conn.Send(encode(Push{Room: r.name, Event: EventMode, Mode: ModeMesh}))
+	}
+	s.log.Info("call back to mesh", "room", string(r.name), "participants", len(r.members))
+}
+
+func (s *Service) stopReturn(r *room) {
+	if r.back != nil {
+		r.back.Stop()
+		r.back = nil
+		r.backGen++
+	}
+}
+
+// mediaSend returns the function that passes the SFU's signals for p to its
+// connection, as signal pushes from "sfu". It takes no lock (the SFU may
+// call it while the Service holds mu).
+func (s *Service) mediaSend(room Room, p *participant) func(description, candidate json.RawMessage) {
+	return func(description, candidate json.RawMessage) {
+		if p.gone.Load() {
+			return
+		}
+		p.conn.Send(encode(Push{Room: room, Event: EventSignal, From: SFUPeer, Description: description, Candidate: candidate}))
+	}
+}
+
+// pushSpeakers sends the SFU's active-speaker list to every participant.
+func (s *Service) pushSpeakers(r *room, list []Speaker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.name] != r || r.mode != ModeSFU {
+		return
+	}
+	if list == nil {
+		list = []Speaker{}
+	}
+	frame := encode(Push{Room: r.name, Event: EventSpeakers, Speakers: &list})
+	for _, p := range r.sorted() {
+		p.conn.Send(frame)
+	}
 }
 
 // lookup returns the participant id of r, or nil; r may be nil.

@@ -94,9 +94,10 @@ type JoinResult struct {
 	Room Room `json:"room"`
 	// Participant is the joiner's own participant id.
 	Participant string `json:"participant"`
-	// Mode says how media flows; only "mesh" exists today.
+	// Mode says how media flows: "mesh" or "sfu".
 	Mode Mode `json:"mode"`
-	// Limit is the most participants a mesh call takes.
+	// Limit is the most participants the call takes in its current mode
+	// (the mesh limit, or the SFU room limit).
 	Limit int `json:"limit"`
 	// Participants are the others already in the call, in join order.
 	Participants []Participant `json:"participants"`
@@ -148,6 +149,8 @@ type Push struct {
 	Description json.RawMessage `json:"description,omitempty"`
 	Candidate   json.RawMessage `json:"candidate,omitempty"`
 	Restart     bool            `json:"restart,omitempty"`
+	Mode        Mode            `json:"mode,omitempty"`
+	Speakers    *[]Speaker      `json:"speakers,omitempty"`
 }
 
 // Reasons a participant left, in the "left" push.

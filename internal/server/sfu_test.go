@@ -1,0 +1,244 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/sori-dev/sori/internal/config"
+)
+
+// sfuClient is a participant in SFU mode: one pion PeerConnection to the
+// pseudo-participant "sfu", signaling through its own Sori connection. It
+// offers first with its video track, answers the SFU's offers, and counts
+// the RTP it receives per MediaStream id (the publisher's participant id).
+type sfuClient struct {
+	t     *testing.T
+	name  string
+	cc    *callClient
+	room  string
+	pc    *webrtc.PeerConnection
+	track *webrtc.TrackLocalStaticRTP
+
+	mu       sync.Mutex
+	pending  []webrtc.ICECandidateInit
+	received map[string]int
+	modes    []string
+}
+
+func newSFUClient(t *testing.T, name string, cc *callClient, room string) *sfuClient {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "camera", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &sfuClient{t: t, name: name, cc: cc, room: room, pc: pc, track: track, received: map[string]int{}}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.received[tr.StreamID()]++
+			c.mu.Unlock()
+		}
+	})
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic != nil {
+			_, _, _ = cc.rpc("call.signal", map[string]any{"room": room, "to": "sfu", "candidate": ic.ToJSON()})
+		}
+	})
+	return c
+}
+
+// connect adds the track, sends the first offer to "sfu" and starts
+// handling the SFU's signals and sending video.
+func (c *sfuClient) connect(ctx context.Context) {
+	c.t.Helper()
+	if _, err := c.pc.AddTrack(c.track); err != nil {
+		c.t.Fatal(err)
+	}
+	offer, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		c.t.Fatal(err)
+	}
+	c.cc.must("call.signal", map[string]any{"room": c.room, "to": "sfu", "description": offer})
+	go func() {
+		if err := c.handle(ctx); err != nil {
+			c.t.Errorf("%s: %v", c.name, err)
+		}
+	}()
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		// VP8: start of partition 0, key frame (every packet, so that any
+		// packet can start a subscriber's stream).
+		payload := []byte{0x10, 0x00, 0x9d, 0x01, 0x2a, 0x01, 0x02, 0x03, 0x04}
+		for seq := uint16(0); ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			_ = c.track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: seq, Timestamp: uint32(seq) * 1800}, Payload: payload})
+		}
+	}()
+}
+
+func (c *sfuClient) handle(ctx context.Context) error {
+	for {
+		var m map[string]any
+		select {
+		case <-ctx.Done():
+			return nil
+		case m = <-c.cc.pushes:
+		}
+		if m == nil {
+			return nil
+		}
+		if m["push"] != "call" {
+			continue
+		}
+		if m["event"] == "mode" {
+			c.mu.Lock()
+			c.modes = append(c.modes, m["mode"].(string))
+			c.mu.Unlock()
+		}
+		if m["event"] != "signal" {
+			continue
+		}
+		if m["from"] != "sfu" {
+			return fmt.Errorf("signal from %v in SFU mode", m["from"])
+		}
+		if d, ok := m["description"]; ok {
+			var desc webrtc.SessionDescription
+			b, _ := json.Marshal(d)
+			if err := json.Unmarshal(b, &desc); err != nil {
+				return err
+			}
+			if err := c.pc.SetRemoteDescription(desc); err != nil {
+				return fmt.Errorf("set remote %s: %w", desc.Type, err)
+			}
+			for _, ic := range c.pending {
+				_ = c.pc.AddICECandidate(ic)
+			}
+			c.pending = nil
+			if desc.Type == webrtc.SDPTypeOffer {
+				answer, err := c.pc.CreateAnswer(nil)
+				if err != nil {
+					return err
+				}
+				if err := c.pc.SetLocalDescription(answer); err != nil {
+					return err
+				}
+				if _, perr, err := c.cc.rpc("call.signal", map[string]any{"room": c.room, "to": "sfu", "description": answer}); err != nil || perr != nil {
+					return fmt.Errorf("answer: %v %v", perr, err)
+				}
+			}
+		}
+		if cand, ok := m["candidate"]; ok {
+			var ci webrtc.ICECandidateInit
+			b, _ := json.Marshal(cand)
+			if err := json.Unmarshal(b, &ci); err != nil {
+				return err
+			}
+			if c.pc.RemoteDescription() == nil {
+				c.pending = append(c.pending, ci)
+			} else if err := c.pc.AddICECandidate(ci); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *sfuClient) got(from string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received[from]
+}
+
+// TestCallMovesToSFU: with --mesh-limit 2 and the SFU on, the third join
+// moves the call to the SFU (the two already in get a "mode" push, the
+// joiner's result says "sfu"), every participant connects one peer
+// connection to "sfu" through call.signal, and each receives the other two's
+// video, named by their participant ids.
+func TestCallMovesToSFU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("WebRTC end-to-end")
+	}
+	ts := startServer(t, func(c *config.Config) {
+		c.MeshLimit = 2
+		c.SFUListen = "127.0.0.1:0"
+		c.TURNEnabled = false
+	})
+	room, ccs := callRoom(t, ts, "ann", "ben", "cy")
+	var ids []string
+	for i, cc := range ccs {
+		res := cc.must("call.join", map[string]any{"room": room})
+		ids = append(ids, res["participant"].(string))
+		want := "mesh"
+		if i == 2 {
+			want = "sfu"
+			if num(res["limit"]) != 50 {
+				t.Fatalf("sfu limit %v, want 50", res["limit"])
+			}
+		}
+		if res["mode"] != want {
+			t.Fatalf("join %d: mode %v, want %s", i, res["mode"], want)
+		}
+	}
+	for _, cc := range ccs[:2] {
+		if m := cc.nextCall("mode"); m["mode"] != "sfu" {
+			t.Fatalf("mode push %v", m)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var clients []*sfuClient
+	for i, cc := range ccs {
+		c := newSFUClient(t, []string{"ann", "ben", "cy"}[i], cc, room)
+		c.connect(ctx)
+		clients = append(clients, c)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i, c := range clients {
+		for j, id := range ids {
+			if i == j {
+				continue
+			}
+			for c.got(id) < 10 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s got %d packets from %s (%v)", c.name, c.got(id), clients[j].name, c.received)
+				}
+				select {
+				case <-time.After(20 * time.Millisecond): // poll the counters the media goroutines fill
+				case <-ctx.Done():
+				}
+			}
+		}
+	}
+	// "sfu" is not a participant in mesh calls, and participants cannot
+	// reach each other directly in SFU mode.
+	ccs[0].refused("call.signal", map[string]any{"room": room, "to": ids[1], "restart": true}, 117)
+}
