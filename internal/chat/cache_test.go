@@ -81,8 +81,7 @@ func TestMemberCacheKickDuringPosts(t *testing.T) {
 						return
 					}
 					if err != nil {
-						var perr *protocol.Error
-						if !errors.As(err, &perr) || perr.Code != 104 {
+						if !errors.Is(err, protocol.ErrPermissionDenied) {
 							t.Errorf("round %d: post: %v", round, err)
 						}
 						return

@@ -105,8 +105,9 @@ type Hub struct {
 	seed       maphash.Seed
 	shards     [64]shard
 
-	stop chan struct{}
-	done chan struct{}
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 type shard struct {
@@ -198,13 +199,11 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// Close stops background work. It does not disconnect subscribers.
+// Close stops background work. It does not disconnect subscribers. It is
+// safe to call more than once, also concurrently; every call returns once
+// the janitor has stopped.
 func (h *Hub) Close() {
-	select {
-	case <-h.stop:
-	default:
-		close(h.stop)
-	}
+	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done
 }
 

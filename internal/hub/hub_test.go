@@ -738,3 +738,18 @@ func TestSubscribeAdmit(t *testing.T) {
 		t.Fatal("admitted subscriber missing")
 	}
 }
+
+// Close may be called twice, also at once.
+func TestCloseTwiceConcurrently(t *testing.T) {
+	h, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.Close() }()
+	}
+	wg.Wait()
+	h.Close()
+}

@@ -15,6 +15,14 @@ type Error struct {
 // Error implements error, as "sori error <code>: <message>".
 func (e *Error) Error() string { return fmt.Sprintf("sori error %d: %s", e.Code, e.Message) }
 
+// Is reports whether target is a *Error with the same code, so that
+// errors.Is(err, protocol.ErrNotFound) holds for any 117 whatever its
+// message (WithMessage makes copies; pointer equality would miss them).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && e != nil && t != nil && t.Code == e.Code
+}
+
 // WithMessage returns a copy of e with a more specific message.
 func (e *Error) WithMessage(msg string) *Error { return &Error{Code: e.Code, Message: msg} }
 

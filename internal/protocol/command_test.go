@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -129,5 +131,19 @@ func TestErrorCodesAreDistinct(t *testing.T) {
 		if d.Reconnect || d.Code < 4500 {
 			t.Errorf("disconnect %d should not ask to reconnect", d.Code)
 		}
+	}
+}
+
+func TestErrorIsByCode(t *testing.T) {
+	err := fmt.Errorf("chat: load room: %w", ErrNotFound.WithMessage("no such room"))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatal("a wrapped 117 with its own message is not ErrNotFound")
+	}
+	if errors.Is(err, ErrConflict) || errors.Is(err, errors.New("not found")) {
+		t.Fatal("a 117 matched another error")
+	}
+	var nilErr *Error
+	if nilErr.Is(ErrNotFound) || ErrNotFound.Is(nilErr) {
+		t.Fatal("a nil *Error matched")
 	}
 }

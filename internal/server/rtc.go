@@ -209,7 +209,7 @@ func (m chatMembership) IsMember(ctx context.Context, user, room string) (bool, 
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.As(err, &perr) && perr.Code != protocol.ErrInternal.Code:
+	case errors.As(err, &perr) && !errors.Is(perr, protocol.ErrInternal):
 		return false, nil // not a member, no such room, or a name that is no chat room
 	default:
 		return false, fmt.Errorf("server: chat membership: %w", err)

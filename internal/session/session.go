@@ -141,7 +141,7 @@ func (s *Session) Handle(frame []byte) *protocol.Disconnect {
 	s.node.metrics.Received(s.t.Kind(), len(frame))
 	if len(frame) > s.node.cfg.MaxMessageSize {
 		s.Send(protocol.EncodeError(0, protocol.ErrMessageTooLarge))
-		return &protocol.DisconnectTooBig
+		return disconnect(protocol.DisconnectTooBig)
 	}
 	cmds, bad := protocol.DecodeCommands(frame, s.cmds[:0])
 	s.cmds = cmds[:0]
@@ -156,11 +156,15 @@ func (s *Session) Handle(frame []byte) *protocol.Disconnect {
 		s.Send(protocol.EncodeError(bad.ID, bad.Err))
 		if !s.isConnected() {
 			// Nothing but a valid connect is acceptable first.
-			return &protocol.DisconnectBadRequest
+			return disconnect(protocol.DisconnectBadRequest)
 		}
 	}
 	return nil
 }
+
+// disconnect returns a pointer to a copy of d: Handle's callers get their
+// own value, never a pointer into protocol's table of reasons.
+func disconnect(d protocol.Disconnect) *protocol.Disconnect { return &d }
 
 func (s *Session) isConnected() bool {
 	s.mu.Lock()
@@ -215,7 +219,7 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 		s.node.metrics.CommandError(protocol.ErrRateLimited.Code)
 		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrRateLimited))
 		if s.strikes > s.node.cfg.CommandBurst {
-			return &protocol.DisconnectRateLimit
+			return disconnect(protocol.DisconnectRateLimit)
 		}
 		return nil
 	}
@@ -226,7 +230,7 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 	}
 	if !s.isConnected() {
 		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrNotConnected))
-		return &protocol.DisconnectBadRequest
+		return disconnect(protocol.DisconnectBadRequest)
 	}
 	var (
 		result any
@@ -253,7 +257,7 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 		result, err = s.refresh(cmd)
 		if errors.Is(err, errUserChanged) {
 			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken.WithMessage("refresh token is for another user")))
-			return &protocol.DisconnectUnauthorized
+			return disconnect(protocol.DisconnectUnauthorized)
 		}
 	case protocol.OpPing:
 		result = struct{}{}
@@ -304,17 +308,17 @@ func (s *Session) connect(cmd *Command) *protocol.Disconnect {
 	if cmd.Token == "" {
 		if !s.node.cfg.AllowAnonymous {
 			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken.WithMessage("a token is required")))
-			return &protocol.DisconnectUnauthorized
+			return disconnect(protocol.DisconnectUnauthorized)
 		}
 	} else {
 		c, err := s.node.verifyToken(cmd.Token)
 		if err != nil {
 			if errors.Is(err, auth.ErrTokenExpired) {
 				s.Send(protocol.EncodeError(cmd.ID, protocol.ErrTokenExpired))
-				return &protocol.DisconnectTokenExpired
+				return disconnect(protocol.DisconnectTokenExpired)
 			}
 			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken))
-			return &protocol.DisconnectUnauthorized
+			return disconnect(protocol.DisconnectUnauthorized)
 		}
 		claims = c
 	}
@@ -336,8 +340,7 @@ func (s *Session) connect(cmd *Command) *protocol.Disconnect {
 	expiresIn := s.armExpiryLocked()
 	s.mu.Unlock()
 	if !s.node.bindUser(s) {
-		d := protocol.DisconnectConnLimit.WithReason("per-user connection limit reached")
-		return &d
+		return disconnect(protocol.DisconnectConnLimit.WithReason("per-user connection limit reached"))
 	}
 	if s.key != "" {
 		// The connect counts against the user's budget too, so that

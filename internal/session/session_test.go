@@ -230,3 +230,15 @@ func TestRateLimitStrikes(t *testing.T) {
 	}
 	_ = tr
 }
+
+// Close may be called twice, also at once; no heartbeat runs after it.
+func TestNodeCloseTwiceConcurrently(t *testing.T) {
+	n, _ := newNode(t, Config{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Close() }()
+	}
+	wg.Wait()
+	n.Close()
+}
