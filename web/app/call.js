@@ -9,6 +9,13 @@
 // Media: camera and microphone (mute and camera off disable the tracks, so
 // no renegotiation), screen sharing as an extra video track, a tile per
 // participant, and a connection-quality hint from getStats.
+//
+// SFU mode (docs/calls.md, "Mesh limit and the SFU"): when the join result or
+// a "mode" push says "sfu", the mesh connections close and one connection to
+// the pseudo-participant "sfu" carries everything: our camera as simulcast
+// (rids q, h, f) and microphone out, every other participant's tracks in,
+// each in a MediaStream named by its participant id. We offer first and are
+// polite towards "sfu". A "mode" push back to "mesh" rebuilds the mesh.
 import { h, replace, announce } from './dom.js';
 
 const STATS_MS = 2000;
@@ -68,9 +75,15 @@ export class CallPanel {
       if (!this.local) this.local = await this.#getMedia();
       this.#applyTrackState();
       const res = await this.rpc('call.join', { room: roomId, state: this.state, ...(replaces && { replaces }) });
-      this.call = { roomId, name, myId: res.participant, ice: res.ice_servers ?? [], peers: new Map() };
+      if (res.mode !== 'mesh' && res.mode !== 'sfu') {
+        this.rpc('call.leave', { room: roomId }).catch(() => {});
+        throw new Error(`this app does not know calls in "${res.mode}" mode`);
+      }
+      this.call = { roomId, name, myId: res.participant, ice: res.ice_servers ?? [], peers: new Map(), mode: res.mode, sfu: null };
       this.#renderPanel();
+      this.panel.dataset.mode = res.mode;
       for (const p of res.participants ?? []) this.#addPeer(p);
+      if (res.mode === 'sfu') this.#enterSFU();
       clearInterval(this.statsTimer);
       this.statsTimer = setInterval(() => this.#stats(), STATS_MS);
       announce(`Joined the call in ${name}`);
@@ -121,8 +134,10 @@ export class CallPanel {
   }
 
   #closePeers(call = this.call) {
-    for (const peer of call?.peers.values() ?? []) peer.pc.close();
+    for (const peer of call?.peers.values() ?? []) peer.pc?.close();
     call?.peers.clear();
+    call?.sfu?.pc.close();
+    if (call) call.sfu = null;
   }
 
   #applyTrackState() {
@@ -136,6 +151,14 @@ export class CallPanel {
   #addPeer(p) {
     const call = this.call;
     if (!call || call.peers.has(p.id)) return call?.peers.get(p.id);
+    if (call.mode === 'sfu') {
+      // A tile only: its media comes over the connection to "sfu".
+      const peer = { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc: null,
+        streams: new Map(), tracks: new Set(), tile: null, quality: '' };
+      call.peers.set(p.id, peer);
+      this.#renderTile(peer);
+      return peer;
+    }
     const pc = new RTCPeerConnection({ iceServers: call.ice });
     const peer = { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc,
       makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), streams: new Map(), tile: null, quality: '' };
@@ -176,6 +199,79 @@ export class CallPanel {
     return peer;
   }
 
+  /** Moves the call onto one connection to "sfu" (see the top of the file). */
+  #enterSFU() {
+    const call = this.call;
+    for (const peer of call.peers.values()) {
+      peer.pc?.close();
+      peer.pc = null;
+      peer.streams.clear();
+      peer.tracks = new Set();
+    }
+    call.mode = 'sfu';
+    this.panel.dataset.mode = 'sfu';
+    const pc = new RTCPeerConnection({ iceServers: call.ice });
+    const sfu = { id: 'sfu', polite: true, pc, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), screenSender: null };
+    call.sfu = sfu;
+    const signal = (msg) => this.rpc('call.signal', { room: call.roomId, to: 'sfu', ...msg }).catch(() => {});
+    pc.onnegotiationneeded = async () => {
+      try {
+        sfu.makingOffer = true;
+        await pc.setLocalDescription();
+        signal({ description: pc.localDescription.toJSON() });
+      } catch (err) {
+        console.warn('call: offer to the SFU failed', err);
+      } finally {
+        sfu.makingOffer = false;
+      }
+    };
+    pc.onicecandidate = ({ candidate }) => { if (candidate) signal({ candidate: candidate.toJSON() }); };
+    pc.oniceconnectionstatechange = () => {
+      if (pc.iceConnectionState === 'failed') pc.restartIce(); // the new offer goes out through negotiationneeded
+      for (const peer of call.peers.values()) this.#renderTile(peer);
+    };
+    pc.ontrack = ({ track, streams }) => {
+      const stream = streams[0];
+      const peer = stream && call.peers.get(stream.id);
+      if (!peer) return;
+      peer.streams.set(stream.id, stream);
+      peer.tracks.add(track.id);
+      track.addEventListener('ended', () => this.#renderTile(peer));
+      stream.addEventListener('removetrack', () => { if (!stream.getTracks().length) peer.streams.delete(stream.id); this.#renderTile(peer); });
+      this.#renderTile(peer);
+    };
+    const [camera] = this.local?.getVideoTracks() ?? [];
+    const [mic] = this.local?.getAudioTracks() ?? [];
+    if (mic) pc.addTrack(mic, this.local);
+    if (camera) {
+      // Three layers; the SFU forwards each subscriber the one its
+      // bandwidth allows. The browser drops layers its resolution cannot fill.
+      pc.addTransceiver(camera, { direction: 'sendonly', streams: [this.local], sendEncodings: [
+        { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+        { rid: 'f', maxBitrate: 1_200_000 },
+      ] });
+    }
+    // Nothing to send: still offer, so that the SFU can answer and then
+    // offer the others' tracks.
+    if (!mic && !camera) pc.addTransceiver('audio', { direction: 'recvonly' });
+    for (const t of this.screen?.getTracks() ?? []) sfu.screenSender = pc.addTrack(t, this.screen);
+    for (const peer of call.peers.values()) this.#renderTile(peer);
+  }
+
+  /** Back to a mesh: one connection per participant, with the roles we have. */
+  #leaveSFU() {
+    const call = this.call;
+    call.sfu?.pc.close();
+    call.sfu = null;
+    call.mode = 'mesh';
+    this.panel.dataset.mode = 'mesh';
+    const ps = [...call.peers.values()].map(({ id, user, polite, state }) => ({ id, user, polite, state }));
+    for (const peer of call.peers.values()) peer.tile?.remove();
+    call.peers.clear();
+    for (const p of ps) this.#addPeer(p);
+  }
+
   /** A {"push":"call"} frame, from the SDK's client-level 'push' event. */
   onPush(msg) {
     const call = this.call;
@@ -193,7 +289,7 @@ export class CallPanel {
         if (msg.participant?.id === call.myId) { this.#end('You are no longer in the call'); break; }
         const peer = call.peers.get(msg.participant?.id);
         if (!peer) break;
-        peer.pc.close();
+        peer.pc?.close();
         call.peers.delete(peer.id);
         peer.tile?.remove();
         announce(`${peer.user} left the call`);
@@ -204,8 +300,22 @@ export class CallPanel {
         if (peer) { peer.state = msg.participant.state ?? {}; this.#renderTile(peer); }
         break;
       }
+      case 'mode':
+        if (msg.mode === 'sfu' && call.mode !== 'sfu') { this.#enterSFU(); announce('The call moved to the server'); }
+        else if (msg.mode === 'mesh' && call.mode === 'sfu') this.#leaveSFU();
+        break;
+      case 'speakers': {
+        const order = (msg.speakers ?? []).map((sp) => sp.id);
+        for (const peer of call.peers.values()) {
+          if (!peer.tile) continue;
+          const i = order.indexOf(peer.id);
+          peer.tile.classList.toggle('speaking', i === 0);
+          if (i >= 0) peer.tile.dataset.speaking = String(i + 1); else delete peer.tile.dataset.speaking;
+        }
+        break;
+      }
       case 'signal': {
-        const peer = call.peers.get(msg.from);
+        const peer = msg.from === 'sfu' ? call.sfu : call.peers.get(msg.from);
         if (!peer) break;
         // One signal at a time per peer, in arrival order.
         peer.queue = peer.queue.then(() => this.#onSignal(peer, msg)).catch((err) => console.warn('call: signal failed', err));
@@ -255,16 +365,17 @@ export class CallPanel {
     }
     const [track] = this.screen.getVideoTracks();
     track.addEventListener('ended', () => this.#stopScreen());
-    for (const peer of this.call?.peers.values() ?? []) peer.screenSender = peer.pc.addTrack(track, this.screen);
+    for (const peer of this.call?.peers.values() ?? []) if (peer.pc) peer.screenSender = peer.pc.addTrack(track, this.screen);
+    if (this.call?.sfu) this.call.sfu.screenSender = this.call.sfu.pc.addTrack(track, this.screen);
     await this.#setState({ screen: true });
   }
 
   #stopScreen() {
     if (!this.screen) return;
     this.screen.getTracks().forEach((t) => t.stop());
-    for (const peer of this.call?.peers.values() ?? []) {
-      if (peer.screenSender) { try { peer.pc.removeTrack(peer.screenSender); } catch { /* closed */ } }
-      peer.screenSender = null;
+    for (const peer of [...(this.call?.peers.values() ?? []), this.call?.sfu]) {
+      if (peer?.screenSender) { try { peer.pc.removeTrack(peer.screenSender); } catch { /* closed */ } }
+      if (peer) peer.screenSender = null;
     }
     this.screen = null;
     this.#setState({ screen: false });
@@ -343,7 +454,7 @@ export class CallPanel {
     }
     for (const v of videos.querySelectorAll('video')) if (!shown.has(v.dataset.stream)) v.remove();
     const s = peer.state ?? {};
-    const conn = peer.pc.iceConnectionState;
+    const conn = (peer.pc ?? this.call.sfu?.pc)?.iceConnectionState ?? 'new';
     peer.tile.querySelector('.tile-name').textContent = `${peer.user}${s.muted ? ' · muted' : ''}${s.camera === false ? ' · camera off' : ''}${s.screen ? ' · sharing' : ''}`;
     peer.tile.querySelector('.tile-quality').textContent = conn === 'connected' || conn === 'completed' ? peer.quality : conn;
     peer.tile.dataset.connection = conn;
@@ -351,6 +462,7 @@ export class CallPanel {
 
   /** Quality hint per peer from getStats: round-trip time, loss and frame rate. */
   async #stats() {
+    if (this.call?.sfu) { await this.#statsSFU(); return; }
     for (const peer of this.call?.peers.values() ?? []) {
       let rtt = null; let lost = 0; let received = 0; let fps = 0; let framesDecoded = 0;
       try {
@@ -370,6 +482,37 @@ export class CallPanel {
       if (peer.tile) {
         peer.tile.dataset.quality = level;
         peer.tile.dataset.framesDecoded = String(framesDecoded);
+      }
+      this.#renderTile(peer);
+    }
+  }
+
+  /** The same hint in SFU mode: one connection, inbound streams told apart by track. */
+  async #statsSFU() {
+    const call = this.call;
+    let report;
+    try { report = await call.sfu.pc.getStats(); } catch { return; }
+    let rtt = null;
+    const per = new Map(); // peer -> {lost, received, fps, framesDecoded}
+    report.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime * 1000;
+      if (s.type !== 'inbound-rtp') return;
+      const peer = [...call.peers.values()].find((p) => p.tracks?.has(s.trackIdentifier));
+      if (!peer) return;
+      const v = per.get(peer) ?? { lost: 0, received: 0, fps: 0, framesDecoded: 0 };
+      v.lost += s.packetsLost ?? 0;
+      v.received += s.packetsReceived ?? 0;
+      if (s.kind === 'video') { v.fps = Math.max(v.fps, s.framesPerSecond ?? 0); v.framesDecoded += s.framesDecoded ?? 0; }
+      per.set(peer, v);
+    });
+    for (const peer of call.peers.values()) {
+      const v = per.get(peer) ?? { lost: 0, received: 0, fps: 0, framesDecoded: 0 };
+      const loss = v.received + v.lost ? (v.lost / (v.received + v.lost)) * 100 : 0;
+      const level = (rtt !== null && rtt > 400) || loss > 8 ? 'poor' : (rtt !== null && rtt > 150) || loss > 2 ? 'fair' : 'good';
+      peer.quality = `${level}${rtt !== null ? ` · ${Math.round(rtt)} ms` : ''}${v.fps ? ` · ${Math.round(v.fps)} fps` : ''}`;
+      if (peer.tile) {
+        peer.tile.dataset.quality = level;
+        peer.tile.dataset.framesDecoded = String(v.framesDecoded);
       }
       this.#renderTile(peer);
     }
