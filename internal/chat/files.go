@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/store"
@@ -18,6 +20,19 @@ import (
 
 // filesDir is where uploads live, relative to the data dir.
 const filesDir = "files"
+
+// blobPrefix starts the Path of a file whose bytes are in Config.Blobs
+// ("blob:<id>") rather than under the data dir.
+const blobPrefix = "blob:"
+
+// Blobs keeps uploaded bytes where every node of a cluster can read them
+// (the PostgreSQL store implements it). Errors wrap store.ErrNotFound and
+// store.ErrConflict like the store's.
+type Blobs interface {
+	PutBlob(ctx context.Context, id string, data []byte) error
+	GetBlob(ctx context.Context, id string) ([]byte, error)
+	DeleteBlob(ctx context.Context, id string) error
+}
 
 // inlineTypes are the only types served for display in the page: raster
 // images a browser cannot execute. Everything else (SVG, HTML, PDF, …) is
@@ -34,42 +49,56 @@ func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
 
 // Upload stores body as a file of a room that actor is a member of. The
 // bytes go to a file with a random name under the data dir (never the
-// user's name, which is only metadata); the type is sniffed from the
-// content, not taken from the client. Nothing is kept if any step fails.
+// user's name, which is only metadata), or to Config.Blobs when set; the
+// type is sniffed from the content, not taken from the client. Nothing is
+// kept if any step fails.
 func (s *Service) Upload(ctx context.Context, actor store.User, roomID int64, name string, body io.Reader) (store.File, error) {
 	if perr := ValidateFileName(name); perr != nil {
 		return store.File{}, perr
 	}
-	if s.cfg.DataDir == "" {
+	if s.cfg.DataDir == "" && s.cfg.Blobs == nil {
 		return store.File{}, protocol.ErrUnavailable.WithMessage("file uploads are not configured")
 	}
 	if _, err := s.member(ctx, actor, roomID); err != nil {
 		return store.File{}, err
 	}
-	dir := filepath.Join(s.cfg.DataDir, filesDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return store.File{}, fmt.Errorf("chat: files dir: %w", err)
-	}
 	var rnd [16]byte
 	_, _ = rand.Read(rnd[:])
 	id := hex.EncodeToString(rnd[:])
-	rel := filepath.Join(filesDir, id)
-	full := filepath.Join(s.cfg.DataDir, rel)
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return store.File{}, fmt.Errorf("chat: create upload: %w", err)
-	}
-	keep := false
-	defer func() {
-		if !keep {
-			_ = os.Remove(full)
+	var (
+		dst  io.Writer
+		rel  string
+		f    *os.File
+		mem  bytes.Buffer // the bytes, when they go to Blobs (bounded by MaxFileSize)
+		keep bool
+	)
+	if s.cfg.Blobs != nil {
+		dst, rel = &mem, blobPrefix+id
+	} else {
+		dir := filepath.Join(s.cfg.DataDir, filesDir)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return store.File{}, fmt.Errorf("chat: files dir: %w", err)
 		}
-	}()
+		rel = filepath.Join(filesDir, id)
+		full := filepath.Join(s.cfg.DataDir, rel)
+		var err error
+		if f, err = os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return store.File{}, fmt.Errorf("chat: create upload: %w", err)
+		}
+		dst = f
+		defer func() {
+			if !keep {
+				_ = os.Remove(full)
+			}
+		}()
+	}
 	sum := sha256.New()
 	head := make([]byte, 0, 512)
-	n, err := io.Copy(io.MultiWriter(f, sum, &headWriter{buf: &head}), io.LimitReader(body, s.cfg.MaxFileSize+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	n, err := io.Copy(io.MultiWriter(dst, sum, &headWriter{buf: &head}), io.LimitReader(body, s.cfg.MaxFileSize+1))
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	var tooBig *http.MaxBytesError
 	switch {
@@ -79,6 +108,16 @@ func (s *Service) Upload(ctx context.Context, actor store.User, roomID int64, na
 		return store.File{}, fmt.Errorf("chat: write upload: %w", err)
 	case n == 0:
 		return store.File{}, badRequest("file is empty")
+	}
+	if s.cfg.Blobs != nil {
+		if err := s.cfg.Blobs.PutBlob(ctx, id, mem.Bytes()); err != nil {
+			return store.File{}, fmt.Errorf("chat: store upload: %w", err)
+		}
+		defer func() {
+			if !keep {
+				_ = s.cfg.Blobs.DeleteBlob(context.WithoutCancel(ctx), id)
+			}
+		}()
 	}
 	file, err := s.st.CreateFile(ctx, store.File{
 		ID: id, RoomID: roomID, UploaderID: actor.ID, Name: name, ContentType: http.DetectContentType(head),
@@ -120,8 +159,8 @@ func (s *Service) Files(ctx context.Context, actor store.User, roomID int64, bef
 
 // OpenFile returns a file's metadata and its bytes, for members of its room
 // only. A file of a room actor is not in is reported as not found, so that
-// file ids cannot be probed. The caller closes the *os.File.
-func (s *Service) OpenFile(ctx context.Context, actor store.User, id string) (store.File, *os.File, error) {
+// file ids cannot be probed. The caller closes the reader.
+func (s *Service) OpenFile(ctx context.Context, actor store.User, id string) (store.File, io.ReadCloser, error) {
 	errNoFile := protocol.ErrNotFound.WithMessage("no such file")
 	if len(id) != 32 {
 		return store.File{}, nil, errNoFile
@@ -135,6 +174,16 @@ func (s *Service) OpenFile(ctx context.Context, actor store.User, id string) (st
 	}
 	if _, err := s.member(ctx, actor, meta.RoomID); err != nil {
 		return store.File{}, nil, errNoFile
+	}
+	if blob, ok := strings.CutPrefix(meta.Path, blobPrefix); ok {
+		if s.cfg.Blobs == nil {
+			return store.File{}, nil, fmt.Errorf("chat: file %s is kept in the store's blobs, which this server does not use", id)
+		}
+		data, err := s.cfg.Blobs.GetBlob(ctx, blob)
+		if err != nil {
+			return store.File{}, nil, fmt.Errorf("chat: read file %s: %w", id, err)
+		}
+		return meta, io.NopCloser(bytes.NewReader(data)), nil
 	}
 	f, err := os.Open(filepath.Join(s.cfg.DataDir, meta.Path))
 	if err != nil {

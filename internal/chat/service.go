@@ -56,7 +56,8 @@ type Config struct {
 	// Unsubscriber ends the subscriptions of removed members; nil = none
 	// (then a removed member keeps a live subscription until it reconnects).
 	Unsubscriber Unsubscriber
-	DataDir      string       // files are kept in DataDir/files
+	DataDir      string       // files are kept in DataDir/files, unless Blobs is set
+	Blobs        Blobs        // nil = files on disk; set in cluster mode, where every node must read them
 	MaxFileSize  int64        // bytes per upload; 0 = 10 MiB
 	Log          *slog.Logger // nil = discard
 	// MemberCacheSize bounds the memberships kept in memory for the

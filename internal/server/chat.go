@@ -36,7 +36,7 @@ func (s *Server) mountChat() error {
 	}
 	svc, err := chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node},
-		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg),
+		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg), Blobs: blobsOf(st),
 	})
 	if err != nil {
 		_ = st.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/config"
 	"github.com/sori-dev/sori/internal/store"
 	"github.com/sori-dev/sori/internal/store/postgres"
@@ -28,6 +29,16 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 		return nil, fmt.Errorf("server: open chat store: %w", err)
 	}
 	return st, nil
+}
+
+// blobsOf returns where the chat keeps uploaded bytes: in the PostgreSQL
+// store when that is the store, so that every node serves every file; nil
+// (the data dir) otherwise.
+func blobsOf(st store.Store) chat.Blobs {
+	if pg, ok := st.(*postgres.Store); ok {
+		return pg
+	}
+	return nil
 }
 
 // memberCacheSize is the chat service's membership cache bound: off in

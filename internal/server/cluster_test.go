@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,7 +39,8 @@ func TestClusterModeRefusesGeneratedSecrets(t *testing.T) {
 }
 
 // Two nodes with --postgres on one database, each with its own data dir:
-// accounts, tokens, rooms, memberships, messages and search are shared, a
+// accounts, tokens, rooms, memberships, messages, search and uploaded files
+// are shared, a
 // room's seqs stay gap-free with both nodes posting at once, and a member
 // removed on one node can no longer post on the other once the removal
 // returned.
@@ -86,6 +89,24 @@ func TestTwoNodesShareThePostgresStore(t *testing.T) {
 	hits := bob.call(t, b, "GET", "/api/v1/search?q=zebra1*", nil, http.StatusOK)["messages"].([]any)
 	if len(hits) != 22 { // zebra1 and zebra10..19, from each user
 		t.Fatalf("search on B found %d messages, want 22", len(hits))
+	}
+
+	// A file uploaded to A is served by B: its bytes are in the database.
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 3000)...)
+	fid := uploadFile(t, a, alice, id, "pic.png", png, http.StatusCreated)
+	req, _ := http.NewRequest("GET", b.URL+"/api/v1/files/"+fid, nil)
+	req.Header.Set("Authorization", "Bearer "+bob.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, png) || resp.Header.Get("Content-Type") != "image/png" {
+		t.Fatalf("download on B of a file uploaded to A: %d, %d bytes, %q", resp.StatusCode, len(got), resp.Header.Get("Content-Type"))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(a.cfg.DataDir, "files")); len(entries) != 0 {
+		t.Fatalf("cluster upload left %d files in the node's data dir", len(entries))
 	}
 
 	alice.call(t, a, "DELETE", fmt.Sprintf("/api/v1/rooms/%d/members/bob", id), nil, http.StatusOK)
