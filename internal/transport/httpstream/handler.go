@@ -30,6 +30,7 @@ type Options struct {
 	Linger         time.Duration // how long a closed session's last frames (its disconnect push) stay fetchable, counting against the node's connection limits; default 30s
 	ReplayBytes    int           // written but unacknowledged bytes kept for a resume; default 1 MiB
 	WriteTimeout   time.Duration // one write to a client may block this long; default 10s
+	BodyTimeout    time.Duration // a POST body must arrive within this long; default 10s
 	Retry          time.Duration // the SSE reconnection delay advertised to EventSource; default 1s
 	ShutdownGrace  time.Duration // at shutdown, how long after its last request a client is awaited to fetch its disconnect push (Drain); default 3s
 	Origins        transport.OriginPolicy
@@ -55,6 +56,9 @@ func (o *Options) setDefaults(node session.Config) {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 10 * time.Second
 	}
 	if o.Retry <= 0 {
 		o.Retry = time.Second
@@ -278,8 +282,20 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// readBody reads at most MaxMessageSize bytes, answering 413 beyond.
+// refuseUnread prepares the answer to a request refused before its body was
+// read: net/http would otherwise read what is left of the body (up to 256
+// KiB, as slowly as the client sends it) to keep the connection alive.
+func refuseUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// readBody reads at most MaxMessageSize bytes within BodyTimeout, answering
+// 413 beyond the size and 400 when the body does not arrive in time (a body
+// trickled a byte at a time must not hold a request open for ever).
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.opts.BodyTimeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.opts.MaxMessageSize)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -328,10 +344,6 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	if !h.allow(w, r) {
 		return
 	}
-	body, ok := h.readBody(w, r)
-	if !ok {
-		return
-	}
 	kind := "sse"
 	switch r.URL.Query().Get("transport") {
 	case "", "sse":
@@ -341,8 +353,11 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("transport must be sse or longpoll")})
 		return
 	}
+	// Limits first: a client over its limit must not hold the server
+	// reading a body (issue 9.5).
 	ip := transport.ClientIP(r)
 	if d := h.reserve(ip); d != nil {
+		refuseUnread(w, r)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: d})
 		return
 	}
@@ -355,6 +370,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		if !isD {
 			d = protocol.DisconnectInternal
 		}
+		refuseUnread(w, r)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: &d})
 		return
 	}
@@ -362,6 +378,11 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	h.pending--
 	h.conns[c.id] = c
 	h.mu.Unlock()
+	body, ok := h.readBody(w, r)
+	if !ok {
+		c.Close(protocol.DisconnectBadRequest.WithReason("reading the open request's body failed"))
+		return
+	}
 	if len(body) > 0 {
 		c.handle(body)
 	}
