@@ -257,19 +257,21 @@ type Attacher interface {
 	Attach(s *Session)
 }
 
-// Accept registers a new connection from ip on transport t. When a limit is
-// reached it returns the Disconnect the transport should close with.
-func (n *Node) Accept(t Transport, ip string) (*Session, error) {
+// Accept registers a new connection from ip on transport t. When the node
+// refuses it (shutting down, a connection limit), it returns the Disconnect
+// the transport should close with instead of a session.
+func (n *Node) Accept(t Transport, ip string) (*Session, *protocol.Disconnect) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	refuse := func(d protocol.Disconnect) (*Session, *protocol.Disconnect) { return nil, &d }
 	if n.draining {
-		return nil, protocol.DisconnectShutdown
+		return refuse(protocol.DisconnectShutdown)
 	}
 	if len(n.sessions) >= n.cfg.MaxConnections {
-		return nil, protocol.DisconnectConnLimit.WithReason("server connection limit reached")
+		return refuse(protocol.DisconnectConnLimit.WithReason("server connection limit reached"))
 	}
 	if n.perIP[ip] >= n.cfg.MaxConnectionsPerIP {
-		return nil, protocol.DisconnectConnLimit.WithReason("per-IP connection limit reached")
+		return refuse(protocol.DisconnectConnLimit.WithReason("per-IP connection limit reached"))
 	}
 	seq := n.seq.Add(1)
 	s := &Session{node: n, t: t, ip: ip, seq: seq, id: n.prefix + strconv.FormatUint(seq, 36)}

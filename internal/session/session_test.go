@@ -59,9 +59,9 @@ func newNode(t *testing.T, cfg Config) (*Node, *hub.Hub) {
 func connected(t *testing.T, n *Node, ip string) (*Session, *stalledTransport) {
 	t.Helper()
 	tr := &stalledTransport{}
-	s, err := n.Accept(tr, ip)
-	if err != nil {
-		t.Fatal(err)
+	s, refused := n.Accept(tr, ip)
+	if refused != nil {
+		t.Fatal(refused)
 	}
 	t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
 	if d := s.Handle([]byte(`{"id":1,"op":"connect"}`)); d != nil {
@@ -155,12 +155,12 @@ func TestStalledReaderOfPlainChannelIsSlowConsumer(t *testing.T) {
 func TestAcceptLimits(t *testing.T) {
 	n, _ := newNode(t, Config{MaxConnections: 3, MaxConnectionsPerIP: 2})
 	var sessions []*Session
-	accept := func(ip string) error {
-		s, err := n.Accept(&stalledTransport{}, ip)
-		if err == nil {
+	accept := func(ip string) *protocol.Disconnect {
+		s, refused := n.Accept(&stalledTransport{}, ip)
+		if refused == nil {
 			sessions = append(sessions, s)
 		}
-		return err
+		return refused
 	}
 	for _, step := range []struct {
 		ip       string
@@ -169,7 +169,7 @@ func TestAcceptLimits(t *testing.T) {
 		err := accept(step.ip)
 		var code int
 		if err != nil {
-			code = err.(protocol.Disconnect).Code
+			code = err.Code
 		}
 		if code != step.wantCode {
 			t.Fatalf("accept from %s: %v, want code %d", step.ip, err, step.wantCode)
@@ -192,7 +192,7 @@ func TestAcceptLimits(t *testing.T) {
 	if err := n.Shutdown(ctx, protocol.DisconnectShutdown); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if err := accept("z"); err == nil || err.(protocol.Disconnect).Code != 1001 {
+	if err := accept("z"); err == nil || err.Code != 1001 {
 		t.Fatalf("accept while draining: %v, want 1001", err)
 	}
 }

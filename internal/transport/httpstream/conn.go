@@ -30,9 +30,9 @@ type conn struct {
 	h      *Handler
 	id     string // public half of the session id
 	secret string
-	ip     string // client IP, counted in Handler.perIP while in the registry
-	kind   string // "sse" or "longpoll", fixed at open for metrics
-	sess   *session.Session
+	ip     string       // client IP, counted in Handler.perIP while in the registry
+	kind   string       // "sse" or "longpoll", fixed at open for metrics
+	sess   session.Conn // set by Attach before any use
 
 	// handleMu serializes Session.Handle (the session's single-reader
 	// contract) and keeps it from running once the session is closed.

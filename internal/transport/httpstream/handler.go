@@ -363,15 +363,10 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{h: h, id: randomString(12), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
 	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
-	_, err := h.node.Accept(c, ip)
-	if err != nil {
+	if _, refused := h.node.Accept(c, ip); refused != nil {
 		h.release(ip)
-		d, isD := err.(protocol.Disconnect)
-		if !isD {
-			d = protocol.DisconnectInternal
-		}
 		refuseUnread(w, r)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: &d})
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: refused})
 		return
 	}
 	h.mu.Lock()

@@ -10,18 +10,6 @@ import (
 	"github.com/sori-dev/sori/internal/session"
 )
 
-// Peer is the session behind a connection, as the frame loop sees it.
-// *session.Session implements it.
-type Peer interface {
-	Handle(msg []byte) *protocol.Disconnect
-	Drain() []session.Frame
-	Idle()
-	Pending() bool
-	Wrote(frames, bytes int, oldestPublishedAt int64)
-	SendControl(op byte, payload []byte)
-	Closed(d protocol.Disconnect)
-}
-
 // conn is one WebSocket connection.
 //
 // Goroutines. The reader (read.go) is one goroutine at a time, never the HTTP
@@ -42,7 +30,7 @@ type Peer interface {
 type conn struct {
 	nc          net.Conn
 	br          *bufio.Reader // reader: bytes the HTTP server read past the handshake; nil once consumed
-	peer        Peer
+	peer        session.Conn  // the session; set by Attach before any use
 	opts        *Options
 	deflate     bool  // permessage-deflate negotiated
 	deflateBits uint8 // the server's LZ77 window the peer allows (RFC 7692 §7.1.2.1); 8–15

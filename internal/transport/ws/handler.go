@@ -26,8 +26,8 @@ type Options struct {
 	Logger         *slog.Logger
 
 	// handle processes a complete message; nil = text messages go to
-	// Peer.Handle and binary ones are refused (sori.v1 is a text protocol).
-	handle func(p Peer, op byte, data []byte) *protocol.Disconnect
+	// Conn.Handle and binary ones are refused (sori.v1 is a text protocol).
+	handle func(p session.Conn, op byte, data []byte) *protocol.Disconnect
 }
 
 func (o *Options) setDefaults(pingInterval time.Duration) {
@@ -54,7 +54,7 @@ func (o *Options) setDefaults(pingInterval time.Duration) {
 	}
 }
 
-func handleProtocol(p Peer, op byte, data []byte) *protocol.Disconnect {
+func handleProtocol(p session.Conn, op byte, data []byte) *protocol.Disconnect {
 	if op != opText {
 		return &protocol.DisconnectUnsupportedData
 	}
@@ -110,12 +110,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.br = rw.Reader
 	}
 	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
-	if _, err := h.node.Accept(c, transport.ClientIP(r)); err != nil {
-		d, ok := err.(protocol.Disconnect)
-		if !ok {
-			d = protocol.DisconnectInternal
-		}
-		body := closeBody(d.Code, d.Reason)
+	if _, refused := h.node.Accept(c, transport.ClientIP(r)); refused != nil {
+		body := closeBody(refused.Code, refused.Reason)
 		_ = nc.SetWriteDeadline(time.Now().Add(h.opts.CloseTimeout))
 		_, _ = nc.Write(append(appendHeader(nil, opClose, false, len(body)), body...))
 		_ = nc.Close()
