@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
 	"github.com/sori-dev/sori/internal/transport"
@@ -243,13 +243,6 @@ type errorBody struct {
 	Disconnect *protocol.Disconnect `json:"disconnect,omitempty"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 var (
 	errUnknownSession = protocol.ErrNotFound.WithMessage("unknown or expired session: open a new one and recover your channels")
 	errTooLarge       = protocol.ErrMessageTooLarge.WithMessage("request body over the max message size")
@@ -259,7 +252,7 @@ var (
 // It answers 403 and returns false for a foreign origin.
 func (h *Handler) allow(w http.ResponseWriter, r *http.Request) bool {
 	if !h.opts.Origins.Check(r) {
-		writeJSON(w, http.StatusForbidden, errorBody{Error: protocol.ErrPermissionDenied.WithMessage("origin not allowed")})
+		httpx.WriteError(w, protocol.ErrPermissionDenied.WithMessage("origin not allowed"))
 		return false
 	}
 	if o := r.Header.Get("Origin"); o != "" {
@@ -300,9 +293,9 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: errTooLarge})
+			httpx.WriteError(w, errTooLarge)
 		} else {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("reading the body failed")})
+			httpx.WriteError(w, protocol.ErrBadRequest.WithMessage("reading the body failed"))
 		}
 		return nil, false
 	}
@@ -321,7 +314,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) *conn {
 	c := h.conns[id]
 	h.mu.Unlock()
 	if c == nil || subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) != 1 {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: errUnknownSession})
+		httpx.WriteError(w, errUnknownSession)
 		return nil
 	}
 	return c
@@ -350,7 +343,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	case "longpoll", "poll":
 		kind = "longpoll"
 	default:
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("transport must be sse or longpoll")})
+		httpx.WriteError(w, protocol.ErrBadRequest.WithMessage("transport must be sse or longpoll"))
 		return
 	}
 	// Limits first: a client over its limit must not hold the server
@@ -358,7 +351,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	ip := transport.ClientIP(r)
 	if d := h.reserve(ip); d != nil {
 		refuseUnread(w, r)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: d})
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: d})
 		return
 	}
 	c := &conn{h: h, id: randomString(12), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
@@ -366,7 +359,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	if _, refused := h.node.Accept(c, ip); refused != nil {
 		h.release(ip)
 		refuseUnread(w, r)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: refused})
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: refused})
 		return
 	}
 	h.mu.Lock()
@@ -381,7 +374,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	if len(body) > 0 {
 		c.handle(body)
 	}
-	writeJSON(w, http.StatusOK, OpenResult{
+	httpx.WriteJSON(w, http.StatusOK, OpenResult{
 		Session:  c.id + "." + c.secret,
 		PollWait: int64(h.opts.PollWait / time.Second),
 		Timeout:  int64(h.opts.SessionTimeout / time.Second),
@@ -406,7 +399,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(body) > 0 && !c.handle(body) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: errUnknownSession})
+		httpx.WriteError(w, errUnknownSession)
 		return
 	}
 	c.touch()

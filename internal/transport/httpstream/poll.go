@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
 )
 
@@ -28,7 +29,7 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ack, ok := position(q.Get("ack"))
 	if !ok {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: errBadPosition})
+		httpx.WriteError(w, errBadPosition)
 		return
 	}
 	wait := h.opts.PollWait
@@ -40,7 +41,7 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err != nil || d < 0 {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: protocol.ErrBadRequest.WithMessage("wait must be a duration such as 20s, or seconds")})
+			httpx.WriteError(w, protocol.ErrBadRequest.WithMessage("wait must be a duration such as 20s, or seconds"))
 			return
 		}
 		wait = min(d, h.opts.PollWait)
@@ -65,7 +66,7 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 	for {
 		es, final, _ := c.next(ack, nil)
 		if len(es) == 0 && final {
-			writeJSON(w, http.StatusNotFound, errorBody{Error: errUnknownSession})
+			httpx.WriteError(w, errUnknownSession)
 			return
 		}
 		if len(es) > 0 {

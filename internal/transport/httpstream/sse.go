@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/sori-dev/sori/internal/httpx"
 )
 
 // sse streams the session's frames as Server-Sent Events (WHATWG HTML
@@ -25,7 +27,7 @@ func (h *Handler) sse(w http.ResponseWriter, r *http.Request) {
 	}
 	after, ok := position(last)
 	if !ok {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: errBadPosition})
+		httpx.WriteError(w, errBadPosition)
 		return
 	}
 	hd := w.Header()
