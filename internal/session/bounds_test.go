@@ -47,9 +47,9 @@ func newUserNode(t *testing.T, cfg Config, nss ...hub.Namespace) *userNode {
 func (un *userNode) connect(t *testing.T, user string) (*Session, *stalledTransport, *protocol.Disconnect) {
 	t.Helper()
 	tr := &stalledTransport{}
-	s, err := un.Accept(tr, "10.0.0.1")
-	if err != nil {
-		t.Fatal(err)
+	s, refused := un.Accept(tr, "10.0.0.1")
+	if refused != nil {
+		t.Fatal(refused)
 	}
 	t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
 	tok, err := un.v.Mint(auth.NewClaims(user, time.Hour, time.Now()))
@@ -265,8 +265,8 @@ func TestKickBetweenDecisionAndRegistration(t *testing.T) {
 func TestTimersOnTheNodeClock(t *testing.T) {
 	un := newUserNode(t, Config{ConnectTimeout: 10 * time.Second, PingInterval: 20 * time.Second})
 	idle := &pingCounter{}
-	if _, err := un.Accept(idle, "10.0.0.2"); err != nil {
-		t.Fatal(err)
+	if _, refused := un.Accept(idle, "10.0.0.2"); refused != nil {
+		t.Fatal(refused)
 	}
 	s, tr, _ := un.connect(t, "u")
 	un.clk.Advance(10 * time.Second)
