@@ -87,8 +87,9 @@ type Handler struct {
 	perIP   map[string]int
 	pending int // reserved (counted in perIP) but not yet in conns
 
-	stop chan struct{}
-	done chan struct{}
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // New returns the handler and starts the sweeper that closes abandoned
@@ -125,13 +126,10 @@ func (h *Handler) Mount(handle func(pattern string, handler http.Handler)) {
 }
 
 // Close stops the sweeper and closes the sessions still open (the node's
-// shutdown normally closed them already).
+// shutdown normally closed them already). It is safe to call more than once,
+// concurrently too.
 func (h *Handler) Close(context.Context) error {
-	select {
-	case <-h.stop:
-	default:
-		close(h.stop)
-	}
+	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done
 	h.mu.Lock()
 	cs := make([]*conn, 0, len(h.conns))

@@ -2,6 +2,7 @@ package httpstream_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,6 +57,21 @@ func TestOpenBodyMustArriveInTime(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); e.node.Count() != 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d sessions left 10 s after a refused open", e.node.Count())
+		}
+	}
+}
+
+// Close may be called twice, concurrently (issue 11.4).
+func TestHandlerCloseTwiceConcurrently(t *testing.T) {
+	e := start(t, session.Config{}, httpstream.Options{})
+	e.open("longpoll", "")
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { done <- e.handler.Close(context.Background()) }()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
