@@ -610,7 +610,8 @@ func (h *Hub) History(ctx context.Context, channel string, limit int, since *Pos
 	}
 	c := h.lookChannel(channel)
 	if c == nil {
-		return nil, Position{}, since == nil, nil
+		// No publications at the zero position: caught up there, nowhere else.
+		return nil, Position{}, since == nil || *since == (Position{}), nil
 	}
 	defer c.mu.Unlock()
 	top = Position{Epoch: c.epoch, Offset: c.offset}
