@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"net"
 	"time"
 
 	"github.com/sori-dev/sori/internal/protocol"
@@ -21,7 +22,14 @@ func (c *conn) fail(d protocol.Disconnect) *ending {
 func (c *conn) end(e ending) {
 	reason := e.d
 	if cs := c.closing.Load(); cs != nil {
-		<-cs.sent
+		// The writer's close frame write is bounded by the deadline Close
+		// set; the timer only guards against a bug leaving a reader behind.
+		t := time.NewTimer(c.opts.CloseTimeout + time.Second)
+		select {
+		case <-cs.sent:
+		case <-t.C:
+		}
+		t.Stop()
 		reason = cs.d
 	}
 	c.peer.Closed(reason)
@@ -40,24 +48,24 @@ func (c *conn) end(e ending) {
 // frame tells the peer at once that nothing else comes, so it does not wait
 // for a close frame of ours it already has nor we for one it already sent.
 func (c *conn) linger() {
-	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+	c.releaseRead() // what is buffered is discarded
+	c.br = nil
+	lingerClose(c.nc, c.opts.CloseTimeout)
+}
+
+// lingerClose half-closes nc after the close frame, discards input until the
+// peer closes or timeout passes, then closes nc (see linger).
+func lingerClose(nc net.Conn, timeout time.Duration) {
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
 		_ = hc.CloseWrite()
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
-	if c.rbuf == nil {
-		c.rbuf = readPool.Get().(*[]byte)
-		c.rpos, c.rend = 0, 0
-	}
-	buf := *c.rbuf
+	_ = nc.SetReadDeadline(time.Now().Add(timeout))
+	bp := readPool.Get().(*[]byte)
 	for {
-		if c.rpos < c.rend {
-			c.rpos = c.rend
-		}
-		if c.br != nil {
-			c.br = nil // what it holds is discarded too
-		}
-		if _, err := c.nc.Read(buf); err != nil {
-			return
+		if _, err := nc.Read(*bp); err != nil {
+			break
 		}
 	}
+	readPool.Put(bp)
+	_ = nc.Close()
 }

@@ -114,7 +114,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body := closeBody(refused.Code, refused.Reason)
 		_ = nc.SetWriteDeadline(time.Now().Add(h.opts.CloseTimeout))
 		_, _ = nc.Write(append(appendHeader(nil, opClose, false, len(body)), body...))
-		_ = nc.Close()
+		// The client may already have sent its first frames: closing with
+		// them unread would reset the connection under the close frame.
+		lingerClose(nc, h.opts.CloseTimeout)
 		return
 	}
 	// The reader runs on a fresh goroutine and ServeHTTP returns, so that

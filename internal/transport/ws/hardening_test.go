@@ -208,3 +208,22 @@ func compressedFrame(t *testing.T, msg string) []byte {
 	b := frame(0xC1, z)
 	return b
 }
+
+// A connection refused by the node (here the per-IP limit, 4503) gets its
+// close frame even when it sent frames before reading the answer: closing
+// with them unread would reset the connection under the close frame.
+func TestRefusedConnectionGetsItsCloseFrame(t *testing.T) {
+	s := startWS(t, session.Config{MaxConnectionsPerIP: 1}, ws.Options{CloseTimeout: 5 * time.Second})
+	first := dial(t, s, nil)
+	first.connect(s.token(t, "alice"))
+	for i := range 5 {
+		c := dial(t, s, nil)
+		// Commands sent at once, before reading anything.
+		for range 8 {
+			c.write(frame(0x81, []byte(`{"id":1,"op":"connect","token":"`+strings.Repeat("t", 8000)+`"}`)))
+		}
+		if code := c.closeCode(); code != 4503 {
+			t.Fatalf("round %d: close code %d, want 4503", i, code)
+		}
+	}
+}

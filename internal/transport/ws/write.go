@@ -52,11 +52,13 @@ func (c *conn) writeLoop() {
 // written, so a pending close counts as done.
 func (c *conn) writeFailed() {
 	_ = c.nc.Close() // the reader sees the error and cleans up
+	c.writing.Store(false)
+	// After the Store: a Close whose Wake found this writer still running
+	// has set closing by now, and a later one starts a writer whose write
+	// fails at once. Either way the reader's wait for the close frame ends.
 	if cs := c.closing.Load(); cs != nil && c.closeSent.CompareAndSwap(false, true) {
 		close(cs.sent)
 	}
-	c.writing.Store(false)
-	// A Close after this point starts a writer whose write fails at once.
 }
 
 // maxWrite bounds one write call once a close is pending: the writer checks
