@@ -40,6 +40,9 @@ type conn struct {
 	closeSent atomic.Bool                // the writer is done with the close frame (written or failed)
 
 	scratch       [14]byte // reader: frame header
+	first         [1]byte  // reader: the byte waitQuiet read, when hasFirst
+	hasFirst      bool     // reader
+	readErr       error    // reader: the error waitQuiet's read ended with, for the frame loop
 	writeDeadline int64    // writer: unix nanos of the deadline it last set
 
 	// Read-ahead while the peer keeps sending (see nextSoon); reader only.

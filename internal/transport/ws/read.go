@@ -47,10 +47,30 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !c.nextSoon() {
-			go c.readLoop()
+			go c.waitQuiet()
 			return
 		}
 	}
+}
+
+// waitQuiet is where an idle connection waits: for the first byte of the
+// peer's next frame, on a fresh goroutine whose stack is only as deep as this
+// one read (the frame loop's calls are deeper and would double the minimum
+// stack of every idle connection). The byte, or the error, goes to the frame
+// loop through Read.
+func (c *conn) waitQuiet() {
+	if c.closing.Load() == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.IdleTimeout))
+		if c.closeSent.Load() {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+		}
+	}
+	n, err := c.nc.Read(c.first[:])
+	c.hasFirst = n == 1
+	if n == 0 {
+		c.readErr = err
+	}
+	c.readLoop()
 }
 
 // readMessage reads frames until a complete data message, answering control
@@ -122,7 +142,7 @@ func (c *conn) readMessage() (op byte, data []byte, end *ending) {
 // readFrameHeader reads the next frame header and checks what RFC 6455
 // requires of it before its payload is read.
 func (c *conn) readFrameHeader() (header, *ending) {
-	if c.closing.Load() == nil {
+	if c.closing.Load() == nil && !c.hasFirst && c.readErr == nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.IdleTimeout))
 		if c.closeSent.Load() {
 			// The writer sent a close frame meanwhile and set the close
@@ -230,6 +250,15 @@ func (c *conn) onClose(payload []byte) *ending {
 // Read reads what the peer sent: the read-ahead buffer first, then what the
 // HTTP server buffered past the handshake, then the socket.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.hasFirst && len(p) > 0 {
+		c.hasFirst = false
+		p[0] = c.first[0]
+		return 1, nil
+	}
+	if err := c.readErr; err != nil {
+		c.readErr = nil
+		return 0, err
+	}
 	if c.rpos < c.rend {
 		n := copy(p, (*c.rbuf)[c.rpos:c.rend])
 		c.rpos += n
