@@ -47,6 +47,8 @@ type Config struct {
 	LoginRate           float64  `json:"login_rate"`  // password attempts a minute per client address
 	LoginBurst          int      `json:"login_burst"` // password attempts at once per client address
 	HandshakeTimeout    Duration `json:"handshake_timeout"`
+	BodyTimeout         Duration `json:"body_timeout"`          // base time to read a request body
+	MaxBodyReadsPerIP   int      `json:"max_body_reads_per_ip"` // requests reading a body at once per client address
 	ConnectTimeout      Duration `json:"connect_timeout"`
 	PingInterval        Duration `json:"ping_interval"`
 	WriteTimeout        Duration `json:"write_timeout"`
@@ -151,6 +153,8 @@ func Default() Config {
 		LoginRate:           10,
 		LoginBurst:          20,
 		HandshakeTimeout:    Duration(10 * time.Second),
+		BodyTimeout:         Duration(10 * time.Second),
+		MaxBodyReadsPerIP:   64,
 		ConnectTimeout:      Duration(10 * time.Second),
 		PingInterval:        Duration(25 * time.Second),
 		WriteTimeout:        Duration(10 * time.Second),
@@ -192,7 +196,8 @@ func (c *Config) Validate() error {
 		return ErrClusterSecrets
 	}
 	for name, v := range map[string]int{"max connections": c.MaxConnections, "max connections per IP": c.MaxConnectionsPerIP,
-		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst, "login burst": c.LoginBurst} {
+		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst, "login burst": c.LoginBurst,
+		"max body reads per IP": c.MaxBodyReadsPerIP} {
 		if v <= 0 {
 			return fmt.Errorf("config: %s must be positive", name)
 		}
@@ -203,7 +208,7 @@ func (c *Config) Validate() error {
 	if c.LoginRate <= 0 {
 		return errors.New("config: login rate must be positive")
 	}
-	for name, d := range map[string]Duration{"handshake timeout": c.HandshakeTimeout, "connect timeout": c.ConnectTimeout,
+	for name, d := range map[string]Duration{"handshake timeout": c.HandshakeTimeout, "body timeout": c.BodyTimeout, "connect timeout": c.ConnectTimeout,
 		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout} {
 		if d <= 0 {
 			return fmt.Errorf("config: %s must be positive", name)
@@ -317,6 +322,8 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	float(&c.LoginRate, "login-rate", "password attempts (sign-up, login, password change) a minute per client address; each username gets half")
 	integer(&c.LoginBurst, "login-burst", "password attempts at once per client address; each username gets a quarter")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
+	dur(&c.BodyTimeout, "body-timeout", "time to read an HTTP request's body, plus 1s per 16 KiB of it; a slower body is cut off")
+	integer(&c.MaxBodyReadsPerIP, "max-body-reads-per-ip", "most HTTP requests one client address may have reading a body at once; more get 429")
 	dur(&c.ConnectTimeout, "connect-timeout", "time from opening a connection to its connect command")
 	dur(&c.PingInterval, "ping-interval", "interval of server heartbeats; a silent peer is closed after two")
 	dur(&c.WriteTimeout, "write-timeout", "how long one write to a client may block")

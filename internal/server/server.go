@@ -112,7 +112,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	// (the TURN server) when an earlier step fails.
 	s.mountRTC()
 	s.http = &http.Server{
-		Handler:           s.mux,
+		Handler:           newBodyGuard(cfg.BodyTimeout.D(), cfg.MaxBodyReadsPerIP).wrap(s.mux),
 		ReadHeaderTimeout: cfg.HandshakeTimeout.D(),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
