@@ -369,3 +369,36 @@ func TestLabChildDiesWithParent(t *testing.T) {
 		t.Fatalf("the child server %d outlived its killed parent", child)
 	}
 }
+
+// TestServeRaisesOpenFilesLimit: started with a soft limit below its hard
+// limit, `sori serve` runs with the hard limit and says so in its log.
+func TestServeRaisesOpenFilesLimit(t *testing.T) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Max < 2048 {
+		t.Skipf("hard open-files limit %d: nothing to raise to", l.Max)
+	}
+	cmd := exec.Command("sh", "-c", `ulimit -Sn 1024 && exec "$0" "$@"`, soriBin, "serve", "--listen", "127.0.0.1:0",
+		"--data", t.TempDir(), "--turn=false")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	want := fmt.Sprintf("soft=%d hard=%d", l.Max, l.Max)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "open-files limit") {
+			if !strings.Contains(sc.Text(), want) {
+				t.Fatalf("log line %q, want %s", sc.Text(), want)
+			}
+			return
+		}
+		if strings.Contains(sc.Text(), "sori listening") {
+			break
+		}
+	}
+	t.Fatal("sori serve did not log its open-files limit")
+}

@@ -177,6 +177,13 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(*cfg, stderr)
+	if soft, hard, err := raiseOpenFiles(); err != nil {
+		log.Warn("cannot raise the open-files limit", "err", err)
+	} else if soft < 4096 {
+		log.Warn("open-files limit is low: each connection takes one; raise the hard limit (ulimit -Hn, LimitNOFILE=)", "soft", soft, "hard", hard)
+	} else {
+		log.Info("open-files limit", "soft", soft, "hard", hard)
+	}
 	srv, err := server.New(*cfg, log)
 	if err != nil {
 		return err

@@ -20,6 +20,11 @@ const (
 	DefaultRelayPortMin  = 49152
 	DefaultRelayPortMax  = 65535
 	DefaultUserQuota     = 30
+	// DefaultAllocateTimeout: a TURN-over-TCP/TLS connection has this long to allocate.
+	DefaultAllocateTimeout = 5 * time.Second
+	// DefaultMaxConnsPerIP: open TURN-over-TCP/TLS connections one address may hold; a
+	// user's 30 allocations fit, with room for a few users behind one NAT.
+	DefaultMaxConnsPerIP = 64
 	minSecretLen         = 32
 )
 
@@ -64,6 +69,13 @@ type Config struct {
 	// UserQuota is the maximum number of simultaneous allocations per credential user.
 	// 0 means DefaultUserQuota, a negative value means no limit.
 	UserQuota int
+
+	// AllocateTimeout closes a TCP or TLS connection that has no allocation this long
+	// after it was accepted. 0 means DefaultAllocateTimeout, negative none.
+	AllocateTimeout time.Duration
+	// MaxConnsPerIP bounds the TCP and TLS connections one client address may hold; more
+	// are closed at accept. 0 means DefaultMaxConnsPerIP, negative no limit.
+	MaxConnsPerIP int
 
 	// AllowPeers lists addresses or CIDR prefixes the relay may reach even though the default
 	// policy refuses them (for tests, e.g. "127.0.0.1"). It overrides every refusal.
@@ -114,6 +126,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UserQuota == 0 {
 		c.UserQuota = DefaultUserQuota
+	}
+	if c.AllocateTimeout == 0 {
+		c.AllocateTimeout = DefaultAllocateTimeout
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

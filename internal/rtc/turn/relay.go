@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/turn/v5"
 )
@@ -93,29 +95,78 @@ func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
 
 // trackingListener remembers the connections it accepted so that Close can end them: pion
 // closes the listener on shutdown but leaves accepted connections (and their read loops) to
-// the client.
+// the client. It also bounds what a client gets without credentials: at most perIP open
+// connections per address (more are closed at accept), and a connection that has not
+// allocated within allocTimeout is closed (an idle TCP connection otherwise holds a file
+// descriptor of the whole process for ever).
+//
+// mu guards closed, conns and count; a trackedConn's fields are set under it once.
 type trackingListener struct {
 	net.Listener
+	perIP        int           // 0: no limit
+	allocTimeout time.Duration // 0: none
 
 	mu     sync.Mutex
 	closed bool
-	conns  map[net.Conn]struct{}
+	conns  map[*trackedConn]struct{}
+	count  map[netip.Addr]int
+}
+
+func newTrackingListener(ln net.Listener, perIP int, allocTimeout time.Duration) *trackingListener {
+	return &trackingListener{Listener: ln, perIP: perIP, allocTimeout: allocTimeout,
+		conns: map[*trackedConn]struct{}{}, count: map[netip.Addr]int{}}
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ap, _ := addrPortOf(conn.RemoteAddr())
+		ip := ap.Addr().Unmap()
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			_ = conn.Close()
+			return nil, net.ErrClosed
+		}
+		if l.perIP > 0 && l.count[ip] >= l.perIP {
+			l.mu.Unlock()
+			_ = conn.Close() // and accept the next: an error would end pion's accept loop
+			continue
+		}
+		tc := &trackedConn{Conn: conn, l: l, ip: ip, remote: conn.RemoteAddr().String()}
+		l.conns[tc] = struct{}{}
+		l.count[ip]++
+		if l.allocTimeout > 0 {
+			tc.timer = time.AfterFunc(l.allocTimeout, func() {
+				if !tc.allocated.Load() {
+					_ = tc.Close()
+				}
+			})
+		}
+		l.mu.Unlock()
+		return tc, nil
 	}
+}
+
+// allocated marks the connection from remote as having an allocation: it may stay open.
+func (l *trackingListener) allocated(remote net.Addr) {
+	if remote == nil {
+		return
+	}
+	key := remote.String()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		_ = conn.Close()
-		return nil, net.ErrClosed
+	for c := range l.conns {
+		if c.remote == key {
+			c.allocated.Store(true)
+			if c.timer != nil {
+				c.timer.Stop()
+			}
+		}
 	}
-	tc := &trackedConn{Conn: conn, l: l}
-	l.conns[tc] = struct{}{}
-	return tc, nil
 }
 
 func (l *trackingListener) closeConns() {
@@ -133,15 +184,25 @@ func (l *trackingListener) closeConns() {
 
 type trackedConn struct {
 	net.Conn
-	l    *trackingListener
-	once sync.Once
+	l         *trackingListener
+	ip        netip.Addr
+	remote    string
+	timer     *time.Timer
+	allocated atomic.Bool
+	once      sync.Once
 }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
+		if c.l.count[c.ip]--; c.l.count[c.ip] <= 0 {
+			delete(c.l.count, c.ip)
+		}
 		c.l.mu.Unlock()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
 	})
 	return c.Conn.Close()
 }

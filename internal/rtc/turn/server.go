@@ -214,7 +214,7 @@ func (s *Server) listenTLS(ctx context.Context, lc *net.ListenConfig) (net.Liste
 
 // track wraps ln so that Close can end the connections it accepted.
 func (s *Server) track(ln net.Listener) net.Listener {
-	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+	tl := newTrackingListener(ln, s.cfg.MaxConnsPerIP, s.cfg.AllocateTimeout)
 	s.tracked = append(s.tracked, tl)
 	return tl
 }
@@ -306,7 +306,12 @@ func (s *Server) reserveQuota(userID, _ string, _ net.Addr) bool {
 	return false
 }
 
-func (s *Server) onAllocationCreated(_, _ net.Addr, _, userID, _ string, _ net.Addr, _ int) {
+func (s *Server) onAllocationCreated(src, _ net.Addr, _, userID, _ string, _ net.Addr, _ int) {
+	// s.tracked is complete before pion starts serving and never changes after, so no
+	// lock: taking s.mu here could deadlock with Close, which holds it while pion stops.
+	for _, tl := range s.tracked {
+		tl.allocated(src)
+	}
 	s.quota.created(userOf(userID))
 	s.cfg.Metrics.AllocationCreated()
 }
