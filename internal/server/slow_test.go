@@ -81,7 +81,15 @@ func TestSlowConsumerIsolation(t *testing.T) {
 // stops reading keeps its connection and, when it reads again, gets the latest
 // value (offsets may jump, never go back).
 func TestConflatingFeedDropsStaleValues(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.QueueBytes = 64 << 10; c.Compression = false })
+	ts := startServer(t, func(c *config.Config) {
+		c.QueueBytes = 64 << 10
+		c.Compression = false
+		// The reader is stalled on purpose while 32 MiB are published; on
+		// a loaded machine that takes longer than the 10 s write timeout,
+		// which would end the connection for another reason than the one
+		// under test.
+		c.WriteTimeout = config.Duration(time.Hour)
+	})
 	slow := stalledClient(t, ts, "feed:btc")
 	pad := strings.Repeat("x", 32<<10)
 	const total = 1000 // 32 MiB, far more than the socket buffers and the queue
