@@ -69,7 +69,7 @@ go_lane() {
   else
     # pg_virtualenv exports PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE
     # for its cluster; the tests read the one variable below.
-    pg_virtualenv -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd" || failed=1
+    pg_virtualenv -t -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd" || failed=1
   fi
   if [ -n "$slow" ]; then
     # A short run of each fuzz target on top of its committed seed corpus

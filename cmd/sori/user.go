@@ -46,7 +46,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, userUsage)
 		return usagef("user: unknown command %q", sub)
 	}
-	cfg, fs, err := loadConfig("user "+sub, rest, stderr, "data")
+	cfg, fs, err := loadConfig("user "+sub, rest, stderr, "data", "postgres")
 	if err != nil {
 		return err
 	}
@@ -71,8 +71,10 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	ctx := context.Background()
-	if err := existingDataDir(cfg.DataDir); err != nil {
-		return fmt.Errorf("user: %w", err)
+	if cfg.Postgres == "" {
+		if err := existingDataDir(cfg.DataDir); err != nil {
+			return fmt.Errorf("user: %w", err)
+		}
 	}
 	st, err := server.OpenStore(ctx, *cfg)
 	if err != nil {

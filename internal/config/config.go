@@ -254,8 +254,19 @@ func (c *Config) LoadFile(path string) error {
 	defer f.Close()
 	dec := json.NewDecoder(f)
 	dec.DisallowUnknownFields()
+	// A file's "namespaces" replaces the list; it does not merge into it by
+	// index. encoding/json decodes array elements into the existing backing
+	// array, so without this a namespace written in the file would keep every
+	// field it leaves out from the default at the same position (a fifth
+	// namespace inherited "subscribe":"user" from the default "user").
+	defaults := c.Namespaces
+	c.Namespaces = nil
 	if err := dec.Decode(c); err != nil {
+		c.Namespaces = defaults
 		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if c.Namespaces == nil {
+		c.Namespaces = defaults
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -224,5 +225,40 @@ func TestBadEnvironmentIsAnError(t *testing.T) {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s: %v", v, err)
 		}
+	}
+}
+
+// A config file's namespaces replace the defaults whole: a namespace in the
+// file must not inherit the fields it leaves out from the default namespace
+// that happens to sit at the same index.
+func TestLoadFileNamespacesReplaceDefaults(t *testing.T) {
+	c := Default()
+	c.Namespaces = []Namespace{
+		{Name: "chat", HistorySize: 200, Subscribe: "token"},
+		{Name: "user", HistorySize: 100, Publish: "server", Subscribe: "user"},
+	}
+	path := filepath.Join(t.TempDir(), "sori.json")
+	if err := os.WriteFile(path, []byte(`{"namespaces":[{"name":"a"},{"name":"room","history_size":5}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	want := []Namespace{{Name: "a"}, {Name: "room", HistorySize: 5}}
+	if !reflect.DeepEqual(c.Namespaces, want) {
+		t.Fatalf("namespaces = %+v, want %+v", c.Namespaces, want)
+	}
+
+	// A file without "namespaces" keeps the defaults.
+	c2 := Default()
+	c2.Namespaces = []Namespace{{Name: "chat", HistorySize: 200}}
+	if err := os.WriteFile(path, []byte(`{"listen":"127.0.0.1:0"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if len(c2.Namespaces) != 1 || c2.Namespaces[0].Name != "chat" {
+		t.Fatalf("namespaces = %+v, want the defaults kept", c2.Namespaces)
 	}
 }
