@@ -21,6 +21,7 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommands -fuzztime 5m ./internal/protocol

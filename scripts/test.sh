@@ -15,7 +15,7 @@
 #      beside the Go lane:
 #        go:   go test -race ./... inside pg_virtualenv (a throwaway PostgreSQL
 #              cluster; its DSN is exported as SORI_TEST_POSTGRES);
-#        node: the static checks (`go mod tidy -diff`, go vet), one `sori`
+#        node: the static checks (`go mod tidy -diff`, go vet, staticcheck), one `sori`
 #              binary, then `npm test` in every package (JS client, Node ws
 #              client, browser tests, docs, web unit tests) against it (SORI_BIN).
 #      Each lane's lines are printed as they come, prefixed with the lane.
@@ -48,11 +48,13 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
-# checks: go.mod and go.sum as `go mod tidy` leaves them, then go vet. Vet
-# compiles the packages without -race, which the node lane's binary reuses.
+# checks: go.mod and go.sum as `go mod tidy` leaves them, go vet, and
+# staticcheck from the module proxy at a pinned version (no install step; the
+# same findings for everyone, as a newer release may add checks). Vet compiles
+# the packages without -race, which the node lane's binary reuses.
 checks() {
   echo "== static checks"
-  "$GO" mod tidy -diff && "$GO" vet ./...
+  "$GO" mod tidy -diff && "$GO" vet ./... && "$GO" run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 }
 
 # The lanes run as `fn || rc=$?`, where bash ignores set -e: each step's

@@ -146,7 +146,7 @@ func (ts *testServer) mint(t *testing.T, user string, ttl time.Duration, channel
 // the expiry on the fake one; a token valid on the fake is valid on both).
 func mintOn(t *testing.T, ts *testServer, clk *clock.Fake, user string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := ts.Verifier().Mint(auth.NewClaims(user, ttl+clk.Now().Sub(time.Now()), time.Now()))
+	tok, err := ts.Verifier().Mint(auth.NewClaims(user, ttl+time.Until(clk.Now()), time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}

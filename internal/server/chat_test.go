@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -346,7 +345,7 @@ func TestChatCrashKeepsAcknowledgedMessages(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "sori")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/sori-dev/sori/cmd/sori")
+	build := exec.Command("go", "build", "-o", bin, "github.com/sori-dev/sori/cmd/sori")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,8 +68,6 @@ func startServer(t *testing.T, mutate func(*config.Config), opts ...server.Optio
 	t.Cleanup(func() { ts.stop(t) })
 	return ts
 }
-
-var stopped atomic.Int64
 
 func (ts *testServer) stop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -31,19 +31,18 @@ type testClient struct {
 	// (what a browser's negotiationneeded does).
 	rolledBack bool
 
-	mu         sync.Mutex
-	queued     []webrtc.ICECandidateInit
-	layers     [maxLayers]int  // video packets received per layer
-	lowRun     int             // video packets of layer 0 since the last of another layer
-	sns        map[uint16]bool // video SNs received
-	firstSN    uint16          // first video SN received
-	lastSN     uint16          // newest video SN received (by arrival)
-	videoSSRC  uint32
-	audioPkts  int
-	connected  chan struct{}
-	notify     chan struct{}
-	connOnce   sync.Once
-	stopSender atomic.Bool
+	mu        sync.Mutex
+	queued    []webrtc.ICECandidateInit
+	layers    [maxLayers]int  // video packets received per layer
+	lowRun    int             // video packets of layer 0 since the last of another layer
+	sns       map[uint16]bool // video SNs received
+	firstSN   uint16          // first video SN received
+	lastSN    uint16          // newest video SN received (by arrival)
+	videoSSRC uint32
+	audioPkts int
+	connected chan struct{}
+	notify    chan struct{}
+	connOnce  sync.Once
 }
 
 func newTestClient(t *testing.T, r *Room, id string) *testClient {

@@ -79,6 +79,10 @@ func New(cfg Config) (*SFU, error) {
 		s.settings.SetIncludeLoopbackCandidate(true)
 	}
 	if len(cfg.NAT1To1IPs) > 0 {
+		// Deprecated in favour of address rewrite rules, which do the same for
+		// host candidates; moving is a change of the SFU's NAT path, to make
+		// with a test of it.
+		//lint:ignore SA1019 see above
 		s.settings.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
 	}
 	return s, nil

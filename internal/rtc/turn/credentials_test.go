@@ -94,7 +94,8 @@ func TestICEServersJSON(t *testing.T) {
 func TestQuotaReservations(t *testing.T) {
 	q := newQuota(2)
 	now := time.Unix(1000, 0)
-	if !q.reserve("a", now) || !q.reserve("a", now) {
+	first, second := q.reserve("a", now), q.reserve("a", now)
+	if !first || !second {
 		t.Fatal("first two refused")
 	}
 	if q.reserve("a", now) {

@@ -222,7 +222,7 @@ func TestPerfFanout(t *testing.T) {
 			t.Fatalf("unknown shape %q", name)
 		}
 	}
-	type row struct{ sat, lat, p99 []float64 }
+	type row struct{ sat, p99 []float64 }
 	results := map[string]*row{}
 	get := func(k string) *row {
 		if results[k] == nil {
