@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +210,39 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// One rule for history limits, at the level a backend meets it: /api/history
+// with limit 0 (or none) returns up to the maximum on every namespace — on a
+// durable chat room it returned nothing with ok before.
+func TestHistoryLimitZeroMeansMaximum(t *testing.T) {
+	ts := startServer(t, nil)
+	alice := signup(t, ts.URL, "alice")
+	room := alice.call(t, ts, "POST", "/api/v1/rooms", map[string]any{"name": "log", "kind": "public"}, http.StatusCreated)
+	id := int64(room["id"].(float64))
+	for i := 0; i < 3; i++ {
+		alice.call(t, ts, "POST", fmt.Sprintf("/api/v1/rooms/%d/messages", id), map[string]any{"text": fmt.Sprint("m", i)}, http.StatusCreated)
+	}
+	for _, ch := range []string{room["channel"].(string), "small:x"} {
+		if ch == "small:x" {
+			for i := 0; i < 3; i++ {
+				ts.api(t, "/api/publish", map[string]any{"channel": ch, "data": map[string]int{"n": i}}, http.StatusOK)
+			}
+		}
+		for _, body := range []map[string]any{{"channel": ch, "limit": 0}, {"channel": ch}, {"channel": ch, "limit": 5000}} {
+			res := ts.api(t, "/api/history", body, http.StatusOK)
+			if pubs, _ := res["publications"].([]any); len(pubs) != 3 {
+				t.Errorf("/api/history %v: %d publications, want all 3", body, len(pubs))
+			}
+		}
+		if res := ts.api(t, "/api/history", map[string]any{"channel": ch, "limit": 2}, http.StatusOK); len(res["publications"].([]any)) != 2 {
+			t.Errorf("%s limit 2: %v", ch, res)
+		}
+	}
+	// Reading a channel that does not exist creates nothing.
+	res := ts.api(t, "/api/history", map[string]any{"channel": "small:never"}, http.StatusOK)
+	if pubs, _ := res["publications"].([]any); len(pubs) != 0 || num(res["offset"]) != 0 {
+		t.Errorf("history of a channel nobody used: %v", res)
 	}
 }
