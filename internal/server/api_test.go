@@ -189,3 +189,35 @@ func TestAPIBroadcastRefusalCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownAPIPathIsJSON404: a mistyped /api/ path answers a JSON 404
+// with error 117, not the web app's HTML with 200; the app is still served.
+func TestUnknownAPIPathIsJSON404(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/api/nope"},
+		{http.MethodPost, "/api/v1/nope"},
+		{http.MethodGet, "/api/v1/rooms/1/nope"},
+	} {
+		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		decErr := json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || decErr != nil || errCode(body) != 117 {
+			t.Errorf("%s %s: %d %q %v, want a JSON 404 with error 117", tc.method, tc.path, resp.StatusCode,
+				resp.Header.Get("Content-Type"), body)
+		}
+	}
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/sori-dev/sori/internal/store/sqlite"
 	"go.uber.org/goleak"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,5 +64,29 @@ func TestNewFailureLeaksNothing(t *testing.T) {
 				t.Fatal("server started")
 			}
 		})
+	}
+}
+
+// TestTURNPortTakenFailsAtStart: a TURN port that cannot be bound stops the
+// server at start with the reason (it used to log an ERROR and run on,
+// /readyz 200, with calls that could not relay).
+func TestTURNPortTakenFailsAtStart(t *testing.T) {
+	taken, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.TURNListen = taken.LocalAddr().String()
+	cfg.TURNRelayAddress = "127.0.0.1"
+	s, err := server.New(cfg, nil)
+	if err == nil {
+		_ = s.Shutdown(context.Background())
+		t.Fatalf("server started with its TURN port %s taken", cfg.TURNListen)
+	}
+	if !strings.Contains(err.Error(), "TURN") || !strings.Contains(err.Error(), "--turn=false") {
+		t.Fatalf("error %q does not say what to do", err)
 	}
 }

@@ -28,10 +28,14 @@ import (
 // mountRTC wires calls (docs/calls.md): the embedded STUN/TURN server when
 // enabled, the call.* rpc methods of the signaling service, the removal from
 // a call of whoever leaves or is kicked from the chat room, and
-// GET /rtc/ice-servers. A TURN server that cannot start is logged and calls
-// go on without it: peers then connect only where host candidates reach.
-func (s *Server) mountRTC() {
-	ts := s.startTURN()
+// GET /rtc/ice-servers. A TURN server that cannot start (its port is taken)
+// stops the server at start, with the reason: found later, it would only
+// show as calls that connect on one network and not on another.
+func (s *Server) mountRTC() error {
+	ts, err := s.startTURN()
+	if err != nil {
+		return err
+	}
 	iceServers := func(user string) []signal.ICEServer {
 		if ts == nil {
 			return []signal.ICEServer{}
@@ -53,7 +57,7 @@ func (s *Server) mountRTC() {
 	})
 	if err != nil { // only a missing Membership fails, and one is passed
 		s.log.Error("calls disabled", "err", err)
-		return
+		return nil
 	}
 	for name, m := range calls.Methods() {
 		s.node.HandleRPC(name, func(ctx context.Context, sess *session.Session, data json.RawMessage) (any, error) {
@@ -84,15 +88,16 @@ func (s *Server) mountRTC() {
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"ice_servers": iceServers(claims.User())})
 	})
+	return nil
 }
 
 var _ turn.Metrics = (*metrics.TURN)(nil)
 
 // startTURN starts the embedded TURN server, or returns nil when it is
-// disabled or fails to start.
-func (s *Server) startTURN() *turn.Server {
+// disabled.
+func (s *Server) startTURN() (*turn.Server, error) {
 	if !s.cfg.TURNEnabled {
-		return nil
+		return nil, nil
 	}
 	secret := s.cfg.TURNSecret
 	if secret == "" {
@@ -134,11 +139,11 @@ func (s *Server) startTURN() *turn.Server {
 		cancel()
 	}
 	if err != nil {
-		s.log.Error("TURN server not started; calls get no STUN/TURN servers", "err", err)
-		return nil
+		return nil, fmt.Errorf("server: the embedded TURN server cannot start (--turn-listen %s; another server on this port? "+
+			"pick another with --turn-listen, or turn it off with --turn=false): %w", listen, err)
 	}
 	s.OnShutdown(func(context.Context) error { return ts.Close() })
-	return ts
+	return ts, nil
 }
 
 // turnHost picks the TURN listen host from the HTTP listen address, so that

@@ -110,7 +110,10 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	}
 	// Calls last: they follow chat membership, and nothing is left running
 	// (the TURN server) when an earlier step fails.
-	s.mountRTC()
+	if err := s.mountRTC(); err != nil {
+		s.abort()
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           newBodyGuard(cfg.BodyTimeout.D(), cfg.MaxBodyReadsPerIP).wrap(s.mux),
 		ReadHeaderTimeout: cfg.HandshakeTimeout.D(),
