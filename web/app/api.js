@@ -84,6 +84,8 @@ export const api = {
   typing: (id) => request('POST', `/api/v1/rooms/${id}/typing`),
   presence: (id) => request('GET', `/api/v1/rooms/${id}/presence`),
   files: (id) => request('GET', `/api/v1/rooms/${id}/files?limit=1000`),
+  /** The upload limit in bytes (the file listing carries it as max_size). */
+  fileLimit: async (id) => (await request('GET', `/api/v1/rooms/${id}/files?limit=1`)).max_size ?? 0,
   upload: (id, file) => request('POST', `/api/v1/rooms/${id}/files?name=${enc(file.name || 'file')}`, file),
   search: (q, room) => {
     const p = new URLSearchParams({ q, limit: '50' });

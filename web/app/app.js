@@ -7,6 +7,8 @@ import { RoomModel } from './model.js';
 import { RoomView } from './room.js';
 import { CallPanel } from './call.js';
 
+// Until the server publishes personal events (user:<name>), the room list
+// is also polled.
 const ROOM_POLL_MS = 20000;
 const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
 
@@ -139,14 +141,51 @@ async function startChat(user) {
   });
   app.call = new CallPanel({ client: app.client, me: app.me, rpc, slot: $('#call-slot'), panel: $('#call-panel') });
   app.client.connect().catch(() => { /* shown by the state indicator */ });
-  // Personal notices (user:<name>): any of them may mean a new room (an
-  // invitation, a direct message), so reload the list. Polling covers
-  // servers that send none.
-  app.client.subscribe(`user:${app.me}`, { onPublication: () => loadRooms() });
+  // Personal events (user:<name>, docs/api.md): the server publishes there
+  // whatever changes this user's room list, so the list follows at once.
+  // The channel keeps history, so a reconnect resumes what was missed; when
+  // it cannot, the list is reloaded.
+  const personal = app.client.subscribe(`user:${app.me}`, { onPublication: (pub) => onPersonalEvent(pub.data) });
+  personal.on('unrecovered', () => loadRooms());
   await loadRooms();
   route();
   setInterval(() => { if (document.visibilityState === 'visible') loadRooms(); }, ROOM_POLL_MS);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') loadRooms(); });
+}
+
+/** Reacts to an event of user:<me>: {type, room, by, role}. Unknown types just refresh the list. */
+async function onPersonalEvent(ev) {
+  const id = Number(ev?.room);
+  const by = ev?.by ? String(ev.by) : 'someone';
+  switch (ev?.type) {
+    case 'invited':
+    case 'dm_opened': {
+      await loadRooms();
+      const model = app.rooms.get(id);
+      if (model) notice(ev.type === 'invited' ? `${by} added you to ${model.displayName}.` : `${by} started a conversation with you.`);
+      return;
+    }
+    case 'kicked': {
+      const name = app.rooms.get(id)?.displayName ?? 'a room';
+      if (app.rooms.has(id)) dropRoom(id);
+      notice(`${by} removed you from ${name}.`);
+      return;
+    }
+    case 'role_changed':
+      if (app.current === id) app.view?.refreshMembers();
+      notice(`${by} made you ${ev.role ?? 'a member'} of ${app.rooms.get(id)?.displayName ?? 'a room'}.`);
+      return;
+    default:
+      loadRooms();
+  }
+}
+
+/** A short visible notice in the sidebar (also read out: role="status"). */
+function notice(text) {
+  const el = $('#sidebar-notice');
+  el.textContent = text;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { if (el.textContent === text) el.textContent = ''; }, 8000);
 }
 
 function showError(err) {
@@ -246,6 +285,8 @@ function renderRoomList() {
   $('#room-list-empty').hidden = groups.length > 0;
   const total = [...app.rooms.values()].reduce((n, m) => n + (m.id === app.current ? 0 : m.unread), 0);
   $('#sidebar-toggle').querySelector('.visually-hidden').textContent = total ? `Show rooms, ${total} unread` : 'Show rooms';
+  app.view?.renderTitle();
+  if ($('#browse-rooms').open) renderPublicRooms(); // rooms joined or left change what it offers
 }
 
 $('#create-room-form').addEventListener('submit', async (e) => {
@@ -262,14 +303,26 @@ $('#create-room-form').addEventListener('submit', async (e) => {
   } catch (err) { showError(err); }
 });
 
-$('#browse-rooms').addEventListener('toggle', async (e) => {
-  if (!e.currentTarget.open) return;
+$('#browse-rooms').addEventListener('toggle', (e) => {
+  if (e.currentTarget.open) renderPublicRooms({ loading: true });
+});
+
+let publicRoomsSeq = 0;
+
+/** Lists the public rooms the user is not in (again after joining or leaving one while the panel is open). */
+async function renderPublicRooms({ loading = false } = {}) {
   const list = $('#public-rooms');
-  replace(list, h('li', { class: 'hint', text: 'Loading…' }));
+  const seq = ++publicRoomsSeq;
+  if (loading) replace(list, h('li', { class: 'hint', text: 'Loading…' }));
   try {
     const res = await api.publicRooms();
+    if (seq !== publicRoomsSeq) return; // a newer listing is on its way
     const rooms = (res.rooms ?? []).filter((r) => !app.rooms.has(r.id));
-    if (!rooms.length) { replace(list, h('li', { class: 'hint', text: 'You are in every public room.' })); return; }
+    if (!rooms.length) {
+      const none = (res.rooms ?? []).length ? 'You are in every public room.' : 'There are no public rooms yet: create one above.';
+      replace(list, h('li', { class: 'hint', text: none }));
+      return;
+    }
     replace(list, rooms.map((r) => h('li', {},
       h('span', { text: r.title || `#${r.name}` }),
       h('button', { type: 'button', 'aria-label': `Join ${r.title || r.name}`, onclick: async (ev) => {
@@ -282,7 +335,7 @@ $('#browse-rooms').addEventListener('toggle', async (e) => {
         } catch (err) { showError(err); }
       } }, 'Join'))));
   } catch (err) { replace(list, h('li', { class: 'error', text: err.message })); }
-});
+}
 
 $('#dm-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -301,13 +354,17 @@ $('#invite-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const input = $('#invite-username');
   const err = $('#room-menu-error');
+  const status = $('#room-menu-status');
   err.textContent = '';
+  status.textContent = '';
+  const name = input.value.trim();
   try {
-    await api.invite(app.current, input.value.trim());
-    announce(`${input.value.trim()} invited`);
+    await api.invite(app.current, name);
+    // Visible, and read out by the role="status" paragraph.
+    status.textContent = `Invited ${name}: the room is in their list now.`;
     input.value = '';
     app.view.refreshMembers();
-  } catch (ex) { err.textContent = ex.message; }
+  } catch (ex) { err.textContent = ex.status === 404 ? `There is no user named ${name}.` : ex.message; }
 });
 
 $('#topic-form').addEventListener('submit', async (e) => {
@@ -321,13 +378,36 @@ $('#topic-form').addEventListener('submit', async (e) => {
   } catch (ex) { err.textContent = ex.message; }
 });
 
-$('#leave-room').addEventListener('click', async () => {
+// Leaving asks first: a private room cannot be joined again without an invitation.
+function setLeaveConfirm(open) {
+  $('#leave-confirm').hidden = !open;
+  $('#leave-room').hidden = open;
+  if (!open) return;
+  const model = app.rooms.get(app.current);
+  const name = model?.displayName ?? 'this room';
+  $('#leave-question').textContent = model?.info.kind === 'private'
+    ? `Leave ${name}? It is private: you will need an invitation to come back.`
+    : `Leave ${name}?`;
+  $('#leave-no').focus();
+}
+$('#leave-room').addEventListener('click', () => setLeaveConfirm(true));
+$('#leave-no').addEventListener('click', () => { setLeaveConfirm(false); $('#leave-room').focus(); });
+$('#room-menu').addEventListener('toggle', (e) => {
+  if (e.currentTarget.open) return;
+  setLeaveConfirm(false);
+  $('#room-menu-status').textContent = '';
+  $('#room-menu-error').textContent = '';
+});
+$('#leave-yes').addEventListener('click', async () => {
   const err = $('#room-menu-error');
   err.textContent = '';
+  const id = app.current;
+  const name = app.rooms.get(id)?.displayName ?? 'the room';
   try {
-    await api.leave(app.current);
+    await api.leave(id);
     $('#room-menu').open = false;
-    dropRoom(app.current);
+    dropRoom(id);
+    announce(`You left ${name}`);
   } catch (ex) { err.textContent = ex.message; }
 });
 

@@ -31,6 +31,7 @@ export class RoomModel extends EventTarget {
     this.filesWanted = new Set(); // ids to look up in the next listing
     this.filesGone = new Set(); // ids a listing that began after they were wanted did not have
     this.filesListing = null; // the running listing (a promise), or null
+    this.maxFileSize = 0; // the server's upload limit in bytes, once known
     this.peer = ''; // the other user of a direct room
   }
 
@@ -253,6 +254,7 @@ export class RoomModel extends EventTarget {
         return; // shown as plain links; the next render asks again
       }
       for (const f of res?.files ?? []) this.files.set(f.id, f);
+      if (res?.max_size) this.maxFileSize = res.max_size;
       for (const id of asked) if (!this.files.has(id)) this.filesGone.add(id);
       this.emit('files');
     }

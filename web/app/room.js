@@ -43,7 +43,7 @@ export class RoomView {
       if (e.key === 'Escape' && this.reply) { this.setReply(null); }
     });
     d.text.addEventListener('input', () => { this.#autosize(); this.#typing(); });
-    d.file.addEventListener('change', () => this.setAttachment(d.file.files?.[0] ?? null));
+    d.file.addEventListener('change', () => this.pickFile(d.file.files?.[0] ?? null));
     $('#reply-cancel').addEventListener('click', () => { this.setReply(null); d.text.focus(); });
     d.older.addEventListener('click', () => this.loadOlder());
     d.jump.addEventListener('click', () => { this.scrollToBottom(); this.#maybeMarkRead(); d.text.focus(); });
@@ -99,6 +99,7 @@ export class RoomView {
     this.liveSub = this.ctx.client.subscribe(`chat:${model.id}#live`, { onPublication: (pub) => model.applySignal(pub.data) });
     this.refreshMembers();
     this.refreshPresence();
+    void this.uploadLimit(model);
     if (!model.loaded) {
       try {
         const res = await api.messages(model.id, { limit: PAGE });
@@ -171,9 +172,17 @@ export class RoomView {
     if (!m) return;
     this.dom.title.textContent = m.displayName;
     this.dom.topic.textContent = m.info.topic ?? '';
-    document.title = `${m.unread ? `(${m.unread}) ` : ''}${m.displayName} · Sori`;
+    this.renderTitle();
     const topicInput = $('#topic-input');
     if (document.activeElement !== topicInput) topicInput.value = m.info.topic ?? '';
+  }
+
+  /** The tab title: the open room, and the unread messages of every room (a background tab shows them all). */
+  renderTitle() {
+    const m = this.model;
+    let unread = 0;
+    for (const r of this.ctx.rooms.values()) unread += r.unread;
+    document.title = `${unread ? `(${unread}) ` : ''}${m ? m.displayName : 'Sori chat'} · Sori`;
   }
 
   #renderAll() {
@@ -434,6 +443,32 @@ export class RoomView {
     this.dom.replyText.textContent = msg ? `Replying to ${msg.user}: ${msg.text.split('\n')[0]}` : '';
   }
 
+  /** The room's upload limit in bytes (0 while unknown), fetched once per room. */
+  async uploadLimit(model = this.model) {
+    if (!model) return 0;
+    if (!model.maxFileSize) {
+      try { model.maxFileSize = await api.fileLimit(model.id); } catch { /* checked by the server on upload */ }
+    }
+    if (model === this.model && model.maxFileSize) {
+      $('label[for="composer-file"]').title = `Attach a file (up to ${formatSize(model.maxFileSize)})`;
+    }
+    return model.maxFileSize;
+  }
+
+  /** A file picked in the composer: refused at once when over the limit, else attached. */
+  async pickFile(file) {
+    const d = this.dom;
+    d.error.textContent = '';
+    if (!file) { this.setAttachment(null); return; }
+    const limit = await this.uploadLimit();
+    if (limit && file.size > limit) {
+      this.setAttachment(null);
+      d.error.textContent = `${file.name} is ${formatSize(file.size)}: files can be up to ${formatSize(limit)}.`;
+      return;
+    }
+    this.setAttachment(file);
+  }
+
   setAttachment(file) {
     this.attachment = file;
     const box = this.dom.attachBox;
@@ -447,7 +482,8 @@ export class RoomView {
       box.dataset.url = url;
       box.append(h('img', { src: url, alt: `Preview of ${file.name}` }));
     }
-    box.append(h('span', { text: `${file.name} (${formatSize(file.size)})` }),
+    const limit = this.model?.maxFileSize;
+    box.append(h('span', { text: `${file.name} (${formatSize(file.size)}${limit ? ` of up to ${formatSize(limit)}` : ''})` }),
       h('button', { type: 'button', class: 'icon-button', 'aria-label': `Remove ${file.name}`, onclick: () => { this.setAttachment(null); this.dom.text.focus(); } }, '✕'));
   }
 
@@ -475,7 +511,10 @@ export class RoomView {
       this.setAttachment(null);
       this.scrollToBottom();
     } catch (err) {
-      d.error.textContent = `Not sent: ${err.message}`;
+      const limit = err.status === 413 ? await this.uploadLimit(model) : 0;
+      d.error.textContent = limit && file
+        ? `Not sent: ${file.name} is ${formatSize(file.size)}; files can be up to ${formatSize(limit)}.`
+        : `Not sent: ${err.message}`;
     } finally {
       this.sending = false;
       d.send.disabled = false;

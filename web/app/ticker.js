@@ -21,14 +21,13 @@ for (const sym of symbols) {
   cells.set(sym, { price, change, count, first: null, n: 0 });
 }
 
-// A logged-in chat user gets a token from the chat API; otherwise connect
-// anonymously (the server must run with --allow-anonymous).
-async function getToken() {
-  try {
-    const res = await fetch('/api/v1/auth/connect-token', { method: 'POST', credentials: 'same-origin', headers: csrfHeaders() });
-    if (res.ok) return (await res.json()).token;
-  } catch { /* not logged in: fall through */ }
-  return '';
+// A logged-in chat user gets a token from the chat API; anyone else connects
+// anonymously, which the server allows only with --allow-anonymous: then the
+// page says so rather than trying for ever.
+async function chatToken() {
+  const res = await fetch('/api/v1/auth/connect-token', { method: 'POST', credentials: 'same-origin', headers: csrfHeaders() });
+  if (!res.ok) throw new Error(`connect token: HTTP ${res.status}`);
+  return (await res.json()).token;
 }
 
 function csrfHeaders() {
@@ -36,10 +35,20 @@ function csrfHeaders() {
   return m ? { 'X-CSRF-Token': decodeURIComponent(m[1]) } : {};
 }
 
-const client = new SoriClient({ url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, getToken });
+const loggedIn = await chatToken().then(() => true, () => false);
+const client = new SoriClient({
+  url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
+  ...(loggedIn ? { getToken: chatToken } : {}),
+});
 client.on('state', (state) => {
   conn.dataset.state = state;
   conn.textContent = { connecting: 'connecting…', connected: 'live', reconnecting: 'reconnecting…', disconnected: 'offline' }[state] ?? state;
+});
+client.on('disconnected', ({ error }) => {
+  // 113: the server wants a token, and an anonymous visitor has none.
+  if (error?.code !== 113 || loggedIn) return;
+  conn.textContent = 'needs a login';
+  document.getElementById('anonymous').hidden = false;
 });
 
 function show(sym, data) {

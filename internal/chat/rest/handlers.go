@@ -344,7 +344,9 @@ func (a *API) files(r *http.Request, id accounts.Identity, rid int64) (any, int,
 	for _, f := range fs {
 		out = append(out, fileView(f))
 	}
-	return map[string]any{"files": out}, http.StatusOK, nil
+	// max_size lets a client check a file against the upload limit before
+	// sending its bytes (and show the limit in its own units).
+	return map[string]any{"files": out, "max_size": a.chat.MaxFileSize()}, http.StatusOK, nil
 }
 
 // upload takes the file's bytes as the raw request body (what fetch(url,

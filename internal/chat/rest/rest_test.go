@@ -208,6 +208,10 @@ func TestOversizedBodyClosesTheConnection(t *testing.T) {
 	}
 	// A file of exactly the limit fits.
 	e.want(http.StatusCreated, alice, "POST", fmt.Sprintf("/api/v1/rooms/%d/files?name=ok.txt", rid), io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("z"), maxFile))))
+	// The file listing tells the limit, so a client can check before uploading.
+	if got := e.want(http.StatusOK, alice, "GET", fmt.Sprintf("/api/v1/rooms/%d/files?limit=1", rid), nil)["max_size"]; got != float64(maxFile) {
+		t.Fatalf("max_size %v, want %d", got, maxFile)
+	}
 }
 
 func TestFilesArePaged(t *testing.T) {
