@@ -413,3 +413,38 @@ func TestBackendRejectsBadPublications(t *testing.T) {
 		t.Fatalf("room seq %d after one good publication, want 1: a rejected one took a seq", pos.Seq)
 	}
 }
+
+// TestTwoOwnersLeavingAtOnceKeepAnOwner (issue 9.12): the service used to
+// count owners, then remove, so two owners leaving (or demoting each other)
+// at once both passed the count and left the room without an owner.
+func TestTwoOwnersLeavingAtOnceKeepAnOwner(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, sqlite.Options{})
+	for i := range 20 {
+		alice, bob, carol := e.user(t, fmt.Sprintf("alice%d", i)), e.user(t, fmt.Sprintf("bob%d", i)), e.user(t, fmt.Sprintf("carol%d", i))
+		room := must(e.svc.CreateRoom(ctx, alice, NewRoom{Name: fmt.Sprintf("r%d", i), Kind: store.RoomPrivate}))(t)
+		must(e.svc.Invite(ctx, alice, room.ID, bob.Username))(t)
+		must(e.svc.Invite(ctx, alice, room.ID, carol.Username))(t)
+		if err := e.svc.SetRole(ctx, alice, room.ID, bob.Username, store.RoleOwner); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		if i%2 == 0 {
+			go func() { errs <- e.svc.Leave(ctx, alice, room.ID) }()
+			go func() { errs <- e.svc.Leave(ctx, bob, room.ID) }()
+		} else {
+			go func() { errs <- e.svc.SetRole(ctx, alice, room.ID, bob.Username, store.RoleMember) }()
+			go func() { errs <- e.svc.SetRole(ctx, bob, room.ID, alice.Username, store.RoleMember) }()
+		}
+		e1, e2 := <-errs, <-errs
+		owners := 0
+		for _, m := range must(e.st.ListMembers(ctx, room.ID))(t) {
+			if m.Role == store.RoleOwner {
+				owners++
+			}
+		}
+		if owners != 1 {
+			t.Fatalf("round %d: %d owners left (errors %v, %v), want 1", i, owners, e1, e2)
+		}
+	}
+}

@@ -56,6 +56,7 @@ func (s *Service) OpenDirect(ctx context.Context, actor store.User, peer string)
 	s.rememberRoom(r)
 	if created {
 		s.signal(ctx, r.ID, actor.Username, map[string]any{"type": "room_created"})
+		s.notify(ctx, p.Username, actor.Username, map[string]any{"type": "dm_opened", "room": r.ID})
 	}
 	return r, created, nil
 }
@@ -109,33 +110,19 @@ func (s *Service) Join(ctx context.Context, actor store.User, roomID int64) (sto
 }
 
 // Leave removes actor from a room. The last owner cannot leave while others
-// remain (make another member owner first), and nobody leaves a direct
-// conversation.
+// remain (make another member owner first): the store decides that in the
+// same statement as the removal, so two owners leaving at once cannot both
+// succeed. Nobody leaves a direct conversation.
 func (s *Service) Leave(ctx context.Context, actor store.User, roomID int64) error {
-	r, m, err := s.roomAsMember(ctx, actor, roomID)
+	r, _, err := s.roomAsMember(ctx, actor, roomID)
 	if err != nil {
 		return err
 	}
 	if r.Kind == store.RoomDirect {
 		return errDirectRooms
 	}
-	if m.Role == store.RoleOwner {
-		ms, err := s.st.ListMembers(ctx, roomID)
-		if err != nil {
-			return fmt.Errorf("chat: members of room %d: %w", roomID, err)
-		}
-		owners := 0
-		for _, o := range ms {
-			if o.Role == store.RoleOwner {
-				owners++
-			}
-		}
-		if owners == 1 && len(ms) > 1 {
-			return protocol.ErrConflict.WithMessage("you are the last owner: make another member owner first")
-		}
-	}
 	if err := s.st.RemoveMember(ctx, roomID, actor.ID); err != nil {
-		return storeErr(err, errNotMember, "")
+		return storeErr(err, errNotMember, "you are the last owner: make another member owner first")
 	}
 	s.dropSubscriptions(actor.Username, roomID)
 	s.memberRemoved(roomID, actor.Username, RemovedLeft)
@@ -165,6 +152,7 @@ func (s *Service) Invite(ctx context.Context, actor store.User, roomID int64, in
 		return store.Member{}, storeErr(err, errNoUser, "already a member")
 	}
 	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "member_joined", "member": u.Username, "by": actor.Username})
+	s.notify(ctx, u.Username, actor.Username, map[string]any{"type": "invited", "room": roomID, "role": nm.Role})
 	return nm, nil
 }
 
@@ -207,6 +195,7 @@ func (s *Service) Kick(ctx context.Context, actor store.User, roomID int64, name
 	s.dropSubscriptions(u.Username, roomID)
 	s.memberRemoved(roomID, u.Username, RemovedKicked)
 	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "member_kicked", "member": u.Username, "by": actor.Username})
+	s.notify(ctx, u.Username, actor.Username, map[string]any{"type": "kicked", "room": roomID})
 	return nil
 }
 
@@ -234,9 +223,10 @@ func (s *Service) SetRole(ctx context.Context, actor store.User, roomID int64, n
 		return protocol.ErrConflict.WithMessage("make another member owner, and let them change your role")
 	}
 	if err := s.st.SetRole(ctx, roomID, u.ID, role); err != nil {
-		return storeErr(err, errNotMember, "")
+		return storeErr(err, errNotMember, "the room would have no owner left: make another member owner first")
 	}
 	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "role_changed", "member": u.Username, "role": role, "by": actor.Username})
+	s.notify(ctx, u.Username, actor.Username, map[string]any{"type": "role_changed", "room": roomID, "role": role})
 	return nil
 }
 

@@ -294,6 +294,29 @@ func (s *Service) signal(ctx context.Context, roomID int64, user string, data an
 	}
 }
 
+// PersonalChannel returns the channel of a user's personal events (see
+// docs/api.md, "Personal events"): the "user" namespace, which only that
+// user may subscribe to and only the server publishes on.
+func PersonalChannel(username string) string { return "user:" + username }
+
+// notify publishes a personal event for the user named username, after the
+// change it reports was committed. Failures are logged, not returned: the
+// change stands, and the user's next room list shows it. A hub without the
+// "user" namespace makes this a no-op that logs at debug level.
+func (s *Service) notify(ctx context.Context, username, by string, data map[string]any) {
+	if username == by {
+		return // nothing for what users did themselves
+	}
+	data["by"] = by
+	b, err := jsonMarshal(data)
+	if err == nil {
+		_, err = s.hub.Publish(ctx, PersonalChannel(username), b, "")
+	}
+	if err != nil {
+		s.log.Debug("chat personal event not published", "user", username, "type", data["type"], "err", err)
+	}
+}
+
 // dropSubscriptions ends a removed member's live subscriptions to a room.
 func (s *Service) dropSubscriptions(user string, roomID int64) {
 	if s.cfg.Unsubscriber == nil {
