@@ -40,6 +40,11 @@ type Config struct {
 	LoginBurst int
 	Now        func() time.Time // nil = time.Now
 	Log        *slog.Logger     // nil = discard
+	// OnRevoke runs after a user's credentials were revoked through this
+	// Service (password change, reset, "log out everywhere"), with the
+	// updated user: the server closes the user's open connections there.
+	// It must not block. nil = nothing.
+	OnRevoke func(store.User)
 }
 
 // Default password attempt limits (see Config.LoginRate).
@@ -104,6 +109,10 @@ var (
 	ErrNotLoggedIn    = protocol.ErrPermissionDenied.WithMessage("log in first")
 	ErrCSRF           = protocol.ErrPermissionDenied.WithMessage("missing or wrong X-CSRF-Token header")
 	ErrTooManyTokens  = protocol.ErrConflict.WithMessage("a user may hold at most " + strconv.Itoa(MaxAPITokens) + " API tokens: revoke one first")
+	// ErrNeedsLogin refuses a credential change to a request that proved
+	// itself with a connection token: a token that travels in WebSocket
+	// frames and lives an hour must not be able to outlive itself.
+	ErrNeedsLogin = protocol.ErrPermissionDenied.WithMessage("a connection token cannot mint or change credentials: use a login session or an API token")
 )
 
 // CreateUser validates name and password and creates the user; the CLI's
@@ -171,8 +180,9 @@ func (s *Service) Login(ctx context.Context, name, password string) (store.User,
 	return u, nil
 }
 
-// SetPassword replaces a user's password and ends all of the user's sessions
-// and API tokens (a reset must lock out whoever knew the old one).
+// SetPassword replaces a user's password and revokes every credential the
+// user holds (a reset must lock out whoever knew the old one): sessions, API
+// tokens and, through the credentials generation, connection tokens.
 func (s *Service) SetPassword(ctx context.Context, userID int64, password string) error {
 	if perr := ValidatePassword(password); perr != nil {
 		return perr
@@ -181,11 +191,64 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, password string
 	if err != nil {
 		return err
 	}
-	if err := s.st.SetPasswordHash(ctx, userID, hash); err != nil {
-		return fmt.Errorf("accounts: set password: %w", err)
+	return s.revoke(ctx, userID, hash)
+}
+
+// LogOutEverywhere revokes every credential of the user, as SetPassword
+// does, without changing the password.
+func (s *Service) LogOutEverywhere(ctx context.Context, userID int64) error {
+	return s.revoke(ctx, userID, "")
+}
+
+func (s *Service) revoke(ctx context.Context, userID int64, hash string) error {
+	u, err := s.st.RevokeCredentials(ctx, userID, hash)
+	if err != nil {
+		return fmt.Errorf("accounts: revoke credentials: %w", err)
 	}
-	if err := s.st.DeleteUserSessions(ctx, userID); err != nil {
-		return fmt.Errorf("accounts: end sessions after password change: %w", err)
+	if s.cfg.OnRevoke != nil {
+		s.cfg.OnRevoke(u)
+	}
+	return nil
+}
+
+// CheckToken is the auth.Check the server installs on its Verifier: it
+// refuses a connection token issued to a user before their last credential
+// revocation. A token the server minted for a logged-in user carries the
+// generation it was minted under, which must still be current; any other
+// token (minted with `sori token`, POST /api/token or by the application)
+// must have been issued ("iat") in a later second than the revocation, and
+// one without "iat" is refused once the user has had one. A subject without
+// an account has nothing to revoke. It reads the store each time, so a
+// revocation made by another process (`sori user reset-password`) counts
+// from the next check; a store failure refuses the token (fail closed).
+func (s *Service) CheckToken(c *auth.Claims) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := s.st.GetUserByName(ctx, c.User())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("accounts: check token of %s: %w", c.User(), err)
+	}
+	return TokenStands(u, c)
+}
+
+// TokenStands reports (as nil) whether claims issued to u still stand after
+// u's credential revocations; see CheckToken.
+func TokenStands(u store.User, c *auth.Claims) error {
+	if c.Gen != nil {
+		if *c.Gen != u.CredentialsGen {
+			return errors.New("credentials changed since the token was minted")
+		}
+		return nil
+	}
+	if u.CredentialsChangedAt.IsZero() {
+		return nil
+	}
+	// iat has whole seconds: only a later second proves "after".
+	if iat := c.Issued(); iat.IsZero() || iat.Before(u.CredentialsChangedAt.Truncate(time.Second).Add(time.Second)) {
+		return errors.New("token issued before the last credentials change")
 	}
 	return nil
 }
@@ -308,13 +371,17 @@ func (s *Service) EndSession(ctx context.Context, id string) error {
 }
 
 // MintConnectionToken returns a connection token (JWT) for u, for the
-// real-time connection: its subject is the username, and it grants no
-// channels, because the chat service authorizes rooms by membership.
+// real-time connection: its subject is the username, it grants no channels
+// (the chat service authorizes rooms by membership), and it carries u's
+// credentials generation, so that it dies with u's next revocation.
 func (s *Service) MintConnectionToken(u store.User) (string, time.Duration, error) {
 	if s.cfg.Verifier == nil {
 		return "", 0, errors.New("accounts: no token verifier configured")
 	}
-	tok, err := s.cfg.Verifier.Mint(auth.NewClaims(u.Username, s.cfg.ConnTokenTTL, s.cfg.Now()))
+	c := auth.NewClaims(u.Username, s.cfg.ConnTokenTTL, s.cfg.Now())
+	gen := u.CredentialsGen
+	c.Gen = &gen
+	tok, err := s.cfg.Verifier.Mint(c)
 	if err != nil {
 		return "", 0, fmt.Errorf("accounts: mint connection token: %w", err)
 	}

@@ -68,6 +68,7 @@ func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.SetCheck(svc.CheckToken) // as the server wires it
 	mux := http.NewServeMux()
 	svc.Routes(mux.Handle)
 	srv := httptest.NewServer(mux)

@@ -128,6 +128,7 @@ func (s *Service) Routes(handle func(pattern string, h http.Handler)) {
 	handle("POST /api/v1/auth/signup", http.HandlerFunc(s.handleSignup))
 	handle("POST /api/v1/auth/login", http.HandlerFunc(s.handleLogin))
 	handle("POST /api/v1/auth/logout", s.Require(s.handleLogout))
+	handle("POST /api/v1/auth/logout-all", s.Require(s.handleLogoutAll))
 	handle("GET /api/v1/me", s.Require(s.handleMe))
 	handle("PUT /api/v1/me/password", s.Require(s.handleChangePassword))
 	handle("POST /api/v1/auth/connect-token", s.Require(s.handleConnectToken))
@@ -305,6 +306,34 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request, id Identi
 	httpx.WriteJSON(w, http.StatusOK, struct{}{})
 }
 
+// primary answers 403 (ErrNeedsLogin) and returns false unless id proved
+// itself with a primary credential (a login session or an API token): a
+// connection token never mints or changes credentials, so that a leaked one
+// dies when it expires or when the user's credentials are revoked.
+func primary(w http.ResponseWriter, id Identity) bool {
+	if id.Method == MethodJWT {
+		httpx.WriteError(w, ErrNeedsLogin)
+		return false
+	}
+	return true
+}
+
+// handleLogoutAll revokes every credential of the user: sessions (this one
+// too), API tokens, connection tokens; open connections close with 4501.
+func (s *Service) handleLogoutAll(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !primary(w, id) {
+		return
+	}
+	if err := s.LogOutEverywhere(r.Context(), id.User.ID); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if id.Method == MethodCookie {
+		s.setCookies(w, r, "", "", -1)
+	}
+	httpx.WriteJSON(w, http.StatusOK, struct{}{})
+}
+
 type meResult struct {
 	User      UserJSON `json:"user"`
 	Method    Method   `json:"auth"`
@@ -324,7 +353,7 @@ type passwordChange struct {
 // so that a stolen session cannot take the account over. All sessions end;
 // a cookie caller gets a fresh one.
 func (s *Service) handleChangePassword(w http.ResponseWriter, r *http.Request, id Identity) {
-	if !s.allowClient(w, r) {
+	if !primary(w, id) || !s.allowClient(w, r) {
 		return
 	}
 	var req passwordChange
@@ -365,6 +394,9 @@ type connectTokenResult struct {
 }
 
 func (s *Service) handleConnectToken(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !primary(w, id) {
+		return
+	}
 	tok, ttl, err := s.MintConnectionToken(id.User)
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -411,6 +443,9 @@ type createToken struct {
 }
 
 func (s *Service) handleCreateToken(w http.ResponseWriter, r *http.Request, id Identity) {
+	if !primary(w, id) {
+		return
+	}
 	var req createToken
 	if perr := httpx.DecodeJSON(w, r, &req); perr != nil {
 		httpx.WriteError(w, perr)

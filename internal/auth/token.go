@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -22,6 +23,20 @@ type Claims struct {
 	// Publish lists channels the bearer may publish to even where only the
 	// server may publish.
 	Publish []string `json:"publish,omitempty"`
+	// Gen is the user's credentials generation when the server minted the
+	// token for a logged-in user (POST /api/v1/auth/connect-token): a
+	// password change, reset or "log out everywhere" bumps the generation
+	// and the token stops working. Tokens minted elsewhere carry none and
+	// are judged by their "iat" instead (see Verifier.SetCheck).
+	Gen *int64 `json:"sori_gen,omitempty"`
+}
+
+// Issued returns the token's "iat", or the zero time if it has none.
+func (c *Claims) Issued() time.Time {
+	if c.RegisteredClaims.IssuedAt == nil {
+		return time.Time{}
+	}
+	return c.RegisteredClaims.IssuedAt.Time
 }
 
 // User returns the token's subject: the user id.
@@ -50,11 +65,20 @@ func matchAny(patterns []string, channel string) bool {
 	return false
 }
 
-// Errors a Verifier returns; both wrap the library's reason.
+// Errors a Verifier returns; both wrap the library's reason. ErrTokenRevoked
+// (a check refused a well-signed token) wraps ErrTokenInvalid, so callers
+// that tell only expired from invalid treat it as invalid.
 var (
 	ErrTokenExpired = errors.New("auth: token expired")
 	ErrTokenInvalid = errors.New("auth: token invalid")
+	ErrTokenRevoked = fmt.Errorf("%w: revoked", ErrTokenInvalid)
 )
+
+// Check decides whether a well-signed, unexpired token still stands: the
+// server installs one that refuses tokens issued before the user's last
+// credential revocation. It returns nil to accept; any error refuses the
+// token (as ErrTokenRevoked).
+type Check func(*Claims) error
 
 // Verifier checks connection tokens. It is safe for concurrent use.
 type Verifier struct {
@@ -63,6 +87,19 @@ type Verifier struct {
 	issuer     string
 	audience   string
 	now        func() time.Time
+	check      atomic.Pointer[Check] // nil = accept every well-signed token
+}
+
+// SetCheck installs c, run by every later Verify after the signature and
+// time checks pass; nil removes it. Every user of the Verifier (connect,
+// refresh, REST bearer JWTs, /rtc/config) gets the same answer, which is why
+// the check lives here rather than in each of them.
+func (v *Verifier) SetCheck(c Check) {
+	if c == nil {
+		v.check.Store(nil)
+		return
+	}
+	v.check.Store(&c)
 }
 
 // VerifierConfig configures a Verifier. At least one key must be set.
@@ -132,6 +169,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		if err == nil {
 			if claims.Subject == "" {
 				return nil, fmt.Errorf("%w: no subject", ErrTokenInvalid)
+			}
+			if c := v.check.Load(); c != nil {
+				if err := (*c)(claims); err != nil {
+					return nil, fmt.Errorf("%w: %v", ErrTokenRevoked, err)
+				}
 			}
 			return claims, nil
 		}

@@ -157,3 +157,39 @@ func TestMintCarriesConfiguredIssuerAndAudience(t *testing.T) {
 		t.Fatalf("iss %q aud %v", got.Issuer, got.Audience)
 	}
 }
+
+// TestCheckRefusesRevokedTokens: a check installed on the Verifier refuses
+// well-signed tokens as ErrTokenRevoked (an ErrTokenInvalid), sees the
+// claims including the generation, and can be removed again.
+func TestCheckRefusesRevokedTokens(t *testing.T) {
+	v, err := NewVerifier(VerifierConfig{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := int64(3)
+	c := NewClaims("alice", time.Hour, time.Now())
+	c.Gen = &gen
+	tok, err := v.Mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen *Claims
+	v.SetCheck(func(c *Claims) error {
+		seen = c
+		if c.Gen == nil || *c.Gen != 4 {
+			return errors.New("generation is not 4")
+		}
+		return nil
+	})
+	_, err = v.Verify(tok)
+	if !errors.Is(err, ErrTokenRevoked) || !errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("Verify with a refusing check: %v, want ErrTokenRevoked", err)
+	}
+	if seen == nil || seen.User() != "alice" || seen.Gen == nil || *seen.Gen != 3 || seen.Issued().IsZero() {
+		t.Fatalf("check saw %+v", seen)
+	}
+	v.SetCheck(nil)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("Verify without a check: %v", err)
+	}
+}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/chat/rest"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/store"
 )
 
 // mountChat wires the chat: the SQLite store in the data dir, accounts, the
@@ -28,17 +32,24 @@ func (s *Server) mountChat() error {
 		_ = st.Close()
 		return err
 	}
+	revoked := credentialRevocations{node: s.node, log: s.log}
 	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier,
-		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log})
+		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log, OnRevoke: revoked.closeStale})
 	if err != nil {
 		_ = st.Close()
 		return err
 	}
+	// Every verification of a connection token (connect, refresh, REST
+	// bearer JWTs, /rtc/config) asks the store whether the user's
+	// credentials were revoked since the token was issued.
+	s.verifier.SetCheck(acc.CheckToken)
+	stopPoll := revoked.poll(st, credentialPollInterval)
 	svc, err := chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node},
 		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg), Blobs: blobsOf(st),
 	})
 	if err != nil {
+		stopPoll()
 		_ = st.Close()
 		return err
 	}
@@ -85,8 +96,80 @@ func (s *Server) mountChat() error {
 
 	acc.Routes(s.Handle)
 	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log}).Routes(s.Handle)
-	s.OnShutdown(func(context.Context) error { return st.Close() })
+	s.OnShutdown(func(context.Context) error { stopPoll(); return st.Close() })
 	return nil
+}
+
+// credentialPollInterval is how often the server looks in the store for
+// credential revocations made by another process (`sori user
+// reset-password` on the same data dir): the longest an open connection of a
+// reset user stays open (docs/api.md, "Credentials").
+const credentialPollInterval = 2 * time.Second
+
+// credentialRevocations closes the connections whose token a revocation
+// made stale, with 4501: at once for a revocation made through this
+// server's accounts service, within credentialPollInterval for one made by
+// another process. Connections whose token still stands (made after the
+// change with a fresh token) stay open.
+type credentialRevocations struct {
+	node *session.Node
+	log  *slog.Logger
+}
+
+// closeStale closes u's connections whose token no longer stands.
+func (c credentialRevocations) closeStale(u store.User) {
+	seen := map[*session.Session]bool{}
+	closed := 0
+	// Sessions are indexed by the token's subject; accounts match names
+	// ignoring case, so look under both spellings.
+	for _, name := range []string{u.Username, store.FoldName(u.Username)} {
+		for _, sess := range c.node.UserSessions(name) {
+			if seen[sess] {
+				continue
+			}
+			seen[sess] = true
+			if cl := sess.Claims(); cl != nil && accounts.TokenStands(u, cl) != nil {
+				sess.Disconnect(protocol.DisconnectUnauthorized)
+				closed++
+			}
+		}
+	}
+	if closed > 0 {
+		c.log.Info("connections closed after credential revocation", "user", u.Username, "closed", closed)
+	}
+}
+
+// poll starts looking for revocations in st every interval and returns the
+// function that stops it (and waits for it). Changes before the start are
+// ignored: tokens minted before them are refused at connect anyway.
+func (c credentialRevocations) poll(st store.Store, interval time.Duration) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		since := time.Now()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			users, err := st.CredentialsChangedSince(ctx, since)
+			cancel()
+			if err != nil {
+				c.log.Warn("credential revocation poll failed", "err", err)
+				continue
+			}
+			for _, u := range users {
+				c.closeStale(u)
+				since = u.CredentialsChangedAt
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-exited }) }
 }
 
 // nodeUnsubscriber ends a user's subscriptions on every connection of this

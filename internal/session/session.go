@@ -82,6 +82,15 @@ func (s *Session) User() string {
 	return s.user
 }
 
+// Claims returns the claims of the connection's current token (nil before
+// connect or when anonymous); refresh replaces them. Callers must not
+// modify them.
+func (s *Session) Claims() *auth.Claims {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claims
+}
+
 // Info implements hub.Subscriber.
 func (s *Session) Info() protocol.ClientInfo {
 	s.mu.Lock()

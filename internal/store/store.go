@@ -21,8 +21,18 @@ type Store interface {
 	GetUserByName(ctx context.Context, name string) (User, error)
 	// ListUsers returns every user in id order.
 	ListUsers(ctx context.Context) ([]User, error)
-	// SetPasswordHash replaces a user's password hash.
+	// SetPasswordHash replaces a user's password hash (a rehash at login;
+	// a password change is RevokeCredentials).
 	SetPasswordHash(ctx context.Context, userID int64, hash string) error
+	// RevokeCredentials ends every credential userID holds, in one
+	// transaction: it increments CredentialsGen, sets CredentialsChangedAt to
+	// now, deletes all the user's sessions and API tokens and, when hash is
+	// not empty, replaces the password hash. It returns the updated user.
+	RevokeCredentials(ctx context.Context, userID int64, hash string) (User, error)
+	// CredentialsChangedSince returns the users whose CredentialsChangedAt
+	// is after since, oldest change first: how a running server learns of a
+	// revocation made by another process.
+	CredentialsChangedSince(ctx context.Context, since time.Time) ([]User, error)
 
 	// CreateSession stores a session or API token under TokenID(token) and
 	// returns it with ID (and CreatedAt, when zero) set; ErrNotFound if the
@@ -67,13 +77,17 @@ type Store interface {
 	// AddMember adds userID to a room with role; ErrConflict if already a
 	// member, ErrNotFound if the room or user does not exist.
 	AddMember(ctx context.Context, roomID, userID int64, role Role) (Member, error)
-	// RemoveMember removes userID from a room.
+	// RemoveMember removes userID from a room; ErrConflict if userID is the
+	// room's only owner and others remain (a room with members always has
+	// an owner, even when two owners leave at once).
 	RemoveMember(ctx context.Context, roomID, userID int64) error
 	// GetMember returns userID's membership of a room.
 	GetMember(ctx context.Context, roomID, userID int64) (Member, error)
 	// ListMembers returns a room's members in join order.
 	ListMembers(ctx context.Context, roomID int64) ([]Member, error)
-	// SetRole changes a member's role.
+	// SetRole changes a member's role; ErrConflict if it would demote the
+	// room's only owner (so two owners demoting each other at once leave
+	// one).
 	SetRole(ctx context.Context, roomID, userID int64, role Role) error
 	// SetLastRead moves a member's read receipt forward to seq (never back,
 	// never past the room's last seq) and returns the resulting value.
@@ -114,6 +128,9 @@ type Store interface {
 	CreateFile(ctx context.Context, f File) (File, error)
 	// GetFile returns the file with id.
 	GetFile(ctx context.Context, id string) (File, error)
+	// UserFileBytes returns the total size of the files userID uploaded:
+	// what counts against the user's storage quota.
+	UserFileBytes(ctx context.Context, userID int64) (int64, error)
 	// ListFiles returns up to limit of a room's files, newest first. When
 	// before is not empty it is the id of one of the room's files (else
 	// ErrNotFound), and the page starts after it in that order.

@@ -18,6 +18,12 @@ type User struct {
 	PasswordHash string
 	IsAdmin      bool
 	CreatedAt    time.Time
+	// CredentialsGen counts the user's credential revocations (password
+	// change, reset, "log out everywhere"); CredentialsChangedAt is when the
+	// last one happened (zero = never). Connection tokens carry the
+	// generation they were minted under, or are judged by their issue time.
+	CredentialsGen       int64
+	CredentialsChangedAt time.Time
 }
 
 // SessionKind tells a browser session from an API bearer token.

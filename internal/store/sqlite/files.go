@@ -72,3 +72,12 @@ func (s *Store) ListFiles(ctx context.Context, roomID int64, before string, limi
 	}
 	return out, nil
 }
+
+// UserFileBytes implements store.Store, on the files_uploader index.
+func (s *Store) UserFileBytes(ctx context.Context, userID int64) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0) FROM files WHERE uploader_id = ?`, userID).Scan(&n); err != nil {
+		return 0, wrap(err, "file bytes of user %d", userID)
+	}
+	return n, nil
+}

@@ -208,10 +208,31 @@ func (s *Store) AddMember(ctx context.Context, roomID, userID int64, role store.
 	return m, nil
 }
 
+// lastOwnerGuard is true for the row of a room's only owner while others
+// remain: removing or demoting that row would leave members without an
+// owner. It is part of the same statement as the change, so two owners
+// leaving or demoting each other at once cannot both pass it (the writer is
+// one connection: statements are serialized).
+const lastOwnerGuard = `(role = 'owner'
+	AND (SELECT count(*) FROM members o WHERE o.room_id = members.room_id AND o.role = 'owner') = 1
+	AND (SELECT count(*) FROM members a WHERE a.room_id = members.room_id) > 1)`
+
+// guarded turns "no row changed" of a guarded statement into ErrNotFound
+// (not a member) or ErrConflict (the last owner).
+func (s *Store) guarded(ctx context.Context, res sql.Result, err error, roomID, userID int64) error {
+	if err = mustAffect(res, err); !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if _, gerr := s.GetMember(ctx, roomID, userID); gerr != nil {
+		return sql.ErrNoRows
+	}
+	return fmt.Errorf("the room's last owner: %w", store.ErrConflict)
+}
+
 // RemoveMember implements store.Store.
 func (s *Store) RemoveMember(ctx context.Context, roomID, userID int64) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM members WHERE room_id = ? AND user_id = ?`, roomID, userID)
-	if err = mustAffect(res, err); err != nil {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM members WHERE room_id = ? AND user_id = ? AND NOT `+lastOwnerGuard, roomID, userID)
+	if err = s.guarded(ctx, res, err, roomID, userID); err != nil {
 		return wrap(err, "remove user %d from room %d", userID, roomID)
 	}
 	return nil
@@ -244,8 +265,9 @@ func (s *Store) SetRole(ctx context.Context, roomID, userID int64, role store.Ro
 	if !role.Valid() {
 		return fmt.Errorf("store: set role of user %d in room %d: role %q: %w", userID, roomID, role, store.ErrInvalid)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?`, string(role), roomID, userID)
-	if err = mustAffect(res, err); err != nil {
+	res, err := s.w.ExecContext(ctx, `UPDATE members SET role = ?1 WHERE room_id = ?2 AND user_id = ?3
+		AND NOT (?1 != 'owner' AND `+lastOwnerGuard+`)`, string(role), roomID, userID)
+	if err = s.guarded(ctx, res, err, roomID, userID); err != nil {
 		return wrap(err, "set role of user %d in room %d", userID, roomID)
 	}
 	return nil

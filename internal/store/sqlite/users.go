@@ -3,17 +3,19 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/sori-dev/sori/internal/store"
 )
 
-const userCols = `id, username, password_hash, is_admin, created_at`
+const userCols = `id, username, password_hash, is_admin, created_at, credentials_gen, credentials_changed_at`
 
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
-	var created int64
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created)
+	var created, changed int64
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created, &u.CredentialsGen, &changed)
 	u.CreatedAt = fromMicros(created)
+	u.CredentialsChangedAt = fromMicros(changed)
 	return u, err
 }
 
@@ -67,6 +69,41 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID int64, hash string) 
 		return wrap(err, "set password of user %d", userID)
 	}
 	return nil
+}
+
+// RevokeCredentials implements store.Store.
+func (s *Store) RevokeCredentials(ctx context.Context, userID int64, hash string) (store.User, error) {
+	var u store.User
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET credentials_gen = credentials_gen + 1,
+			credentials_changed_at = max(?, credentials_changed_at + 1),
+			password_hash = CASE WHEN ? = '' THEN password_hash ELSE ? END
+			WHERE id = ? RETURNING `+userCols, toMicros(now()), hash, hash, userID))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+		return err
+	})
+	if err != nil {
+		return store.User{}, wrap(err, "revoke credentials of user %d", userID)
+	}
+	return u, nil
+}
+
+// CredentialsChangedSince implements store.Store.
+func (s *Store) CredentialsChangedSince(ctx context.Context, since time.Time) ([]store.User, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+userCols+` FROM users
+		WHERE credentials_changed_at > ? ORDER BY credentials_changed_at, id`, max(0, toMicros(since)))
+	if err != nil {
+		return nil, wrap(err, "credential changes")
+	}
+	users, err := collect(rows, scanUser)
+	if err != nil {
+		return nil, wrap(err, "credential changes")
+	}
+	return users, nil
 }
 
 // collect scans every row with scan and closes rows.

@@ -23,6 +23,12 @@ func testFiles(t *testing.T, h Harness) {
 	f2 := ok(s.CreateFile(ctx, store.File{RoomID: room.ID, UploaderID: alice.ID, Name: "notes.txt", ContentType: "text/plain",
 		Size: 5, SHA256: "cd34", Path: "files/cd/cd34", CreatedAt: base.Add(time.Second)})).must(t)
 	ok(s.CreateFile(ctx, store.File{RoomID: other.ID, UploaderID: alice.ID, Name: "x", ContentType: "text/plain", Path: "x"})).must(t)
+	if n := ok(s.UserFileBytes(ctx, alice.ID)).must(t); n != 1234+5 {
+		t.Fatalf("UserFileBytes = %d, want %d", n, 1234+5)
+	}
+	if n := ok(s.UserFileBytes(ctx, 999999)).must(t); n != 0 {
+		t.Fatalf("UserFileBytes(nobody) = %d, want 0", n)
+	}
 	if f1.ID == f2.ID {
 		t.Fatal("two files share an id")
 	}

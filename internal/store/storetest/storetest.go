@@ -38,6 +38,8 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"Users", testUsers},
 		{"Sessions", testSessions},
+		{"RevokeCredentials", testRevokeCredentials},
+		{"LastOwner", testLastOwner},
 		{"Rooms", testRooms},
 		{"DirectRooms", testDirectRooms},
 		{"Members", testMembers},
