@@ -92,3 +92,12 @@ func (s *Store) DeleteBlob(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// UserFileBytes implements store.Store, on the files_uploader index.
+func (s *Store) UserFileBytes(ctx context.Context, userID int64) (int64, error) {
+	var n int64
+	if err := s.queryRow(ctx, `SELECT coalesce(sum(size), 0)::bigint FROM files WHERE uploader_id = $1`, userID).Scan(&n); err != nil {
+		return 0, s.wrap(err, "file bytes of user %d", userID)
+	}
+	return n, nil
+}

@@ -178,9 +178,41 @@ func (s *Store) AddMember(ctx context.Context, roomID, userID int64, role store.
 	return m, nil
 }
 
+// lastOwnerGuard is true for the row of a room's only owner while others
+// remain: removing or demoting it would leave members without an owner.
+// Under read committed two transactions would each see the other owner, so
+// guardedMemberChange locks the room's row first: the guard then sees every
+// committed change of that room.
+const lastOwnerGuard = `(role = 'owner'
+	AND (SELECT count(*) FROM members o WHERE o.room_id = members.room_id AND o.role = 'owner') = 1
+	AND (SELECT count(*) FROM members a WHERE a.room_id = members.room_id) > 1)`
+
+// guardedMemberChange runs a guarded statement on one member's row with
+// the room locked; no row changed is ErrNotFound (not a member) or
+// ErrConflict (the last owner).
+func (s *Store) guardedMemberChange(ctx context.Context, roomID, userID int64, sql string, args ...any) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM rooms WHERE id = $1 FOR UPDATE`, roomID).Scan(&id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, sql, args...)
+		if err != nil || tag.RowsAffected() > 0 {
+			return err
+		}
+		var role string
+		if err := tx.QueryRow(ctx, `SELECT role FROM members WHERE room_id = $1 AND user_id = $2`, roomID, userID).Scan(&role); err != nil {
+			return err
+		}
+		return fmt.Errorf("the room's last owner: %w", store.ErrConflict)
+	})
+}
+
 // RemoveMember implements store.Store.
 func (s *Store) RemoveMember(ctx context.Context, roomID, userID int64) error {
-	if err := s.execOne(ctx, `DELETE FROM members WHERE room_id = $1 AND user_id = $2`, roomID, userID); err != nil {
+	err := s.guardedMemberChange(ctx, roomID, userID,
+		`DELETE FROM members WHERE room_id = $1 AND user_id = $2 AND NOT `+lastOwnerGuard, roomID, userID)
+	if err != nil {
 		return s.wrap(err, "remove user %d from room %d", userID, roomID)
 	}
 	return nil
@@ -209,7 +241,9 @@ func (s *Store) SetRole(ctx context.Context, roomID, userID int64, role store.Ro
 	if !role.Valid() {
 		return fmt.Errorf("store: set role of user %d in room %d: role %q: %w", userID, roomID, role, store.ErrInvalid)
 	}
-	if err := s.execOne(ctx, `UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3`, string(role), roomID, userID); err != nil {
+	err := s.guardedMemberChange(ctx, roomID, userID, `UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3
+		AND NOT ($1 <> 'owner' AND `+lastOwnerGuard+`)`, string(role), roomID, userID)
+	if err != nil {
 		return s.wrap(err, "set role of user %d in room %d", userID, roomID)
 	}
 	return nil

@@ -2,18 +2,23 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sori-dev/sori/internal/store"
 )
 
-const userCols = `id, username, password_hash, is_admin, created_at`
+const userCols = `id, username, password_hash, is_admin, created_at, credentials_gen, credentials_changed_at`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &u.CreatedAt)
+	var changed *time.Time
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &u.CreatedAt, &u.CredentialsGen, &changed)
 	u.CreatedAt = u.CreatedAt.UTC()
+	if changed != nil {
+		u.CredentialsChangedAt = changed.UTC()
+	}
 	return u, err
 }
 
@@ -62,4 +67,37 @@ func (s *Store) SetPasswordHash(ctx context.Context, userID int64, hash string) 
 		return s.wrap(err, "set password of user %d", userID)
 	}
 	return nil
+}
+
+// RevokeCredentials implements store.Store. The stamp is strictly later
+// than the previous one, so that CredentialsChangedSince cursors never skip
+// a revocation made in the same microsecond.
+func (s *Store) RevokeCredentials(ctx context.Context, userID int64, hash string) (store.User, error) {
+	var u store.User
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET credentials_gen = credentials_gen + 1,
+			credentials_changed_at = greatest($1::timestamptz, credentials_changed_at + interval '1 microsecond'),
+			password_hash = CASE WHEN $2 = '' THEN password_hash ELSE $2 END
+			WHERE id = $3 RETURNING `+userCols, now(), hash, userID))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID)
+		return err
+	})
+	if err != nil {
+		return store.User{}, s.wrap(err, "revoke credentials of user %d", userID)
+	}
+	return u, nil
+}
+
+// CredentialsChangedSince implements store.Store.
+func (s *Store) CredentialsChangedSince(ctx context.Context, since time.Time) ([]store.User, error) {
+	users, err := collect(ctx, s, s.pool, scanUser, `SELECT `+userCols+` FROM users
+		WHERE credentials_changed_at > $1 ORDER BY credentials_changed_at, id`, since)
+	if err != nil {
+		return nil, s.wrap(err, "credential changes")
+	}
+	return users, nil
 }
