@@ -51,16 +51,35 @@ func jsonMarshal(v any) ([]byte, error) {
 type Backend struct {
 	s *Service
 
-	liveEpoch string
 	mu        sync.Mutex
-	live      map[string]uint64 // live channel -> last offset
+	liveEpoch string
+	live      map[string]uint64 // live channel -> last offset; at most maxLive entries
+	maxLive   int
 }
 
+// defaultMaxLive bounds the live channels whose offsets the Backend counts
+// (about 100 bytes each). Past it the counters start again under a new
+// epoch, which tells subscribers that the offsets restarted: live channels
+// keep no history, so there is nothing to recover either way.
+const defaultMaxLive = 1 << 16
+
 func newBackend(s *Service) *Backend {
+	return &Backend{s: s, liveEpoch: newLiveEpoch(), live: map[string]uint64{}, maxLive: defaultMaxLive}
+}
+
+func newLiveEpoch() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &Backend{s: s, liveEpoch: base64.RawURLEncoding.EncodeToString(b[:]), live: map[string]uint64{}}
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// serverSignal marks the context of a publication the chat service itself
+// makes on a live channel (see Service.signal): Append refuses every other,
+// whatever publish grant the publisher's token carries, so that nobody can
+// forge a member_kicked or typing notice.
+type serverSignal struct{}
+
+var errLiveServerOnly = protocol.ErrPermissionDenied.WithMessage(`live signals are sent by the server; use rpc "chat.typing"`)
 
 var _ hub.Backend = (*Backend)(nil)
 
@@ -79,10 +98,17 @@ func (b *Backend) Append(ctx context.Context, channel string, pub protocol.Publi
 		return pub, "", errBadChannel
 	}
 	if live {
+		if ctx.Value(serverSignal{}) == nil {
+			return pub, "", errLiveServerOnly
+		}
 		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.live[channel]; !ok && len(b.live) >= b.maxLive {
+			clear(b.live)
+			b.liveEpoch = newLiveEpoch()
+		}
 		b.live[channel]++
 		pub.Offset = b.live[channel]
-		b.mu.Unlock()
 		return pub, b.liveEpoch, nil
 	}
 	actor, err := b.s.resolve(ctx, pub.User)
@@ -101,12 +127,14 @@ func (b *Backend) Append(ctx context.Context, channel string, pub protocol.Publi
 	if err != nil {
 		return pub, "", err
 	}
+	// Everything that can fail happens before the commit: once the store
+	// has the event, Append must report success, or the client would retry
+	// a message that is already in the room.
 	stored, err := b.s.st.AppendEvent(ctx, roomID, ev)
 	if err != nil {
 		return pub, "", storeErr(err, errNoMessage, "the message was deleted, or the reaction is already there")
 	}
-	out, err := b.s.publication(ctx, stored)
-	return out, epoch, err
+	return render(stored, actor.Username), epoch, nil
 }
 
 // Since implements hub.Backend.
@@ -182,6 +210,8 @@ func (b *Backend) Last(ctx context.Context, channel string, limit int) ([]protoc
 	return pubs, top, nil
 }
 
+// liveTop returns a live channel's position without counting it: reading
+// creates no entry.
 func (b *Backend) liveTop(channel string) hub.Position {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -194,11 +224,14 @@ func (s *Service) publication(ctx context.Context, ev store.Event) (protocol.Pub
 	if err != nil {
 		return protocol.Publication{}, err
 	}
-	data, err := jsonMarshal(EventData{Type: string(ev.Kind), User: name, Text: ev.Body, ReplyTo: ev.ReplyTo, Target: ev.Target, Emoji: ev.Emoji})
-	if err != nil {
-		return protocol.Publication{}, err
-	}
-	return protocol.Publication{Offset: ev.Seq, Data: data, User: name, Time: ev.CreatedAt.UnixMilli()}, nil
+	return render(ev, name), nil
+}
+
+// render is the publication of ev by the user named name. It cannot fail:
+// EventData holds only strings and numbers, which always encode.
+func render(ev store.Event, name string) protocol.Publication {
+	data, _ := jsonMarshal(EventData{Type: string(ev.Kind), User: name, Text: ev.Body, ReplyTo: ev.ReplyTo, Target: ev.Target, Emoji: ev.Emoji})
+	return protocol.Publication{Offset: ev.Seq, Data: data, User: name, Time: ev.CreatedAt.UnixMilli()}
 }
 
 // checkEvent validates an event a user wants to append and checks that the

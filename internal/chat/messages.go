@@ -65,18 +65,21 @@ func (s *Service) React(ctx context.Context, actor store.User, roomID int64, seq
 	return s.Append(ctx, actor, roomID, EventData{Type: string(kind), Target: seq, Emoji: emoji})
 }
 
-// Page selects messages: before a seq (newest first; 0 = from the newest) or
-// after one (oldest first).
+// Page selects messages: before a seq (newest first; 0 = from the newest) or,
+// when Forward is set, after one (oldest first; After 0 = from the first).
+// A non-zero After implies Forward.
 type Page struct {
-	Before uint64
-	After  uint64
-	Limit  int
+	Before  uint64
+	After   uint64
+	Forward bool
+	Limit   int
 }
 
 // Messages returns a page of a room's messages in their current state
 // (edits applied, deleted ones as tombstones), always oldest first.
 func (s *Service) Messages(ctx context.Context, actor store.User, roomID int64, p Page) ([]store.Message, error) {
-	if p.Before != 0 && p.After != 0 {
+	forward := p.Forward || p.After != 0
+	if p.Before != 0 && forward {
 		return nil, badRequest("give before or after, not both")
 	}
 	if _, err := s.member(ctx, actor, roomID); err != nil {
@@ -87,7 +90,7 @@ func (s *Service) Messages(ctx context.Context, actor store.User, roomID int64, 
 		ms  []store.Message
 		err error
 	)
-	if p.After != 0 {
+	if forward {
 		ms, err = s.st.MessagesAfter(ctx, roomID, p.After, limit)
 	} else {
 		ms, err = s.st.MessagesBefore(ctx, roomID, p.Before, limit)

@@ -72,6 +72,8 @@ type Config struct {
 const (
 	defaultMemberCacheSize = 1 << 16
 	subjectCacheSize       = 1 << 16
+	nameCacheSize          = 1 << 16 // user id -> name; an evicted name is read again
+	epochCacheSize         = 1 << 16 // room id -> epoch; likewise
 )
 
 // Service applies the chat rules. It is safe for concurrent use.
@@ -95,8 +97,8 @@ type Service struct {
 	observers memberObservers // OnMemberRemoved (observe.go)
 
 	mu     sync.RWMutex
-	names  map[int64]string // user id -> username
-	epochs map[int64]string // room id -> epoch
+	names  map[int64]string // user id -> username; at most nameCacheSize
+	epochs map[int64]string // room id -> epoch; at most epochCacheSize
 }
 
 // New returns a Service for cfg.
@@ -176,6 +178,9 @@ func (s *Service) userName(ctx context.Context, id int64) (string, error) {
 
 func (s *Service) rememberUser(u store.User) {
 	s.mu.Lock()
+	if _, ok := s.names[u.ID]; !ok && len(s.names) >= nameCacheSize {
+		evictOne(s.names)
+	}
 	s.names[u.ID] = u.Username
 	s.mu.Unlock()
 }
@@ -219,6 +224,9 @@ func (s *Service) roomEpoch(ctx context.Context, roomID int64) (string, error) {
 
 func (s *Service) rememberRoom(r store.Room) {
 	s.mu.Lock()
+	if _, ok := s.epochs[r.ID]; !ok && len(s.epochs) >= epochCacheSize {
+		evictOne(s.epochs)
+	}
 	s.epochs[r.ID] = r.Epoch
 	s.mu.Unlock()
 }
@@ -287,7 +295,7 @@ func rank(r store.Role) int {
 func (s *Service) signal(ctx context.Context, roomID int64, user string, data any) {
 	b, err := jsonMarshal(data)
 	if err == nil {
-		_, err = s.hub.Publish(ctx, LiveChannel(roomID), b, user)
+		_, err = s.hub.Publish(context.WithValue(ctx, serverSignal{}, true), LiveChannel(roomID), b, user)
 	}
 	if err != nil {
 		s.log.Warn("chat signal failed", "channel", LiveChannel(roomID), "err", err)

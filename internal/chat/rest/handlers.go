@@ -183,6 +183,9 @@ func (a *API) messages(r *http.Request, id accounts.Identity, rid int64) (any, i
 	if p.After, err = queryUint(r, "after"); err != nil {
 		return nil, 0, err
 	}
+	// after=0 asks for the first messages, oldest first (issue 9.9: it
+	// used to mean "no after" and returned the newest).
+	p.Forward = r.URL.Query().Has("after")
 	if p.Limit, err = queryLimit(r); err != nil {
 		return nil, 0, err
 	}
