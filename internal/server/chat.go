@@ -57,42 +57,11 @@ func (s *Server) mountChat() error {
 	s.hub.SetBackend(chat.Namespace, svc.Backend())
 	s.node.SetAuthorizer(chat.Namespace, svc.Authorizer())
 
-	// rpc "chat.typing" {"room":N} and "chat.read" {"room":N,"seq":S}: the
-	// ephemeral actions a client sends over its connection.
-	type roomArgs struct {
-		Room int64  `json:"room"`
-		Seq  uint64 `json:"seq"`
+	for name, m := range svc.Methods() {
+		s.node.HandleRPC(name, func(ctx context.Context, sess *session.Session, data json.RawMessage) (any, error) {
+			return m(ctx, sess.User(), data)
+		})
 	}
-	args := func(data json.RawMessage) (roomArgs, error) {
-		var a roomArgs
-		if err := json.Unmarshal(data, &a); err != nil || a.Room <= 0 {
-			return a, protocol.ErrBadRequest.WithMessage(`data must be {"room":<room id>}`)
-		}
-		return a, nil
-	}
-	s.node.HandleRPC("chat.typing", func(ctx context.Context, sess *session.Session, data json.RawMessage) (any, error) {
-		a, err := args(data)
-		if err != nil {
-			return nil, err
-		}
-		u, err := acc.UserForSubject(ctx, sess.User())
-		if err != nil {
-			return nil, err
-		}
-		return struct{}{}, svc.Typing(ctx, u, a.Room)
-	})
-	s.node.HandleRPC("chat.read", func(ctx context.Context, sess *session.Session, data json.RawMessage) (any, error) {
-		a, err := args(data)
-		if err != nil {
-			return nil, err
-		}
-		u, err := acc.UserForSubject(ctx, sess.User())
-		if err != nil {
-			return nil, err
-		}
-		seq, err := svc.MarkRead(ctx, u, a.Room, a.Seq)
-		return map[string]uint64{"last_read_seq": seq}, err
-	})
 
 	acc.Routes(s.Handle)
 	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log}).Routes(s.Handle)
