@@ -29,6 +29,7 @@ func (s *Server) startSFU() signal.Media {
 	}
 	s.log.Info("SFU listening", "udp", m.Addr().String())
 	s.OnShutdown(func(context.Context) error { return m.Close() })
+	s.mountWHIP(m)
 	return sfuMedia{m}
 }
 

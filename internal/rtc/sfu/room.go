@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,6 +109,8 @@ type Peer struct {
 	remb       uint64
 	rembAt     time.Time
 	feedback   bool // REMB or TWCC feedback came in: the estimate is not a guess
+	oneShot    bool // negotiated once over HTTP (WHIP/WHEP): never offered to
+	done       chan struct{}
 	closed     bool
 }
 
@@ -118,6 +121,81 @@ func (p *Peer) ID() string { return p.id }
 // candidates for the client; it must not block or call into the Room.
 // The client then sends its offer (with its tracks) through Peer.Signal.
 func (r *Room) Join(id string, send func(Signal)) (*Peer, error) {
+	p, err := r.newPeer(id, send)
+	if err != nil {
+		return nil, err
+	}
+	tracks, err := r.register(p)
+	if err != nil {
+		return nil, err
+	}
+	added := false
+	for _, u := range tracks {
+		if r.subscribe(p, u) {
+			added = true
+		}
+	}
+	if added {
+		p.negotiate()
+	}
+	return p, nil
+}
+
+// JoinOneShot adds a participant that negotiates once, with offer, as WHIP
+// publishers and WHEP viewers do (RFC 9725): it returns the complete answer,
+// ICE candidates included. A viewer receives the tracks published when it
+// joins, on the transceivers its offer brought; tracks published later are
+// not offered to it (there is no channel to offer them on).
+func (r *Room) JoinOneShot(ctx context.Context, id string, offer webrtc.SessionDescription) (*Peer, *webrtc.SessionDescription, error) {
+	p, err := r.newPeer(id, func(Signal) {})
+	if err != nil {
+		return nil, nil, err
+	}
+	p.oneShot = true
+	fail := func(err error) (*Peer, *webrtc.SessionDescription, error) {
+		r.Leave(id)
+		_ = p.pc.Close()
+		return nil, nil, err
+	}
+	if err := p.pc.SetRemoteDescription(offer); err != nil {
+		_ = p.pc.Close()
+		return nil, nil, fmt.Errorf("sfu: offer from %s: %w", id, err)
+	}
+	tracks, err := r.register(p)
+	if err != nil {
+		_ = p.pc.Close()
+		return nil, nil, err
+	}
+	for _, u := range tracks {
+		r.subscribe(p, u) // AddTrack takes the offer's unused receive-only transceivers
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(fmt.Errorf("sfu: answer %s: %w", id, err))
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		return fail(fmt.Errorf("sfu: answer %s: %w", id, err))
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return fail(fmt.Errorf("sfu: gathering candidates for %s: %w", id, ctx.Err()))
+	}
+	return p, p.pc.LocalDescription(), nil
+}
+
+// Done is closed when the participant's peer connection has failed or
+// closed.
+func (p *Peer) Done() <-chan struct{} { return p.done }
+
+// AddCandidate adds a remote ICE candidate (WHIP/WHEP PATCH trickle).
+func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
+	return p.pc.AddICECandidate(c)
+}
+
+// newPeer makes a participant's peer connection; register adds it.
+func (r *Room) newPeer(id string, send func(Signal)) (*Peer, error) {
 	p := &Peer{id: id, room: r, send: send, downs: map[*upTrack]*DownTrack{}}
 	api, err := r.sfu.newAPI(func(e cc.BandwidthEstimator) {
 		p.mu.Lock()
@@ -144,36 +222,47 @@ func (r *Room) Join(id string, send func(Signal)) (*Peer, error) {
 		}
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.addTrack(p, t, recv) })
+	p.done = make(chan struct{})
+	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
 			r.log.Info("sfu: peer connection failed", "participant", id)
 		}
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			once.Do(func() { close(p.done) })
+		}
 	})
+	return p, nil
+}
 
+// register adds p to the room and returns the tracks published so far.
+func (r *Room) register(p *Peer) ([]*upTrack, error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		_ = pc.Close()
+		_ = p.pc.Close()
 		return nil, errors.New("sfu: room closed")
 	}
-	if _, dup := r.peers[id]; dup {
-		r.mu.Unlock()
-		_ = pc.Close()
-		return nil, fmt.Errorf("sfu: participant %s already joined", id)
+	if _, dup := r.peers[p.id]; dup {
+		_ = p.pc.Close()
+		return nil, fmt.Errorf("sfu: participant %s already joined", p.id)
 	}
-	r.peers[id] = p
-	tracks := append([]*upTrack(nil), r.tracks...)
-	r.mu.Unlock()
-	added := false
-	for _, u := range tracks {
-		if r.subscribe(p, u) {
-			added = true
-		}
-	}
-	if added {
-		p.negotiate()
-	}
-	return p, nil
+	r.peers[p.id] = p
+	return append([]*upTrack(nil), r.tracks...), nil
+}
+
+// Tracks is the number of tracks published in the room.
+func (r *Room) Tracks() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tracks)
+}
+
+// Len is the number of participants.
+func (r *Room) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.peers)
 }
 
 // Peer returns a participant, or nil.
@@ -276,7 +365,7 @@ func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 	var subs []*Peer
 	if isNew {
 		for _, o := range r.peers {
-			if o != pub {
+			if o != pub && !o.oneShot {
 				subs = append(subs, o)
 			}
 		}
@@ -391,7 +480,7 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 func (p *Peer) negotiate() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.oneShot {
 		return
 	}
 	if p.pc.SignalingState() != webrtc.SignalingStateStable || p.pc.RemoteDescription() == nil {
