@@ -2,15 +2,10 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -101,15 +96,14 @@ func (s *Server) startTURN() (*turn.Server, error) {
 	}
 	secret := s.cfg.TURNSecret
 	if secret == "" {
-		secret = deriveTURNSecret(s.cfg.TokenSecret)
+		secret = turn.DeriveSecret(s.cfg.TokenSecret)
 	}
-	host, relay := turnHost(s.cfg.Listen)
-	listen, listenTLS := s.cfg.TURNListen, s.cfg.TURNTLSListen
-	if listen == "" {
-		listen = net.JoinHostPort(host, "3478")
+	listen, listenTLS, relay := turn.ListenFor(s.cfg.Listen)
+	if s.cfg.TURNListen != "" {
+		listen = s.cfg.TURNListen
 	}
-	if listenTLS == "" {
-		listenTLS = net.JoinHostPort(host, "5349")
+	if s.cfg.TURNTLSListen != "" {
+		listenTLS = s.cfg.TURNTLSListen
 	}
 	if s.cfg.TURNRelayAddress != "" {
 		relay = s.cfg.TURNRelayAddress
@@ -144,41 +138,6 @@ func (s *Server) startTURN() (*turn.Server, error) {
 	}
 	s.OnShutdown(func(context.Context) error { return ts.Close() })
 	return ts, nil
-}
-
-// turnHost picks the TURN listen host from the HTTP listen address, so that
-// a server listening on loopback only (the default) does not open TURN to
-// the network, and one listening everywhere runs TURN everywhere. relay is
-// the relay bind address that goes with it ("" for all interfaces): a
-// loopback-only server advertises relays on loopback. TURN is IPv4 only.
-func turnHost(httpListen string) (host, relay string) {
-	h, _, err := net.SplitHostPort(httpListen)
-	if err != nil || h == "" {
-		return "", ""
-	}
-	if h == "localhost" {
-		return "127.0.0.1", "127.0.0.1"
-	}
-	ip, err := netip.ParseAddr(h)
-	switch {
-	case err != nil || ip.IsUnspecified():
-		return "", "" // a host name or "0.0.0.0"/"::": every interface
-	case ip.IsLoopback():
-		return "127.0.0.1", "127.0.0.1"
-	case ip.Unmap().Is4():
-		s := ip.Unmap().String()
-		return s, s
-	}
-	return "", "" // a specific IPv6 address: TURN listens on every IPv4 interface
-}
-
-// deriveTURNSecret makes the TURN secret from the token secret, so that
-// every node sharing a token secret also shares the TURN secret, and a
-// secret nobody configured is never stored twice.
-func deriveTURNSecret(tokenSecret string) string {
-	mac := hmac.New(sha256.New, []byte(tokenSecret))
-	mac.Write([]byte("sori turn secret v1"))
-	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // bearerClaims verifies the connection token in the Authorization header.
