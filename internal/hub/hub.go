@@ -86,6 +86,13 @@ type Config struct {
 	// the server's memory by creating channels or filling history rings.
 	MaxOwnerChannels int // channels an owner's subscribes and publishes may create that are still alive; 0 = 1000
 	MaxOwnerBytes    int // bytes of data an owner's publications may hold in memory rings; 0 = 16 MiB
+
+	// Cluster mode (broker.go): Broker carries this node's durable
+	// publications to the others (nil = one node); RepairAfter is how long
+	// a hole in a durable channel waits before it is read from the log
+	// (0 = 100 ms).
+	Broker      Broker
+	RepairAfter time.Duration
 }
 
 // Hub routes publications to subscribers. It is safe for concurrent use.
@@ -93,17 +100,19 @@ type Config struct {
 // Lock order: shard.mu, then channel.mu. Subscriber.Deliver is called with
 // channel.mu held and must not take hub locks.
 type Hub struct {
-	namespaces map[string]*Namespace
-	backends   map[string]Backend
-	backendsMu sync.RWMutex
-	maxRecover int
-	maxHistory int
-	owners     owners
-	metrics    Metrics
-	now        func() time.Time
-	idle       time.Duration
-	seed       maphash.Seed
-	shards     [64]shard
+	namespaces  map[string]*Namespace
+	backends    map[string]Backend
+	backendsMu  sync.RWMutex
+	maxRecover  int
+	maxHistory  int
+	owners      owners
+	metrics     Metrics
+	now         func() time.Time
+	idle        time.Duration
+	broker      Broker        // nil on a single node
+	repairAfter time.Duration // see Config.RepairAfter
+	seed        maphash.Seed
+	shards      [64]shard
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -132,8 +141,9 @@ type channel struct {
 
 	// Durable channels only: publications committed by the backend but not
 	// yet delivered because an earlier offset is still on its way.
-	known   bool // offset has been learned from the backend
-	pending map[uint64]protocol.Publication
+	known     bool // offset has been learned from the backend
+	pending   map[uint64]protocol.Publication
+	repairing bool // a repair of the hole before pending is armed (cluster mode)
 }
 
 // subscription is one subscriber of a channel. from is the last offset the
@@ -151,16 +161,18 @@ var ErrNoNamespace = errors.New("hub: channel namespace is not configured")
 // New returns a hub. Close stops its janitor.
 func New(cfg Config) (*Hub, error) {
 	h := &Hub{
-		namespaces: map[string]*Namespace{},
-		backends:   map[string]Backend{},
-		maxRecover: cfg.MaxRecover,
-		maxHistory: cfg.MaxHistory,
-		metrics:    cfg.Metrics,
-		now:        cfg.Now,
-		idle:       cfg.IdleChannels,
-		seed:       maphash.MakeSeed(),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		namespaces:  map[string]*Namespace{},
+		backends:    map[string]Backend{},
+		maxRecover:  cfg.MaxRecover,
+		maxHistory:  cfg.MaxHistory,
+		metrics:     cfg.Metrics,
+		now:         cfg.Now,
+		idle:        cfg.IdleChannels,
+		broker:      cfg.Broker,
+		repairAfter: cfg.RepairAfter,
+		seed:        maphash.MakeSeed(),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	if h.maxRecover <= 0 {
 		h.maxRecover = 1000
@@ -174,6 +186,9 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if h.idle <= 0 {
 		h.idle = time.Minute
+	}
+	if h.repairAfter <= 0 {
+		h.repairAfter = defaultRepairAfter
 	}
 	if h.metrics == nil {
 		h.metrics = nopMetrics{}
@@ -351,6 +366,11 @@ func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub
 	if err != nil {
 		return Position{}, fmt.Errorf("hub: append to %s: %w", channel, err)
 	}
+	if h.broker != nil {
+		// Before the local delivery, which may block on this channel's
+		// lock; a failure is repaired by the receivers like a loss.
+		_ = h.broker.Publish(channel, epoch, stored)
+	}
 	c, err := h.lockChannel(channel, owner)
 	if err != nil {
 		return Position{}, err
@@ -359,6 +379,7 @@ func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub
 	c.epoch = epoch
 	c.lastUsed = h.now()
 	h.deliverInOrder(c, stored)
+	h.repairLater(c)
 	return Position{Epoch: epoch, Offset: stored.Offset}, nil
 }
 

@@ -1,0 +1,99 @@
+package hub
+
+import (
+	"context"
+	"time"
+
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// Broker tells other nodes of the publications this node committed to a
+// durable channel's log (cluster mode; nil on a single node). Delivery is at
+// most once and FIFO per node only: the receiving hub orders by offset,
+// drops what it already delivered and reads holes from the log (repair), so
+// a lost message delays a publication but never loses it while later ones
+// follow. Publish must not block.
+type Broker interface {
+	Publish(channel, epoch string, pub protocol.Publication) error
+}
+
+// defaultRepairAfter is how long a hole in a durable channel's offsets may
+// wait for the missing publication's news before the hub reads it from the
+// log (Config.RepairAfter).
+const defaultRepairAfter = 100 * time.Millisecond
+
+// repairTimeout bounds one repair read of the log.
+const repairTimeout = 10 * time.Second
+
+// HandlePublication delivers a publication another node committed to a
+// durable channel (the Broker's receiving side). Channels without local
+// subscribers, and publications of another epoch or already delivered, are
+// ignored: a later subscriber reads its position from the log. It never
+// blocks on I/O, so the bus may call it from its delivery goroutine.
+func (h *Hub) HandlePublication(channel, epoch string, pub protocol.Publication) {
+	if h.backend(protocol.Namespace(channel)) == nil {
+		return // in-memory channels are per node
+	}
+	c := h.lookChannel(channel)
+	if c == nil {
+		return
+	}
+	defer c.mu.Unlock()
+	if !c.known || epoch != c.epoch {
+		return
+	}
+	c.lastUsed = h.now()
+	h.deliverInOrder(c, pub)
+	h.repairLater(c)
+}
+
+// repairLater arms the channel's repair when publications wait behind a
+// hole and a Broker may have lost its news. Called with c.mu held.
+func (h *Hub) repairLater(c *channel) {
+	if h.broker == nil || len(c.pending) == 0 || c.repairing {
+		return
+	}
+	c.repairing = true
+	name := c.name
+	time.AfterFunc(h.repairAfter, func() { h.repair(name) })
+}
+
+// repair reads the publications after the channel's delivered offset from
+// the log, outside the channel lock, and delivers them in order (what
+// arrived meanwhile is dropped as already delivered). If a hole is left it
+// arms itself again.
+func (h *Hub) repair(name string) {
+	c := h.lookChannel(name)
+	if c == nil {
+		return // removed: nobody subscribes
+	}
+	b := h.backend(c.ns.Name)
+	if b == nil || len(c.pending) == 0 {
+		c.repairing = false
+		c.mu.Unlock()
+		return
+	}
+	epoch, from := c.epoch, c.offset
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), repairTimeout)
+	pubs, _, ok, err := b.Since(ctx, name, epoch, from, h.maxRecover)
+	cancel()
+	if c = h.lookChannel(name); c == nil {
+		return
+	}
+	defer c.mu.Unlock()
+	c.repairing = false
+	if err == nil && !ok && c.epoch == epoch {
+		// The log has another epoch now (it was reset): the next
+		// subscriber starts over from the log's top.
+		c.known = false
+		clear(c.pending)
+		return
+	}
+	if err == nil && c.epoch == epoch {
+		for _, p := range pubs {
+			h.deliverInOrder(c, p)
+		}
+	}
+	h.repairLater(c) // an error, or more than one page behind: again later
+}
