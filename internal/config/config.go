@@ -85,14 +85,19 @@ type Config struct {
 	// replaces the SQLite file in the data dir and puts the server in
 	// cluster mode (docs/operations.md "Cluster mode").
 	Postgres string `json:"postgres"`
+	// NATS are the URLs of the NATS servers that carry committed chat
+	// publications between nodes; NodeID names this node on the bus
+	// (empty = generated at startup).
+	NATS   []string `json:"nats"`
+	NodeID string   `json:"node_id"`
 }
 
 // ClusterMode reports whether this node shares state with others, which
 // requires every secret to be configured rather than generated per data dir.
-func (c *Config) ClusterMode() bool { return c.Postgres != "" }
+func (c *Config) ClusterMode() bool { return c.Postgres != "" || len(c.NATS) > 0 }
 
 // ErrClusterSecrets is Validate's error when cluster mode lacks a secret.
-var ErrClusterSecrets = errors.New("config: cluster mode (--postgres) needs the token secret (--token-secret) and the API keys (--api-keys) configured, the same on every node: generating them in each node's data dir would make tokens and API calls fail on the other nodes")
+var ErrClusterSecrets = errors.New("config: cluster mode (--postgres, --nats) needs the token secret (--token-secret) and the API keys (--api-keys) configured, the same on every node: generating them in each node's data dir would make tokens and API calls fail on the other nodes")
 
 // Namespace is a channel namespace's options as written in a config file,
 // with durations as strings ("1h30m"). The server turns it into a
@@ -194,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClusterMode() && (c.TokenSecret == "" || len(c.APIKeys) == 0) {
 		return ErrClusterSecrets
+	}
+	if len(c.NATS) > 0 && c.Postgres == "" {
+		return errors.New("config: --nats needs --postgres: the nodes must share the chat log whose publications NATS announces")
 	}
 	for name, v := range map[string]int{"max connections": c.MaxConnections, "max connections per IP": c.MaxConnectionsPerIP,
 		"max subscriptions": c.MaxSubscriptions, "max message size": c.MaxMessageSize, "queue bytes": c.QueueBytes, "command burst": c.CommandBurst, "login burst": c.LoginBurst,
@@ -360,6 +368,8 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
 	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
 	str(&c.Postgres, "postgres", "PostgreSQL DSN of the chat store shared by a cluster's nodes (default: SQLite in the data dir)")
+	list(&c.NATS, "nats", "NATS server URLs that carry chat publications between a cluster's nodes (needs --postgres)")
+	str(&c.NodeID, "node-id", "this node's name on the NATS bus (default: generated at startup)")
 	return errors.Join(errs...)
 }
 

@@ -118,6 +118,12 @@ func TestValidate(t *testing.T) {
 		{"zero handshake timeout", func(c *Config) { c.HandshakeTimeout = 0 }, "handshake timeout"},
 		{"duplicate namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "chat"}, Namespace{Name: "chat"}) }, "twice"},
 		{"cluster without secrets", func(c *Config) { c.Postgres = "host=db" }, "--token-secret"},
+		{"nats without postgres", func(c *Config) {
+			c.NATS = []string{"nats://x"}
+			c.TokenSecret = strings.Repeat("s", 32)
+			c.APIKeys = []string{"k"}
+		}, "--postgres"},
+		{"nats without secrets", func(c *Config) { c.NATS = []string{"nats://x"}; c.Postgres = "host=db" }, "--token-secret"},
 		{"cluster without API keys", func(c *Config) { c.Postgres = "host=db"; c.TokenSecret = strings.Repeat("s", 32) }, "--api-keys"},
 	}
 	for _, tt := range tests {

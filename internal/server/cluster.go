@@ -2,11 +2,17 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/sori-dev/sori/internal/chat"
+	"github.com/sori-dev/sori/internal/cluster"
 	"github.com/sori-dev/sori/internal/config"
+	"github.com/sori-dev/sori/internal/hub"
+	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/store"
 	"github.com/sori-dev/sori/internal/store/postgres"
 	"github.com/sori-dev/sori/internal/store/sqlite"
@@ -50,4 +56,56 @@ func memberCacheSize(cfg config.Config) int {
 		return -1
 	}
 	return 0
+}
+
+// busLink is this node's connection to the cluster bus. The bus is
+// connected before the hub exists (the hub takes it as its Broker), so
+// what arrives before attachBus finds no hub and is dropped: no client is
+// subscribed yet then.
+type busLink struct {
+	nats   *cluster.NATS
+	nodeID string
+	hub    atomic.Pointer[hub.Hub]
+}
+
+// connectBus connects to NATS when cfg.NATS is set and returns the hub's
+// Broker (nil on a single node).
+func (s *Server) connectBus() (hub.Broker, error) {
+	if len(s.cfg.NATS) == 0 {
+		return nil, nil
+	}
+	id := s.cfg.NodeID
+	if id == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	link := &busLink{nodeID: id}
+	n, err := cluster.Connect(s.cfg.NATS, id, func(channel, epoch string, pub protocol.Publication) {
+		if h := link.hub.Load(); h != nil {
+			h.HandlePublication(channel, epoch, pub)
+		}
+	}, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	link.nats = n
+	s.bus = link
+	s.log.Info("cluster bus connected", "node", id)
+	s.OnShutdown(func(context.Context) error { return n.Close() })
+	return n, nil
+}
+
+// attachBus starts delivering the bus's publications to the hub.
+func (s *Server) attachBus() {
+	if s.bus != nil {
+		s.bus.hub.Store(s.hub)
+	}
+}
+
+// closeBus closes the bus after a failed New.
+func (s *Server) closeBus() {
+	if s.bus != nil {
+		_ = s.bus.nats.Close()
+	}
 }

@@ -44,6 +44,7 @@ type Server struct {
 	http     *http.Server
 	ready    atomic.Bool
 	closers  []func(context.Context) error // extra components, closed in reverse order
+	bus      *busLink                      // cluster mode with --nats; nil otherwise (cluster.go)
 	drains   []func(context.Context) error // run after the node's shutdown, before the listener closes
 }
 
@@ -85,10 +86,16 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.apiKeys = auth.NewAPIKeys(cfg.APIKeys...)
-	s.hub, err = hub.New(hub.Config{Namespaces: namespaces, Metrics: s.metrics})
+	broker, err := s.connectBus()
 	if err != nil {
 		return nil, err
 	}
+	s.hub, err = hub.New(hub.Config{Namespaces: namespaces, Metrics: s.metrics, Broker: broker})
+	if err != nil {
+		s.closeBus()
+		return nil, err
+	}
+	s.attachBus()
 	s.node = session.NewNode(session.Config{
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
