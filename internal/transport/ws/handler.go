@@ -25,6 +25,8 @@ type Options struct {
 	Origins        transport.OriginPolicy
 	Logger         *slog.Logger
 
+	zc *zcache // publications deflated once for every connection (nil: per connection)
+
 	// handle processes a complete message; nil = text messages go to
 	// Conn.Handle and binary ones are refused (sori.v1 is a text protocol).
 	handle func(p session.Conn, op byte, data []byte) *protocol.Disconnect
@@ -51,6 +53,9 @@ func (o *Options) setDefaults(pingInterval time.Duration) {
 	}
 	if o.handle == nil {
 		o.handle = handleProtocol
+	}
+	if o.Compression && o.zc == nil {
+		o.zc = new(zcache)
 	}
 }
 

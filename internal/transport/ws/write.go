@@ -114,12 +114,18 @@ func (c *conn) writeFrames(frames []session.Frame) error {
 		switch f.Control {
 		case 0:
 			if c.deflate && len(f.Data) >= c.opts.CompressMin {
-				if zp == nil {
-					zp = bufPool.Get().(*[]byte)
+				var z []byte
+				if f.PublishedAt != 0 && len(f.Data) <= zcacheMax && c.opts.zc != nil {
+					z = c.opts.zc.compress(f.Data, c.deflateBits) // a publication: shared by its subscribers
+				} else {
+					if zp == nil {
+						zp = bufPool.Get().(*[]byte)
+					}
+					*zp = compress((*zp)[:0], f.Data, int(c.deflateBits))
+					z = *zp
 				}
-				*zp = compress((*zp)[:0], f.Data, int(c.deflateBits))
-				b = appendHeader(b, opText, true, len(*zp))
-				b = append(b, *zp...)
+				b = appendHeader(b, opText, true, len(z))
+				b = append(b, z...)
 			} else {
 				b = appendHeader(b, opText, false, len(f.Data))
 				b = append(b, f.Data...)
