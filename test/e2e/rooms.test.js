@@ -1,5 +1,7 @@
-// Files sent in quick succession keep their names for the other side, and
-// the small things around rooms: invite and leave feedback, the upload
+// The room list follows what others do at once (personal events on
+// user:<name>; the app has no room-list poll), files sent in quick
+// succession keep their names for the other side, and the small things
+// around rooms: invite and leave feedback, the upload
 // limit, the public-room list after leaving, the tab title, the favicon, the
 // ticker page for anonymous visitors.
 import { test, before, after } from 'node:test';
@@ -39,6 +41,29 @@ async function roomMenu(page) {
   const menu = page.locator('#room-menu');
   if (!(await menu.evaluate((d) => d.open))) await menu.locator('summary').click();
 }
+
+test('an invitation and a new direct message show up for the other user at once', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  await createRoom(a, 'secrets', 'private');
+  await roomMenu(a);
+  await a.getByLabel('Invite a user').fill('bob');
+  await a.getByRole('button', { name: 'Invite', exact: true }).click();
+  // The inviter sees it worked.
+  await a.locator('#room-menu-status', { hasText: 'Invited bob' }).waitFor();
+
+  // Bob did nothing: the room appears in his list through the personal
+  // event, with a notice (the app no longer polls the room list).
+  await b.locator('#room-list a', { hasText: 'secrets' }).waitFor();
+  await b.locator('#sidebar-notice', { hasText: 'alice added you to' }).waitFor();
+
+  // A direct message alice opens appears in bob's list the same way.
+  await a.locator('#dm-username').fill('bob');
+  await a.locator('#dm-form').getByRole('button').click();
+  await a.locator('#room-title', { hasText: '@bob' }).waitFor();
+  await b.locator('#dm-list a', { hasText: 'alice' }).waitFor();
+  await screenshot(b, 'rooms-bob-invited');
+});
 
 test('a second file sent right after the first keeps its name for the others', async () => {
   const a = alice.page;

@@ -7,9 +7,6 @@ import { RoomModel } from './model.js';
 import { RoomView } from './room.js';
 import { CallPanel } from './call.js';
 
-// Until the server publishes personal events (user:<name>), the room list
-// is also polled.
-const ROOM_POLL_MS = 20000;
 const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
 
 const app = {
@@ -142,14 +139,13 @@ async function startChat(user) {
   app.call = new CallPanel({ client: app.client, me: app.me, rpc, slot: $('#call-slot'), panel: $('#call-panel') });
   app.client.connect().catch(() => { /* shown by the state indicator */ });
   // Personal events (user:<name>, docs/api.md): the server publishes there
-  // whatever changes this user's room list, so the list follows at once.
-  // The channel keeps history, so a reconnect resumes what was missed; when
-  // it cannot, the list is reloaded.
+  // whatever changes this user's room list, so the list follows at once
+  // without polling. The channel keeps history, so a reconnect resumes what
+  // was missed; when it cannot, the list is reloaded.
   const personal = app.client.subscribe(`user:${app.me}`, { onPublication: (pub) => onPersonalEvent(pub.data) });
   personal.on('unrecovered', () => loadRooms());
   await loadRooms();
   route();
-  setInterval(() => { if (document.visibilityState === 'visible') loadRooms(); }, ROOM_POLL_MS);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') loadRooms(); });
 }
 
