@@ -26,6 +26,7 @@ check:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommands -fuzztime 5m ./internal/protocol
 	$(GO) test -run '^$$' -fuzz FuzzFrameLoop -fuzztime 5m ./internal/transport/ws
+	$(GO) test -run '^$$' -fuzz FuzzForwarder -fuzztime 5m ./internal/rtc/sfu
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -78,6 +78,7 @@ go_lane() {
     # (the seeds themselves already ran as ordinary tests above).
     "$GO" test -run '^$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol || failed=1
     "$GO" test -run '^$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws || failed=1
+    "$GO" test -run '^$' -fuzz FuzzForwarder -fuzztime 10s ./internal/rtc/sfu || failed=1
   fi
   return $failed
 }
