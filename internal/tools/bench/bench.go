@@ -453,23 +453,34 @@ func (r *run) progress(ctx context.Context, start time.Time) []Point {
 	defer t.Stop()
 	var series []Point
 	last, lastT := int64(0), start
+	point := func(now time.Time, w *Histogram) Point {
+		d := r.delivered.Load()
+		p := Point{T: now.Sub(start).Seconds(), Conns: r.conns.Load(),
+			P50: ms(w.Quantile(.5)), P99: ms(w.Quantile(.99))}
+		if dt := now.Sub(lastT).Seconds(); dt > 0 {
+			p.DeliveriesSec = float64(d-last) / dt
+		}
+		last, lastT = d, now
+		return p
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			// The last, partial interval (the drain, where the slowest
+			// deliveries arrive) is a point too: without it the headline p99
+			// could exceed every plotted one.
+			if w := r.window.Swap(new(Histogram)); w.Count() > 0 {
+				series = append(series, point(time.Now(), w))
+			}
 			if r.cfg.Progress != nil {
 				fmt.Fprintln(r.cfg.Progress)
 			}
 			return series
 		case now := <-t.C:
-			w := r.window.Swap(new(Histogram))
-			d := r.delivered.Load()
-			p := Point{T: now.Sub(start).Seconds(), Conns: r.conns.Load(),
-				DeliveriesSec: float64(d-last) / now.Sub(lastT).Seconds(),
-				P50:           ms(w.Quantile(.5)), P99: ms(w.Quantile(.99))}
+			p := point(now, r.window.Swap(new(Histogram)))
 			if m, err := r.scrape(); err == nil {
 				p.ServerRSS = m["process_resident_memory_bytes"]
 			}
-			last, lastT = d, now
 			series = append(series, p)
 			if r.cfg.Progress != nil {
 				fmt.Fprintf(r.cfg.Progress, "\r%6.1fs  conns %6d  deliveries/s %9.0f  p50 %7.2fms  p99 %7.2fms  errors %d  disconnects %d   ",

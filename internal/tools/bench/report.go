@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -32,48 +33,25 @@ func (rep *Report) WriteText(w io.Writer) {
 // and p99 below, on a shared time axis. Hand-written SVG, no dependencies.
 func (rep *Report) WriteSVG(w io.Writer) error {
 	const (
-		width, left, right = 760, 70, 20
-		panelH, gap, top   = 170, 50, 40
+		width, left, right = 820, 70, 70
+		panelH, gap, top   = 170, 50, 56
 	)
-	height := top + 2*panelH + gap + 40
+	height := top + 2*panelH + gap + 60
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	c := rep.Config
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">sori bench: %d conns, %s, %.0f pubs/s × %d B — %.0f deliveries/s, p99 %.2f ms</text>`+"\n",
-		left, c.Conns, c.Pattern, c.Rate, c.Size, rep.DeliveriesSec, rep.Latency.P99)
+	// Two short lines: one long title ran past the right edge in renderers
+	// that do not shrink text (rsvg).
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">sori bench: %d conns, %s, %.0f pubs/s × %d B</text>`+"\n",
+		c.Conns, escape(c.Pattern), c.Rate, c.Size)
+	fmt.Fprintf(&b, `<text x="10" y="38" fill="#444">%.0f deliveries/s; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms over the whole run</text>`+"\n",
+		rep.DeliveriesSec, rep.Latency.P50, rep.Latency.P99, rep.Latency.Max)
 	tmax := 1.0
 	for _, p := range rep.Series {
 		tmax = max(tmax, p.T)
 	}
 	x := func(t float64) float64 { return left + t/tmax*float64(width-left-right) }
-	panel := func(y0 int, title string, series []struct {
-		name, color string
-		vals        []float64
-	}) {
-		vmax := 0.0
-		for _, s := range series {
-			for _, v := range s.vals {
-				vmax = max(vmax, v)
-			}
-		}
-		vmax = niceCeil(vmax)
-		y := func(v float64) float64 { return float64(y0+panelH) - v/vmax*panelH }
-		fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", left, y0-8, title)
-		for i := 0; i <= 4; i++ {
-			v := vmax * float64(i) / 4
-			fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n",
-				left, width-right, y(v), y(v), left-6, y(v)+4, short(v))
-		}
-		for k, s := range series {
-			var pts []string
-			for i, p := range rep.Series {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.T), y(s.vals[i])))
-			}
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.color, strings.Join(pts, " "))
-			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", width-right-120, y0+14+16*k, s.color, s.name)
-		}
-	}
 	col := func(f func(Point) float64) []float64 {
 		out := make([]float64, len(rep.Series))
 		for i, p := range rep.Series {
@@ -81,19 +59,60 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 		}
 		return out
 	}
-	type s = struct {
-		name, color string
-		vals        []float64
+	line := func(vals []float64, y func(float64) float64, color, dash string) {
+		var pts []string
+		for i, p := range rep.Series {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.T), y(vals[i])))
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", color, dash, strings.Join(pts, " "))
 	}
-	panel(top+20, "deliveries per second (and open connections)", []s{
-		{"deliveries/s", "#1f77b4", col(func(p Point) float64 { return p.DeliveriesSec })},
-		{"connections", "#999", col(func(p Point) float64 { return float64(p.Conns) })},
-	})
-	panel(top+20+panelH+gap, "delivery latency, ms (per interval)", []s{
-		{"p50", "#2ca02c", col(func(p Point) float64 { return p.P50 })},
-		{"p99", "#d62728", col(func(p Point) float64 { return p.P99 })},
-	})
-	ya := top + 20 + 2*panelH + gap
+	legend := func(y0, k int, color, name string) {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%s</text>`+"\n", width-right-130, y0+14+16*k, color, name)
+	}
+
+	// Panel 1: deliveries/s on the left axis, open connections on their own
+	// right axis (on one axis a few hundred connections drew a flat line).
+	y0 := top + 20
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">deliveries per second (left) and open connections (right)</text>`+"\n", left, y0-8)
+	dels, conns := col(func(p Point) float64 { return p.DeliveriesSec }), col(func(p Point) float64 { return float64(p.Conns) })
+	dmax, cmax := niceCeil(maxOf(dels)), niceCeil(maxOf(conns))
+	yd := func(v float64) float64 { return float64(y0+panelH) - v/dmax*panelH }
+	yc := func(v float64) float64 { return float64(y0+panelH) - v/cmax*panelH }
+	for i := 0; i <= 4; i++ {
+		f := float64(i) / 4
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`+
+			`<text x="%d" y="%.1f" fill="#777">%s</text>`+"\n",
+			left, width-right, yd(f*dmax), yd(f*dmax), left-6, yd(f*dmax)+4, short(f*dmax), width-right+6, yd(f*dmax)+4, short(f*cmax))
+	}
+	line(dels, yd, "#1f77b4", "")
+	line(conns, yc, "#999", ` stroke-dasharray="4 3"`)
+	legend(y0, 0, "#1f77b4", "deliveries/s")
+	legend(y0, 1, "#777", "connections")
+
+	// Panel 2: latency on a log axis, so p50 is not squashed under a p99
+	// a hundred times larger; the run's p99 is the dashed line.
+	y0 = top + 20 + panelH + gap
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">delivery latency, ms, per interval (log scale); dashed: p99 of the whole run</text>`+"\n", left, y0-8)
+	p50s, p99s := col(func(p Point) float64 { return p.P50 }), col(func(p Point) float64 { return p.P99 })
+	lo, hi := logRange(append(append([]float64{rep.Latency.P99}, p50s...), p99s...))
+	yl := func(v float64) float64 {
+		v = max(v, lo)
+		return float64(y0+panelH) - (math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*panelH
+	}
+	for v := lo; v <= hi*1.0001; v *= 10 {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n",
+			left, width-right, yl(v), yl(v), left-6, yl(v)+4, short(v))
+	}
+	line(p50s, yl, "#2ca02c", "")
+	line(p99s, yl, "#d62728", "")
+	if rep.Latency.P99 > 0 {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#d62728" stroke-dasharray="6 4"/>`+"\n",
+			left, width-right, yl(rep.Latency.P99), yl(rep.Latency.P99))
+	}
+	legend(y0, 0, "#2ca02c", "p50")
+	legend(y0, 1, "#d62728", "p99")
+
+	ya := y0 + panelH
 	for i := 0; i <= 5; i++ {
 		t := tmax * float64(i) / 5
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%.0fs</text>`+"\n", x(t), ya+16, t)
@@ -101,6 +120,38 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func maxOf(vs []float64) float64 {
+	m := 0.0
+	for _, v := range vs {
+		m = max(m, v)
+	}
+	return m
+}
+
+// logRange returns powers of ten around the positive values of vs (at
+// least one decade apart).
+func logRange(vs []float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), 0
+	for _, v := range vs {
+		if v > 0 {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	if hi == 0 {
+		return 0.1, 1
+	}
+	lo = math.Pow(10, math.Floor(math.Log10(lo*0.999))) // a value on a decade stays off the floor
+	hi = math.Pow(10, math.Ceil(math.Log10(hi)))
+	if hi <= lo {
+		hi = lo * 10
+	}
+	return lo, hi
+}
+
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,44 @@ func TestTableOfAnInterruptedRun(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "* "+lab.ShortPoll+": "+reason+" detail\n") {
 		t.Errorf("the reason is not below the table:\n%s", out.String())
+	}
+}
+
+// TestLabChartLogScale: next to short polling, a push transport's bar is
+// still readable (on the old linear axis 300 B beside 60,000 B was 0.5% of
+// the width, a sliver).
+func TestLabChartLogScale(t *testing.T) {
+	rep := &lab.Report{Readers: 3, Messages: 10, Size: 256, Rate: 20, PollInterval: "500ms", CPUScope: "the child",
+		Results: []lab.Result{
+			{Transport: lab.ShortPoll, BytesPerMsg: 60000, RequestsPerMsg: 20, P50: 250, P99: 500, ServerCPUPerMsg: 900},
+			{Transport: lab.WebSocket, BytesPerMsg: 300, RequestsPerMsg: 0.01, P50: 1, P99: 2, ServerCPUPerMsg: 9},
+		}}
+	var out bytes.Buffer
+	if err := rep.WriteSVG(&out); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Rects []struct {
+			Width string `xml:"width,attr"`
+		} `xml:"rect"`
+	}
+	if err := xml.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var bars []float64                // short-poll, websocket for each of the four panels
+	for _, r := range doc.Rects[1:] { // the first is the background
+		w, err := strconv.ParseFloat(r.Width, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bars = append(bars, w)
+	}
+	if len(bars) != 8 {
+		t.Fatalf("%d bars, want 8", len(bars))
+	}
+	for k := 0; k < 8; k += 2 {
+		if sp, ws := bars[k], bars[k+1]; ws < 0.15*sp || ws >= sp {
+			t.Errorf("panel %d: websocket bar %.0f px beside short-poll %.0f px", k/2, ws, sp)
+		}
 	}
 }

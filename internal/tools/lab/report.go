@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 )
@@ -34,7 +35,9 @@ func (rep *Report) WriteTable(w io.Writer) {
 
 // WriteSVG draws four bar panels (bytes, requests, latency, CPU per
 // delivered message), one bar per transport, each labelled with its value,
-// so the cost of each transport reads at a glance. Hand-written SVG.
+// so the cost of each transport reads at a glance. Bars are on a log scale:
+// short polling costs tens to hundreds of times what a push transport does,
+// and on a linear axis every push transport was a sliver. Hand-written SVG.
 func (rep *Report) WriteSVG(w io.Writer) error {
 	type metric struct {
 		title string
@@ -60,42 +63,69 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
 	fmt.Fprintf(&b, `<text x="10" y="22" font-size="15" font-weight="bold">sori lab: %d readers × %d messages of %d B at %.0f/s (short-poll every %s)</text>`+"\n",
 		rep.Readers, rep.Messages, rep.Size, rep.Rate, rep.PollInterval)
-	fmt.Fprintf(&b, `<text x="10" y="40" fill="#555">shorter bars are cheaper; server CPU: %s</text>`+"\n", escape(rep.CPUScope))
+	fmt.Fprintf(&b, `<text x="10" y="40" fill="#555">shorter bars are cheaper (log scale: each grid line is ×10); server CPU: %s</text>`+"\n", escape(rep.CPUScope))
 	for k, m := range metrics {
 		y0 := top + k*panelH
 		fmt.Fprintf(&b, `<text x="10" y="%d" font-weight="bold">%s</text>`+"\n", y0+16, escape(m.title))
-		vmax := 0.0
+		var vals []float64
 		for _, r := range rep.Results {
-			vmax = max(vmax, m.val(r))
+			vals = append(vals, m.val(r))
 			if k == 2 {
-				vmax = max(vmax, r.P99)
+				vals = append(vals, r.P99)
 			}
 		}
-		if vmax <= 0 {
-			vmax = 1
+		lo, hi := decades(vals)
+		span := float64(width - labelW - right)
+		// length is a bar's length for v: 0 at lo (a decade under the
+		// smallest value, so every bar shows), span at hi.
+		length := func(v float64) float64 {
+			if v <= lo {
+				return 0
+			}
+			return span * math.Log10(v/lo) / math.Log10(hi/lo)
 		}
-		scale := float64(width-labelW-right) / vmax
+		for g := lo * 10; g < hi*1.0001; g *= 10 {
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#ddd"/>`+"\n",
+				float64(labelW)+length(g), float64(labelW)+length(g), y0+22, y0+panelH-4)
+		}
 		for i, r := range rep.Results {
 			y := y0 + 26 + i*(barH+barGap)
 			v := m.val(r)
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", labelW-8, y+13, r.Transport)
-			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", labelW, y, v*scale, barH, colors[r.Transport])
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", labelW, y, length(v), barH, colors[r.Transport])
 			label := fmt.Sprintf("%.3g %s", v, m.unit)
 			if k == 2 {
 				fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black" stroke-width="2"/>`+"\n",
-					float64(labelW)+r.P99*scale, float64(labelW)+r.P99*scale, y-2, y+barH+2)
+					float64(labelW)+length(r.P99), float64(labelW)+length(r.P99), y-2, y+barH+2)
 				label = fmt.Sprintf("%.3g / %.3g ms", r.P50, r.P99)
 				v = max(v, r.P99)
 			}
 			if r.Error != "" {
 				label = "error"
 			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", float64(labelW)+v*scale+6, y+13, label)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", float64(labelW)+length(v)+6, y+13, label)
 		}
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// decades returns the powers of ten a log axis for vs spans: from a decade
+// under the smallest positive value to the one at or over the largest.
+func decades(vs []float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), 0
+	for _, v := range vs {
+		if v > 0 {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	if hi == 0 {
+		return 0.1, 1
+	}
+	lo = math.Pow(10, math.Floor(math.Log10(lo))-1)
+	hi = math.Pow(10, math.Ceil(math.Log10(hi)))
+	return lo, hi
 }
 
 func escape(s string) string {
