@@ -29,6 +29,7 @@ func TestClusterModeRefusesGeneratedSecrets(t *testing.T) {
 	} {
 		cfg := server.DefaultConfig()
 		cfg.DataDir = t.TempDir()
+		cfg.TURNEnabled = false // not under test; port 3478 may be taken
 		cfg.Postgres = "host=127.0.0.1 port=1 dbname=never-reached"
 		mutate(&cfg)
 		_, err := server.New(cfg, nil)

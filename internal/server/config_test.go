@@ -29,6 +29,7 @@ func TestNamespaceConfigChecked(t *testing.T) {
 	} {
 		cfg := server.DefaultConfig()
 		cfg.DataDir = t.TempDir()
+		cfg.TURNEnabled = false
 		cfg.Namespaces = append(cfg.Namespaces, tc.ns)
 		s, err := server.New(cfg, nil)
 		if err == nil {
@@ -58,6 +59,7 @@ func TestNewFailureLeaksNothing(t *testing.T) {
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			cfg := server.DefaultConfig()
 			cfg.DataDir = t.TempDir()
+			cfg.TURNEnabled = false
 			mutate(&cfg)
 			if s, err := server.New(cfg, nil); err == nil {
 				_ = s.Shutdown(context.Background())

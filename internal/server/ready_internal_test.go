@@ -17,6 +17,7 @@ import (
 func TestReadyzDuringShutdown(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	cfg.TURNEnabled = false // not under test; port 3478 may be taken
 	s, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ func startServer(t *testing.T) string {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.TURNEnabled = false // not under test; port 3478 may be taken
 	cfg.APIKeys = []string{"bench-key"}
 	cfg.TokenSecret = strings.Repeat("b", 32)
 	srv, err := server.New(cfg, nil)

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 func TestShortLabRun(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.TURNEnabled = false // not under test; port 3478 may be taken
 	cfg.APIKeys = []string{"lab-key"}
 	srv, err := server.New(cfg, nil)
 	if err != nil {

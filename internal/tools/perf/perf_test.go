@@ -79,6 +79,7 @@ func perfConfig(dataDir string) config.Config {
 	cfg := server.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dataDir
+	cfg.TURNEnabled = false // not under test; port 3478 may be taken
 	cfg.LogLevel = "error"
 	cfg.AllowAnonymous = true
 	cfg.APIKeys = []string{perfAPIKey}
