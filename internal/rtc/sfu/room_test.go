@@ -36,6 +36,8 @@ type testClient struct {
 	layers    [maxLayers]int  // video packets received per layer
 	lowRun    int             // video packets of layer 0 since the last of another layer
 	sns       map[uint16]bool // video SNs received
+	markers   map[uint16]bool // of those, the ones with the marker bit (a frame's last packet)
+	maxOff    int             // newest video SN received, as an offset from firstSN
 	firstSN   uint16          // first video SN received
 	lastSN    uint16          // newest video SN received (by arrival)
 	videoSSRC uint32
@@ -65,6 +67,13 @@ func newTestClient(t *testing.T, r *Room, id string) *testClient {
 // sends the client's.
 func newClient(t *testing.T, id string, join func(send func(Signal)) (func(Signal) error, error)) *testClient {
 	t.Helper()
+	return newClientWith(t, id, nil, join)
+}
+
+// newClientWith is newClient with settings applied to the client's
+// SettingEngine last (loss_test.go gives it a lossy socket).
+func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine), join func(send func(Signal)) (func(Signal) error, error)) *testClient {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -80,13 +89,16 @@ func newClient(t *testing.T, id string, join func(send func(Signal)) (func(Signa
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if settings != nil {
+		settings(&se)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &testClient{t: t, id: id, pc: pc, shape: layerShape, in: make(chan Signal, 256), do: make(chan func()), done: make(chan struct{}),
-		sns: map[uint16]bool{}, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
+		sns: map[uint16]bool{}, markers: map[uint16]bool{}, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			c.connOnce.Do(func() { close(c.connected) })
@@ -243,6 +255,14 @@ func (c *testClient) receive(tr *webrtc.TrackRemote) {
 				c.lowRun = 0
 			}
 			c.sns[p.SequenceNumber] = true
+			if p.Marker {
+				c.markers[p.SequenceNumber] = true
+			}
+			// A packet from before the first one received (reordered or
+			// retransmitted) has an offset near 65535: not the newest.
+			if off := int(p.SequenceNumber - c.firstSN); off < 1<<15 && off > c.maxOff {
+				c.maxOff = off
+			}
 			c.lastSN = p.SequenceNumber
 		} else if !video {
 			c.audioPkts++

@@ -1,0 +1,160 @@
+package sfu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// lossyConn drops a fraction of the RTP packets read from it, at random
+// (seeded, so a failure can be replayed), and passes everything else —
+// STUN, DTLS, RTCP — untouched, so that the connection comes up and only
+// media is lost.
+type lossyConn struct {
+	net.PacketConn
+	rate    float64
+	mu      sync.Mutex // guards rng: the ICE mux reads from one goroutine, but that is its business
+	rng     *rand.Rand
+	dropped atomic.Int64
+	passed  atomic.Int64 // RTP packets let through
+}
+
+func (c *lossyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !isRTP(b[:n]) {
+			return n, addr, err
+		}
+		c.mu.Lock()
+		drop := c.rng.Float64() < c.rate
+		c.mu.Unlock()
+		if !drop {
+			c.passed.Add(1)
+			return n, addr, err
+		}
+		c.dropped.Add(1)
+	}
+}
+
+// isRTP tells (S)RTP from the other packets on a WebRTC 5-tuple: RFC 7983
+// puts RTP and RTCP at first bytes 128–191, and RFC 5761 tells RTCP by its
+// packet type (192–223 in the second byte).
+func isRTP(b []byte) bool {
+	return len(b) >= 12 && b[0] >= 128 && b[0] <= 191 && (b[1] < 192 || b[1] > 223)
+}
+
+// frameCount walks a subscriber's video SNs frame by frame (a frame ends
+// with a packet carrying the marker bit) and counts the frames that
+// arrived whole.
+type frameCount struct {
+	next            int  // offset from firstSN of the next SN to look at
+	started         bool // the first marker is behind: the frames counted began after it
+	hole            bool // the current frame misses an SN
+	complete, total int
+}
+
+// countFrames advances fc over the SNs at least margin behind the newest
+// received, so that a packet still awaiting its retransmission is not
+// judged lost yet.
+func (c *testClient) countFrames(fc *frameCount, margin int) (complete, total int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sns) == 0 {
+		return 0, 0
+	}
+	for limit := c.maxOff - margin; fc.next <= limit; fc.next++ {
+		sn := c.firstSN + uint16(fc.next)
+		if !c.sns[sn] {
+			fc.hole = true
+			continue
+		}
+		if c.markers[sn] {
+			if fc.started {
+				fc.total++
+				if !fc.hole {
+					fc.complete++
+				}
+			}
+			fc.started, fc.hole = true, false
+		}
+	}
+	return fc.complete, fc.total
+}
+
+// TestNACKRecoversLossToSubscriber: a subscriber loses 5% of the RTP
+// packets the SFU sends it (dropped at random from its socket, before
+// SRTP), and still receives at least 99% of the VP8 frames complete,
+// because its NACKs are answered from the SFU's packet cache. Without
+// retransmission a frame of n packets would arrive whole with probability
+// 0.95^n: at most 95%.
+func TestNACKRecoversLossToSubscriber(t *testing.T) {
+	s := newTestSFU(t)
+	room, err := s.NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossy := &lossyConn{PacketConn: udp, rate: 0.05, rng: rand.New(rand.NewPCG(13, 5))}
+	mux := webrtc.NewICEUDPMux(nil, lossy)
+	t.Cleanup(func() {
+		_ = mux.Close()
+		_ = udp.Close()
+	})
+	var peer *Peer
+	sub := newClientWith(t, "sub", func(se *webrtc.SettingEngine) {
+		se.SetICEUDPMux(mux)
+		// A retransmission arrives after the packets sent since the loss;
+		// on a loaded machine that can be more than SRTP's default replay
+		// window of 64, and it would be refused as a replay.
+		se.SetSRTPReplayProtectionWindow(1024)
+	}, func(send func(Signal)) (func(Signal) error, error) {
+		p, err := room.Join("sub", send)
+		if err != nil {
+			return nil, err
+		}
+		peer = p
+		return p.Signal, nil
+	})
+	sub.peer = peer
+	sub.subscribe()
+	sub.capDownlink(10_000_000)
+	pub := newTestClient(t, room, "pub")
+	pub.publish(true, 10)
+
+	// 300 frames is 10 s of video; frames are judged once 200 newer SNs
+	// arrived (about 2 s on the top layer), long after the NACK rounds of
+	// pion's generator (every 100 ms).
+	const frames, margin = 300, 200
+	var fc frameCount
+	waitFor(t, func() string {
+		c, n := sub.countFrames(&fc, margin)
+		return fmt.Sprintf("%d frames judged: %d complete of %d, %d RTP packets dropped", frames, c, n, lossy.dropped.Load())
+	}, 120*time.Second, func() bool {
+		_, n := sub.countFrames(&fc, margin)
+		return n >= frames
+	}, sub)
+
+	complete, total := sub.countFrames(&fc, margin)
+	dropped, passed := lossy.dropped.Load(), lossy.passed.Load()
+	st := room.Stats()
+	t.Logf("%d of %d frames complete; %d RTP packets dropped, %d passed; room %+v", complete, total, dropped, passed, st)
+	// The loss really happened (the test cannot pass on a lossless path).
+	if dropped == 0 || float64(dropped)/float64(dropped+passed) < 0.02 {
+		t.Fatalf("%d of %d RTP packets dropped: the path was not lossy", dropped, dropped+passed)
+	}
+	if st.Retransmitted == 0 {
+		t.Error("the SFU retransmitted nothing")
+	}
+	if float64(complete) < 0.99*float64(total) {
+		t.Errorf("%d of %d frames complete (%.1f%%), want >= 99%%", complete, total, 100*float64(complete)/float64(total))
+	}
+}
