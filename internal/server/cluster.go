@@ -109,3 +109,14 @@ func (s *Server) closeBus() {
 		_ = s.bus.nats.Close()
 	}
 }
+
+// clusterUnready says why this node should get no new clients, or "": a
+// node cut off from the bus would serve its rooms without the other nodes'
+// publications, so a load balancer should send clients elsewhere until it
+// is back (the NATS client reconnects by itself).
+func (s *Server) clusterUnready() string {
+	if s.bus != nil && !s.bus.nats.Connected() {
+		return "no connection to NATS"
+	}
+	return ""
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -120,7 +121,13 @@ func TestTwoNodesShareThePostgresStore(t *testing.T) {
 // startNATS runs an embedded NATS server on a random loopback port.
 func startNATS(t *testing.T) string {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	return startNATSOn(t, -1).ClientURL()
+}
+
+// startNATSOn runs an embedded NATS server on port (-1 = random).
+func startNATSOn(t *testing.T, port int) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +136,39 @@ func startNATS(t *testing.T) string {
 		t.Fatal("NATS server not ready")
 	}
 	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
+	return ns
+}
+
+// A node cut off from NATS says so on /readyz, and is ready again once the
+// NATS server is back.
+func TestReadyzFollowsTheBus(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	ns := startNATSOn(t, -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	node := startServer(t, func(c *config.Config) { c.Postgres, c.NATS = dsn, []string{ns.ClientURL()} })
+	readyz := func() int {
+		resp, err := http.Get(node.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitStatus := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second) // only ends a broken test
+		for readyz() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz never answered %d", want)
+			}
+			time.Sleep(20 * time.Millisecond) // polling an HTTP endpoint: no event to wait on
+		}
+	}
+	waitStatus(http.StatusOK)
+	ns.Shutdown()
+	waitStatus(http.StatusServiceUnavailable)
+	startNATSOn(t, port)
+	waitStatus(http.StatusOK)
 }
 
 // Three nodes on one PostgreSQL database and one NATS server: messages

@@ -146,6 +146,10 @@ func (s *Server) routes() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if why := s.clusterUnready(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
