@@ -44,6 +44,40 @@ func Inline(contentType string) bool { return inlineTypes[contentType] }
 
 var errFileTooLarge = protocol.ErrMessageTooLarge.WithMessage("file exceeds the upload size limit")
 
+// DefaultUploadQuota is the bytes of files one user may keep stored when
+// Config.UploadQuota is not set: 256 MiB.
+const DefaultUploadQuota = 256 << 20
+
+// Upload refusals for storage.
+var (
+	errQuota      = protocol.ErrQuota.WithMessage("your files use up your storage quota: delete some or ask an admin")
+	errStorageLow = protocol.ErrStorageLow.WithMessage("the server is low on disk space: uploads are paused")
+)
+
+// checkStorage refuses an upload when the user's files already fill the
+// quota or the disk is down to its reserve, and returns how many bytes the
+// user may still store.
+func (s *Service) checkStorage(ctx context.Context, actor store.User) (int64, error) {
+	if s.cfg.DiskReserve > 0 && s.cfg.DataDir != "" {
+		free, err := s.cfg.FreeSpace(s.cfg.DataDir)
+		if err != nil {
+			return 0, fmt.Errorf("chat: free space of the data dir: %w", err)
+		}
+		if free < s.cfg.DiskReserve+s.cfg.MaxFileSize {
+			s.log.Warn("upload refused: disk space at the reserve", "free", free, "reserve", s.cfg.DiskReserve)
+			return 0, errStorageLow
+		}
+	}
+	used, err := s.st.UserFileBytes(ctx, actor.ID)
+	if err != nil {
+		return 0, fmt.Errorf("chat: storage used by %s: %w", actor.Username, err)
+	}
+	if used >= s.cfg.UploadQuota {
+		return 0, errQuota
+	}
+	return s.cfg.UploadQuota - used, nil
+}
+
 // MaxFileSize returns the upload limit in bytes.
 func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
 
@@ -62,6 +96,11 @@ func (s *Service) Upload(ctx context.Context, actor store.User, roomID int64, na
 	if _, err := s.member(ctx, actor, roomID); err != nil {
 		return store.File{}, err
 	}
+	left, err := s.checkStorage(ctx, actor)
+	if err != nil {
+		return store.File{}, err
+	}
+	limit := min(s.cfg.MaxFileSize, left)
 	var rnd [16]byte
 	_, _ = rand.Read(rnd[:])
 	id := hex.EncodeToString(rnd[:])
@@ -94,7 +133,7 @@ func (s *Service) Upload(ctx context.Context, actor store.User, roomID int64, na
 	}
 	sum := sha256.New()
 	head := make([]byte, 0, 512)
-	n, err := io.Copy(io.MultiWriter(dst, sum, &headWriter{buf: &head}), io.LimitReader(body, s.cfg.MaxFileSize+1))
+	n, err := io.Copy(io.MultiWriter(dst, sum, &headWriter{buf: &head}), io.LimitReader(body, limit+1))
 	if f != nil {
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -104,6 +143,8 @@ func (s *Service) Upload(ctx context.Context, actor store.User, roomID int64, na
 	switch {
 	case errors.As(err, &tooBig) || n > s.cfg.MaxFileSize:
 		return store.File{}, errFileTooLarge
+	case n > limit:
+		return store.File{}, errQuota
 	case err != nil:
 		return store.File{}, fmt.Errorf("chat: write upload: %w", err)
 	case n == 0:

@@ -56,10 +56,21 @@ type Config struct {
 	// Unsubscriber ends the subscriptions of removed members; nil = none
 	// (then a removed member keeps a live subscription until it reconnects).
 	Unsubscriber Unsubscriber
-	DataDir      string       // files are kept in DataDir/files, unless Blobs is set
-	Blobs        Blobs        // nil = files on disk; set in cluster mode, where every node must read them
-	MaxFileSize  int64        // bytes per upload; 0 = 10 MiB
-	Log          *slog.Logger // nil = discard
+	DataDir      string // files are kept in DataDir/files, unless Blobs is set
+	Blobs        Blobs  // nil = files on disk; set in cluster mode, where every node must read them
+	MaxFileSize  int64  // bytes per upload; 0 = 10 MiB
+	// UploadQuota bounds the bytes of files one user may have stored
+	// (error 120); 0 = DefaultUploadQuota.
+	UploadQuota int64
+	// DiskReserve is the free space the data dir's file system must keep:
+	// an upload is refused (error 121) when less than DiskReserve plus one
+	// MaxFileSize is free, so that uploads run out before chat writes do.
+	// 0 = no reserve.
+	DiskReserve int64
+	// FreeSpace reports the bytes free for the server on the file system
+	// of dir; nil = statfs (see freespace.go).
+	FreeSpace func(dir string) (int64, error)
+	Log       *slog.Logger // nil = discard
 	// MemberCacheSize bounds the memberships kept in memory for the
 	// per-message check (see cache.go); 0 = 65536, negative = no cache.
 	// The cache is right only while every membership change goes through
@@ -108,6 +119,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxFileSize <= 0 {
 		cfg.MaxFileSize = 10 << 20
+	}
+	if cfg.UploadQuota <= 0 {
+		cfg.UploadQuota = DefaultUploadQuota
+	}
+	if cfg.FreeSpace == nil {
+		cfg.FreeSpace = freeSpace
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -44,8 +44,12 @@ type Config struct {
 	QueueBytes          int      `json:"queue_bytes"`
 	CommandRate         float64  `json:"command_rate"`
 	CommandBurst        int      `json:"command_burst"`
-	LoginRate           float64  `json:"login_rate"`  // password attempts a minute per client address
-	LoginBurst          int      `json:"login_burst"` // password attempts at once per client address
+	LoginRate           float64  `json:"login_rate"`   // password attempts a minute per client address
+	LoginBurst          int      `json:"login_burst"`  // password attempts at once per client address
+	UploadQuota         int      `json:"upload_quota"` // bytes of files one user may keep stored
+	UploadRate          float64  `json:"upload_rate"`  // uploads a minute per user
+	UploadBurst         int      `json:"upload_burst"` // uploads at once per user
+	DiskReserve         int      `json:"disk_reserve"` // bytes the data dir's file system keeps free of uploads
 	HandshakeTimeout    Duration `json:"handshake_timeout"`
 	BodyTimeout         Duration `json:"body_timeout"`          // base time to read a request body
 	MaxBodyReadsPerIP   int      `json:"max_body_reads_per_ip"` // requests reading a body at once per client address
@@ -157,6 +161,10 @@ func Default() Config {
 		CommandBurst:        200,
 		LoginRate:           10,
 		LoginBurst:          20,
+		UploadQuota:         256 << 20,
+		UploadRate:          30,
+		UploadBurst:         10,
+		DiskReserve:         1 << 30,
 		HandshakeTimeout:    Duration(10 * time.Second),
 		BodyTimeout:         Duration(10 * time.Second),
 		MaxBodyReadsPerIP:   64,
@@ -215,6 +223,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LoginRate <= 0 {
 		return errors.New("config: login rate must be positive")
+	}
+	if c.UploadRate <= 0 {
+		return errors.New("config: upload rate must be positive")
+	}
+	if c.DiskReserve < 0 {
+		return errors.New("config: disk reserve must not be negative")
 	}
 	for name, d := range map[string]Duration{"handshake timeout": c.HandshakeTimeout, "body timeout": c.BodyTimeout, "connect timeout": c.ConnectTimeout,
 		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout} {
@@ -340,6 +354,10 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	integer(&c.CommandBurst, "command-burst", "command burst per connection")
 	float(&c.LoginRate, "login-rate", "password attempts (sign-up, login, password change) a minute per client address; each username gets half")
 	integer(&c.LoginBurst, "login-burst", "password attempts at once per client address; each username gets a quarter")
+	integer(&c.UploadQuota, "upload-quota", "bytes of files one user may keep stored (error 120 beyond)")
+	float(&c.UploadRate, "upload-rate", "file uploads a minute per user")
+	integer(&c.UploadBurst, "upload-burst", "file uploads at once per user")
+	integer(&c.DiskReserve, "disk-reserve", "bytes the data dir's file system keeps free: uploads stop (error 121) before chat writes run out of space; 0 = off")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
 	dur(&c.BodyTimeout, "body-timeout", "time to read an HTTP request's body, plus 1s per 16 KiB of it; a slower body is cut off")
 	integer(&c.MaxBodyReadsPerIP, "max-body-reads-per-ip", "most HTTP requests one client address may have reading a body at once; more get 429")

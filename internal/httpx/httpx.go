@@ -76,6 +76,8 @@ func StatusOf(e *protocol.Error) int {
 		return http.StatusConflict
 	case protocol.ErrNotFound.Code:
 		return http.StatusNotFound
+	case protocol.ErrQuota.Code, protocol.ErrStorageLow.Code:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
 }

@@ -29,6 +29,8 @@ func TestStatusOf(t *testing.T) {
 		{protocol.ErrNotFound, 404},
 		{protocol.ErrConflict, 409},
 		{protocol.ErrCallFull, 409},
+		{protocol.ErrQuota, 507},
+		{protocol.ErrStorageLow, 507},
 	} {
 		if got := StatusOf(c.err.WithMessage("x")); got != c.want {
 			t.Errorf("StatusOf(%d) = %d, want %d", c.err.Code, got, c.want)

@@ -49,6 +49,8 @@ var (
 	ErrNotFound          = &Error{117, "not found"}
 	ErrConflict          = &Error{118, "conflict"}
 	ErrCallFull          = &Error{119, "the call is full"}
+	ErrQuota             = &Error{120, "storage quota exceeded"}
+	ErrStorageLow        = &Error{121, "the server is low on storage"}
 )
 
 // Disconnect is a numbered reason for closing a connection. On WebSocket the

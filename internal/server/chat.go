@@ -12,6 +12,7 @@ import (
 	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/chat/rest"
 	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/ratelimit"
 	"github.com/sori-dev/sori/internal/session"
 	"github.com/sori-dev/sori/internal/store"
 )
@@ -46,7 +47,8 @@ func (s *Server) mountChat() error {
 	stopPoll := revoked.poll(st, credentialPollInterval)
 	svc, err := chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node},
-		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg), Blobs: blobsOf(st),
+		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg),
+		UploadQuota: int64(s.cfg.UploadQuota), DiskReserve: int64(s.cfg.DiskReserve), Blobs: blobsOf(st),
 	})
 	if err != nil {
 		stopPoll()
@@ -64,7 +66,8 @@ func (s *Server) mountChat() error {
 	}
 
 	acc.Routes(s.Handle)
-	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log}).Routes(s.Handle)
+	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log,
+		Upload: ratelimit.New(ratelimit.Config{Rate: s.cfg.UploadRate / 60, Burst: s.cfg.UploadBurst})}).Routes(s.Handle)
 	s.OnShutdown(func(context.Context) error { stopPoll(); return st.Close() })
 	return nil
 }

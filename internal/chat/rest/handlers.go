@@ -354,7 +354,7 @@ func (a *API) files(r *http.Request, id accounts.Identity, rid int64) (any, int,
 
 // upload takes the file's bytes as the raw request body (what fetch(url,
 // {body: file}) and curl --data-binary send) and its name in ?name=.
-func (a *API) upload(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+func (a *API) uploadFile(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
 	if isMultipart(r) {
 		return nil, 0, errUnsupportedUpload
 	}

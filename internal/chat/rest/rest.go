@@ -29,6 +29,9 @@ type Config struct {
 	// member; nil = 2 a second (4 at once) and 5 a second (10 at once).
 	// Their rpc forms over a connection are under the command rate instead.
 	Typing, Read *ratelimit.Limiter
+	// Upload limits each user's file uploads; nil = 30 a minute, 10 at
+	// once. The bytes are bounded by the chat service's quota.
+	Upload *ratelimit.Limiter
 }
 
 // API serves the chat endpoints. It is safe for concurrent use.
@@ -38,6 +41,7 @@ type API struct {
 	log    *slog.Logger
 	typing *ratelimit.Limiter // keyed by user id
 	read   *ratelimit.Limiter // keyed by user id
+	upload *ratelimit.Limiter // keyed by user id
 }
 
 // New returns the API for cfg.
@@ -51,7 +55,10 @@ func New(cfg Config) *API {
 	if cfg.Read == nil {
 		cfg.Read = ratelimit.New(ratelimit.Config{Rate: 5, Burst: 10})
 	}
-	return &API{chat: cfg.Chat, acc: cfg.Accounts, log: cfg.Log, typing: cfg.Typing, read: cfg.Read}
+	if cfg.Upload == nil {
+		cfg.Upload = ratelimit.New(ratelimit.Config{Rate: 0.5, Burst: 10})
+	}
+	return &API{chat: cfg.Chat, acc: cfg.Accounts, log: cfg.Log, typing: cfg.Typing, read: cfg.Read, upload: cfg.Upload}
 }
 
 // handler is an endpoint: it returns the JSON answer and its status, or an
@@ -135,7 +142,7 @@ func (a *API) Routes(handle func(pattern string, h http.Handler)) {
 	handle("POST /api/v1/rooms/{room}/typing", a.serve(httpx.MaxJSONBody, a.typing, inRoom(a.sendTyping)))
 	handle("GET /api/v1/rooms/{room}/presence", a.wrap(inRoom(a.presence)))
 	handle("GET /api/v1/rooms/{room}/files", a.wrap(inRoom(a.files)))
-	handle("POST /api/v1/rooms/{room}/files", a.serve(a.chat.MaxFileSize(), nil, inRoom(a.upload)))
+	handle("POST /api/v1/rooms/{room}/files", a.serve(a.chat.MaxFileSize(), a.upload, inRoom(a.uploadFile)))
 	handle("GET /api/v1/files/{file}", a.acc.Require(a.download))
 	handle("GET /api/v1/search", a.wrap(a.search))
 }
