@@ -77,6 +77,10 @@ type Store struct {
 
 	// Group-commit counters: committed batches and the events in them.
 	batches, batchedEvents atomic.Int64
+	// checkpointedFrames counts the WAL frames this Store's background
+	// checkpoints copied (tests read it; per Store, so that one test's
+	// store cannot satisfy another's wait).
+	checkpointedFrames atomic.Int64
 
 	// failBatch, when set by tests, is called with the size of each batch
 	// just before COMMIT; an error fails the batch.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -168,10 +167,6 @@ type checkpointer struct {
 	done  chan struct{}
 }
 
-// checkpointedFrames counts the WAL frames background checkpoints copied
-// (in every Store of the process), for tests.
-var checkpointedFrames atomic.Int64
-
 func (s *Store) startCheckpointer() *checkpointer {
 	c := &checkpointer{s: s, kicks: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	if !backgroundCheckpoints {
@@ -210,7 +205,7 @@ func (c *checkpointer) run() {
 		var busy, logFrames, copied int64
 		err := c.s.r.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &copied)
 		if err == nil && copied > 0 {
-			checkpointedFrames.Add(copied)
+			c.s.checkpointedFrames.Add(copied)
 		}
 		pause.Reset(checkpointInterval)
 		select {
