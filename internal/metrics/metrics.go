@@ -1,7 +1,8 @@
 // Package metrics exposes Sori's Prometheus metrics. It implements the
 // Metrics interfaces of hub and session, and (TURN) of the embedded TURN
 // server, on one registry per server (no global registry, so tests can run
-// many servers in one process).
+// many servers in one process). It must never import hub, session, transport,
+// chat or server: they reach it through their own Metrics interfaces.
 package metrics
 
 import (

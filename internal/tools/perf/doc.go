@@ -4,5 +4,7 @@
 // (a trivial TCP server, a raw-TCP fan-out harness with the same coalescing).
 // It holds the harnesses and a minimal WebSocket client written for speed;
 // the measurements themselves are tests behind the -perf flag (see
-// docs/benchmarks.md). Nothing but its own tests imports it.
+// docs/benchmarks.md). Nothing but its own tests imports it. Outside its
+// tests it must never import server, session, hub or chat: the harnesses
+// measure a server from outside, as a client does.
 package perf
