@@ -146,6 +146,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
 	}
+	if err := checkWritable(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: %s is not writable (check the file's and its directory's permissions, the mount and free space): %w", path, err)
+	}
 
 	prepared, err := prepareWriter(ctx, w)
 	if err != nil {
@@ -286,4 +290,23 @@ func wrap(err error, format string, args ...any) error {
 // wrong or lost a race) rather than a failure of the database.
 func isLogical(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrInvalid)
+}
+
+// checkWritable writes the header field user_version back unchanged and
+// rolls back. SQLite opens a file it may not write read-only without saying
+// so, BEGIN IMMEDIATE still succeeds on it, and migrate writes nothing when
+// the schema is current: without this probe a read-only database was found
+// only by the first chat write (a 500) while /readyz said 200.
+func checkWritable(ctx context.Context, w *sql.DB) error {
+	var v int64
+	if err := w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+	return err
 }
