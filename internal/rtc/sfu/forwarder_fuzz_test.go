@@ -32,8 +32,8 @@ func (l *fuzzLayer) packet(ext int64) (uint16, uint32) {
 //   - the out TS advances at a switch (never backwards) and otherwise keeps a
 //     constant offset to the publisher's TS, so it is as monotonic as the
 //     input;
-//   - a late packet is numbered after the switch that started its layer and
-//     keeps the TS offset;
+//   - a late packet comes from after the switch that started its layer (in
+//     the publisher's extended numbering) and keeps the TS offset;
 //   - Lookup maps every forwarded out SN back to its layer and in SN.
 func checkForwarder(t *testing.T, data []byte) {
 	if len(data) > 3*5000 {
@@ -48,6 +48,7 @@ func checkForwarder(t *testing.T, data []byte) {
 		maxOut, maxIn     uint16
 		maxOutTS, maxInTS uint32
 		switchOut         uint16
+		switchExt         int64               // the publisher's extended SN of the switch packet
 		padded            = map[uint16]bool{} // padding SNs of the current layer
 		newerDropped      bool                // a packet after maxIn was not forwarded
 		droppedTop        uint16              // the newest of them
@@ -89,6 +90,13 @@ func checkForwarder(t *testing.T, data []byte) {
 		}
 		sn, ts := l.packet(ext)
 		p := Packet{Layer: layer, SN: sn, TS: ts, Keyframe: b0&4 != 0, Padding: b0&8 != 0, Arrival: now}
+		if (b0>>4)&7 == 7 {
+			// A restart carries media. A padding-only packet 40,000 numbers
+			// on is ambiguous in 16 bits (it reads as 25,536 back), and the
+			// forwarder's numbering may then move by whole half-ranges
+			// without an output the test could check against.
+			p.Padding = false
+		}
 		target := f.Target()
 		out, ok := f.Forward(p)
 		if !ok {
@@ -129,7 +137,7 @@ func checkForwarder(t *testing.T, data []byte) {
 				}
 			}
 			started, curLayer, topTS = true, layer, out.TS
-			maxOut, maxIn, maxOutTS, maxInTS, switchOut = out.SN, sn, out.TS, ts, out.SN
+			maxOut, maxIn, maxOutTS, maxInTS, switchOut, switchExt = out.SN, sn, out.TS, ts, out.SN, ext
 			clear(padded)
 			newerDropped = false
 			continue
@@ -163,8 +171,13 @@ func checkForwarder(t *testing.T, data []byte) {
 			if dIn >= 0 {
 				fail("late out SN %d for a new in SN %d (newest in %d)", out.SN, sn, maxIn)
 			}
-			if int16(out.SN-switchOut) <= 0 {
-				fail("late packet numbered %d, not after the switch at %d", out.SN, switchOut)
+			// Compared in the publisher's extended numbering, which the
+			// generator knows: the 16-bit out SNs cannot tell "before the
+			// switch" from "more than 32,767 numbers after it", and
+			// padding-only jumps can move the forwarder's numbering that
+			// far without the test seeing an output.
+			if ext <= switchExt {
+				fail("late packet %d (extended %d) is from before the switch (extended %d, out %d)", sn, ext, switchExt, switchOut)
 			}
 		default:
 			fail("out SN %d equals the newest", out.SN)
