@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -432,11 +431,4 @@ type Identity struct {
 	Method    Method
 	SessionID string // cookie and API token: the store id (TokenID) of the session
 	CSRFToken string // cookie only
-}
-
-func bearer(h string) string {
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }

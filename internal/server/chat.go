@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sori-dev/sori/internal/accounts"
+	accountsrest "github.com/sori-dev/sori/internal/accounts/rest"
 	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/chat/rest"
 	"github.com/sori-dev/sori/internal/protocol"
@@ -65,7 +66,7 @@ func (s *Server) mountChat() error {
 		})
 	}
 
-	acc.Routes(s.Handle)
+	accountsrest.New(acc).Routes(s.Handle)
 	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log,
 		Upload: ratelimit.New(ratelimit.Config{Rate: s.cfg.UploadRate / 60, Burst: s.cfg.UploadBurst})}).Routes(s.Handle)
 	s.OnShutdown(func(context.Context) error { stopPoll(); return st.Close() })

@@ -1,14 +1,11 @@
-package accounts
+package rest
 
 import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/sori-dev/sori/internal/auth"
+	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/store"
 )
 
@@ -19,14 +16,14 @@ import (
 func TestConnectionTokenCannotMintAndDiesWithRevocation(t *testing.T) {
 	var mu sync.Mutex
 	var revoked []store.User
-	f := newFixture(t, func(c *Config) {
+	f := newFixture(t, func(c *accounts.Config) {
 		c.OnRevoke = func(u store.User) { mu.Lock(); revoked = append(revoked, u); mu.Unlock() }
 	})
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "frank", "password": "old-password"}})
-	sc, csrf := cookie(resp, SessionCookie), out["csrf_token"].(string)
+	sc, csrf := cookie(resp, accounts.SessionCookie), out["csrf_token"].(string)
 	withCookie := func(r req) req {
 		r.cookies = []*http.Cookie{sc}
-		r.header = map[string]string{CSRFHeader: csrf}
+		r.header = map[string]string{accounts.CSRFHeader: csrf}
 		return r
 	}
 	connectToken := func() string {
@@ -73,7 +70,7 @@ func TestConnectionTokenCannotMintAndDiesWithRevocation(t *testing.T) {
 	// A token minted after the change works; "log out everywhere" (from a
 	// cookie) kills it and the cookie too.
 	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"username": "frank", "password": "new-password"}})
-	sc, csrf = cookie(resp, SessionCookie), out["csrf_token"].(string)
+	sc, csrf = cookie(resp, accounts.SessionCookie), out["csrf_token"].(string)
 	fresh := connectToken()
 	if resp, _ = f.do(t, req{method: "GET", path: "/api/v1/me", header: asJWT(fresh)}); resp.StatusCode != 200 {
 		t.Fatalf("me with a token minted after the change: %d", resp.StatusCode)
@@ -86,38 +83,5 @@ func TestConnectionTokenCannotMintAndDiesWithRevocation(t *testing.T) {
 	}
 	if resp, _ = f.do(t, req{method: "GET", path: "/api/v1/me", cookies: []*http.Cookie{sc}}); resp.StatusCode != 401 {
 		t.Fatalf("cookie after logout-all: %d, want 401", resp.StatusCode)
-	}
-}
-
-// TestTokenStands is the rule itself: the generation when the token has
-// one, else "iat" in a later second than the last change.
-func TestTokenStands(t *testing.T) {
-	changed := time.Date(2026, 11, 30, 12, 0, 10, 300_000_000, time.UTC)
-	u := store.User{Username: "frank", CredentialsGen: 2, CredentialsChangedAt: changed}
-	gen := func(g int64) *int64 { return &g }
-	claims := func(g *int64, iat time.Time) *auth.Claims {
-		c := &auth.Claims{Gen: g}
-		if !iat.IsZero() {
-			c.IssuedAt = jwt.NewNumericDate(iat)
-		}
-		return c
-	}
-	for _, tc := range []struct {
-		name  string
-		user  store.User
-		c     *auth.Claims
-		stand bool
-	}{
-		{"current generation", u, claims(gen(2), changed.Add(-time.Hour)), true},
-		{"old generation", u, claims(gen(1), changed.Add(time.Hour)), false},
-		{"iat a second after", u, claims(nil, changed.Add(time.Second)), true},
-		{"iat in the same second", u, claims(nil, changed.Add(100*time.Millisecond)), false},
-		{"iat before", u, claims(nil, changed.Add(-time.Minute)), false},
-		{"no iat after a change", u, claims(nil, time.Time{}), false},
-		{"no iat, never changed", store.User{Username: "new"}, claims(nil, time.Time{}), true},
-	} {
-		if err := TokenStands(tc.user, tc.c); (err == nil) != tc.stand {
-			t.Errorf("%s: %v, want stand=%v", tc.name, err, tc.stand)
-		}
 	}
 }

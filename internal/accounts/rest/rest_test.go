@@ -1,4 +1,4 @@
-package accounts
+package rest
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/auth"
 	"github.com/sori-dev/sori/internal/store"
 	"github.com/sori-dev/sori/internal/store/sqlite"
 )
 
 type fixture struct {
-	svc   *Service
+	svc   *accounts.Service
 	st    store.Store
 	v     *auth.Verifier
 	srv   *httptest.Server
@@ -26,7 +27,7 @@ type fixture struct {
 	clock *fakeClock
 }
 
-// fakeClock is the Service's clock in tests: it starts at the real time and
+// fakeClock is the accounts.Service's clock in tests: it starts at the real time and
 // moves only when told.
 type fakeClock struct {
 	mu sync.Mutex
@@ -47,8 +48,8 @@ func (c *fakeClock) Add(d time.Duration) {
 
 // newFixture runs the account endpoints on a real loopback server over a
 // real SQLite file, with a fake clock; mutate (optional) adjusts the
-// Service's config.
-func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
+// accounts.Service's config.
+func newFixture(t *testing.T, mutate ...func(*accounts.Config)) *fixture {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sori.db"), sqlite.Options{})
 	if err != nil {
@@ -60,17 +61,17 @@ func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{t: time.Now()}
-	cfg := Config{Store: st, Hasher: newTestHasher(t, fastParams), Verifier: v, Now: clock.Now}
+	cfg := accounts.Config{Store: st, Hasher: newTestHasher(t), Verifier: v, Now: clock.Now}
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	svc, err := New(cfg)
+	svc, err := accounts.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v.SetCheck(svc.CheckToken) // as the server wires it
 	mux := http.NewServeMux()
-	svc.Routes(mux.Handle)
+	New(svc).Routes(mux.Handle)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &fixture{svc: svc, st: st, v: v, srv: srv, now: time.Now(), clock: clock}
@@ -131,12 +132,12 @@ func TestSignupLoginCookieAndCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("signup: %d %v", resp.StatusCode, out)
 	}
-	sc := cookie(resp, SessionCookie)
+	sc := cookie(resp, accounts.SessionCookie)
 	if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Secure {
 		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, not Secure over plain HTTP", sc)
 	}
 	csrf := out["csrf_token"].(string)
-	if cc := cookie(resp, CSRFCookie); cc == nil || cc.HttpOnly || cc.Value != csrf {
+	if cc := cookie(resp, accounts.CSRFCookie); cc == nil || cc.HttpOnly || cc.Value != csrf {
 		t.Fatalf("csrf cookie %+v: want readable by script and equal to the body's token", cc)
 	}
 
@@ -151,11 +152,11 @@ func TestSignupLoginCookieAndCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || errCode(out) != 104 {
 		t.Fatalf("unsafe method without CSRF header: %d %v", resp.StatusCode, out)
 	}
-	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/connect-token", cookies: []*http.Cookie{sc}, header: map[string]string{CSRFHeader: csrf + "x"}})
+	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/connect-token", cookies: []*http.Cookie{sc}, header: map[string]string{accounts.CSRFHeader: csrf + "x"}})
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("wrong CSRF header: %d %v", resp.StatusCode, out)
 	}
-	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/connect-token", cookies: []*http.Cookie{sc}, header: map[string]string{CSRFHeader: csrf}})
+	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/connect-token", cookies: []*http.Cookie{sc}, header: map[string]string{accounts.CSRFHeader: csrf}})
 	if resp.StatusCode != 200 {
 		t.Fatalf("connect-token: %d %v", resp.StatusCode, out)
 	}
@@ -170,12 +171,12 @@ func TestSignupLoginCookieAndCSRF(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("login: %d %v", resp.StatusCode, out)
 	}
-	if c := cookie(resp, SessionCookie); c == nil || !c.Secure {
+	if c := cookie(resp, accounts.SessionCookie); c == nil || !c.Secure {
 		t.Fatalf("session cookie behind a TLS proxy must be Secure: %+v", c)
 	}
 
 	// Logout ends the session: the cookie no longer works.
-	resp, _ = f.do(t, req{method: "POST", path: "/api/v1/auth/logout", cookies: []*http.Cookie{sc}, header: map[string]string{CSRFHeader: csrf}})
+	resp, _ = f.do(t, req{method: "POST", path: "/api/v1/auth/logout", cookies: []*http.Cookie{sc}, header: map[string]string{accounts.CSRFHeader: csrf}})
 	if resp.StatusCode != 200 {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
@@ -242,7 +243,7 @@ func TestAPITokensAndJWT(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"username": "dave", "password": "secret-pass", "kind": "api", "label": "ci"}})
-	if resp.StatusCode != 200 || cookie(resp, SessionCookie) != nil {
+	if resp.StatusCode != 200 || cookie(resp, accounts.SessionCookie) != nil {
 		t.Fatalf("api login: %d %v (no cookie expected)", resp.StatusCode, out)
 	}
 	tok := out["token"].(string)
@@ -300,17 +301,17 @@ func TestAPITokensAndJWT(t *testing.T) {
 func TestPasswordChangeEndsSessions(t *testing.T) {
 	f := newFixture(t)
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "frank", "password": "old-password"}})
-	sc, csrf := cookie(resp, SessionCookie), out["csrf_token"].(string)
+	sc, csrf := cookie(resp, accounts.SessionCookie), out["csrf_token"].(string)
 	_, out = f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"username": "frank", "password": "old-password", "kind": "api"}})
 	apiTok := out["token"].(string)
-	h := map[string]string{CSRFHeader: csrf}
+	h := map[string]string{accounts.CSRFHeader: csrf}
 	if resp, _ = f.do(t, req{method: "PUT", path: "/api/v1/me/password", cookies: []*http.Cookie{sc}, header: h,
 		body: map[string]string{"old_password": "wrong-password", "new_password": "new-password"}}); resp.StatusCode != 403 {
 		t.Fatalf("change with a wrong old password: %d, want 403", resp.StatusCode)
 	}
 	resp, out = f.do(t, req{method: "PUT", path: "/api/v1/me/password", cookies: []*http.Cookie{sc}, header: h,
 		body: map[string]string{"old_password": "old-password", "new_password": "new-password"}})
-	if resp.StatusCode != 200 || cookie(resp, SessionCookie) == nil {
+	if resp.StatusCode != 200 || cookie(resp, accounts.SessionCookie) == nil {
 		t.Fatalf("change password: %d %v (a fresh cookie expected)", resp.StatusCode, out)
 	}
 	if resp, _ = f.do(t, req{method: "GET", path: "/api/v1/me", cookies: []*http.Cookie{sc}}); resp.StatusCode != 401 {
@@ -325,8 +326,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 }
 
 func TestClosedSignup(t *testing.T) {
-	f := newFixture(t)
-	f.svc.cfg.ClosedSignup = true
+	f := newFixture(t, func(c *accounts.Config) { c.ClosedSignup = true })
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "gina", "password": "secret-pass"}})
 	if resp.StatusCode != 403 || errCode(out) != 104 {
 		t.Fatalf("closed signup: %d %v", resp.StatusCode, out)
@@ -349,7 +349,7 @@ func wantRateLimited(t *testing.T, what string, resp *http.Response, out map[str
 func TestLoginGuessesPerUsernameAreRateLimited(t *testing.T) {
 	// 60 a minute and 8 at once per address; per username 30 a minute
 	// (one every 2 s) and 2 at once.
-	f := newFixture(t, func(c *Config) { c.LoginRate, c.LoginBurst = 60, 8 })
+	f := newFixture(t, func(c *accounts.Config) { c.LoginRate, c.LoginBurst = 60, 8 })
 	if _, err := f.svc.CreateUser(context.Background(), "carol", "secret-pass", false); err != nil {
 		t.Fatal(err)
 	}
@@ -381,12 +381,12 @@ func TestLoginGuessesPerUsernameAreRateLimited(t *testing.T) {
 
 func TestPasswordAttemptsPerAddressAreRateLimited(t *testing.T) {
 	// 6 a minute (one every 10 s), 4 at once.
-	f := newFixture(t, func(c *Config) { c.LoginRate, c.LoginBurst = 6, 4 })
+	f := newFixture(t, func(c *accounts.Config) { c.LoginRate, c.LoginBurst = 6, 4 })
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "hank", "password": "old-password"}})
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("signup: %d %v", resp.StatusCode, out)
 	}
-	sc, h := cookie(resp, SessionCookie), map[string]string{CSRFHeader: out["csrf_token"].(string)}
+	sc, h := cookie(resp, accounts.SessionCookie), map[string]string{accounts.CSRFHeader: out["csrf_token"].(string)}
 	// Sign-up, login (of any name) and password change share the address's
 	// bucket; malformed requests count too.
 	f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: "not an object"})
@@ -426,7 +426,7 @@ func TestAPITokensPerUserAreCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	var first string
-	for i := range MaxAPITokens {
+	for i := range accounts.MaxAPITokens {
 		ttl := time.Duration(0)
 		if i == 0 {
 			ttl = time.Minute
@@ -442,7 +442,7 @@ func TestAPITokensPerUserAreCapped(t *testing.T) {
 	bearer := map[string]string{"Authorization": "Bearer " + first}
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/tokens", body: map[string]any{"label": "one too many"}, header: bearer})
 	if resp.StatusCode != http.StatusConflict || errCode(out) != 118 {
-		t.Fatalf("token %d: %d %v, want 409/118", MaxAPITokens+1, resp.StatusCode, out)
+		t.Fatalf("token %d: %d %v, want 409/118", accounts.MaxAPITokens+1, resp.StatusCode, out)
 	}
 	resp, out = f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"username": "kim", "password": "secret-pass", "kind": "api"}})
 	if resp.StatusCode != http.StatusConflict || errCode(out) != 118 {
@@ -453,4 +453,15 @@ func TestAPITokensPerUserAreCapped(t *testing.T) {
 	if _, _, err := f.svc.CreateAPIToken(ctx, u, "after expiry", 0); err != nil {
 		t.Fatalf("a token after one expired: %v", err)
 	}
+}
+
+// newTestHasher hashes with parameters that keep tests quick; the format
+// and code paths are the same as the defaults'.
+func newTestHasher(t *testing.T) *accounts.Hasher {
+	t.Helper()
+	h, err := accounts.NewHasher(accounts.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
