@@ -152,9 +152,10 @@ test('two users sign up and chat both ways', async () => {
   // Search across rooms, then jump to the hit.
   await a.getByLabel('Search messages').fill('reply');
   await a.getByRole('button', { name: 'Search', exact: true }).click();
-  const hit = a.locator('#search-list button', { hasText: 'this is a reply' });
+  const hit = a.locator('#search-list li', { hasText: 'this is a reply' });
   await hit.waitFor();
-  await hit.click();
+  await hit.locator('mark', { hasText: 'reply' }).waitFor(); // the matched word is marked
+  await hit.getByRole('button').click();
   await a.locator('#room-title', { hasText: 'general' }).waitFor();
   await a.locator('#messages .msg.flash', { hasText: 'this is a reply' }).waitFor();
 

@@ -87,8 +87,10 @@ export const api = {
   /** The upload limit in bytes (the file listing carries it as max_size). */
   fileLimit: async (id) => (await request('GET', `/api/v1/rooms/${id}/files?limit=1`)).max_size ?? 0,
   upload: (id, file) => request('POST', `/api/v1/rooms/${id}/files?name=${enc(file.name || 'file')}`, file),
+  /** Every word of q is a prefix ("welc" finds "welcome"): the server takes a trailing * as one. */
   search: (q, room) => {
-    const p = new URLSearchParams({ q, limit: '50' });
+    const prefixes = q.split(/\s+/).filter(Boolean).map((w) => (w.endsWith('*') ? w : `${w}*`)).join(' ');
+    const p = new URLSearchParams({ q: prefixes, limit: '50' });
     if (room) p.set('room', String(room));
     return request('GET', `/api/v1/search?${p}`);
   },

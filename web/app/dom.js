@@ -38,43 +38,6 @@ export function replace(el, ...children) {
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
-// http(s) URLs only; the trailing punctuation of a sentence is not part of
-// the link.
-const urlRe = /\bhttps?:\/\/[^\s<>"'`]+/gi;
-const trailing = /[.,;:!?)\]}'"]+$/;
-
-/**
- * Returns text as nodes: plain text, with http(s) URLs turned into links
- * that open in a new tab without a referrer or an opener. Any other scheme
- * (javascript:, data:, vbscript:, …) stays text.
- */
-export function linkify(text) {
-  const out = [];
-  let last = 0;
-  for (const m of text.matchAll(urlRe)) {
-    let raw = m[0];
-    const cut = raw.match(trailing);
-    if (cut) raw = raw.slice(0, -cut[0].length);
-    const href = safeURL(raw);
-    if (!href) continue;
-    if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
-    out.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow', text: raw }));
-    last = m.index + raw.length;
-  }
-  if (last < text.length) out.push(document.createTextNode(text.slice(last)));
-  return out;
-}
-
-/** Returns the normalized URL when s is an absolute http(s) URL, else ''. */
-export function safeURL(s) {
-  try {
-    const u = new URL(s);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : '';
-  } catch {
-    return '';
-  }
-}
-
 /** A short, locale-aware time of day (or date and time when not today). */
 export function formatTime(t) {
   const d = t instanceof Date ? t : new Date(t);

@@ -3,8 +3,10 @@
 // composer with attachments, and search results. Every user-provided string
 // is set with textContent (see dom.js); nothing here parses HTML.
 import { api } from './api.js';
-import { $, h, replace, linkify, formatTime, formatSize, announce } from './dom.js';
+import { $, h, replace, formatTime, formatSize, announce } from './dom.js';
 import { PAGE } from './model.js';
+import { formatBlocks, formatInline } from './format.js';
+import { parse, plainText, searchTerms } from './markdown.js';
 
 const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 const FILE_LINE = /^\/api\/v1\/files\/([A-Za-z0-9_-]{8,128})$/;
@@ -221,7 +223,7 @@ export class RoomView {
     this.#renderReceipts();
     this.#renderTyping();
     const mine = msg.user === this.ctx.me;
-    if (!mine) announce(`${msg.user}: ${msg.text || 'sent a file'}`);
+    if (!mine) announce(`${msg.user}: ${plainText(parse(this.#body(msg.text).rest)) || 'sent a file'}`);
     if (wasBottom || mine) {
       this.scrollToBottom();
       this.#maybeMarkRead();
@@ -273,7 +275,10 @@ export class RoomView {
     return li;
   }
 
-  /** Splits message text into a paragraph of linkified text and file references (lines that are /api/v1/files/<id>). */
+  /**
+   * Splits message text into its Markdown body (rendered by format.js) and
+   * file references (lines that are /api/v1/files/<id>).
+   */
   #body(text) {
     const files = [];
     const lines = [];
@@ -283,7 +288,7 @@ export class RoomView {
       else lines.push(line);
     }
     const rest = lines.join('\n').trim();
-    return { body: rest ? h('p', { class: 'msg-body' }, linkify(rest)) : null, files };
+    return { body: rest ? h('div', { class: 'msg-body' }, formatBlocks(rest, { me: this.ctx.me })) : null, files, rest };
   }
 
   #attachment(id) {
@@ -320,10 +325,15 @@ export class RoomView {
 
   #quote(seq) {
     const target = this.model.messages.get(seq);
-    let text = `Reply to an earlier message (#${seq})`;
-    if (target) text = `${target.user}: ${target.deleted ? 'deleted message' : (target.text.split('\n')[0] || 'file')}`;
+    let text = [`Reply to an earlier message (#${seq})`];
+    if (target) text = [`${target.user}: `, target.deleted ? 'deleted message' : formatInline(this.#firstLine(target.text), { me: this.ctx.me })];
     return h('div', { class: 'msg-reply', dataset: { target: String(seq) } },
       h('span', { 'aria-hidden': 'true', text: '↪ ' }), h('span', { class: 'visually-hidden', text: 'In reply to ' }), text);
+  }
+
+  /** The first line of a message's text for previews ("file" for a file alone). */
+  #firstLine(text) {
+    return (text ?? '').split('\n').find((l) => l.trim() && !FILE_LINE.test(l.trim())) ?? 'file';
   }
 
   #reactions(msg) {
@@ -440,7 +450,7 @@ export class RoomView {
   setReply(msg) {
     this.reply = msg;
     this.dom.replyBox.hidden = !msg;
-    this.dom.replyText.textContent = msg ? `Replying to ${msg.user}: ${msg.text.split('\n')[0]}` : '';
+    replace(this.dom.replyText, msg ? [`Replying to ${msg.user}: `, formatInline(this.#firstLine(msg.text), { me: this.ctx.me })] : []);
   }
 
   /** The room's upload limit in bytes (0 while unknown), fetched once per room. */
@@ -608,12 +618,18 @@ export class RoomView {
       const res = await api.search(q, here && this.model ? this.model.id : 0);
       const list = res.messages ?? [];
       if (!list.length) { replace(d.resultList, h('li', { class: 'hint', text: `Nothing found for “${q}”.` })); return; }
+      const terms = searchTerms(q);
       replace(d.resultList, list.map((m) => {
         const room = this.ctx.rooms.get(m.room);
         const where = room ? room.displayName : `room ${m.room}`;
-        return h('li', {}, h('button', { type: 'button', onclick: () => this.ctx.openMessage(m.room, m.seq) },
-          h('span', { class: 'search-meta', text: `${m.user} in ${where} · ${formatTime(m.created_at)}` }),
-          h('span', { text: (m.text ?? '').replace(/\n?\/api\/v1\/files\/\S+/g, ' 📎').trim() })));
+        // The same rendering as the timeline, with the matched words marked.
+        // (A button holds phrasing content only: the blocks go next to it.)
+        const { rest, files } = this.#body(m.text);
+        const open = (e) => { if (!e.target.closest('a, button')) this.ctx.openMessage(m.room, m.seq); };
+        return h('li', { class: 'search-hit', onclick: open },
+          h('button', { type: 'button', class: 'search-open', onclick: () => this.ctx.openMessage(m.room, m.seq) },
+            h('span', { class: 'search-meta', text: `${m.user} in ${where} · ${formatTime(m.created_at)}` })),
+          h('div', { class: 'msg-body' }, formatBlocks(rest, { me: this.ctx.me, terms }), files.length ? ' 📎' : null));
       }));
       announce(`${list.length} result${list.length === 1 ? '' : 's'}`);
     } catch (err) {

@@ -1,0 +1,122 @@
+// Browser tests of message formatting and the reading aids: the Markdown
+// subset rendered as DOM nodes (and hostile Markdown staying inert), the
+// same rendering in search results and reply previews.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, screenshot } from './helpers.js';
+import { maybeRouteSDK, signUp, createRoom, joinPublicRoom } from './driver.js';
+
+let server;
+let browser;
+let alice;
+let bob;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  alice = await newPage(browser, server.url);
+  bob = await newPage(browser, server.url);
+  await maybeRouteSDK(alice.context);
+  await maybeRouteSDK(bob.context);
+  await signUp(alice.page, 'alice');
+  await signUp(bob.page, 'bob');
+  await createRoom(alice.page, 'fmt');
+  await joinPublicRoom(bob.page, 'fmt');
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop('SIGTERM');
+});
+
+/** Types text (Shift+Enter between lines) and sends it; returns the new message's element. */
+async function type(page, text) {
+  const box = page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  const before = await page.locator('#messages .msg').count();
+  await box.press('Enter');
+  await page.locator('#messages .msg').nth(before).waitFor();
+  return page.locator('#messages .msg').nth(before);
+}
+
+test('Markdown renders as elements, the same for the other user', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  const text = [
+    'plain **bold** *italic* ~~gone~~ `x < y` [docs](https://example.com/d) @bob',
+    '```',
+    '<b>not bold</b> **nor this**',
+    '```',
+    '> a quote',
+    '- one',
+    '- two',
+    '1. first',
+  ].join('\n');
+  await type(a, text);
+  for (const page of [a, b]) {
+    const body = page.locator('#messages .msg').last().locator('.msg-body');
+    await body.locator('strong', { hasText: 'bold' }).waitFor();
+    assert.equal(await body.locator('em').textContent(), 'italic');
+    assert.equal(await body.locator('del').textContent(), 'gone');
+    assert.equal(await body.locator('p code').textContent(), 'x < y');
+    assert.equal(await body.locator('pre code').textContent(), '<b>not bold</b> **nor this**');
+    assert.equal(await body.locator('blockquote').textContent(), 'a quote');
+    assert.deepEqual(await body.locator('ul li').allTextContents(), ['one', 'two']);
+    assert.deepEqual(await body.locator('ol li').allTextContents(), ['first']);
+    const link = body.locator('a');
+    assert.equal(await link.getAttribute('href'), 'https://example.com/d');
+    assert.equal(await link.getAttribute('rel'), 'noopener noreferrer nofollow');
+    assert.equal(await body.locator('b').count(), 0, 'HTML in a code block stays text');
+    const mention = body.locator('.mention', { hasText: '@bob' });
+    assert.equal(await mention.evaluate((el) => el.classList.contains('me')), page === b, 'a mention of me stands out');
+  }
+  await screenshot(b, 'markdown');
+});
+
+test('hostile Markdown stays inert', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  for (const page of [a, b]) await page.evaluate(() => { window.__xss = 0; });
+  const payloads = [
+    '[click](javascript:window.__xss=1)',
+    '[click](JAVASCRIPT:window.__xss=2) [x](data:text/html,<script>window.__xss=3</script>) [y](vbscript:x)',
+    '**<img src=x onerror="window.__xss=4">** `<script>window.__xss=5</script>`',
+    '> <svg onload="window.__xss=6">\n- <iframe src="javascript:window.__xss=7"></iframe>',
+    `${'*_~~'.repeat(450)}bomb${'~~_*'.repeat(450)}`,
+    `${'[a'.repeat(1900)}](https://x.example)`,
+  ];
+  for (const p of payloads) await type(b, p);
+  for (const page of [a, b]) {
+    await page.locator('#messages .msg .msg-body', { hasText: 'bomb' }).waitFor();
+    const found = await page.locator('#messages').evaluate((list) => ({
+      elements: list.querySelectorAll('.msg-body img, .msg-body script, .msg-body svg, .msg-body iframe, .msg-body b').length,
+      badLinks: [...list.querySelectorAll('a')].map((x) => x.getAttribute('href')).filter((h) => !/^(https?|mailto):/.test(h) && !h.startsWith('/api/v1/files/')),
+      handlers: [...list.querySelectorAll('*')].filter((el) => [...el.attributes].some((at) => at.name.startsWith('on'))).length,
+    }));
+    assert.deepEqual(found, { elements: 0, badLinks: [], handlers: 0 });
+    const first = page.locator('#messages .msg .msg-body', { hasText: 'click' }).first();
+    assert.equal(await first.textContent(), '[click](javascript:window.__xss=1)', 'a javascript: link is shown as its text');
+    assert.equal(await page.evaluate(() => window.__xss), 0);
+    assert.deepEqual(page.dialogs, []);
+    assert.deepEqual(page.errors, []);
+  }
+});
+
+test('search results and reply previews use the same rendering', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  const msg = await type(a, 'welcome to **formatting** land');
+  // Reply preview (composer) and the reply's quote both show the bold word.
+  await msg.hover();
+  await msg.getByRole('button', { name: 'Reply' }).click();
+  await a.locator('#reply-text strong', { hasText: 'formatting' }).waitFor();
+  await type(a, 'a reply');
+  await a.locator('#messages .msg').last().locator('.msg-reply strong', { hasText: 'formatting' }).waitFor();
+  await b.locator('#messages .msg').last().locator('.msg-reply strong', { hasText: 'formatting' }).waitFor();
+  // Search by prefix: the hit is rendered with the matched word marked.
+  await b.getByLabel('Search messages').fill('welc');
+  await b.getByRole('button', { name: 'Search', exact: true }).click();
+  const hit = b.locator('#search-list li', { hasText: 'welcome' });
+  await hit.locator('strong', { hasText: 'formatting' }).waitFor();
+  assert.equal(await hit.locator('mark').textContent(), 'welc');
+});
