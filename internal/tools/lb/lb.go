@@ -1,0 +1,120 @@
+// Package lb is a deliberately non-sticky HTTP load balancer for trying and
+// testing Sori's cluster mode: every request (and every WebSocket upgrade)
+// goes to a backend chosen at random, on a fresh TCP connection, so two
+// requests of one HTTP fallback session rarely reach the same node. A backend
+// that refuses the connection is skipped for that request (the request has
+// not been sent yet, so trying another is safe), the way a load balancer
+// with health checks stops sending to a dead node. It must never import
+// server, session, hub or chat: it only moves bytes.
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Proxy is the balancer. It is safe for concurrent use; Set replaces the
+// backends while requests are in flight.
+type Proxy struct {
+	mu       sync.Mutex
+	backends []string // host:port
+
+	rp     *httputil.ReverseProxy
+	dialer net.Dialer
+	picks  sync.Map // host:port -> *atomic.Int64, requests sent there
+}
+
+// New returns a proxy in front of backends (host:port or http://host:port).
+func New(backends []string, log *slog.Logger) (*Proxy, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{dialer: net.Dialer{Timeout: 2 * time.Second}}
+	if err := p.Set(backends); err != nil {
+		return nil, err
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetXForwarded()
+			r.Out.URL.Scheme = "http"
+			r.Out.URL.Host = "backend" // dial picks the real one
+			r.Out.Host = r.In.Host
+		},
+		Transport: &http.Transport{
+			DialContext:       p.dial,
+			DisableKeepAlives: true, // a new connection, so a new random node, per request
+			ForceAttemptHTTP2: false,
+		},
+		FlushInterval: -1, // SSE and long polls: pass every write through at once
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			log.Debug("lb: backend failed", "path", r.URL.Path, "err", err)
+			http.Error(w, "lb: no backend answered: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	return p, nil
+}
+
+// Set replaces the list of backends.
+func (p *Proxy) Set(backends []string) error {
+	bs := make([]string, 0, len(backends))
+	for _, b := range backends {
+		if u, err := url.Parse(b); err == nil && u.Host != "" {
+			b = u.Host
+		}
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("lb: backend %q: want host:port", b)
+		}
+		bs = append(bs, b)
+	}
+	if len(bs) == 0 {
+		return errors.New("lb: no backend")
+	}
+	p.mu.Lock()
+	p.backends = bs
+	p.mu.Unlock()
+	return nil
+}
+
+// Picks returns how many requests (and upgrades) went to backend.
+func (p *Proxy) Picks(backend string) int64 {
+	if v, ok := p.picks.Load(backend); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// dial connects to a random backend, trying the others in random order
+// when one refuses.
+func (p *Proxy) dial(ctx context.Context, network, _ string) (net.Conn, error) {
+	p.mu.Lock()
+	order := append([]string(nil), p.backends...)
+	p.mu.Unlock()
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	var errs []error
+	for _, b := range order {
+		c, err := p.dialer.DialContext(ctx, network, b)
+		if err == nil {
+			v, _ := p.picks.LoadOrStore(b, new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("lb: every backend refused: %w", errors.Join(errs...))
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
