@@ -43,12 +43,13 @@ func newUserNode(t *testing.T, cfg Config, nss ...hub.Namespace) *userNode {
 }
 
 // connect opens a session for user (as the token spells it) and returns it
-// with the connect reply drained, or the Disconnect the connect ended with.
-func (un *userNode) connect(t *testing.T, user string) (*Session, *stalledTransport, *protocol.Disconnect) {
+// with the connect reply drained, or the Disconnect the connect ended with
+// (the zero Disconnect when it did not end).
+func (un *userNode) connect(t *testing.T, user string) (*Session, *stalledTransport, protocol.Disconnect) {
 	t.Helper()
 	tr := &stalledTransport{}
 	s, refused := un.Accept(tr, "10.0.0.1")
-	if refused != nil {
+	if s == nil {
 		t.Fatal(refused)
 	}
 	t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
@@ -56,11 +57,11 @@ func (un *userNode) connect(t *testing.T, user string) (*Session, *stalledTransp
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := s.Handle([]byte(`{"id":1,"op":"connect","token":"` + tok + `"}`)); d != nil {
+	if d, end := s.Handle([]byte(`{"id":1,"op":"connect","token":"` + tok + `"}`)); end {
 		return s, tr, d
 	}
 	expectReply(t, s, 1)
-	return s, tr, nil
+	return s, tr, protocol.Disconnect{}
 }
 
 // errorCode sends cmd and returns the error code of its reply (0 = success).
@@ -171,10 +172,10 @@ func TestUserConnectionBound(t *testing.T) {
 	un := newUserNode(t, Config{MaxUserConnections: 2})
 	un.connect(t, "u")
 	un.connect(t, "u")
-	if _, _, d := un.connect(t, "U"); d == nil || d.Code != protocol.DisconnectConnLimit.Code {
+	if _, _, d := un.connect(t, "U"); d.Code != protocol.DisconnectConnLimit.Code {
 		t.Fatalf("third connection: %v, want 4503", d)
 	}
-	if _, _, d := un.connect(t, "v"); d != nil {
+	if _, _, d := un.connect(t, "v"); d != (protocol.Disconnect{}) {
 		t.Fatalf("another user: %v", d)
 	}
 }
@@ -265,7 +266,7 @@ func TestKickBetweenDecisionAndRegistration(t *testing.T) {
 func TestTimersOnTheNodeClock(t *testing.T) {
 	un := newUserNode(t, Config{ConnectTimeout: 10 * time.Second, PingInterval: 20 * time.Second})
 	idle := &pingCounter{}
-	if _, refused := un.Accept(idle, "10.0.0.2"); refused != nil {
+	if s, refused := un.Accept(idle, "10.0.0.2"); s == nil {
 		t.Fatal(refused)
 	}
 	s, tr, _ := un.connect(t, "u")
@@ -299,7 +300,7 @@ func (p *pingCounter) Ping() { p.pings.Add(1) }
 func TestUnknownOpFailsClosed(t *testing.T) {
 	un := newUserNode(t, Config{})
 	s, _, _ := un.connect(t, "u")
-	if d := s.handleCommand(&Command{ID: 9, Op: "teleport"}); d != nil {
+	if d, end := s.handleCommand(&Command{ID: 9, Op: "teleport"}); end {
 		t.Fatalf("disconnect %v", d)
 	}
 	fs := s.Drain()

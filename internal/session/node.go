@@ -258,12 +258,12 @@ type Attacher interface {
 }
 
 // Accept registers a new connection from ip on transport t. When the node
-// refuses it (shutting down, a connection limit), it returns the Disconnect
-// the transport should close with instead of a session.
-func (n *Node) Accept(t Transport, ip string) (*Session, *protocol.Disconnect) {
+// refuses it (shutting down, a connection limit), it returns a nil session
+// and the Disconnect the transport should close with instead.
+func (n *Node) Accept(t Transport, ip string) (*Session, protocol.Disconnect) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	refuse := func(d protocol.Disconnect) (*Session, *protocol.Disconnect) { return nil, &d }
+	refuse := func(d protocol.Disconnect) (*Session, protocol.Disconnect) { return nil, d }
 	if n.draining {
 		return refuse(protocol.DisconnectShutdown)
 	}
@@ -287,7 +287,7 @@ func (n *Node) Accept(t Transport, ip string) (*Session, *protocol.Disconnect) {
 		}
 	})
 	n.metrics.ConnectionsChanged(t.Kind(), 1)
-	return s, nil
+	return s, protocol.Disconnect{}
 }
 
 // bindUser indexes s under its user once it connected. It reports false,

@@ -145,8 +145,9 @@ func (s *Session) Wrote(frames, bytes int, oldestPublishedAt int64) {
 func (s *Session) Disconnect(d protocol.Disconnect) { s.t.Close(d) }
 
 // Handle processes one inbound frame: one command, or several separated by
-// newlines. It returns a non-nil Disconnect when the connection must close.
-func (s *Session) Handle(frame []byte) *protocol.Disconnect {
+// newlines. When the connection must close it returns the Disconnect to close
+// with and true.
+func (s *Session) Handle(frame []byte) (protocol.Disconnect, bool) {
 	s.node.metrics.Received(s.t.Kind(), len(frame))
 	if len(frame) > s.node.cfg.MaxMessageSize {
 		s.Send(protocol.EncodeError(0, protocol.ErrMessageTooLarge))
@@ -155,8 +156,8 @@ func (s *Session) Handle(frame []byte) *protocol.Disconnect {
 	cmds, bad := protocol.DecodeCommands(frame, s.cmds[:0])
 	s.cmds = cmds[:0]
 	for i := range cmds {
-		if d := s.handleCommand(&cmds[i]); d != nil {
-			return d
+		if d, end := s.handleCommand(&cmds[i]); end {
+			return d, true
 		}
 	}
 	clear(cmds)
@@ -168,12 +169,14 @@ func (s *Session) Handle(frame []byte) *protocol.Disconnect {
 			return disconnect(protocol.DisconnectBadRequest)
 		}
 	}
-	return nil
+	return carryOn()
 }
 
-// disconnect returns a pointer to a copy of d: Handle's callers get their
-// own value, never a pointer into protocol's table of reasons.
-func disconnect(d protocol.Disconnect) *protocol.Disconnect { return &d }
+// disconnect is the answer of a command that ends the connection with d.
+func disconnect(d protocol.Disconnect) (protocol.Disconnect, bool) { return d, true }
+
+// carryOn is the answer of a command after which the connection stays.
+func carryOn() (protocol.Disconnect, bool) { return protocol.Disconnect{}, false }
 
 func (s *Session) isConnected() bool {
 	s.mu.Lock()
@@ -222,7 +225,7 @@ func (s *Session) allow() bool {
 	return true
 }
 
-func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
+func (s *Session) handleCommand(cmd *Command) (protocol.Disconnect, bool) {
 	if !s.allow() {
 		s.strikes++
 		s.node.metrics.CommandError(protocol.ErrRateLimited.Code)
@@ -230,7 +233,7 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 		if s.strikes > s.node.cfg.CommandBurst {
 			return disconnect(protocol.DisconnectRateLimit)
 		}
-		return nil
+		return carryOn()
 	}
 	s.strikes = 0
 	s.node.metrics.Command(cmd.Op)
@@ -252,7 +255,7 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 		// subscribe replies from inside the hub, ahead of new publications.
 		err = s.subscribe(ctx, cmd)
 		if err == nil {
-			return nil
+			return carryOn()
 		}
 	case protocol.OpUnsubscribe:
 		result, err = s.unsubscribe(cmd)
@@ -283,7 +286,7 @@ func (s *Session) handleCommand(cmd *Command) *protocol.Disconnect {
 		err = protocol.ErrUnknownOp.WithMessage("unknown op " + cmd.Op)
 	}
 	s.reply(cmd.ID, result, err)
-	return nil
+	return carryOn()
 }
 
 func (s *Session) reply(id uint64, result any, err error) {
@@ -305,12 +308,12 @@ func (s *Session) reply(id uint64, result any, err error) {
 
 var errUserChanged = errors.New("session: refresh token names another user")
 
-func (s *Session) connect(cmd *Command) *protocol.Disconnect {
+func (s *Session) connect(cmd *Command) (protocol.Disconnect, bool) {
 	s.mu.Lock()
 	if s.connected {
 		s.mu.Unlock()
 		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrAlreadyConnected))
-		return nil
+		return carryOn()
 	}
 	s.mu.Unlock()
 	var claims *auth.Claims
@@ -334,7 +337,7 @@ func (s *Session) connect(cmd *Command) *protocol.Disconnect {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		return carryOn()
 	}
 	s.connected = true
 	s.claims = claims
@@ -361,7 +364,7 @@ func (s *Session) connect(cmd *Command) *protocol.Disconnect {
 		Client: s.id, User: s.user, Version: s.node.cfg.Version, ExpiresIn: expiresIn,
 		Ping: int64(s.node.cfg.PingInterval / time.Second),
 	}}))
-	return nil
+	return carryOn()
 }
 
 // armExpiryLocked (re)starts the token expiry timer and returns the seconds

@@ -60,11 +60,11 @@ func connected(t *testing.T, n *Node, ip string) (*Session, *stalledTransport) {
 	t.Helper()
 	tr := &stalledTransport{}
 	s, refused := n.Accept(tr, ip)
-	if refused != nil {
+	if s == nil {
 		t.Fatal(refused)
 	}
 	t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
-	if d := s.Handle([]byte(`{"id":1,"op":"connect"}`)); d != nil {
+	if d, end := s.Handle([]byte(`{"id":1,"op":"connect"}`)); end {
 		t.Fatalf("connect: %v", d)
 	}
 	expectReply(t, s, 1)
@@ -155,29 +155,27 @@ func TestStalledReaderOfPlainChannelIsSlowConsumer(t *testing.T) {
 func TestAcceptLimits(t *testing.T) {
 	n, _ := newNode(t, Config{MaxConnections: 3, MaxConnectionsPerIP: 2})
 	var sessions []*Session
-	accept := func(ip string) *protocol.Disconnect {
+	// accept returns the refusal's code, 0 when the session was accepted.
+	accept := func(ip string) (int, protocol.Disconnect) {
 		s, refused := n.Accept(&stalledTransport{}, ip)
-		if refused == nil {
+		if s != nil {
 			sessions = append(sessions, s)
+			return 0, refused
 		}
-		return refused
+		return refused.Code, refused
 	}
 	for _, step := range []struct {
 		ip       string
 		wantCode int
 	}{{"a", 0}, {"a", 0}, {"a", 4503}, {"b", 0}, {"c", 4503}} {
-		err := accept(step.ip)
-		var code int
-		if err != nil {
-			code = err.Code
-		}
+		code, refused := accept(step.ip)
 		if code != step.wantCode {
-			t.Fatalf("accept from %s: %v, want code %d", step.ip, err, step.wantCode)
+			t.Fatalf("accept from %s: %v, want code %d", step.ip, refused, step.wantCode)
 		}
 	}
 	sessions[0].Closed(protocol.DisconnectNormal)
-	if err := accept("a"); err != nil {
-		t.Fatalf("a closed connection did not free its slots: %v", err)
+	if code, refused := accept("a"); code != 0 {
+		t.Fatalf("a closed connection did not free its slots: %v", refused)
 	}
 	if n.Count() != 3 {
 		t.Fatalf("count %d, want 3", n.Count())
@@ -192,8 +190,8 @@ func TestAcceptLimits(t *testing.T) {
 	if err := n.Shutdown(ctx, protocol.DisconnectShutdown); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if err := accept("z"); err == nil || err.Code != 1001 {
-		t.Fatalf("accept while draining: %v, want 1001", err)
+	if code, refused := accept("z"); code != 1001 {
+		t.Fatalf("accept while draining: %v, want 1001", refused)
 	}
 }
 
@@ -202,7 +200,7 @@ func TestRateLimitStrikes(t *testing.T) {
 	s, tr := connected(t, n, "1.1.1.1") // connect used one token
 	var codes []int
 	for i := 2; ; i++ {
-		d := s.Handle([]byte(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i)))
+		d, end := s.Handle([]byte(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i)))
 		for _, f := range s.Drain() {
 			var r struct{ Error *protocol.Error }
 			_ = json.Unmarshal(f.Data, &r)
@@ -212,7 +210,7 @@ func TestRateLimitStrikes(t *testing.T) {
 			}
 			codes = append(codes, code)
 		}
-		if d != nil {
+		if end {
 			if d.Code != protocol.DisconnectRateLimit.Code {
 				t.Fatalf("disconnect %v, want 4505", d)
 			}

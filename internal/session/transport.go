@@ -9,7 +9,8 @@ import "github.com/sori-dev/sori/internal/protocol"
 //
 // Concurrency contract, the same for every transport:
 //   - Handle: one reader at a time (the transport serializes its inbound
-//     messages); it returns the Disconnect to close with, or nil.
+//     messages); it returns the Disconnect to close with and true
+//     when the connection must close.
 //   - Drain, Idle, Pending, Wrote: one writer at a time. Drain's slice is
 //     valid until the next Drain; Idle tells the session the queue was found
 //     empty so its buffers can go; Pending reports frames queued since.
@@ -18,7 +19,7 @@ import "github.com/sori-dev/sori/internal/protocol"
 //     stopped); later calls do nothing. After Closed the queue drops
 //     everything.
 type Conn interface {
-	Handle(msg []byte) *protocol.Disconnect
+	Handle(msg []byte) (protocol.Disconnect, bool)
 	Drain() []Frame
 	Idle()
 	Pending() bool

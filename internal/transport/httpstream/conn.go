@@ -50,7 +50,7 @@ type conn struct {
 	final     uint64        // sequence number of the disconnect push; 0 while open
 	fetched   chan struct{} // made by Close, closed (and nil) once a request took the disconnect push or the client acked it
 	finalized bool          // Session.Closed has been called
-	closing   *protocol.Disconnect
+	closing   bool          // Close was called
 	closedAt  time.Time
 	lastSeen  time.Time
 	gen       uint64        // downstream generation
@@ -90,11 +90,11 @@ func (c *conn) Ping() {
 // node at once; its last frames stay fetchable for Options.Linger.
 func (c *conn) Close(d protocol.Disconnect) {
 	c.mu.Lock()
-	if c.closing != nil {
+	if c.closing {
 		c.mu.Unlock()
 		return
 	}
-	c.closing = &d
+	c.closing = true
 	c.fetched = make(chan struct{})
 	c.mu.Unlock()
 	// Close may be called from inside Session.Handle (a reply overflowing
@@ -127,8 +127,8 @@ func (c *conn) handle(body []byte) (ok bool) {
 		return false
 	}
 	c.touch()
-	if d := c.sess.Handle(body); d != nil {
-		c.Close(*d)
+	if d, end := c.sess.Handle(body); end {
+		c.Close(d)
 	}
 	return true
 }

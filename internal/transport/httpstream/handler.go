@@ -189,7 +189,7 @@ func (h *Handler) sweepOnce(now time.Time) {
 		case c.finalized && now.Sub(c.closedAt) > h.opts.Linger:
 			delete(h.conns, id)
 			h.releaseLocked(c.ip)
-		case c.closing == nil && c.kick == nil && now.Sub(c.lastSeen) > h.opts.SessionTimeout:
+		case !c.closing && c.kick == nil && now.Sub(c.lastSeen) > h.opts.SessionTimeout:
 			idle = append(idle, c)
 		}
 		c.mu.Unlock()
@@ -202,23 +202,21 @@ func (h *Handler) sweepOnce(now time.Time) {
 
 // reserve counts a new session from ip against the node's limits, which
 // here cover lingering sessions too, and returns the Disconnect to refuse
-// it with when a limit is reached. A reservation that does not end up in
-// conns is given back with release.
-func (h *Handler) reserve(ip string) *protocol.Disconnect {
+// it with (and true) when a limit is reached. A reservation that does not
+// end up in conns is given back with release.
+func (h *Handler) reserve(ip string) (protocol.Disconnect, bool) {
 	cfg := h.node.Config()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.conns)+h.pending >= cfg.MaxConnections {
-		d := protocol.DisconnectConnLimit.WithReason("server connection limit reached (closed HTTP sessions count until they expire)")
-		return &d
+		return protocol.DisconnectConnLimit.WithReason("server connection limit reached (closed HTTP sessions count until they expire)"), true
 	}
 	if h.perIP[ip] >= cfg.MaxConnectionsPerIP {
-		d := protocol.DisconnectConnLimit.WithReason("per-IP connection limit reached (closed HTTP sessions count until they expire)")
-		return &d
+		return protocol.DisconnectConnLimit.WithReason("per-IP connection limit reached (closed HTTP sessions count until they expire)"), true
 	}
 	h.perIP[ip]++
 	h.pending++
-	return nil
+	return protocol.Disconnect{}, false
 }
 
 // release gives back a reservation that did not become a session.
@@ -237,8 +235,8 @@ func (h *Handler) releaseLocked(ip string) {
 
 // errorBody is the JSON body of a refused HTTP request.
 type errorBody struct {
-	Error      *protocol.Error      `json:"error,omitempty"`
-	Disconnect *protocol.Disconnect `json:"disconnect,omitempty"`
+	Error      *protocol.Error     `json:"error,omitempty"`
+	Disconnect protocol.Disconnect `json:"disconnect,omitzero"`
 }
 
 var (
@@ -347,14 +345,14 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 	// Limits first: a client over its limit must not hold the server
 	// reading a body (issue 9.5).
 	ip := transport.ClientIP(r)
-	if d := h.reserve(ip); d != nil {
+	if d, refused := h.reserve(ip); refused {
 		refuseUnread(w, r)
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: d})
 		return
 	}
 	c := &conn{h: h, id: randomString(12), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
 	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
-	if _, refused := h.node.Accept(c, ip); refused != nil {
+	if s, refused := h.node.Accept(c, ip); s == nil {
 		h.release(ip)
 		refuseUnread(w, r)
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: refused})

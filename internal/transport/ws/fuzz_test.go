@@ -29,11 +29,11 @@ type recordingPeer struct {
 	done     chan struct{} // closed by the first Closed
 }
 
-func (p *recordingPeer) Handle(msg []byte) *protocol.Disconnect {
+func (p *recordingPeer) Handle(msg []byte) (protocol.Disconnect, bool) {
 	p.mu.Lock()
 	p.messages = append(p.messages, append([]byte(nil), msg...))
 	p.mu.Unlock()
-	return nil
+	return protocol.Disconnect{}, false
 }
 
 func (p *recordingPeer) Drain() []session.Frame {

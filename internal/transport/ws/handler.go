@@ -29,7 +29,7 @@ type Options struct {
 
 	// handle processes a complete message; nil = text messages go to
 	// Conn.Handle and binary ones are refused (sori.v1 is a text protocol).
-	handle func(p session.Conn, op byte, data []byte) *protocol.Disconnect
+	handle func(p session.Conn, op byte, data []byte) (protocol.Disconnect, bool)
 }
 
 func (o *Options) setDefaults(pingInterval time.Duration) {
@@ -59,9 +59,9 @@ func (o *Options) setDefaults(pingInterval time.Duration) {
 	}
 }
 
-func handleProtocol(p session.Conn, op byte, data []byte) *protocol.Disconnect {
+func handleProtocol(p session.Conn, op byte, data []byte) (protocol.Disconnect, bool) {
 	if op != opText {
-		return &protocol.DisconnectUnsupportedData
+		return protocol.DisconnectUnsupportedData, true
 	}
 	return p.Handle(data)
 }
@@ -115,7 +115,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.br = rw.Reader
 	}
 	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
-	if _, refused := h.node.Accept(c, transport.ClientIP(r)); refused != nil {
+	if s, refused := h.node.Accept(c, transport.ClientIP(r)); s == nil {
 		body := closeBody(refused.Code, refused.Reason)
 		_ = nc.SetWriteDeadline(time.Now().Add(h.opts.CloseTimeout))
 		_, _ = nc.Write(append(appendHeader(nil, opClose, false, len(body)), body...))

@@ -42,8 +42,8 @@ func (c *conn) readLoop() {
 		if c.closing.Load() != nil {
 			continue // after our close frame, only the peer's close matters
 		}
-		if d := c.opts.handle(c.peer, op, data); d != nil {
-			c.end(*c.fail(*d))
+		if d, closing := c.opts.handle(c.peer, op, data); closing {
+			c.end(*c.fail(d))
 			return
 		}
 		if !c.nextSoon() {
