@@ -120,3 +120,70 @@ test('search results and reply previews use the same rendering', async () => {
   await hit.locator('strong', { hasText: 'formatting' }).waitFor();
   assert.equal(await hit.locator('mark').textContent(), 'welc');
 });
+
+test('reading: one header per run of an author, a day divider, a "New messages" line', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  await createRoom(a, 'reading');
+  await joinPublicRoom(b, 'reading');
+  const first = await type(a, 'run one');
+  const second = await type(a, 'run two');
+  const third = await type(b, 'bob breaks the run');
+  assert.equal(await first.evaluate((el) => el.classList.contains('cont')), false);
+  assert.equal(await second.evaluate((el) => el.classList.contains('cont')), true, 'the second of a run has no header of its own');
+  assert.equal(await third.evaluate((el) => el.classList.contains('cont')), false);
+  assert.deepEqual(await a.locator('#messages .day-divider').allTextContents(), ['Today']);
+  // Bob looks at another room while alice writes; back in the room, the line
+  // sits above the first message he has not seen.
+  await createRoom(b, 'elsewhere');
+  await type(a, 'while bob was away');
+  await type(a, 'and more');
+  await b.locator('#room-list a', { hasText: 'reading' }).locator('.badge', { hasText: '2' }).waitFor();
+  await b.locator('#room-list a', { hasText: 'reading' }).click();
+  const line = b.locator('#messages .msg .new-line');
+  await line.waitFor();
+  assert.equal(await line.count(), 1);
+  assert.equal(await b.locator('#messages .msg', { has: b.locator('.new-line') }).locator('.msg-body').textContent(), 'while bob was away');
+  await screenshot(b, 'reading-new-line');
+});
+
+test('the emoji picker: search, insert in the composer, react with any emoji', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  await a.locator('#room-list a', { hasText: 'reading' }).click();
+  await a.getByRole('button', { name: 'Insert an emoji' }).click();
+  await a.getByLabel('Search emoji').fill('rocket');
+  await a.getByLabel('Search emoji').press('Enter');
+  assert.equal(await a.getByLabel('Message', { exact: true }).inputValue(), '🚀');
+  const msg = await type(a, 'launch 🚀');
+  await msg.hover();
+  await msg.getByRole('button', { name: 'React', exact: true }).click();
+  await a.getByLabel('Search emoji').fill('octo');
+  await a.locator('.emoji-picker').getByRole('button', { name: /octopus/ }).click();
+  await b.locator('#messages .msg', { hasText: 'launch' }).locator('.reactions button', { hasText: '🐙 1' }).waitFor();
+  // Recently used emoji come first next time.
+  await msg.hover();
+  await msg.getByRole('button', { name: 'React', exact: true }).click();
+  assert.equal(await a.locator('.emoji-picker .emoji-row').first().getAttribute('aria-label'), 'Recent');
+  assert.deepEqual(await a.locator('.emoji-picker .emoji-row').first().getByRole('button').allTextContents(), ['🐙', '🚀']);
+  await a.keyboard.press('Escape');
+  await a.locator('.emoji-picker').waitFor({ state: 'detached' });
+});
+
+test('light/dark choice in the app, kept across reloads', async () => {
+  const a = alice.page;
+  await a.emulateMedia({ colorScheme: 'light' });
+  const bg = () => a.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const light = await bg();
+  await a.getByLabel('Theme').selectOption('dark');
+  assert.equal(await a.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  const dark = await bg();
+  assert.notEqual(dark, light);
+  await a.reload();
+  await a.locator('#conn[data-state="connected"]').waitFor();
+  assert.equal(await bg(), dark, 'the choice survives a reload');
+  assert.equal(await a.getByLabel('Theme').inputValue(), 'dark');
+  await screenshot(a, 'theme-dark');
+  await a.getByLabel('Theme').selectOption('system');
+  assert.equal(await bg(), light, 'system follows the (light) system setting again');
+});

@@ -21,6 +21,23 @@ const app = {
   wasDown: false,
 };
 
+// Theme: system, light or dark, chosen in the top bar and kept in this browser.
+
+const THEME_KEY = 'sori.theme';
+function applyTheme(choice) {
+  const theme = choice === 'light' || choice === 'dark' ? choice : 'system';
+  if (theme === 'system') delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
+  $('#theme').value = theme;
+  return theme;
+}
+applyTheme((() => { try { return localStorage.getItem(THEME_KEY); } catch { return null; } })());
+$('#theme').addEventListener('change', (e) => {
+  const theme = applyTheme(e.currentTarget.value);
+  try { localStorage.setItem(THEME_KEY, theme); } catch { /* private mode: for this page only */ }
+});
+window.addEventListener('storage', (e) => { if (e.key === THEME_KEY) applyTheme(e.newValue); }); // other tabs follow
+
 // Authentication.
 
 let signingUp = false;

@@ -7,10 +7,21 @@ import { $, h, replace, formatTime, formatSize, announce } from './dom.js';
 import { PAGE } from './model.js';
 import { formatBlocks, formatInline } from './format.js';
 import { parse, plainText, searchTerms } from './markdown.js';
+import { emojiPicker } from './emoji.js';
 
-const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+/** Consecutive messages of one author closer than this share one header. */
+const GROUP_GAP_MS = 5 * 60 * 1000;
 const FILE_LINE = /^\/api\/v1\/files\/([A-Za-z0-9_-]{8,128})$/;
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+/** "Today", "Yesterday" or the date, for day dividers. */
+function dayLabel(t) {
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (t.toDateString() === today.toDateString()) return 'Today';
+  if (t.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  return t.toLocaleDateString(undefined, { weekday: 'long', month: 'long', day: 'numeric', year: t.getFullYear() === today.getFullYear() ? undefined : 'numeric' });
+}
 
 export class RoomView {
   /** @param {{client: any, me: string, onError: (e: Error) => void, navigate: (id: number) => void, rooms: Map<number, any>}} ctx */
@@ -26,6 +37,8 @@ export class RoomView {
     this.typingTimer = 0;
     this.liveSub = null;
     this.listeners = [];
+    this.newFrom = null; // seq after which the "New messages" line goes (null: none)
+    this.regroupQueued = false;
     this.dom = {
       title: $('#room-title'), topic: $('#room-topic'), timeline: $('#timeline'), list: $('#messages'),
       older: $('#load-older'), empty: $('#empty-room'), typing: $('#typing'), composer: $('#composer'),
@@ -46,6 +59,24 @@ export class RoomView {
     });
     d.text.addEventListener('input', () => { this.#autosize(); this.#typing(); });
     d.file.addEventListener('change', () => this.pickFile(d.file.files?.[0] ?? null));
+    const emojiButton = $('#composer-emoji');
+    emojiButton.addEventListener('click', () => {
+      const open = d.composer.querySelector('.emoji-picker');
+      if (open) { open.remove(); emojiButton.setAttribute('aria-expanded', 'false'); return; }
+      const close = () => { picker.remove(); emojiButton.setAttribute('aria-expanded', 'false'); d.text.focus(); };
+      const picker = emojiPicker({
+        label: 'Insert an emoji', onClose: close,
+        onPick: (emoji) => {
+          const t = d.text;
+          const at = t.selectionStart ?? t.value.length;
+          t.setRangeText(emoji, at, t.selectionEnd ?? at, 'end');
+          close();
+        },
+      });
+      emojiButton.setAttribute('aria-expanded', 'true');
+      d.composer.querySelector('.composer-row').before(picker);
+      picker.querySelector('input').focus();
+    });
     $('#reply-cancel').addEventListener('click', () => { this.setReply(null); d.text.focus(); });
     d.older.addEventListener('click', () => this.loadOlder());
     d.jump.addEventListener('click', () => { this.scrollToBottom(); this.#maybeMarkRead(); d.text.focus(); });
@@ -76,6 +107,8 @@ export class RoomView {
     this.els.clear();
     this.setReply(null);
     this.setAttachment(null);
+    // The "New messages" line goes above the first message after what was read when the room opened.
+    this.newFrom = model && model.unread > 0 ? model.lastRead : null;
     d.jump.hidden = true;
     d.older.hidden = true;
     if (!model) {
@@ -197,6 +230,7 @@ export class RoomView {
       return li;
     }));
     this.dom.older.hidden = !m.loaded || !m.hasOlder;
+    this.#regroup();
     this.#renderReceipts();
   }
 
@@ -223,6 +257,11 @@ export class RoomView {
     this.#renderReceipts();
     this.#renderTyping();
     const mine = msg.user === this.ctx.me;
+    // Arriving unseen (tab hidden or scrolled up): the line marks where the unseen ones begin.
+    if (!mine && this.newFrom === null && (!wasBottom || document.visibilityState !== 'visible')) {
+      this.newFrom = msg.seq - 1;
+      this.#scheduleRegroup();
+    }
     if (!mine) announce(`${msg.user}: ${plainText(parse(this.#body(msg.text).rest)) || 'sent a file'}`);
     if (wasBottom || mine) {
       this.scrollToBottom();
@@ -247,9 +286,59 @@ export class RoomView {
       this.dom.list.insertBefore(li, next);
     }
     this.els.set(msg.seq, li);
+    this.#scheduleRegroup();
     // Replies quoting this message show its new text.
     for (const q of this.dom.list.querySelectorAll(`.msg-reply[data-target="${msg.seq}"]`)) {
       q.replaceWith(this.#quote(msg.seq));
+    }
+  }
+
+  #scheduleRegroup() {
+    if (this.regroupQueued) return;
+    this.regroupQueued = true;
+    queueMicrotask(() => { this.regroupQueued = false; this.#regroup(); });
+  }
+
+  /**
+   * One pass over the timeline in order: a message continues its
+   * predecessor's group (class "cont": no repeated name) when the same author
+   * wrote it within GROUP_GAP_MS on the same day; the first message of each
+   * day carries a day divider, and the first unread one when the room was
+   * opened carries the "New messages" line.
+   */
+  #regroup() {
+    let prev = null;
+    let prevDay = '';
+    let newShown = false;
+    for (const li of this.dom.list.children) {
+      const msg = this.model?.messages.get(Number(li.dataset.seq));
+      if (!msg) continue;
+      const t = new Date(msg.created_at);
+      const day = Number.isNaN(t.getTime()) ? prevDay : t.toDateString();
+      const newDay = day !== prevDay;
+      const cont = Boolean(prev) && !newDay && prev.user === msg.user && !msg.reply_to &&
+        t - new Date(prev.created_at) < GROUP_GAP_MS;
+      li.classList.toggle('cont', cont);
+      const isNew = !newShown && this.newFrom !== null && msg.seq > this.newFrom && msg.user !== this.ctx.me;
+      if (isNew) newShown = true;
+      this.#marker(li, 'day-divider', newDay ? dayLabel(t) : '');
+      this.#marker(li, 'new-line', isNew ? 'New messages' : '');
+      prev = msg;
+      prevDay = day;
+    }
+  }
+
+  /** Puts (or removes, for empty text) a separator line of kind at the top of li. */
+  #marker(li, kind, text) {
+    const old = li.querySelector(`:scope > .${kind}`);
+    if (!text) { old?.remove(); return; }
+    if (old?.textContent === text) return;
+    const el = h('div', { class: `separator ${kind}`, role: 'separator', text });
+    if (old) old.replaceWith(el);
+    else if (kind === 'day-divider') li.prepend(el);
+    else {
+      const day = li.querySelector(':scope > .day-divider');
+      if (day) day.after(el); else li.prepend(el);
     }
   }
 
@@ -361,15 +450,17 @@ export class RoomView {
 
   #togglePicker(button, msg) {
     const li = this.els.get(msg.seq);
-    const open = li.querySelector('.react-picker');
+    const open = li.querySelector('.emoji-picker');
     if (open) { open.remove(); button.setAttribute('aria-expanded', 'false'); return; }
     button.setAttribute('aria-expanded', 'true');
-    const picker = h('div', { class: 'react-picker', role: 'group', 'aria-label': 'Pick a reaction' },
-      REACTIONS.map((emoji) => h('button', { type: 'button', 'aria-label': `React with ${emoji}`,
-        onclick: () => { picker.remove(); this.react(msg, emoji, !(msg.reactions.get(emoji)?.has(this.ctx.me))); } }, emoji)));
-    picker.addEventListener('keydown', (e) => { if (e.key === 'Escape') { picker.remove(); button.focus(); } });
+    const close = () => { picker.remove(); button.setAttribute('aria-expanded', 'false'); button.focus(); };
+    const mine = (emoji) => Boolean(this.model.messages.get(msg.seq)?.reactions.get(emoji)?.has(this.ctx.me));
+    const picker = emojiPicker({
+      label: 'Pick a reaction', pressed: mine, onClose: close,
+      onPick: (emoji) => { picker.remove(); this.react(msg, emoji, !mine(emoji)); },
+    });
     li.querySelector('.msg-actions').after(picker);
-    picker.querySelector('button').focus();
+    picker.querySelector('input').focus();
   }
 
   #confirmDelete(button, msg) {
