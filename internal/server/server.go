@@ -137,6 +137,7 @@ func (s *Server) routes() {
 		IdleTimeout:    2 * s.cfg.PingInterval.D(),
 		WriteTimeout:   s.cfg.WriteTimeout.D(),
 		Compression:    s.cfg.Compression,
+		Poll:           s.cfg.WSPoll,
 		Origins:        s.Origins(),
 		Logger:         s.log,
 	}))

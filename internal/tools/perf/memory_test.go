@@ -16,20 +16,88 @@ import (
 func TestPerfIdleMemory(t *testing.T) {
 	requirePerf(t)
 	n := *perfConns
-	var soriPer, basePer, ratios, heapPer, goroutines []float64
+	var soriPer, goPer, basePer, ratios, goRatios, heapPer, goroutines []float64
 	for round := range *perfCount {
 		base := idleRound(t, "baseline", n)
 		sori := idleRound(t, "sori", n)
+		gor := idleRound(t, "sori-goroutine", n)
 		soriPer = append(soriPer, sori.perConn)
+		goPer = append(goPer, gor.perConn)
 		basePer = append(basePer, base.perConn)
 		ratios = append(ratios, sori.perConn/base.perConn)
+		goRatios = append(goRatios, sori.perConn/gor.perConn)
 		heapPer = append(heapPer, sori.heapPerConn)
 		goroutines = append(goroutines, sori.goroutinesPerConn)
-		t.Logf("round %d: sori %.0f B/conn (heap %.0f B/conn, %.2f goroutines/conn), baseline %.0f B/conn, ratio %.2f",
-			round+1, sori.perConn, sori.heapPerConn, sori.goroutinesPerConn, base.perConn, sori.perConn/base.perConn)
+		t.Logf("round %d: sori %.0f B/conn (heap %.0f B/conn, %.3f goroutines/conn), goroutine reader %.0f B/conn (%.2f goroutines/conn), baseline %.0f B/conn; sori/baseline %.2f, sori/goroutine reader %.2f",
+			round+1, sori.perConn, sori.heapPerConn, sori.goroutinesPerConn, gor.perConn, gor.goroutinesPerConn,
+			base.perConn, sori.perConn/base.perConn, sori.perConn/gor.perConn)
 	}
-	t.Logf("RESULT idle memory at %d conns (median of %d): sori %.2f KiB/conn (Go heap %.2f KiB/conn, %.2f goroutines/conn); baseline %.2f KiB/conn; sori/baseline %.2f",
-		n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, median(goroutines), median(basePer)/1024, median(ratios))
+	t.Logf("RESULT idle memory at %d conns (median of %d): sori %.2f KiB/conn (Go heap %.2f KiB/conn, %.3f goroutines/conn); goroutine reader (-ws-poll=false) %.2f KiB/conn; baseline %.2f KiB/conn; sori/baseline %.2f; sori/goroutine reader %.2f",
+		n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, median(goroutines), median(goPer)/1024,
+		median(basePer)/1024, median(ratios), median(goRatios))
+}
+
+// TestPerfChurn connects and disconnects -perf.churn connections in batches
+// of -perf.conns/10 against a separate server process and reports its RSS at
+// the end against its RSS after the first batch (the pools, the poller and
+// the heap warmed up): the memory of connections that closed comes back.
+func TestPerfChurn(t *testing.T) {
+	requirePerf(t)
+	batch := max(*perfConns/10, 1)
+	for _, role := range []string{"sori", "sori-goroutine"} {
+		ch := startChild(t, role)
+		cycle := func() {
+			clients, err := idleConnect(ch.addr, "/ws", "perf:churn", batch)
+			if err != nil {
+				ch.stop()
+				t.Fatal(err)
+			}
+			for _, c := range clients {
+				_ = c.Close()
+			}
+			waitSessions(t, ch.addr, 0)
+		}
+		cycle()
+		time.Sleep(time.Second)
+		rss0, err := rssBytes(ch.cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var peak int64
+		for done := batch; done < *perfChurn; done += batch {
+			cycle()
+			if r, err := rssBytes(ch.cmd.Process.Pid); err == nil && r > peak {
+				peak = r
+			}
+		}
+		time.Sleep(2 * time.Second) // as the idle measurement: let the runtime settle
+		rss1, err := rssBytes(ch.cmd.Process.Pid)
+		ch.stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("RESULT churn %s: %d connect/disconnect cycles in batches of %d: RSS after the first batch %.1f MiB, peak %.1f MiB, at the end %.1f MiB; end/start %.3f",
+			role, *perfChurn, batch, float64(rss0)/(1<<20), float64(peak)/(1<<20), float64(rss1)/(1<<20), float64(rss1)/float64(rss0))
+		if float64(rss1) > 1.10*float64(rss0) {
+			t.Errorf("%s: RSS did not come back within 10%% of its start: %.3f", role, float64(rss1)/float64(rss0))
+		}
+	}
+}
+
+// waitSessions waits until the server's connection gauge shows n.
+func waitSessions(t *testing.T, addr string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		m, err := scrape(addr, connectionsGauge)
+		if err == nil && m[connectionsGauge] == float64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still has %v connections, want %d (%v)", m[connectionsGauge], n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type idleResult struct {
@@ -43,7 +111,7 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	ch := startChild(t, role)
 	defer ch.stop()
 	path, channel := "", "perf:idle"
-	if role == "sori" {
+	if role != "baseline" {
 		path = "/ws"
 	}
 	// Warm up: one full cycle, so that lazily built state (pools, the
@@ -62,7 +130,7 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	names := []string{"go_memstats_heap_inuse_bytes", "go_goroutines", "go_memstats_stack_inuse_bytes",
 		"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_sys_bytes"}
 	var before map[string]float64
-	if role == "sori" {
+	if role != "baseline" {
 		if before, err = scrape(ch.addr, names...); err != nil {
 			t.Fatal(err)
 		}
@@ -90,15 +158,15 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	}
 	res := idleResult{perConn: float64(rss1-rss0) / float64(n)}
 	ch.saveProfile(t, "heap", "idle-"+role+".heap")
-	if role == "sori" {
+	if role != "baseline" {
 		after, err := scrape(ch.addr, names...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res.heapPerConn = (after[names[0]] - before[names[0]]) / float64(n)
 		res.goroutinesPerConn = (after[names[1]] - before[names[1]]) / float64(n)
-		for _, name := range names[2:] {
-			t.Logf("sori %s: %.0f B/conn", name, (after[name]-before[name])/float64(n))
+		for _, name := range names[1:] {
+			t.Logf("%s %s: %.3f /conn", role, name, (after[name]-before[name])/float64(n))
 		}
 	}
 	return res
@@ -112,7 +180,7 @@ func idleConnect(addr, path, channel string, n int) ([]*Client, error) {
 // server API for Sori, an echo for the baseline.
 func idleMessage(addr, role, channel string, clients []*Client) error {
 	var marker []byte
-	if role == "sori" {
+	if role != "baseline" {
 		body := `{"channel":"` + channel + `","data":{"hello":"idle"}}`
 		req, _ := http.NewRequest("POST", "http://"+addr+"/api/publish", strings.NewReader(body))
 		req.Header.Set("Authorization", "apikey "+perfAPIKey)
@@ -145,3 +213,6 @@ func idleMessage(addr, role, channel string, clients []*Client) error {
 	}
 	return nil
 }
+
+// connectionsGauge is the server's open WebSocket connections in /metrics.
+const connectionsGauge = `sori_connections{transport="websocket"}`

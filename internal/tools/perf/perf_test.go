@@ -39,6 +39,7 @@ var (
 	perfLoad   = flag.Float64("perf.load", 0.5, "paced publication rate for latency, as a fraction of Sori's saturating rate")
 	perfRate   = flag.Float64("perf.rate", 0, "paced publication rate for latency in publications/s (overrides -perf.load)")
 	perfShapes = flag.String("perf.shapes", "fanout,rooms", "fan-out shapes to measure: fanout (one channel), rooms (-perf.rooms channels)")
+	perfChurn  = flag.Int("perf.churn", 50000, "connect/disconnect cycles of the churn measurement")
 	perfProf   = flag.String("perf.profile", "", "directory to write CPU and heap profiles of the servers into")
 )
 
@@ -103,13 +104,15 @@ func runChild(role string) error {
 	done := make(chan struct{})
 	var stop func()
 	switch role {
-	case "sori":
+	case "sori", "sori-goroutine":
 		dir, err := os.MkdirTemp("", "sori-perf-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := server.New(perfConfig(dir), nil)
+		cfg := perfConfig(dir)
+		cfg.WSPoll = role == "sori" // sori-goroutine: each idle reader waits on its goroutine
+		srv, err := server.New(cfg, nil)
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,9 @@ func (c *conn) end(e ending) {
 		t.Stop()
 		reason = cs.d
 	}
+	if c.pl != nil {
+		c.pl.remove(c) // before the socket closes: the descriptor is still ours
+	}
 	c.peer.Closed(reason)
 	if !e.broken {
 		c.linger()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sori-dev/sori/internal/protocol"
@@ -16,7 +17,9 @@ import (
 // handler's: ServeHTTP starts it and returns. After each message the reader
 // either keeps reading on its goroutine, while the peer keeps sending, or
 // starts a fresh goroutine for the wait and ends (nextSoon), so an idle
-// connection's only goroutine has a minimal stack. The writer (write.go) is a
+// connection's only goroutine has a minimal stack; with a poller
+// (Options.Poll, poll.go) an idle connection has no goroutine at all, and
+// the poller starts the reader when the socket becomes readable. The writer (write.go) is a
 // goroutine started on demand when frames are queued (Wake) and ended when the
 // queue is empty: an idle connection has no writer and holds no buffer.
 // Close may be called from any goroutine, any number of times; the first call
@@ -48,6 +51,15 @@ type conn struct {
 	// Read-ahead while the peer keeps sending (see nextSoon); reader only.
 	rbuf       *[]byte // from readPool; nil on an idle connection
 	rpos, rend int     // unread bytes are (*rbuf)[rpos:rend]
+
+	// Parking in the poller (poll.go): an idle connection without a goroutine.
+	pl       *poller         // reader: nil = the reader waits on a goroutine
+	rc       syscall.RawConn // the socket, for the poller
+	rstate   atomic.Int32    // readerActive, readerArming, readerParked or readerWoken
+	deadline atomic.Int64    // unix nanos: when a parked connection times out
+	slot     int32           // reader: the poller's slot; -1 when not registered
+	gen      uint32          // reader: the slot's generation
+	epfd     int             // reader: the epoll instance it is registered with
 }
 
 // closeState is a close in progress: the reason sent to the peer and a
@@ -86,7 +98,7 @@ func (c *conn) Close(d protocol.Disconnect) {
 	// Bound how long a stuck peer can hold the writer, and the whole close
 	// whatever the peer does.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.CloseTimeout))
-	time.AfterFunc(c.opts.CloseTimeout+time.Second, func() { _ = c.nc.Close() })
+	time.AfterFunc(c.opts.CloseTimeout+time.Second, c.closeSocket)
 	c.Wake()
 }
 

@@ -89,6 +89,10 @@ func runLoop(t testing.TB, input []byte, deflate bool) *recordingPeer {
 		_ = client.Close()
 	}()
 	c.readLoop() // continues on fresh goroutines after each message
+	return finishLoop(t, c, peer, &wg)
+}
+
+func finishLoop(t testing.TB, c *conn, peer *recordingPeer, wg *sync.WaitGroup) *recordingPeer {
 	select {
 	case <-peer.done:
 	case <-time.After(10 * time.Second):
@@ -101,6 +105,65 @@ func runLoop(t testing.TB, input []byte, deflate bool) *recordingPeer {
 	peer.mu.Lock() // the loop is over; this orders its writes before the caller's reads
 	defer peer.mu.Unlock()
 	return peer
+}
+
+// parkedPrefix is the message runLoopPolled sends first, to get the
+// connection parked before the input arrives.
+var parkedPrefix = []byte(`{"id":0,"op":"ping"}`)
+
+// runLoopPolled is runLoop over a loopback TCP connection parked in a
+// poller (Options.Poll): one message, then, once the connection waits in the
+// poller with no goroutine, the input. The frame loop resumes on the
+// poller's goroutine hand-off; the first recorded message is the prefix.
+func runLoopPolled(t testing.TB, input []byte, deflate bool) *recordingPeer {
+	if !pollSupported {
+		t.Skip("no poller on this system")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := &recordingPeer{done: make(chan struct{})}
+	opts := &Options{MaxMessageSize: fuzzMaxMessage, IdleTimeout: time.Second, CloseTimeout: 20 * time.Millisecond}
+	opts.setDefaults(time.Second)
+	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate, deflateBits: 15, slot: -1,
+		pl: newPoller(opts), rc: rawConnOf(server)}
+	if c.rc == nil {
+		t.Fatal("a TCP connection exposes no socket")
+	}
+	if _, err := client.Write(clientFrame(0x81, parkedPrefix)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, client) }()
+	c.readLoop()
+	// The reader parks once the prefix is handled and nothing follows
+	// (or ends, if parking failed: then the test fails below).
+	for c.rstate.Load() != readerParked {
+		select {
+		case <-peer.done:
+			t.Fatalf("the connection ended before parking: %+v", peer.reason)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = client.Write(input)
+		_ = client.(*net.TCPConn).CloseWrite()
+	}()
+	defer client.Close()
+	return finishLoop(t, c, peer, &wg)
 }
 
 // clientFrame builds a masked client frame.
@@ -191,6 +254,27 @@ func FuzzFrameLoop(f *testing.F) {
 		}
 		if peer.closed != 1 {
 			t.Fatalf("Closed called %d times", peer.closed)
+		}
+		// The same bytes arriving at a connection parked in the poller give
+		// the same messages and the same end.
+		polled := runLoopPolled(t, input, deflate)
+		if polled.closed != 1 {
+			t.Fatalf("parked: Closed called %d times", polled.closed)
+		}
+		if len(polled.messages) == 0 || !bytes.Equal(polled.messages[0], parkedPrefix) {
+			t.Fatalf("parked: messages %q", polled.messages)
+		}
+		got := polled.messages[1:]
+		if len(got) != len(peer.messages) {
+			t.Fatalf("parked: %d messages, over a pipe %d", len(got), len(peer.messages))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], peer.messages[i]) {
+				t.Fatalf("parked: message %d is %q, over a pipe %q", i, got[i], peer.messages[i])
+			}
+		}
+		if polled.reason.Code != peer.reason.Code {
+			t.Fatalf("parked: ended with %+v, over a pipe %+v", polled.reason, peer.reason)
 		}
 	})
 }

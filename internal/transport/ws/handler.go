@@ -21,9 +21,13 @@ type Options struct {
 	WriteTimeout   time.Duration // one write may block this long; default 10s
 	CloseTimeout   time.Duration // how long a closing handshake may take; default 2s
 	Compression    bool          // accept permessage-deflate offers
-	CompressMin    int           // frames shorter than this are sent uncompressed; default 128 bytes
-	Origins        transport.OriginPolicy
-	Logger         *slog.Logger
+	// Poll parks idle connections in an epoll poller instead of a goroutine
+	// each (Linux; elsewhere, and for connections that do not expose their
+	// socket, the reader waits on a goroutine as without it).
+	Poll        bool
+	CompressMin int // frames shorter than this are sent uncompressed; default 128 bytes
+	Origins     transport.OriginPolicy
+	Logger      *slog.Logger
 
 	zc *zcache // publications deflated once for every connection (nil: per connection)
 
@@ -71,12 +75,16 @@ type Handler struct {
 	node     *session.Node
 	opts     Options
 	upgrader ws.HTTPUpgrader
+	pl       *poller // nil without Options.Poll
 }
 
 // NewHandler returns the http.Handler of the /ws endpoint.
 func NewHandler(node *session.Node, opts Options) *Handler {
 	opts.setDefaults(node.Config().PingInterval)
 	h := &Handler{node: node, opts: opts}
+	if opts.Poll && pollSupported {
+		h.pl = newPoller(&h.opts)
+	}
 	h.upgrader = ws.HTTPUpgrader{
 		Timeout:  opts.WriteTimeout,
 		Protocol: func(p string) bool { return p == protocol.Subprotocol },
@@ -110,7 +118,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Logger.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits}
+	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits, slot: -1}
+	if h.pl != nil {
+		if c.rc = rawConnOf(nc); c.rc != nil {
+			c.pl = h.pl
+		}
+	}
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		c.br = rw.Reader
 	}

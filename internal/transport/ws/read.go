@@ -47,8 +47,14 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !c.nextSoon() {
-			go c.waitQuiet()
-			return
+			if c.park() {
+				return // no goroutine until the socket is readable
+			}
+			if c.pl == nil {
+				go c.waitQuiet()
+				return
+			}
+			// Woken while parking: what woke us is there to read.
 		}
 	}
 }

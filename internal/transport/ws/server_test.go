@@ -30,7 +30,15 @@ type wsServer struct {
 	verifier *auth.Verifier
 }
 
+// startWS starts a server with the default reader (parked in the poller on
+// Linux); startWSOpts takes the options as they are.
 func startWS(t *testing.T, cfg session.Config, opts ws.Options) *wsServer {
+	t.Helper()
+	opts.Poll = true
+	return startWSOpts(t, cfg, opts)
+}
+
+func startWSOpts(t *testing.T, cfg session.Config, opts ws.Options) *wsServer {
 	t.Helper()
 	h, err := hub.New(hub.Config{})
 	if err != nil {

@@ -51,7 +51,7 @@ func (c *conn) writeLoop() {
 // writeFailed ends a connection whose write failed: nothing more can be
 // written, so a pending close counts as done.
 func (c *conn) writeFailed() {
-	_ = c.nc.Close() // the reader sees the error and cleans up
+	c.closeSocket() // the reader sees the error and cleans up
 	c.writing.Store(false)
 	// After the Store: a Close whose Wake found this writer still running
 	// has set closing by now, and a later one starts a writer whose write
@@ -176,8 +176,10 @@ func (c *conn) sendClose(cs *closeState) {
 	b := appendHeader(make([]byte, 0, 4+len(body)), opClose, false, len(body))
 	b = append(b, body...)
 	if _, err := c.nc.Write(b); err != nil {
-		_ = c.nc.Close()
+		c.closeSocket()
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
+	t := time.Now().Add(c.opts.CloseTimeout)
+	_ = c.nc.SetReadDeadline(t)
+	c.parkDeadline(t)
 }
