@@ -30,8 +30,32 @@ type DownTrack struct {
 	writer webrtc.TrackLocalWriter
 	sender *webrtc.RTPSender
 
+	// Bandwidth probing (guarded by mu): padding-only packets at padRate
+	// bit/s, sent after forwarded packets as the credit allows.
+	padRate   int64
+	padCredit float64 // bytes
+	padLast   int64   // arrival time of the last forwarded packet
+
 	// allocator state (guarded by the subscriber's Peer.mu)
 	upgradeSince int64
+}
+
+const (
+	// padSize is the padding of one probe packet: RTP's most (the count
+	// is one byte).
+	padSize = 255
+	// maxPadBurst bounds the probe packets sent after one forwarded packet,
+	// so that a probe does not arrive as one burst.
+	maxPadBurst = 8
+)
+
+// setProbe makes the down track send padding at rate bit/s (0 stops it).
+func (d *DownTrack) setProbe(rate int64) {
+	d.mu.Lock()
+	if rate != d.padRate {
+		d.padRate, d.padCredit, d.padLast = rate, 0, 0
+	}
+	d.mu.Unlock()
 }
 
 var errNoCodec = errors.New("sfu: subscriber does not support the codec")
@@ -98,6 +122,21 @@ func (d *DownTrack) forward(in Packet, p *rtp.Packet) {
 	out, ok := d.fwd.Forward(in)
 	want, waiting := d.fwd.NeedsKeyframe()
 	w, ssrc, pt := d.writer, d.ssrc, d.pt
+	var pads int
+	var padSN uint16
+	var padTS uint32
+	if ok && d.padRate > 0 {
+		if d.padLast != 0 && in.Arrival > d.padLast {
+			d.padCredit += float64(in.Arrival-d.padLast) / 1e9 * float64(d.padRate) / 8
+		}
+		d.padLast = in.Arrival
+		if n := min(int(d.padCredit/padSize), maxPadBurst); n > 0 {
+			if first, ts, pok := d.fwd.Pad(n); pok {
+				pads, padSN, padTS = n, first, ts
+			}
+			d.padCredit = 0 // what a burst could not send is not owed
+		}
+	}
 	d.mu.Unlock()
 	if waiting {
 		d.up.requestKeyframe(want)
@@ -106,6 +145,20 @@ func (d *DownTrack) forward(in Packet, p *rtp.Packet) {
 		return
 	}
 	d.write(w, ssrc, pt, p, out)
+	for i := 0; i < pads; i++ {
+		d.writePadding(w, ssrc, pt, padSN+uint16(i), padTS)
+	}
+}
+
+// writePadding sends one padding-only packet (RFC 3550 5.1: the last byte
+// counts the padding), part of a bandwidth probe.
+func (d *DownTrack) writePadding(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, sn uint16, ts uint32) {
+	var pad [padSize]byte
+	pad[padSize-1] = padSize
+	h := rtp.Header{Version: 2, Padding: true, PayloadType: pt, SequenceNumber: sn, Timestamp: ts, SSRC: ssrc}
+	if _, err := w.WriteRTP(&h, pad[:]); err == nil {
+		d.up.room.stats.probes.Add(1)
+	}
 }
 
 func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, p *rtp.Packet, out Output) {

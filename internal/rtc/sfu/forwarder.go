@@ -272,6 +272,31 @@ func (f *Forwarder) dropPadding(sn uint16) {
 	f.segs = append(f.segs, segment{start: sn + 1, off: last.off + 1})
 }
 
+// Pad reserves n sequence numbers, right after the highest given so far,
+// for padding-only packets the SFU sends on its own (bandwidth probes), and
+// returns the first of them and the timestamp to send them with (the
+// newest forwarded). Packets forwarded afterwards continue after them. It
+// fails before the first packet and while paused.
+func (f *Forwarder) Pad(n int) (first uint16, ts uint32, ok bool) {
+	if !f.started || f.current < 0 || n <= 0 {
+		return 0, 0, false
+	}
+	last := &f.segs[len(f.segs)-1]
+	first = f.highestIn - last.off + 1
+	start := f.highestIn + 1
+	if last.start == start {
+		last.off -= uint16(n)
+		return first, f.lastOutTS, true
+	}
+	if len(f.segs) == maxSegments {
+		copy(f.segs, f.segs[1:])
+		f.segs = f.segs[:len(f.segs)-1]
+		last = &f.segs[len(f.segs)-1]
+	}
+	f.segs = append(f.segs, segment{start: start, off: last.off - uint16(n)})
+	return first, f.lastOutTS, true
+}
+
 // emit records a forwarded packet: the highest TS so far (a switch continues
 // after it), the time, and the out→in mapping for NACKs.
 func (f *Forwarder) emit(out Output, p Packet) {

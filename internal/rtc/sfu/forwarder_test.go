@@ -196,3 +196,46 @@ func TestForwarderNeedsKeyframe(t *testing.T) {
 		t.Fatalf("after SetTarget(0): NeedsKeyframe = %d %v, current %d", l, ok, f.Current())
 	}
 }
+
+// TestForwarderPad: padding the SFU sends on its own takes the SNs right
+// after the newest forwarded packet; later packets continue after it, a late
+// packet from before keeps its own number, a NACK maps as before, and a
+// switch continues after the padding too.
+func TestForwarderPad(t *testing.T) {
+	f := NewForwarder(90000)
+	if _, _, ok := f.Pad(3); ok {
+		t.Fatal("padded before the first packet")
+	}
+	runSteps(t, f, []step{
+		{target: tgt(0), p: Packet{Layer: 0, SN: 65534, TS: 100, Keyframe: true}, ok: true, sn: 65534, ts: 100, sw: true},
+		{p: Packet{Layer: 0, SN: 0, TS: 200}, ok: true, sn: 0, ts: 200}, // 65535 is late
+	})
+	first, ts, ok := f.Pad(3)
+	if !ok || first != 1 || ts != 200 {
+		t.Fatalf("Pad(3) = %d, %d, %v; want 1, 200, true", first, ts, ok)
+	}
+	runSteps(t, f, []step{
+		{p: Packet{Layer: 0, SN: 1, TS: 300}, ok: true, sn: 4, ts: 300},
+		{p: Packet{Layer: 0, SN: 65535, TS: 150}, ok: true, sn: 65535, ts: 150}, // late, before the padding
+	})
+	if first, _, _ := f.Pad(2); first != 5 {
+		t.Fatalf("second Pad starts at %d, want 5", first)
+	}
+	runSteps(t, f, []step{
+		{p: Packet{Layer: 0, SN: 2, TS: 400}, ok: true, sn: 7, ts: 400},
+	})
+	if m, ok := f.Lookup(4); !ok || m.InSN != 1 {
+		t.Fatalf("Lookup(4) = %+v, %v; want in SN 1", m, ok)
+	}
+	if _, ok := f.Lookup(5); ok {
+		t.Fatal("a padding SN maps to a publisher packet")
+	}
+	f.Pad(1) // 8
+	runSteps(t, f, []step{
+		{target: tgt(1), p: Packet{Layer: 1, SN: 900, TS: 5000, Keyframe: true}, ok: true, sn: 9, ts: 401, sw: true},
+	})
+	f.SetTarget(-1)
+	if _, _, ok := f.Pad(1); ok {
+		t.Fatal("padded while paused")
+	}
+}

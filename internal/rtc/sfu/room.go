@@ -40,10 +40,11 @@ type Stats struct {
 	Forwarded     uint64 // RTP packets written to subscribers
 	Retransmitted uint64 // of those, NACK answers
 	PLIs          uint64 // keyframe requests sent to publishers
+	Probes        uint64 // padding-only packets sent to probe a subscriber's bandwidth
 }
 
 type roomStats struct {
-	forwarded, retransmitted, plis atomic.Uint64
+	forwarded, retransmitted, plis, probes atomic.Uint64
 }
 
 // speakerThreshold: a participant is speaking when its mean audio level is
@@ -87,7 +88,7 @@ func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
 
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
-	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), PLIs: r.stats.plis.Load()}
+	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load()}
 }
 
 // Peer is one participant's peer connection to the SFU. The SFU is the
@@ -108,8 +109,10 @@ type Peer struct {
 	estimator  cc.BandwidthEstimator
 	remb       uint64
 	rembAt     time.Time
-	feedback   bool // REMB or TWCC feedback came in: the estimate is not a guess
-	oneShot    bool // negotiated once over HTTP (WHIP/WHEP): never offered to
+	lastEst    int64     // estimate at the last allocation
+	fellAt     time.Time // when the estimate last fell by more than 10%
+	feedback   bool      // REMB or TWCC feedback came in: the estimate is not a guess
+	oneShot    bool      // negotiated once over HTTP (WHIP/WHEP): never offered to
 	done       chan struct{}
 	closed     bool
 }
@@ -534,6 +537,10 @@ func (p *Peer) estimateLocked(now time.Time) uint64 {
 	return uint64(p.room.sfu.cfg.InitialBitrate)
 }
 
+// keepSlack: a subscriber keeps its current layer while the layer's rate
+// is at most this many times its budget (see allocate).
+const keepSlack = 1.2
+
 // allocate chooses the layer of each of the subscriber's video down tracks:
 // audio first, then video tracks in turn take the highest layer whose
 // measured bitrate fits what is left. Downgrades happen at once; an upgrade
@@ -544,7 +551,8 @@ func (p *Peer) allocate(now time.Time) {
 	if p.closed {
 		return
 	}
-	budget := int64(p.estimateLocked(now))
+	est := int64(p.estimateLocked(now))
+	budget := est
 	var video []*DownTrack
 	for u, d := range p.downs {
 		if u.kind == webrtc.RTPCodecTypeAudio {
@@ -555,7 +563,13 @@ func (p *Peer) allocate(now time.Time) {
 		video = append(video, d)
 	}
 	sort.Slice(video, func(i, j int) bool { return video[i].up.id < video[j].up.id })
+	if p.lastEst > 0 && float64(est) < 0.9*float64(p.lastEst) {
+		p.fellAt = now
+	}
+	p.lastEst = est
 	hold := p.room.sfu.cfg.UpgradeHold
+	var probe *DownTrack
+	var probeRate int64
 	for _, d := range video {
 		have, rate := d.up.available()
 		best := -1
@@ -577,6 +591,13 @@ func (p *Peer) allocate(now time.Time) {
 			continue
 		}
 		cur := d.target()
+		if best < cur && cur < maxLayers && have[cur] && float64(rate[cur]) <= keepSlack*float64(budget) {
+			// GCC answers one overuse by setting its estimate to 0.85× the
+			// rate received, below the very layer being received: keep the
+			// layer through one such step, drop it when the estimate falls
+			// further (a real cap).
+			best = cur
+		}
 		switch {
 		case best < cur:
 			d.upgradeSince = 0
@@ -598,11 +619,39 @@ func (p *Peer) allocate(now time.Time) {
 		default:
 			d.upgradeSince = 0
 		}
-		if t := d.target(); t >= 0 {
+		t := d.target()
+		if next := t + 1; probe == nil && t >= 0 && next < maxLayers && have[next] && int64(rate[next]) > budget {
+			// Held below a layer there is by the budget: probe for
+			// the difference.
+			probe, probeRate = d, int64(rate[next])-int64(rate[t])
+		}
+		if t >= 0 {
 			budget -= int64(rate[t])
 		}
 	}
+	// Probing: pion's GCC grows its estimate only up to 1.5× the rate it
+	// sees received, so a subscriber held on a low layer by a past cap would
+	// stay there. Padding on the held track shows GCC whether the next layer
+	// would fit. Only a GCC estimate is probed (a browser's REMB is its own
+	// business), never for 3 s after the estimate fell (the path said no),
+	// and at most at half the estimate.
+	fresh := p.remb > 0 && now.Sub(p.rembAt) < 5*time.Second
+	if probe == nil || fresh || !p.feedback || now.Sub(p.fellAt) < probeBackoff {
+		probeRate = 0
+	}
+	probeRate = min(probeRate, est/2)
+	for _, d := range video {
+		if d == probe {
+			d.setProbe(probeRate)
+		} else {
+			d.setProbe(0)
+		}
+	}
 }
+
+// probeBackoff is how long a subscriber is not probed after its estimate
+// fell.
+const probeBackoff = 3 * time.Second
 
 // tickLoop measures layer bitrates, re-allocates layers and ranks speakers.
 func (r *Room) tickLoop() {

@@ -42,9 +42,17 @@ type testClient struct {
 	lastSN    uint16          // newest video SN received (by arrival)
 	videoSSRC uint32
 	audioPkts int
-	connected chan struct{}
-	notify    chan struct{}
-	connOnce  sync.Once
+	probes    int    // padding-only video packets
+	lastLayer int    // layer of the newest video packet, -1 before the first
+	topSN     uint16 // newest video SN (by number)
+	// layerEvents receives every change of the layer the client receives,
+	// with the publisher's frame number of the packet that changed it
+	// (when not nil; bwcap_test.go reads it).
+	layerEvents chan layerEvent
+	frame       atomic.Uint32 // frames the client published so far
+	connected   chan struct{}
+	notify      chan struct{}
+	connOnce    sync.Once
 }
 
 func newTestClient(t *testing.T, r *Room, id string) *testClient {
@@ -98,7 +106,7 @@ func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine)
 		t.Fatal(err)
 	}
 	c := &testClient{t: t, id: id, pc: pc, shape: layerShape, in: make(chan Signal, 256), do: make(chan func()), done: make(chan struct{}),
-		sns: map[uint16]bool{}, markers: map[uint16]bool{}, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
+		sns: map[uint16]bool{}, markers: map[uint16]bool{}, lastLayer: -1, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			c.connOnce.Do(func() { close(c.connected) })
@@ -244,11 +252,31 @@ func (c *testClient) receive(tr *webrtc.TrackRemote) {
 			return
 		}
 		c.mu.Lock()
-		if video && len(p.Payload) > 2 {
+		if video && len(p.Payload) == 0 && p.Padding {
+			// A bandwidth probe of the SFU: it takes an SN of the
+			// stream, so it counts for contiguity, and carries no frame.
+			c.sns[p.SequenceNumber] = true
+			c.probes++
+		} else if video && len(p.Payload) > 2 {
 			if len(c.sns) == 0 {
 				c.firstSN = p.SequenceNumber
 			}
 			c.layers[p.Payload[2]]++
+			// Only a packet newer than every one before can change the
+			// layer: a retransmission of an old one is not a switch.
+			newest := c.lastLayer < 0 || int16(p.SequenceNumber-c.topSN) > 0
+			if newest {
+				c.topSN = p.SequenceNumber
+			}
+			if l := int(p.Payload[2]); newest && l != c.lastLayer {
+				c.lastLayer = l
+				if c.layerEvents != nil && len(p.Payload) >= 7 {
+					select {
+					case c.layerEvents <- layerEvent{layer: l, frame: binary.BigEndian.Uint32(p.Payload[3:])}:
+					default:
+					}
+				}
+			}
 			if p.Payload[2] == 0 {
 				c.lowRun++
 			} else {
@@ -430,6 +458,7 @@ func (c *testClient) publish(video bool, level uint8) {
 					continue
 				}
 				frame++
+				c.frame.Store(frame)
 				for i, tr := range vtracks {
 					key := frame%60 == 1 || needKey[i].Swap(false)
 					shape := c.shape[i]
