@@ -85,6 +85,9 @@ type Config struct {
 	SFUListen     string `json:"sfu_listen"`
 	SFUExternalIP string `json:"sfu_external_ip"`
 	SFULimit      int    `json:"sfu_limit"`
+	// MeshReturn is how long a call on the SFU must stay below the mesh
+	// limit before it returns to mesh (the hysteresis of the switch).
+	MeshReturn Duration `json:"mesh_return"`
 
 	// Postgres is the DSN of the shared PostgreSQL chat store; set, it
 	// replaces the SQLite file in the data dir and puts the server in
@@ -182,6 +185,7 @@ func Default() Config {
 		TURNUserQuota:       30,
 		TURNCredentialTTL:   Duration(12 * time.Hour),
 		SFULimit:            50,
+		MeshReturn:          Duration(30 * time.Second),
 	}
 	return c
 }
@@ -240,6 +244,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MeshLimit < 2 {
 		return errors.New("config: mesh limit must be at least 2")
+	}
+	if c.MeshReturn <= 0 {
+		return errors.New("config: mesh return must be positive")
 	}
 	if c.SFUListen != "" && c.SFULimit <= c.MeshLimit {
 		return errors.New("config: SFU limit must be above the mesh limit")
@@ -386,6 +393,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	str(&c.SFUListen, "sfu-listen", "UDP address of the SFU, one port for all calls (off when empty: calls stay peer-to-peer)")
 	str(&c.SFUExternalIP, "sfu-external-ip", "public IP announced for the SFU port, for servers behind 1:1 NAT")
 	integer(&c.SFULimit, "sfu-limit", "most participants of a call on the SFU")
+	dur(&c.MeshReturn, "mesh-return", "how long a call on the SFU must stay below the mesh limit before it returns to peer-to-peer")
 	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
 	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
 	str(&c.Postgres, "postgres", "PostgreSQL DSN of the chat store shared by a cluster's nodes (default: SQLite in the data dir)")

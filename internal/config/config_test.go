@@ -52,7 +52,7 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("SORI_ALLOWED_ORIGINS", "https://a.example, https://b.example")
 	t.Setenv("SORI_CONNECT_TIMEOUT", "3s")
 	t.Setenv("SORI_LOGIN_RATE", "4.5")
-	c := load(t, file, []string{"--queue-bytes", "55", "--ping-interval=9s", "--login-burst", "7"})
+	c := load(t, file, []string{"--queue-bytes", "55", "--ping-interval=9s", "--login-burst", "7", "--mesh-return", "1s"})
 	tests := []struct {
 		name      string
 		got, want any
@@ -67,6 +67,7 @@ func TestPrecedence(t *testing.T) {
 		{"env duration", c.ConnectTimeout, Duration(3 * time.Second)},
 		{"env login rate", c.LoginRate, 4.5},
 		{"flag login burst", c.LoginBurst, 7},
+		{"flag mesh return", c.MeshReturn, Duration(time.Second)},
 		{"default kept", c.MaxMessageSize, 64 << 10},
 		{"file namespaces", c.Namespaces[0].HistoryTTL, Duration(time.Minute)},
 	}
@@ -116,6 +117,7 @@ func TestValidate(t *testing.T) {
 		{"negative login burst", func(c *Config) { c.LoginBurst = -1 }, "login burst"},
 		{"zero ping", func(c *Config) { c.PingInterval = 0 }, "ping interval"},
 		{"zero handshake timeout", func(c *Config) { c.HandshakeTimeout = 0 }, "handshake timeout"},
+		{"zero mesh return", func(c *Config) { c.MeshReturn = 0 }, "mesh return"},
 		{"duplicate namespace", func(c *Config) { c.Namespaces = append(c.Namespaces, Namespace{Name: "chat"}, Namespace{Name: "chat"}) }, "twice"},
 		{"cluster without secrets", func(c *Config) { c.Postgres = "host=db" }, "--token-secret"},
 		{"nats without postgres", func(c *Config) {

@@ -48,6 +48,8 @@ func (s *Server) mountRTC() error {
 		MeshLimit:  s.cfg.MeshLimit,
 		Media:      s.startSFU(),
 		SFULimit:   s.cfg.SFULimit,
+		MeshReturn: s.cfg.MeshReturn.D(),
+		Notifier:   s.callNotifier(),
 		Logger:     s.log,
 	})
 	if err != nil { // only a missing Membership fails, and one is passed

@@ -20,6 +20,33 @@ import { h, replace, announce } from './dom.js';
 
 const STATS_MS = 2000;
 
+/**
+ * The simulcast encodings for a camera of the given height, lowest first
+ * (rids q, h, f: the SFU orders layers by rid). Chrome sends only as many
+ * layers as its table allows for the resolution, and keeps the lowest ones:
+ * asked for three layers from a 360p camera it sends a quarter and a half
+ * and never the full picture, and from a 180p camera only the 80×45
+ * quarter. So the top layer is always the camera's own resolution, and each
+ * lower one halves it, down to about 90 lines; a small camera sends one
+ * stream without simulcast (undefined).
+ */
+export function simulcastLayers(height) {
+  if (height >= 540) {
+    return [
+      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+      { rid: 'f', maxBitrate: 1_200_000 },
+    ];
+  }
+  if (height >= 270) {
+    return [
+      { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 200_000 },
+      { rid: 'h', maxBitrate: 700_000 },
+    ];
+  }
+  return undefined;
+}
+
 export class CallPanel {
   constructor({ client, me, rpc, slot, panel }) {
     Object.assign(this, { client, me, rpc, slot, panel });
@@ -244,13 +271,10 @@ export class CallPanel {
     const [mic] = this.local?.getAudioTracks() ?? [];
     if (mic) pc.addTrack(mic, this.local);
     if (camera) {
-      // Three layers; the SFU forwards each subscriber the one its
-      // bandwidth allows. The browser drops layers its resolution cannot fill.
-      pc.addTransceiver(camera, { direction: 'sendonly', streams: [this.local], sendEncodings: [
-        { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-        { rid: 'f', maxBitrate: 1_200_000 },
-      ] });
+      // Simulcast layers; the SFU forwards each subscriber the one its
+      // bandwidth allows.
+      const sendEncodings = simulcastLayers(camera.getSettings().height ?? 0);
+      pc.addTransceiver(camera, { direction: 'sendonly', streams: [this.local], ...(sendEncodings && { sendEncodings }) });
     }
     // Nothing to send: still offer, so that the SFU can answer and then
     // offer the others' tracks.

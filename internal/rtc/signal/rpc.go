@@ -12,9 +12,10 @@ import (
 type Method func(ctx context.Context, c Conn, data json.RawMessage) (any, error)
 
 // Methods returns the rpc methods of calls, by name: call.join, call.leave,
-// call.signal and call.state.
+// call.signal, call.state and call.status (notify.go).
 func (s *Service) Methods() map[string]Method {
 	return map[string]Method{
+		"call.status": s.statusMethod,
 		"call.join": func(ctx context.Context, c Conn, data json.RawMessage) (any, error) {
 			var req JoinRequest
 			if err := decode(data, &req); err != nil {

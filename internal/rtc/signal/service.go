@@ -57,6 +57,9 @@ type Config struct {
 	// AfterFunc schedules the return to mesh; default time.AfterFunc.
 	// Tests inject their own clock here.
 	AfterFunc func(d time.Duration, f func()) Timer
+	// Notifier receives call-state changes for those not in the call
+	// (notify.go); nil = none.
+	Notifier Notifier
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 }
@@ -77,6 +80,7 @@ type Service struct {
 	// removals counts RemoveUser calls, so that a Join whose membership
 	// check raced a removal checks again (see Join).
 	removals uint64
+	notes    *notes // nil without a Notifier
 }
 
 type room struct {
@@ -87,6 +91,7 @@ type room struct {
 	media   MediaRoom // in ModeSFU
 	back    Timer     // pending return to mesh
 	backGen uint64    // which scheduled return is current
+	noted   string    // the last call state queued for the Notifier (JSON)
 }
 
 type participant struct {
@@ -121,7 +126,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, rooms: map[Room]*room{}, conns: map[Conn]map[Room]*participant{}}, nil
+	s := &Service{cfg: cfg, log: cfg.Logger, rooms: map[Room]*room{}, conns: map[Conn]map[Room]*participant{}}
+	if cfg.Notifier != nil {
+		s.notes = &notes{to: cfg.Notifier}
+	}
+	return s, nil
 }
 
 // Errors of call methods, as numbered protocol errors.
@@ -178,13 +187,19 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	if cur := s.conns[c][req.Room]; cur != nil && cur.id != req.Replaces {
 		return JoinResult{}, errJoinedTwice
 	}
+	replaced := false
 	if old := s.rooms[req.Room].lookup(req.Replaces); old != nil && old.user == user {
 		s.removeLocked(req.Room, ReasonReplaced, old)
+		replaced = true
 	}
 	r := s.rooms[req.Room]
+	startedBy := "" // a new call rings (notify.go); a replacing join is no new call
 	if r == nil {
 		r = &room{name: req.Room, members: map[string]*participant{}, mode: ModeMesh}
 		s.rooms[req.Room] = r
+		if !replaced {
+			startedBy = user
+		}
 	}
 	if len(r.members) >= s.limit(r) {
 		if r.mode != ModeMesh || s.cfg.Media == nil || len(r.members) >= s.cfg.SFULimit {
@@ -223,6 +238,7 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 		s.conns[c] = map[Room]*participant{}
 	}
 	s.conns[c][r.name] = p
+	s.noteLocked(r, startedBy)
 	s.log.Debug("call join", "room", string(r.name), "user", user, "conn", c.ID(), "participant", id, "participants", len(r.members))
 	return res, nil
 }
@@ -340,6 +356,9 @@ func (s *Service) removeLocked(name Room, reason string, ps ...*participant) {
 		}
 		s.log.Debug("call leave", "room", string(name), "user", p.user, "conn", p.conn.ID(), "participant", p.id, "reason", reason)
 	}
+	if reason != ReasonReplaced { // the replacing join notes the state
+		s.noteLocked(r, "")
+	}
 }
 
 // Signal relays a description, candidate or restart request from c to one
@@ -455,6 +474,7 @@ func (s *Service) returnToMesh(r *room, gen uint64) {
 	for _, p := range r.sorted() {
 		p.conn.Send(encode(Push{Room: r.name, Event: EventMode, Mode: ModeMesh}))
 	}
+	s.noteLocked(r, "")
 	s.log.Info("call back to mesh", "room", string(r.name), "participants", len(r.members))
 }
 
