@@ -98,6 +98,11 @@ type Config struct {
 	// (empty = generated at startup).
 	NATS   []string `json:"nats"`
 	NodeID string   `json:"node_id"`
+	// Advertise is this node's HTTP address as the other nodes reach it
+	// (host:port); in cluster mode any node passes an HTTP fallback
+	// session's requests to the node holding it there. Empty: the listen
+	// address when it names a host.
+	Advertise string `json:"advertise"`
 }
 
 // ClusterMode reports whether this node shares state with others, which
@@ -399,6 +404,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	str(&c.Postgres, "postgres", "PostgreSQL DSN of the chat store shared by a cluster's nodes (default: SQLite in the data dir)")
 	list(&c.NATS, "nats", "NATS server URLs that carry chat publications between a cluster's nodes (needs --postgres)")
 	str(&c.NodeID, "node-id", "this node's name on the NATS bus (default: generated at startup)")
+	str(&c.Advertise, "advertise", "this node's HTTP address (host:port) as the other cluster nodes reach it, for passing on HTTP fallback requests (default: the --listen address when it names a host)")
 	return errors.Join(errs...)
 }
 

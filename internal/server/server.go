@@ -46,6 +46,7 @@ type Server struct {
 	closers  []func(context.Context) error // extra components, closed in reverse order
 	bus      *busLink                      // cluster mode with --nats; nil otherwise (cluster.go)
 	drains   []func(context.Context) error // run after the node's shutdown, before the listener closes
+	onListen []func(net.Addr)              // told the listener's address by Serve
 }
 
 // New builds a server from cfg. It creates the data dir and, when no token
@@ -208,6 +209,9 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	for _, f := range s.onListen {
+		f(ln.Addr())
+	}
 	s.ready.Store(true)
 	s.log.Info("sori listening", "addr", ln.Addr().String(), "version", Version, "data", s.cfg.DataDir)
 	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

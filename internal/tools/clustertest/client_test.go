@@ -194,6 +194,7 @@ func (c *client) sessionURL(path string, extra string) string {
 // session and recovers, as the JS SDK does.
 func (c *client) readPoll(ctx context.Context) {
 	var ack uint64
+	failures := 0
 	for {
 		req, _ := http.NewRequestWithContext(ctx, "GET", c.sessionURL("/poll", "&wait=5s&ack="+strconv.FormatUint(ack, 10)), nil)
 		resp, err := c.hc.Do(req)
@@ -203,6 +204,13 @@ func (c *client) readPoll(ctx context.Context) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusBadGateway && failures < 3 {
+			// The node this poll passed through died under it: poll
+			// again with the same ack (the holder still has every frame).
+			failures++
+			continue
+		}
+		failures = 0
 		switch resp.StatusCode {
 		case http.StatusOK:
 			if s, err := strconv.ParseUint(resp.Header.Get("X-Sori-Seq"), 10, 64); err == nil {

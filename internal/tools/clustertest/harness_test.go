@@ -282,3 +282,36 @@ func (c *cluster) room(owner user, members ...user) (channel, epoch string) {
 	}
 	return r["channel"].(string), r["epoch"].(string)
 }
+
+// connections returns the client connections nd holds (its
+// sori_connections gauge, every transport), -1 when it does not answer.
+func (c *cluster) connections(nd *node) int {
+	resp, err := http.Get("http://" + nd.addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "sori_connections{") {
+			_, v, _ := strings.Cut(line, " ")
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			n += int(f)
+		}
+	}
+	return n
+}
+
+// busiest returns the live node holding the most client connections: the
+// one whose death tests the most.
+func (c *cluster) busiest() *node {
+	var best *node
+	most := -1
+	for _, nd := range c.nodes {
+		if n := c.connections(nd); n > most {
+			best, most = nd, n
+		}
+	}
+	return best
+}

@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	stdlog "log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -56,6 +58,8 @@ func New(backends []string, log *slog.Logger) (*Proxy, error) {
 			ForceAttemptHTTP2: false,
 		},
 		FlushInterval: -1, // SSE and long polls: pass every write through at once
+		// A stream cut by a killed node is routine here, not worth a line.
+		ErrorLog: stdlog.New(io.Discard, "", 0),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.Debug("lb: backend failed", "path", r.URL.Path, "err", err)
 			http.Error(w, "lb: no backend answered: "+err.Error(), http.StatusBadGateway)

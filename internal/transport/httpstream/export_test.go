@@ -1,6 +1,7 @@
 package httpstream
 
 import (
+	"encoding/base64"
 	"strings"
 	"time"
 )
@@ -23,4 +24,10 @@ func (h *Handler) Attachments(sid string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
+}
+
+// RouteTag returns the tag this handler would write into a session id of
+// a node at addr, so that tests can name a holder that does not exist.
+func (h *Handler) RouteTag(addr string) string {
+	return routeSep + base64.RawURLEncoding.EncodeToString([]byte(addr)) + routeSep + h.mac(addr)
 }

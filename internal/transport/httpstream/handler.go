@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sori-dev/sori/internal/httpx"
@@ -35,6 +37,14 @@ type Options struct {
 	ShutdownGrace  time.Duration // at shutdown, how long after its last request a client is awaited to fetch its disconnect push (Drain); default 3s
 	Origins        transport.OriginPolicy
 	Logger         *slog.Logger
+	// Advertise is this node's HTTP address as the other nodes of a
+	// cluster reach it (host:port), written into session ids so that any
+	// node can pass a session's requests to the node holding it (forward.go).
+	// Empty: set later with SetAdvertise, or sessions are not routable.
+	Advertise string
+	// RouteKey is the key, shared by every node, that signs the address in
+	// session ids. Empty: no forwarding (a single node, or sticky routing).
+	RouteKey []byte
 }
 
 func (o *Options) setDefaults(node session.Config) {
@@ -87,6 +97,10 @@ type Handler struct {
 	perIP   map[string]int
 	pending int // reserved (counted in perIP) but not yet in conns
 
+	advertise atomic.Pointer[string]
+	proxy     *httputil.ReverseProxy
+	forwarded atomic.Uint64
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{}
@@ -98,6 +112,10 @@ func New(node *session.Node, opts Options) *Handler {
 	opts.setDefaults(node.Config())
 	h := &Handler{node: node, opts: opts, conns: map[string]*conn{}, perIP: map[string]int{},
 		stop: make(chan struct{}), done: make(chan struct{})}
+	if opts.Advertise != "" {
+		h.advertise.Store(&opts.Advertise)
+	}
+	h.proxy = h.newProxy()
 	go h.sweep()
 	return h
 }
@@ -131,6 +149,9 @@ func (h *Handler) Mount(handle func(pattern string, handler http.Handler)) {
 func (h *Handler) Close(context.Context) error {
 	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done
+	if tr, ok := h.proxy.Transport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 	h.mu.Lock()
 	cs := make([]*conn, 0, len(h.conns))
 	for _, c := range h.conns {
@@ -350,7 +371,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody{Disconnect: d})
 		return
 	}
-	c := &conn{h: h, id: randomString(12), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
+	c := &conn{h: h, id: randomString(12) + h.routeTag(), secret: randomString(18), ip: ip, kind: kind, wake: make(chan struct{}, 1), lastSeen: time.Now()}
 	// Accept attaches the session to c (conn.Attach) before anything else can reach it.
 	if s, refused := h.node.Accept(c, ip); s == nil {
 		h.release(ip)
@@ -378,6 +399,9 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+	if h.forward(w, r) {
+		return
+	}
 	if !h.allow(w, r) {
 		return
 	}
@@ -403,6 +427,9 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
+	if h.forward(w, r) {
+		return
+	}
 	if !h.allow(w, r) {
 		return
 	}

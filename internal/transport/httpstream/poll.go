@@ -19,6 +19,9 @@ func encodeGap() []byte { return protocol.EncodeDisconnect(gap) }
 // poll with nothing to deliver waits up to wait (default and cap: PollWait;
 // wait=0 is a short poll) and then answers 204.
 func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
+	if h.forward(w, r) {
+		return
+	}
 	if !h.allow(w, r) {
 		return
 	}

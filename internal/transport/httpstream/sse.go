@@ -14,6 +14,9 @@ import (
 // so an EventSource that reconnects sends Last-Event-ID and the stream resumes
 // right after the last event it saw. Heartbeats are comment lines.
 func (h *Handler) sse(w http.ResponseWriter, r *http.Request) {
+	if h.forward(w, r) {
+		return
+	}
 	if !h.allow(w, r) {
 		return
 	}
