@@ -34,7 +34,7 @@ test('three pages move from mesh to the SFU and decode each other', async () => 
 
   for (const p of pages) {
     await p.getByRole('button', { name: 'Join call' }).click();
-    await p.locator('#call-panel .tile.local').waitFor();
+    await p.locator('#call-panel .tile.local').waitFor({ timeout: 60000 });
   }
   for (const p of pages) {
     await waitFor(async () => (await p.locator('#call-panel').getAttribute('data-mode')) === 'sfu',

@@ -2,7 +2,8 @@
 // microphone: both join through the app's call panel, negotiate over Sori's
 // signaling (perfect negotiation), and each receives the other's video:
 // getStats shows inbound video with framesDecoded > 0 (the app writes it
-// on the tile). Mute, camera and screen-share state reach the other side,
+// on the tile), with its resolution and bitrate; the fake microphone's
+// beeps mark the other's tile speaking (audio level from getStats). Mute, camera and screen-share state reach the other side,
 // a shared screen arrives as a second video, leaving ends the other's tile,
 // and a member kicked from the room is taken out of its call.
 import { test, after } from 'node:test';
@@ -43,6 +44,12 @@ test('two pages join a call and decode each other\'s video', async () => {
     await waitFor(async () => Number(await tile.getAttribute('data-frames-decoded')) > 0,
       { timeout: 30000, message: `${other}'s video decoded` });
     await tile.locator('.tile-quality', { hasText: /good|fair|poor/ }).waitFor();
+    // The quality line names the received resolution and bitrate.
+    await waitFor(async () => /^\d+x\d+$/.test(await tile.getAttribute('data-resolution') ?? '') && Number(await tile.getAttribute('data-kbps')) > 0,
+      { timeout: 30000, message: `${other}'s resolution and bitrate on the tile` });
+    await tile.locator('.tile-quality', { hasText: /\d+×\d+ · \d+ kbit\/s/ }).waitFor();
+    // The fake microphone beeps: its audio level marks the tile speaking (mesh: from getStats).
+    await p.locator(`#call-panel .tile.speaking[data-user="${other}"]`).waitFor({ timeout: 30000 });
   }
   await screenshot(a, 'call-alice');
 

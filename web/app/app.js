@@ -184,6 +184,9 @@ async function onPersonalEvent(ev) {
       notice(`${by} removed you from ${name}.`);
       return;
     }
+    case 'call_ring': // a call started in a direct room with us (call.js rings)
+      app.call?.ring(ev);
+      return;
     case 'role_changed':
       if (app.current === id) app.view?.refreshMembers();
       notice(`${by} made you ${ev.role ?? 'a member'} of ${app.rooms.get(id)?.displayName ?? 'a room'}.`);

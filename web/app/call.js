@@ -18,7 +18,9 @@
 // polite towards "sfu". A "mode" push back to "mesh" rebuilds the mesh.
 import { h, replace, announce } from './dom.js';
 
-const STATS_MS = 2000;
+const STATS_MS = 1000;
+const RING_MS = 45_000; // an unanswered ring gives up
+const SPEAKING_LEVEL = 0.02; // getStats audioLevel (0–1) above which a mesh peer counts as speaking
 
 /**
  * The simulcast encodings for a camera of the given height, lowest first
@@ -57,13 +59,36 @@ export class CallPanel {
     this.state = { muted: false, camera: true, screen: false };
     this.joining = false;
     this.button = h('button', { type: 'button', class: 'call-button', onclick: () => this.toggle() }, 'Join call');
-    this.slot.append(this.button);
+    // "Call in progress" for a member of the open room who is not in its call.
+    this.roomStatus = h('span', { class: 'call-status', role: 'status' });
+    this.slot.append(this.roomStatus, this.button);
+    this.roomCall = null; // the open room's call state ({type:"call",active,participants,mode})
+    this.onRoomCall = (e) => this.#setRoomCall(this.room, e.detail);
+    this.ringing = null; // {roomId, by, el, timer, beep}
     this.statsTimer = 0;
   }
 
   /** The open chat room changed (null: none). The call, if any, goes on. */
   setRoom(room) {
+    this.room?.removeEventListener('call', this.onRoomCall);
     this.room = room;
+    this.roomCall = null;
+    room?.addEventListener('call', this.onRoomCall);
+    this.#renderButton();
+    this.#fetchRoomCall();
+  }
+
+  /** Asks for the open room's call state (docs/calls.md, "Call state outside the call"). */
+  #fetchRoomCall() {
+    const room = this.room;
+    if (!room) return;
+    this.rpc('call.status', { room: room.id }).then((st) => this.#setRoomCall(room, st), () => { /* offline: the next change or reconnect tells */ });
+  }
+
+  #setRoomCall(room, st) {
+    if (room !== this.room || st?.type !== 'call') return;
+    this.roomCall = st;
+    if (!st.active && this.ringing && String(this.ringing.roomId) === String(room.id)) this.#stopRing();
     this.#renderButton();
   }
 
@@ -73,6 +98,7 @@ export class CallPanel {
    * would hold a place in the call until then: `replaces` takes it over.
    */
   async reconnected() {
+    this.#fetchRoomCall();
     if (!this.call) return;
     const { roomId, name, myId } = this.call;
     this.#closePeers();
@@ -86,6 +112,65 @@ export class CallPanel {
     this.button.textContent = inThis ? 'Leave call' : this.call ? 'Join call here' : 'Join call';
     this.button.setAttribute('aria-pressed', inThis ? 'true' : 'false');
     this.button.disabled = this.joining;
+    const st = this.roomCall;
+    const others = inThis || !st?.active ? '' : `Call in progress: ${st.participants.join(', ')}`;
+    this.roomStatus.textContent = others;
+    this.slot.classList.toggle('call-live', Boolean(others));
+  }
+
+  /**
+   * A call_ring personal event: someone started a call in a direct room
+   * with us. A prompt (and a tone, when the page may play sound) until we
+   * answer, dismiss, the call ends (seen in the open room) or RING_MS pass.
+   */
+  ring(ev) {
+    const roomId = Number(ev?.room);
+    const by = String(ev?.by ?? 'someone');
+    if (!roomId || this.call?.roomId === roomId) return;
+    this.#stopRing();
+    const answer = h('button', { type: 'button', class: 'primary', onclick: async () => {
+      this.#stopRing();
+      location.hash = `#/room/${roomId}`;
+      if (this.call) await this.leave();
+      await this.join(roomId, `@${by}`);
+    } }, 'Answer');
+    const dismiss = h('button', { type: 'button', onclick: () => this.#stopRing() }, 'Dismiss');
+    const el = h('div', { class: 'call-ring', role: 'alertdialog', 'aria-label': 'Incoming call', dataset: { room: String(roomId) } },
+      h('p', { text: `${by} is calling` }), h('span', { class: 'row' }, answer, dismiss));
+    document.body.append(el);
+    this.ringing = { roomId, by, el, timer: setTimeout(() => this.#stopRing(), RING_MS), beep: this.#tone() };
+    announce(`${by} is calling`);
+    answer.focus({ preventScroll: true });
+  }
+
+  #stopRing() {
+    const r = this.ringing;
+    if (!r) return;
+    this.ringing = null;
+    clearTimeout(r.timer);
+    r.beep?.();
+    r.el.remove();
+  }
+
+  /** A soft two-note tone every 2 s; returns its stop function (null when the page may not play sound). */
+  #tone() {
+    let ctx;
+    try { ctx = new AudioContext(); } catch { return null; }
+    if (ctx.state !== 'running') { ctx.close().catch(() => {}); return null; } // no user gesture yet: silent
+    const play = () => {
+      for (const [i, f] of [[0, 660], [1, 880]]) {
+        const o = ctx.createOscillator();
+        const g = ctx.createGain();
+        o.frequency.value = f;
+        g.gain.value = 0.05;
+        o.connect(g).connect(ctx.destination);
+        o.start(ctx.currentTime + i * 0.25);
+        o.stop(ctx.currentTime + i * 0.25 + 0.2);
+      }
+    };
+    play();
+    const timer = setInterval(play, 2000);
+    return () => { clearInterval(timer); ctx.close().catch(() => {}); };
   }
 
   async toggle() {
@@ -96,6 +181,7 @@ export class CallPanel {
   }
 
   async join(roomId, name, replaces) {
+    if (this.ringing && String(this.ringing.roomId) === String(roomId)) this.#stopRing();
     this.joining = true;
     this.#renderButton();
     try {
@@ -316,6 +402,7 @@ export class CallPanel {
         peer.pc?.close();
         call.peers.delete(peer.id);
         peer.tile?.remove();
+        this.#countTiles();
         announce(`${peer.user} left the call`);
         break;
       }
@@ -435,6 +522,11 @@ export class CallPanel {
       h('button', { type: 'button', class: 'danger', onclick: () => this.leave() }, 'Leave call'));
   }
 
+  /** The grid's layout follows the number of tiles (call.css). */
+  #countTiles() {
+    if (this.tiles) this.tiles.dataset.count = String(this.tiles.children.length);
+  }
+
   #renderLocalTile() {
     if (!this.tiles) return;
     let tile = this.tiles.querySelector('.tile.local');
@@ -444,6 +536,7 @@ export class CallPanel {
       video.srcObject = this.local;
       tile = h('li', { class: 'tile local' }, video, h('span', { class: 'tile-name' }));
       this.tiles.prepend(tile);
+      this.#countTiles();
     }
     let screenVideo = tile.querySelector('video.screen');
     if (this.screen && !screenVideo) {
@@ -463,6 +556,7 @@ export class CallPanel {
       peer.tile = h('li', { class: 'tile', dataset: { participant: peer.id, user: peer.user } },
         h('div', { class: 'tile-videos' }), h('span', { class: 'tile-name' }), h('span', { class: 'tile-quality' }));
       this.tiles.append(peer.tile);
+      this.#countTiles();
     }
     const videos = peer.tile.querySelector('.tile-videos');
     const shown = new Set();
@@ -484,61 +578,83 @@ export class CallPanel {
     peer.tile.dataset.connection = conn;
   }
 
-  /** Quality hint per peer from getStats: round-trip time, loss and frame rate. */
+  /**
+   * Quality per peer from getStats, every STATS_MS: round-trip time, loss,
+   * the received video's resolution, bitrate and frame rate (shown on the
+   * tile and written to its data-* attributes), and frames decoded. In a
+   * mesh the tile of the loudest peer (inbound audioLevel above
+   * SPEAKING_LEVEL) is marked speaking; on the SFU the server's speakers
+   * push does that.
+   */
   async #stats() {
-    if (this.call?.sfu) { await this.#statsSFU(); return; }
-    for (const peer of this.call?.peers.values() ?? []) {
-      let rtt = null; let lost = 0; let received = 0; let fps = 0; let framesDecoded = 0;
-      try {
-        const report = await peer.pc.getStats();
-        report.forEach((s) => {
-          if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime * 1000;
-          if (s.type === 'inbound-rtp') {
-            lost += s.packetsLost ?? 0;
-            received += s.packetsReceived ?? 0;
-            if (s.kind === 'video') { fps = Math.max(fps, s.framesPerSecond ?? 0); framesDecoded += s.framesDecoded ?? 0; }
-          }
-        });
-      } catch { continue; }
-      const loss = received + lost ? (lost / (received + lost)) * 100 : 0;
-      const level = (rtt !== null && rtt > 400) || loss > 8 ? 'poor' : (rtt !== null && rtt > 150) || loss > 2 ? 'fair' : 'good';
-      peer.quality = `${level}${rtt !== null ? ` · ${Math.round(rtt)} ms` : ''}${fps ? ` · ${Math.round(fps)} fps` : ''}`;
-      if (peer.tile) {
-        peer.tile.dataset.quality = level;
-        peer.tile.dataset.framesDecoded = String(framesDecoded);
+    const call = this.call;
+    if (!call) return;
+    const now = performance.now();
+    const per = new Map(); // peer -> totals
+    const totals = (peer) => {
+      let v = per.get(peer);
+      if (!v) per.set(peer, v = { rtt: null, lost: 0, received: 0, fps: 0, framesDecoded: 0, bytes: 0, width: 0, height: 0, level: 0 });
+      return v;
+    };
+    const read = (report, peerOf, rttFor) => {
+      report.forEach((s) => {
+        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) rttFor(s.currentRoundTripTime * 1000);
+        if (s.type !== 'inbound-rtp') return;
+        const peer = peerOf(s);
+        if (!peer) return;
+        const v = totals(peer);
+        v.lost += s.packetsLost ?? 0;
+        v.received += s.packetsReceived ?? 0;
+        if (s.kind === 'audio') v.level = Math.max(v.level, s.audioLevel ?? 0);
+        if (s.kind === 'video') {
+          v.fps = Math.max(v.fps, s.framesPerSecond ?? 0);
+          v.framesDecoded += s.framesDecoded ?? 0;
+          v.bytes += s.bytesReceived ?? 0;
+          if ((s.frameWidth ?? 0) * (s.frameHeight ?? 0) > v.width * v.height) { v.width = s.frameWidth; v.height = s.frameHeight; }
+        }
+      });
+    };
+    if (call.sfu) {
+      let report;
+      try { report = await call.sfu.pc.getStats(); } catch { return; }
+      let rtt = null;
+      const peers = [...call.peers.values()];
+      read(report, (s) => peers.find((p) => p.tracks?.has(s.trackIdentifier)), (r) => { rtt = r; });
+      for (const peer of peers) totals(peer).rtt = rtt;
+    } else {
+      for (const peer of call.peers.values()) {
+        if (!peer.pc) continue;
+        let report;
+        try { report = await peer.pc.getStats(); } catch { continue; }
+        const v = totals(peer);
+        read(report, () => peer, (r) => { v.rtt = r; });
       }
+    }
+    if (this.call !== call) return;
+    let loudest = null;
+    for (const peer of call.peers.values()) {
+      const v = totals(peer);
+      const loss = v.received + v.lost ? (v.lost / (v.received + v.lost)) * 100 : 0;
+      const level = (v.rtt !== null && v.rtt > 400) || loss > 8 ? 'poor' : (v.rtt !== null && v.rtt > 150) || loss > 2 ? 'fair' : 'good';
+      const kbps = peer.lastBytes !== undefined && v.bytes >= peer.lastBytes && now > peer.lastAt
+        ? Math.round(((v.bytes - peer.lastBytes) * 8) / (now - peer.lastAt)) : 0;
+      peer.lastBytes = v.bytes;
+      peer.lastAt = now;
+      peer.quality = [level, v.rtt !== null ? `${Math.round(v.rtt)} ms` : '', v.width ? `${v.width}×${v.height}` : '',
+        kbps ? `${kbps} kbit/s` : '', v.fps ? `${Math.round(v.fps)} fps` : ''].filter(Boolean).join(' · ');
+      if (peer.tile) {
+        Object.assign(peer.tile.dataset, { quality: level, framesDecoded: String(v.framesDecoded),
+          resolution: v.width ? `${v.width}x${v.height}` : '', kbps: String(kbps) });
+      }
+      if (!call.sfu && v.level > SPEAKING_LEVEL && (!loudest || v.level > totals(loudest).level)) loudest = peer;
       this.#renderTile(peer);
     }
-  }
-
-  /** The same hint in SFU mode: one connection, inbound streams told apart by track. */
-  async #statsSFU() {
-    const call = this.call;
-    let report;
-    try { report = await call.sfu.pc.getStats(); } catch { return; }
-    let rtt = null;
-    const per = new Map(); // peer -> {lost, received, fps, framesDecoded}
-    report.forEach((s) => {
-      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime * 1000;
-      if (s.type !== 'inbound-rtp') return;
-      const peer = [...call.peers.values()].find((p) => p.tracks?.has(s.trackIdentifier));
-      if (!peer) return;
-      const v = per.get(peer) ?? { lost: 0, received: 0, fps: 0, framesDecoded: 0 };
-      v.lost += s.packetsLost ?? 0;
-      v.received += s.packetsReceived ?? 0;
-      if (s.kind === 'video') { v.fps = Math.max(v.fps, s.framesPerSecond ?? 0); v.framesDecoded += s.framesDecoded ?? 0; }
-      per.set(peer, v);
-    });
-    for (const peer of call.peers.values()) {
-      const v = per.get(peer) ?? { lost: 0, received: 0, fps: 0, framesDecoded: 0 };
-      const loss = v.received + v.lost ? (v.lost / (v.received + v.lost)) * 100 : 0;
-      const level = (rtt !== null && rtt > 400) || loss > 8 ? 'poor' : (rtt !== null && rtt > 150) || loss > 2 ? 'fair' : 'good';
-      peer.quality = `${level}${rtt !== null ? ` · ${Math.round(rtt)} ms` : ''}${v.fps ? ` · ${Math.round(v.fps)} fps` : ''}`;
-      if (peer.tile) {
-        peer.tile.dataset.quality = level;
-        peer.tile.dataset.framesDecoded = String(v.framesDecoded);
+    if (!call.sfu) {
+      for (const peer of call.peers.values()) {
+        if (!peer.tile) continue;
+        peer.tile.classList.toggle('speaking', peer === loudest);
+        if (peer === loudest) peer.tile.dataset.speaking = '1'; else delete peer.tile.dataset.speaking;
       }
-      this.#renderTile(peer);
     }
   }
 

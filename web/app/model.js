@@ -173,6 +173,9 @@ export class RoomModel extends EventTarget {
         this.emit('receipts');
         break;
       }
+      case 'call': // a call's state, for call.js (docs/calls.md)
+        this.emit('call', data);
+        break;
       case 'topic_changed':
         this.info.topic = data.topic ?? '';
         this.emit('info');
