@@ -78,6 +78,8 @@ func StatusOf(e *protocol.Error) int {
 		return http.StatusNotFound
 	case protocol.ErrQuota.Code, protocol.ErrStorageLow.Code:
 		return http.StatusInsufficientStorage
+	case protocol.ErrStoreDown.Code:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
 }

@@ -51,6 +51,7 @@ var (
 	ErrCallFull          = &Error{119, "the call is full"}
 	ErrQuota             = &Error{120, "storage quota exceeded"}
 	ErrStorageLow        = &Error{121, "the server is low on storage"}
+	ErrStoreDown         = &Error{122, "the chat store is unreachable from this node: try again shortly"}
 )
 
 // Disconnect is a numbered reason for closing a connection. On WebSocket the

@@ -47,6 +47,7 @@ type Server struct {
 	bus      *busLink                      // cluster mode with --nats; nil otherwise (cluster.go)
 	drains   []func(context.Context) error // run after the node's shutdown, before the listener closes
 	onListen []func(net.Addr)              // told the listener's address by Serve
+	probe    *storeProbe                   // cluster mode: is PostgreSQL reachable (readiness.go)
 }
 
 // New builds a server from cfg. It creates the data dir and, when no token
@@ -123,7 +124,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           newBodyGuard(cfg.BodyTimeout.D(), cfg.MaxBodyReadsPerIP).wrap(s.mux),
+		Handler:           newBodyGuard(cfg.BodyTimeout.D(), cfg.MaxBodyReadsPerIP).wrap(s.storeGuard(s.mux)),
 		ReadHeaderTimeout: cfg.HandshakeTimeout.D(),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
@@ -146,6 +147,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		if why := s.storeUnready(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		if why := s.clusterUnready(); why != "" {
