@@ -17,6 +17,7 @@
 // each in a MediaStream named by its participant id. We offer first and are
 // polite towards "sfu". A "mode" push back to "mesh" rebuilds the mesh.
 import { h, replace, announce } from './dom.js';
+import { api } from './api.js';
 
 const STATS_MS = 1000;
 const RING_MS = 45_000; // an unanswered ring gives up
@@ -61,7 +62,10 @@ export class CallPanel {
     this.button = h('button', { type: 'button', class: 'call-button', onclick: () => this.toggle() }, 'Join call');
     // "Call in progress" for a member of the open room who is not in its call.
     this.roomStatus = h('span', { class: 'call-status', role: 'status' });
-    this.slot.append(this.roomStatus, this.button);
+    // Watching a room's WHIP-fed live stream over WHEP (docs/calls.md, "WHIP and WHEP").
+    this.watchButton = h('button', { type: 'button', class: 'watch-button', onclick: () => this.#toggleWatch() }, 'Watch stream');
+    this.watching = null; // {roomId, pc, location, token, el}
+    this.slot.append(this.roomStatus, this.button, this.watchButton);
     this.roomCall = null; // the open room's call state ({type:"call",active,participants,mode})
     this.onRoomCall = (e) => this.#setRoomCall(this.room, e.detail);
     this.ringing = null; // {roomId, by, el, timer, beep}
@@ -112,10 +116,101 @@ export class CallPanel {
     this.button.textContent = inThis ? 'Leave call' : this.call ? 'Join call here' : 'Join call';
     this.button.setAttribute('aria-pressed', inThis ? 'true' : 'false');
     this.button.disabled = this.joining;
+    const watchingThis = this.watching && this.room && this.watching.roomId === this.room.id;
+    this.watchButton.textContent = watchingThis ? 'Stop watching' : 'Watch stream';
+    this.watchButton.setAttribute('aria-pressed', watchingThis ? 'true' : 'false');
     const st = this.roomCall;
     const others = inThis || !st?.active ? '' : `Call in progress: ${st.participants.join(', ')}`;
     this.roomStatus.textContent = others;
     this.slot.classList.toggle('call-live', Boolean(others));
+  }
+
+  async #toggleWatch() {
+    const room = this.room;
+    if (!room) return;
+    const was = this.watching;
+    if (was) await this.#stopWatching();
+    if (was?.roomId === room.id) return;
+    await this.#watch(room);
+  }
+
+  /**
+   * Plays the room's live stream (a WHIP publisher, e.g. OBS): one
+   * receive-only connection, offered in full (WHEP sends no trickle here)
+   * with a connection token as the bearer, answered by the SFU with the
+   * tracks published at that moment.
+   */
+  async #watch(room) {
+    const video = h('video', { autoplay: true, playsInline: true, controls: true, 'aria-label': `Live stream of ${room.displayName}` });
+    const status = h('p', { class: 'hint', role: 'status', text: 'Connecting to the stream…' });
+    const el = h('section', { class: 'stream-panel', 'aria-label': 'Live stream', dataset: { room: String(room.id) } },
+      h('h3', { class: 'call-title', text: `Live stream in ${room.displayName}` }), video, status,
+      h('button', { type: 'button', onclick: () => this.#stopWatching() }, 'Stop watching'));
+    this.panel.before(el);
+    const pc = new RTCPeerConnection();
+    const w = { roomId: room.id, pc, location: '', token: '', el, status, video };
+    this.watching = w;
+    this.#renderButton();
+    const stream = new MediaStream();
+    video.srcObject = stream;
+    pc.ontrack = ({ track }) => { stream.addTrack(track); el.dataset.tracks = String(stream.getTracks().length); };
+    w.timer = setInterval(async () => {
+      // What arrives, for the viewer and for tests: resolution and frames decoded.
+      let report;
+      try { report = await pc.getStats(); } catch { return; }
+      report.forEach((st) => {
+        if (st.type !== 'inbound-rtp' || st.kind !== 'video') return;
+        el.dataset.framesDecoded = String(st.framesDecoded ?? 0);
+        if (st.frameWidth && pc.connectionState === 'connected') status.textContent = `Live · ${st.frameWidth}×${st.frameHeight}`;
+      });
+    }, STATS_MS);
+    pc.onconnectionstatechange = () => {
+      el.dataset.connection = pc.connectionState;
+      if (pc.connectionState === 'connected') status.textContent = 'Live';
+      if (pc.connectionState === 'failed') status.textContent = 'The stream connection failed.';
+    };
+    try {
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      await pc.setLocalDescription();
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') { resolve(); return; }
+        pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+        setTimeout(resolve, 3000); // host candidates are enough on most networks
+      });
+      w.token = (await api.connectToken()).token;
+      const res = await fetch(`/rtc/whep/${encodeURIComponent(room.id)}`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${w.token}` }, body: pc.localDescription.sdp,
+      });
+      if (this.watching !== w) return;
+      if (res.status === 404) throw new Error('Nothing is streamed in this room now.');
+      if (res.status !== 201) {
+        let msg = `HTTP ${res.status}`;
+        try { msg = (await res.json()).message ?? msg; } catch { /* not JSON */ }
+        throw new Error(msg);
+      }
+      w.location = res.headers.get('Location') ?? '';
+      await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    } catch (err) {
+      if (this.watching === w) {
+        status.textContent = `Cannot watch: ${err.message}`;
+        pc.close();
+        el.dataset.connection = 'closed';
+      }
+    }
+  }
+
+  async #stopWatching() {
+    const w = this.watching;
+    if (!w) return;
+    this.watching = null;
+    clearInterval(w.timer);
+    w.pc.close();
+    w.el.remove();
+    this.#renderButton();
+    if (w.location) {
+      await fetch(w.location, { method: 'DELETE', headers: { Authorization: `Bearer ${w.token}` } }).catch(() => { /* it ends when the connection closes anyway */ });
+    }
   }
 
   /**
