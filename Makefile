@@ -5,7 +5,7 @@
 GO ?= go
 export GO
 
-.PHONY: run build test check fuzz bench
+.PHONY: run build test check fuzz bench cluster-demo test-cluster
 
 run:
 	$(GO) run ./cmd/sori serve
@@ -30,3 +30,13 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Three nodes, NATS and Debian's PostgreSQL behind a random balancer on
+# 127.0.0.1:7700 (docs/operations.md, "Cluster mode").
+cluster-demo:
+	bash scripts/cluster-demo.sh
+
+# The full multi-node chaos run (child processes, kill -9 under load); the
+# short one is part of `make test`.
+test-cluster:
+	pg_virtualenv -t -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_TEST_SLOW=1 $(GO) test -count=1 -v -run . ./internal/tools/clustertest'
