@@ -162,8 +162,12 @@ func (p *poller) run(epfd, wakefd int) {
 		n, err := unix.EpollWait(epfd, events, msec)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			p.log.Error("websocket poller: epoll_wait failed", "err", err)
-			n = 0
 			time.Sleep(p.interval) // do not spin on a persistent error
+		}
+		if err != nil {
+			// EINTR (Go's preemption signal interrupts the wait often under
+			// load) returns n = -1: events[:n] would panic.
+			n = 0
 		}
 		ready = ready[:0]
 		p.mu.Lock()
