@@ -88,6 +88,8 @@ type Config struct {
 	// MeshReturn is how long a call on the SFU must stay below the mesh
 	// limit before it returns to mesh (the hysteresis of the switch).
 	MeshReturn Duration `json:"mesh_return"`
+	// BroadcastLimit: participants of a broadcast call (docs/calls.md).
+	BroadcastLimit int `json:"broadcast_limit"`
 
 	// Postgres is the DSN of the shared PostgreSQL chat store; set, it
 	// replaces the SQLite file in the data dir and puts the server in
@@ -191,6 +193,7 @@ func Default() Config {
 		TURNCredentialTTL:   Duration(12 * time.Hour),
 		SFULimit:            50,
 		MeshReturn:          Duration(30 * time.Second),
+		BroadcastLimit:      500,
 	}
 	return c
 }
@@ -399,6 +402,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	str(&c.SFUExternalIP, "sfu-external-ip", "public IP announced for the SFU port, for servers behind 1:1 NAT")
 	integer(&c.SFULimit, "sfu-limit", "most participants of a call on the SFU")
 	dur(&c.MeshReturn, "mesh-return", "how long a call on the SFU must stay below the mesh limit before it returns to peer-to-peer")
+	integer(&c.BroadcastLimit, "broadcast-limit", "most participants (hosts and viewers) of a broadcast call on the SFU")
 	integer(&c.TURNUserQuota, "turn-user-quota", "most simultaneous relay allocations per user; negative for no limit")
 	dur(&c.TURNCredentialTTL, "turn-credential-ttl", "how long minted TURN credentials may open new relays")
 	str(&c.Postgres, "postgres", "PostgreSQL DSN of the chat store shared by a cluster's nodes (default: SQLite in the data dir)")

@@ -43,14 +43,21 @@ func (s *Server) mountRTC() error {
 		return out
 	}
 	calls, err := signal.New(signal.Config{
-		Membership: chatMembership{s.node},
-		ICEServers: iceServers,
-		MeshLimit:  s.cfg.MeshLimit,
-		Media:      s.startSFU(),
-		SFULimit:   s.cfg.SFULimit,
-		MeshReturn: s.cfg.MeshReturn.D(),
-		Notifier:   s.callNotifier(),
-		Logger:     s.log,
+		Membership:     chatMembership{s.node},
+		ICEServers:     iceServers,
+		MeshLimit:      s.cfg.MeshLimit,
+		Media:          s.startSFU(),
+		SFULimit:       s.cfg.SFULimit,
+		MeshReturn:     s.cfg.MeshReturn.D(),
+		Notifier:       s.callNotifier(),
+		BroadcastLimit: s.cfg.BroadcastLimit,
+		Hosts: func(ctx context.Context, user, room string) (bool, error) {
+			if s.chat == nil {
+				return false, nil
+			}
+			return s.chat.IsRoomAdmin(ctx, user, room)
+		},
+		Logger: s.log,
 	})
 	if err != nil { // only a missing Membership fails, and one is passed
 		s.log.Error("calls disabled", "err", err)

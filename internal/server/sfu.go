@@ -54,7 +54,19 @@ func (m sfuMedia) NewRoom(_ signal.Room, speakers func([]signal.Speaker)) (signa
 type sfuRoom struct{ r *sfu.Room }
 
 func (x sfuRoom) Join(participant string, send func(description, candidate json.RawMessage)) error {
-	_, err := x.r.Join(participant, func(sig sfu.Signal) {
+	_, err := x.r.Join(participant, relay(send))
+	return err
+}
+
+// JoinViewer implements signal.ViewerRoom: a broadcast's viewer.
+func (x sfuRoom) JoinViewer(participant string, send func(description, candidate json.RawMessage)) error {
+	_, err := x.r.JoinViewer(participant, relay(send))
+	return err
+}
+
+// relay turns the SFU's signals into the JSON that signaling carries.
+func relay(send func(description, candidate json.RawMessage)) func(sfu.Signal) {
+	return func(sig sfu.Signal) {
 		var d, c json.RawMessage
 		if sig.Description != nil {
 			d, _ = json.Marshal(sig.Description) // plain data: cannot fail
@@ -63,8 +75,7 @@ func (x sfuRoom) Join(participant string, send func(description, candidate json.
 			c, _ = json.Marshal(sig.Candidate)
 		}
 		send(d, c)
-	})
-	return err
+	}
 }
 
 func (x sfuRoom) Signal(participant string, description, candidate json.RawMessage) error {

@@ -113,6 +113,7 @@ type Peer struct {
 	fellAt     time.Time // when the estimate last fell by more than 10%
 	feedback   bool      // REMB or TWCC feedback came in: the estimate is not a guess
 	oneShot    bool      // negotiated once over HTTP (WHIP/WHEP): never offered to
+	viewer     bool      // receives only: its tracks are ignored (set before register)
 	done       chan struct{}
 	closed     bool
 }
@@ -124,10 +125,21 @@ func (p *Peer) ID() string { return p.id }
 // candidates for the client; it must not block or call into the Room.
 // The client then sends its offer (with its tracks) through Peer.Signal.
 func (r *Room) Join(id string, send func(Signal)) (*Peer, error) {
+	return r.join(id, false, send)
+}
+
+// JoinViewer adds a participant that only receives (a viewer of a
+// broadcast): what it sends is never forwarded, and its tracks are not read.
+func (r *Room) JoinViewer(id string, send func(Signal)) (*Peer, error) {
+	return r.join(id, true, send)
+}
+
+func (r *Room) join(id string, viewer bool, send func(Signal)) (*Peer, error) {
 	p, err := r.newPeer(id, send)
 	if err != nil {
 		return nil, err
 	}
+	p.viewer = viewer
 	tracks, err := r.register(p)
 	if err != nil {
 		return nil, err
@@ -352,6 +364,10 @@ func (r *Room) Close() {
 // addTrack is pion's OnTrack for a publisher: a new track, or another
 // simulcast layer of one already known.
 func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	if pub.viewer {
+		r.log.Debug("sfu: a viewer's track is not forwarded", "participant", pub.id, "track", t.ID())
+		return
+	}
 	id := pub.id + "/" + t.ID()
 	r.mu.Lock()
 	var u *upTrack

@@ -35,6 +35,11 @@ type Config struct {
 	// layer before it is upgraded to it; default 2 s. Downgrades are
 	// immediate.
 	UpgradeHold time.Duration
+	// FanOutChunk is how many down tracks one goroutine writes each packet
+	// of a track to: a track with more subscribers (a broadcast) is written
+	// by several goroutines in chunks of this size; default 32 (a write
+	// costs tens of microseconds, so one goroutine cannot feed hundreds).
+	FanOutChunk int
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 }
@@ -63,6 +68,9 @@ func New(cfg Config) (*SFU, error) {
 	}
 	if cfg.UpgradeHold <= 0 {
 		cfg.UpgradeHold = 2 * time.Second
+	}
+	if cfg.FanOutChunk <= 0 {
+		cfg.FanOutChunk = 32
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

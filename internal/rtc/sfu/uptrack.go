@@ -175,10 +175,36 @@ func (u *upTrack) readLoop(t *webrtc.TrackRemote, idx int, l *layer) {
 			Keyframe: u.payload.IsKeyframeStart(p.Payload),
 			Arrival:  time.Now().UnixNano(),
 		}
-		for _, d := range *u.downs.Load() {
+		fanOut(*u.downs.Load(), u.room.sfu.cfg.FanOutChunk, in, p)
+	}
+}
+
+// fanOut forwards one packet to every down track: in the calling goroutine
+// up to chunk of them, in chunks over goroutines beyond (see
+// Config.FanOutChunk), returning when all are written, so that packets stay
+// in order per down track.
+func fanOut(downs []*DownTrack, chunk int, in Packet, p *rtp.Packet) {
+	if len(downs) <= chunk {
+		for _, d := range downs {
 			d.forward(in, p)
 		}
+		return
 	}
+	var wg sync.WaitGroup
+	for start := chunk; start < len(downs); start += chunk {
+		part := downs[start:min(start+chunk, len(downs))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, d := range part {
+				d.forward(in, p)
+			}
+		}()
+	}
+	for _, d := range downs[:chunk] {
+		d.forward(in, p)
+	}
+	wg.Wait()
 }
 
 // requestKeyframe asks the publisher for a keyframe of layer i, at most once

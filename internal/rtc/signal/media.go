@@ -31,6 +31,13 @@ type MediaRoom interface {
 	Close()
 }
 
+// ViewerRoom is a MediaRoom that takes receive-only participants, the
+// viewers of a broadcast call.
+type ViewerRoom interface {
+	// JoinViewer is Join for a participant whose media is never forwarded.
+	JoinViewer(participant string, send func(description, candidate json.RawMessage)) error
+}
+
 // Speaker is one entry of the "speakers" push.
 type Speaker struct {
 	ID    string  `json:"id"`
@@ -47,6 +54,9 @@ const SFUPeer = "sfu"
 // Defaults of the SFU side of calls.
 const (
 	DefaultSFULimit = 50
+	// DefaultBroadcastLimit is the most participants (hosts and viewers)
+	// of a broadcast call.
+	DefaultBroadcastLimit = 500
 	// DefaultMeshReturn is how long a call on the SFU must stay below the
 	// mesh limit before it returns to mesh (hysteresis: a call hovering
 	// at the limit does not flap).

@@ -22,6 +22,7 @@ type recRoom struct {
 	sends    map[string]func(description, candidate json.RawMessage)
 	signals  []string // "participant:description"
 	left     []string
+	viewers  []string // joined with JoinViewer
 	closed   bool
 }
 
@@ -37,6 +38,14 @@ func (r *recRoom) Join(p string, send func(description, candidate json.RawMessag
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sends[p] = send
+	return nil
+}
+
+func (r *recRoom) JoinViewer(p string, send func(description, candidate json.RawMessage)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sends[p] = send
+	r.viewers = append(r.viewers, p)
 	return nil
 }
 

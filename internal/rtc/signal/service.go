@@ -50,6 +50,12 @@ type Config struct {
 	// SFULimit is the most participants of a call on the SFU; default
 	// DefaultSFULimit.
 	SFULimit int
+	// Hosts tells whether user may host a broadcast call in room (start
+	// one, and publish in it); nil: nobody. Called without the lock.
+	Hosts func(ctx context.Context, user, room string) (bool, error)
+	// BroadcastLimit is the most participants of a broadcast call;
+	// default DefaultBroadcastLimit.
+	BroadcastLimit int
 	// MeshReturn is how long a call on the SFU must have at most
 	// MeshLimit-1 participants before it returns to mesh; default
 	// DefaultMeshReturn.
@@ -92,6 +98,14 @@ type room struct {
 	back    Timer     // pending return to mesh
 	backGen uint64    // which scheduled return is current
 	noted   string    // the last call state queued for the Notifier (JSON)
+	// broadcast: only hosts publish; viewers hear only of hosts, hosts of
+	// everyone; always on the SFU.
+	broadcast bool
+}
+
+// sees tells whether o is told about p (joins, leaves, state).
+func (r *room) sees(o, p *participant) bool {
+	return !r.broadcast || p.role != RoleViewer || o.role != RoleViewer
 }
 
 type participant struct {
@@ -100,6 +114,7 @@ type participant struct {
 	conn  Conn
 	order uint64
 	state State
+	role  string      // RoleHost or RoleViewer in a broadcast call
 	gone  atomic.Bool // left the call: the SFU's late signals are dropped
 }
 
@@ -113,6 +128,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.SFULimit <= 0 {
 		cfg.SFULimit = DefaultSFULimit
+	}
+	if cfg.BroadcastLimit <= 0 {
+		cfg.BroadcastLimit = DefaultBroadcastLimit
 	}
 	if cfg.SFULimit < cfg.MeshLimit {
 		cfg.SFULimit = cfg.MeshLimit
@@ -142,11 +160,14 @@ var (
 	errNoPeer      = protocol.ErrNotFound.WithMessage("no such participant in this call")
 	errJoinedTwice = protocol.ErrConflict.WithMessage("this connection is already in this call")
 	errBadReplaces = protocol.ErrBadRequest.WithMessage("replaces must be a participant id")
+	errNotHost     = protocol.ErrPermissionDenied.WithMessage("only the room's owners and admins may start a broadcast")
+	errNoBroadcast = protocol.ErrBadRequest.WithMessage("broadcast calls need the SFU (--sfu-listen)")
+	errCallRunning = protocol.ErrConflict.WithMessage("a call that is not a broadcast is running in this room")
 )
 
 // view describes p to a receiver whose join order is viewer.
 func (p *participant) view(viewer uint64) Participant {
-	return Participant{ID: p.id, User: p.user, Polite: viewer < p.order, State: p.state}
+	return Participant{ID: p.id, User: p.user, Polite: viewer < p.order, State: p.state, Role: p.role}
 }
 
 // Join adds c to req.Room's call and tells the others. The result lists the
@@ -180,6 +201,14 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	if err != nil {
 		return JoinResult{}, err
 	}
+	host := false
+	if s.cfg.Hosts != nil && s.cfg.Media != nil {
+		ok, err := s.cfg.Hosts(ctx, user, string(req.Room))
+		if err != nil {
+			return JoinResult{}, fmt.Errorf("signal: hosts of %s: %w", req.Room, err)
+		}
+		host = ok
+	}
 	if err := s.lockMember(ctx, user, req.Room); err != nil {
 		return JoinResult{}, err
 	}
@@ -194,6 +223,23 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	}
 	r := s.rooms[req.Room]
 	startedBy := "" // a new call rings (notify.go); a replacing join is no new call
+	if req.Broadcast && r == nil {
+		switch {
+		case s.cfg.Media == nil:
+			return JoinResult{}, errNoBroadcast
+		case !host:
+			return JoinResult{}, errNotHost
+		}
+		r = &room{name: req.Room, members: map[string]*participant{}, mode: ModeMesh, broadcast: true}
+		if err := s.toSFU(r); err != nil {
+			return JoinResult{}, err
+		}
+		s.rooms[req.Room] = r
+		startedBy = user
+	}
+	if req.Broadcast && !r.broadcast {
+		return JoinResult{}, errCallRunning
+	}
 	if r == nil {
 		r = &room{name: req.Room, members: map[string]*participant{}, mode: ModeMesh}
 		s.rooms[req.Room] = r
@@ -218,8 +264,25 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	if req.State != nil {
 		p.state = *req.State
 	}
+	if r.broadcast {
+		p.role = RoleViewer
+		if host {
+			p.role = RoleHost
+		}
+	}
 	if r.mode == ModeSFU {
-		if err := r.media.Join(id, s.mediaSend(r.name, p)); err != nil {
+		join := r.media.Join
+		if p.role == RoleViewer {
+			vr, ok := r.media.(ViewerRoom)
+			if !ok {
+				return JoinResult{}, errNoBroadcast
+			}
+			join = vr.JoinViewer
+		}
+		if err := join(id, s.mediaSend(r.name, p)); err != nil {
+			if len(r.members) == 0 {
+				s.dropEmpty(r)
+			}
 			return JoinResult{}, fmt.Errorf("signal: join %s to the SFU: %w", r.name, err)
 		}
 		if len(r.members)+1 > s.cfg.MeshLimit-1 {
@@ -228,10 +291,14 @@ func (s *Service) Join(ctx context.Context, c Conn, req JoinRequest) (JoinResult
 	}
 	others := r.sorted()
 	res := JoinResult{Room: r.name, Participant: id, Mode: r.mode, Limit: s.limit(r),
-		Participants: make([]Participant, 0, len(others)), ICEServers: ice}
+		Participants: make([]Participant, 0, len(others)), ICEServers: ice, Broadcast: r.broadcast, Role: p.role}
 	for _, o := range others {
-		res.Participants = append(res.Participants, o.view(p.order))
-		o.conn.Send(encode(Push{Room: r.name, Event: EventJoined, Participant: ptr(p.view(o.order))}))
+		if r.sees(p, o) {
+			res.Participants = append(res.Participants, o.view(p.order))
+		}
+		if r.sees(o, p) {
+			o.conn.Send(encode(Push{Room: r.name, Event: EventJoined, Participant: ptr(p.view(o.order))}))
+		}
 	}
 	r.members[id] = p
 	if s.conns[c] == nil {
@@ -333,13 +400,8 @@ func (s *Service) removeLocked(name Room, reason string, ps ...*participant) {
 		}
 	}
 	if len(r.members) == 0 {
-		delete(s.rooms, name)
-		s.stopReturn(r)
-		if r.media != nil {
-			r.media.Close()
-			r.media = nil
-		}
-	} else if r.mode == ModeSFU && len(r.members) <= s.cfg.MeshLimit-1 && r.back == nil {
+		s.dropEmpty(r)
+	} else if r.mode == ModeSFU && !r.broadcast && len(r.members) <= s.cfg.MeshLimit-1 && r.back == nil {
 		r.backGen++
 		gen := r.backGen
 		r.back = s.cfg.AfterFunc(s.cfg.MeshReturn, func() { s.returnToMesh(r, gen) })
@@ -347,6 +409,9 @@ func (s *Service) removeLocked(name Room, reason string, ps ...*participant) {
 	rest := r.sorted()
 	for _, p := range ps {
 		for _, o := range rest {
+			if !r.sees(o, p) {
+				continue
+			}
 			o.conn.Send(encode(Push{Room: name, Event: EventLeft, Participant: ptr(p.view(o.order)), Reason: reason}))
 		}
 		if reason != ReasonLeft && reason != ReasonDisconnected {
@@ -416,16 +481,32 @@ func (s *Service) SetState(c Conn, req StateRequest) (State, error) {
 	set(&p.state.Muted, req.Muted)
 	set(&p.state.Camera, req.Camera)
 	set(&p.state.Screen, req.Screen)
-	for _, o := range s.rooms[req.Room].sorted() {
-		if o != p {
+	r := s.rooms[req.Room]
+	for _, o := range r.sorted() {
+		if o != p && r.sees(o, p) {
 			o.conn.Send(encode(Push{Room: req.Room, Event: EventState, Participant: ptr(p.view(o.order))}))
 		}
 	}
 	return p.state, nil
 }
 
+// dropEmpty forgets a room without participants and ends its media.
+func (s *Service) dropEmpty(r *room) {
+	if s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+	}
+	s.stopReturn(r)
+	if r.media != nil {
+		r.media.Close()
+		r.media = nil
+	}
+}
+
 // limit is the most participants r takes in its current mode.
 func (s *Service) limit(r *room) int {
+	if r.broadcast {
+		return s.cfg.BroadcastLimit
+	}
 	if r.mode == ModeSFU {
 		return s.cfg.SFULimit
 	}

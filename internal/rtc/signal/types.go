@@ -40,6 +40,8 @@ type Participant struct {
 	User   string `json:"user"`
 	Polite bool   `json:"polite"`
 	State  State  `json:"state"`
+	// Role is RoleHost or RoleViewer in a broadcast call, absent otherwise.
+	Role string `json:"role,omitempty"`
 }
 
 // Room is a call room name. In JSON it is a string, and a number is accepted
@@ -87,6 +89,9 @@ type JoinRequest struct {
 	// Replaces is the joiner's participant id from an earlier join, whose
 	// connection was lost: see Service.Join.
 	Replaces string `json:"replaces,omitempty"`
+	// Broadcast starts the room's call as a broadcast (only hosts publish;
+	// see Service.Join). Ignored when the room's broadcast is running.
+	Broadcast bool `json:"broadcast,omitempty"`
 }
 
 // JoinResult is the result of call.join.
@@ -103,7 +108,17 @@ type JoinResult struct {
 	Participants []Participant `json:"participants"`
 	// ICEServers is the RTCConfiguration.iceServers list for this user.
 	ICEServers []ICEServer `json:"ice_servers"`
+	// Broadcast: the call is a broadcast; Role is then the joiner's,
+	// RoleHost or RoleViewer.
+	Broadcast bool   `json:"broadcast,omitempty"`
+	Role      string `json:"role,omitempty"`
 }
+
+// Roles in a broadcast call.
+const (
+	RoleHost   = "host"   // publishes, sees every participant
+	RoleViewer = "viewer" // receives only, sees the hosts
+)
 
 // LeaveRequest is the data of call.leave.
 type LeaveRequest struct {
