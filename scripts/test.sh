@@ -76,7 +76,8 @@ go_lane() {
   if [ -n "$slow" ]; then
     # A short run of each fuzz target on top of its committed seed corpus
     # (the seeds themselves already ran as ordinary tests above).
-    "$GO" test -run '^$' -fuzz FuzzDecodeCommands -fuzztime 10s ./internal/protocol || failed=1
+    "$GO" test -run '^$' -fuzz '^FuzzDecodeCommands$' -fuzztime 10s ./internal/protocol || failed=1
+    "$GO" test -run '^$' -fuzz '^FuzzDecodeCommandsMsgpack$' -fuzztime 10s ./internal/protocol || failed=1
     "$GO" test -run '^$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws || failed=1
     "$GO" test -run '^$' -fuzz FuzzForwarder -fuzztime 10s ./internal/rtc/sfu || failed=1
   fi

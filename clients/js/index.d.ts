@@ -126,8 +126,10 @@ export interface WebSocketLike {
   onmessage: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /** Set to 'arraybuffer' for the binary codec. */
+  binaryType?: string;
 }
 
 /** A WebSocket constructor: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
@@ -138,6 +140,8 @@ export interface TransportContext {
   url: string;
   WebSocket?: WebSocketConstructor;
   fetch?: typeof globalThis.fetch;
+  /** 'binary': the WebSocket transport speaks sori.v1.msgpack; the HTTP transports stay JSON. */
+  codec?: 'json' | 'binary';
 }
 
 /** Why a transport could not open: the server was out of reach, or answered as something that is not Sori. */
@@ -312,6 +316,8 @@ export interface SoriClientOptions {
   fetch?: typeof globalThis.fetch;
   /** Tried in order on each connection attempt; default ['websocket', 'sse', 'longpoll']. */
   transports?: TransportChoice[];
+  /** 'binary': WebSocket frames in the binary codec (sori.v1.msgpack, docs/protocol.md); default 'json'. The HTTP transports always speak JSON. */
+  codec?: 'json' | 'binary';
   /** Milliseconds a request (or opening a transport) may take; default 10000. */
   requestTimeout?: number;
   /**

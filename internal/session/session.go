@@ -148,12 +148,19 @@ func (s *Session) Disconnect(d protocol.Disconnect) { s.t.Close(d) }
 // newlines. When the connection must close it returns the Disconnect to close
 // with and true.
 func (s *Session) Handle(frame []byte) (protocol.Disconnect, bool) {
+	return s.HandleWith(frame, protocol.DecodeCommands)
+}
+
+// HandleWith is Handle for a frame in another codec: decode parses it
+// (protocol.DecodeCommandsMsgpack for the binary codec). Replies and pushes
+// are still queued as JSON; the transport converts them.
+func (s *Session) HandleWith(frame []byte, decode func([]byte, []protocol.Command) ([]protocol.Command, *protocol.BadCommand)) (protocol.Disconnect, bool) {
 	s.node.metrics.Received(s.t.Kind(), len(frame))
 	if len(frame) > s.node.cfg.MaxMessageSize {
 		s.Send(protocol.EncodeError(0, protocol.ErrMessageTooLarge))
 		return disconnect(protocol.DisconnectTooBig)
 	}
-	cmds, bad := protocol.DecodeCommands(frame, s.cmds[:0])
+	cmds, bad := decode(frame, s.cmds[:0])
 	s.cmds = cmds[:0]
 	for i := range cmds {
 		if d, end := s.handleCommand(&cmds[i]); end {

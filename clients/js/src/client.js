@@ -42,6 +42,8 @@ export const VERSION = '0.1.0';
  * @property {typeof globalThis.fetch} [fetch] fetch for the HTTP transports; default globalThis.fetch
  * @property {TransportChoice[]} [transports] tried in order on every connection attempt until one
  *   opens; default ['websocket', 'sse', 'longpoll']
+ * @property {'json'|'binary'} [codec='json'] 'binary': WebSocket frames in the binary codec
+ *   (sori.v1.msgpack, docs/protocol.md); the HTTP transports always speak JSON
  * @property {number} [requestTimeout=10000] milliseconds a request (or opening a transport) may take
  * @property {number} [connectTimeout=0] milliseconds connect() waits for the first connection before it
  *   rejects (code 'timeout', the last attempt's error as `cause`) and the client stops; 0: keep trying
@@ -188,7 +190,10 @@ export class SoriClient extends Emitter {
     this.#url = url;
     this.#token = options.token;
     this.#getToken = options.getToken;
-    this.#context = { url, WebSocket: options.WebSocket, fetch: options.fetch };
+    if (options.codec !== undefined && options.codec !== 'json' && options.codec !== 'binary') {
+      throw new TypeError(`unknown codec ${JSON.stringify(options.codec)}: use json or binary`);
+    }
+    this.#context = { url, WebSocket: options.WebSocket, fetch: options.fetch, codec: options.codec ?? 'json' };
     this.#transportFactories = (options.transports ?? ['websocket', 'sse', 'longpoll']).map(transportFactory);
     if (this.#transportFactories.length === 0) throw new TypeError('SoriClient: transports must not be empty');
     this.#requestTimeout = options.requestTimeout ?? 10_000;
@@ -720,10 +725,10 @@ export class SoriClient extends Emitter {
     for (const frame of packFrames(commands, this.#maxFrameSize)) this.#transport.send(frame);
   }
 
-  /** @param {string} text a frame from the server */
+  /** @param {string | Array<Record<string, any>|Error>} text a frame from the server, or its messages decoded (binary codec) */
   #receive(text) {
     const transport = this.#transport;
-    for (const msg of decodeMessages(text)) {
+    for (const msg of Array.isArray(text) ? text : decodeMessages(text)) {
       if (transport !== this.#transport) return; // a disconnect push ended it
       if (msg instanceof Error || msg === null || typeof msg !== 'object') {
         this.emit('error', new SoriError(ClientErrorCode.PROTOCOL, `unreadable message from the server: ${String(msg)}`));

@@ -23,8 +23,9 @@ import { Emitter } from './emitter.js';
  * @property {((event: any) => void) | null} onmessage
  * @property {((event: any) => void) | null} onerror
  * @property {((event: any) => void) | null} onclose
- * @property {(data: string) => void} send
+ * @property {(data: string | Uint8Array) => void} send
  * @property {(code?: number, reason?: string) => void} close
+ * @property {string} [binaryType] set to 'arraybuffer' for the binary codec
  */
 
 /**
@@ -37,6 +38,7 @@ import { Emitter } from './emitter.js';
  * @property {string} url the server's base URL, http(s)://host[:port][/prefix]
  * @property {WebSocketConstructor} [WebSocket] WebSocket constructor (browser API shape)
  * @property {typeof globalThis.fetch} [fetch] fetch implementation for the HTTP transports
+ * @property {'json'|'binary'} [codec] 'binary': the WebSocket transport speaks sori.v1.msgpack (HTTP transports stay JSON)
  */
 
 /**

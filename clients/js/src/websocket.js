@@ -1,6 +1,8 @@
 // WebSocket transport: GET /ws with subprotocol sori.v1, one JSON text frame
 // per message (docs/protocol.md).
 
+import { decodeMessages } from './codec.js';
+import { SUBPROTOCOL_MSGPACK, decodeMsgpack, encodeMsgpack } from './msgpack.js';
 import { Transport, TransportOpenError, baseURL, statusKind } from './transport.js';
 
 /** The subprotocol every Sori WebSocket speaks. */
@@ -23,12 +25,15 @@ export class WebSocketTransport extends Transport {
   #closed = false;
   /** @type {((err: Error) => void) | null} rejects a pending open() */
   #abortOpen = null;
+  /** The binary codec (sori.v1.msgpack) instead of JSON text frames. */
+  #binary = false;
 
   /** @param {import('./transport.js').TransportContext} context */
   constructor(context) {
     super();
     this.#url = webSocketURL(context.url);
     this.#WebSocket = context.WebSocket ?? globalThis.WebSocket;
+    this.#binary = context.codec === 'binary';
   }
 
   get name() {
@@ -45,7 +50,8 @@ export class WebSocketTransport extends Transport {
       }
       let socket;
       try {
-        socket = new WebSocketImpl(this.#url, SUBPROTOCOL);
+        socket = new WebSocketImpl(this.#url, this.#binary ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL);
+        if (this.#binary) socket.binaryType = 'arraybuffer';
       } catch (err) {
         reject(err);
         return;
@@ -60,11 +66,12 @@ export class WebSocketTransport extends Transport {
       };
       socket.onopen = () => {
         if (this.#closed) return;
-        if (socket.protocol !== SUBPROTOCOL) {
+        const wanted = this.#binary ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL;
+        if (socket.protocol !== wanted) {
           // A server (or proxy) that ignored the subprotocol does not speak Sori.
           this.#detach(socket);
           socket.close(1000);
-          reject(new TransportOpenError('not_sori', `${this.#url} did not accept subprotocol ${SUBPROTOCOL}: not a Sori endpoint`));
+          reject(new TransportOpenError('not_sori', `${this.#url} did not accept subprotocol ${wanted}: not a Sori endpoint`));
           return;
         }
         opened = true;
@@ -74,6 +81,10 @@ export class WebSocketTransport extends Transport {
       socket.onmessage = (event) => {
         if (this.#closed) return;
         const { data } = event;
+        if (this.#binary && typeof data !== 'string') {
+          this.emit('message', decodeMsgpack(new Uint8Array(data))); // messages, already decoded
+          return;
+        }
         this.emit('message', typeof data === 'string' ? data : textDecoder.decode(data));
       };
       socket.onerror = (event) => {
@@ -98,7 +109,7 @@ export class WebSocketTransport extends Transport {
   send(frame) {
     if (this.#closed || !this.#socket) return;
     try {
-      this.#socket.send(frame);
+      this.#socket.send(this.#binary ? encodeMsgpack(/** @type {any[]} */ (decodeMessages(frame))) : frame);
     } catch {
       // The socket is closing; its close event reports the end.
     }

@@ -36,6 +36,7 @@ type conn struct {
 	peer        session.Conn  // the session; set by Attach before any use
 	opts        *Options
 	deflate     bool  // permessage-deflate negotiated
+	binary      bool  // the binary codec (sori.v1.msgpack) negotiated: binary frames both ways
 	deflateBits uint8 // the server's LZ77 window the peer allows (RFC 7692 §7.1.2.1); 8–15
 
 	writing   atomic.Bool                // a writer goroutine is running

@@ -30,6 +30,7 @@ type Options struct {
 	Logger      *slog.Logger
 
 	zc *zcache // publications deflated once for every connection (nil: per connection)
+	mc *mcache // publications transcoded to MessagePack once for every binary connection
 
 	// handle processes a complete message; nil = text messages go to
 	// Conn.Handle and binary ones are refused (sori.v1 is a text protocol).
@@ -61,6 +62,9 @@ func (o *Options) setDefaults(pingInterval time.Duration) {
 	if o.Compression && o.zc == nil {
 		o.zc = new(zcache)
 	}
+	if o.mc == nil {
+		o.mc = new(mcache)
+	}
 }
 
 func handleProtocol(p session.Conn, op byte, data []byte) (protocol.Disconnect, bool) {
@@ -68,6 +72,21 @@ func handleProtocol(p session.Conn, op byte, data []byte) (protocol.Disconnect, 
 		return protocol.DisconnectUnsupportedData, true
 	}
 	return p.Handle(data)
+}
+
+// msgpackPeer is a peer that decodes other codecs (session.Session).
+type msgpackPeer interface {
+	HandleWith(frame []byte, decode func([]byte, []protocol.Command) ([]protocol.Command, *protocol.BadCommand)) (protocol.Disconnect, bool)
+}
+
+// handleMsgpack handles a message of the binary codec (sori.v1.msgpack):
+// binary frames only.
+func handleMsgpack(p session.Conn, op byte, data []byte) (protocol.Disconnect, bool) {
+	mp, ok := p.(msgpackPeer)
+	if op != opBinary || !ok {
+		return protocol.DisconnectUnsupportedData, true
+	}
+	return mp.HandleWith(data, protocol.DecodeCommandsMsgpack)
 }
 
 // Handler serves the WebSocket endpoint for a session node.
@@ -87,7 +106,7 @@ func NewHandler(node *session.Node, opts Options) *Handler {
 	}
 	h.upgrader = ws.HTTPUpgrader{
 		Timeout:  opts.WriteTimeout,
-		Protocol: func(p string) bool { return p == protocol.Subprotocol },
+		Protocol: func(p string) bool { return p == protocol.Subprotocol || p == protocol.SubprotocolMsgpack },
 	}
 	return h
 }
@@ -110,7 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Compression {
 		u.Negotiate = offer.negotiate // per handshake: it accepts one offer at most
 	}
-	nc, rw, _, err := u.Upgrade(r, w)
+	nc, rw, hs, err := u.Upgrade(r, w)
 	if err != nil {
 		if nc != nil {
 			_ = nc.Close()
@@ -118,7 +137,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Logger.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits, slot: -1}
+	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits, slot: -1,
+		binary: hs.Protocol == protocol.SubprotocolMsgpack}
 	if h.pl != nil {
 		if c.rc = rawConnOf(nc); c.rc != nil {
 			c.pl = h.pl

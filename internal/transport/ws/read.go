@@ -42,7 +42,11 @@ func (c *conn) readLoop() {
 		if c.closing.Load() != nil {
 			continue // after our close frame, only the peer's close matters
 		}
-		if d, closing := c.opts.handle(c.peer, op, data); closing {
+		handle := c.opts.handle
+		if c.binary {
+			handle = handleMsgpack
+		}
+		if d, closing := handle(c.peer, op, data); closing {
 			c.end(*c.fail(d))
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,8 +103,10 @@ func dial(t *testing.T, s *wsServer, setup func(*net.TCPConn), extra ...string) 
 	_, _ = rand.Read(key[:])
 	var b strings.Builder
 	fmt.Fprintf(&b, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", s.addr)
-	fmt.Fprintf(&b, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sori.v1\r\n",
-		base64.StdEncoding.EncodeToString(key[:]))
+	fmt.Fprintf(&b, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", base64.StdEncoding.EncodeToString(key[:]))
+	if !slices.ContainsFunc(extra, func(h string) bool { return strings.HasPrefix(h, "Sec-WebSocket-Protocol:") }) {
+		b.WriteString("Sec-WebSocket-Protocol: sori.v1\r\n")
+	}
 	for _, h := range extra {
 		b.WriteString(h + "\r\n")
 	}

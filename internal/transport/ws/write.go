@@ -113,22 +113,33 @@ func (c *conn) writeFrames(frames []session.Frame) error {
 		}
 		switch f.Control {
 		case 0:
-			if c.deflate && len(f.Data) >= c.opts.CompressMin {
+			data, op := f.Data, byte(opText)
+			if c.binary {
+				// The session queues JSON; the binary codec gets the same
+				// message in MessagePack, once per publication.
+				op = opBinary
+				if f.PublishedAt != 0 && len(f.Data) <= zcacheMax && c.opts.mc != nil {
+					data = c.opts.mc.transcode(f.Data)
+				} else {
+					data = transcode(f.Data)
+				}
+			}
+			if c.deflate && len(data) >= c.opts.CompressMin {
 				var z []byte
-				if f.PublishedAt != 0 && len(f.Data) <= zcacheMax && c.opts.zc != nil {
-					z = c.opts.zc.compress(f.Data, c.deflateBits) // a publication: shared by its subscribers
+				if f.PublishedAt != 0 && len(data) <= zcacheMax && c.opts.zc != nil {
+					z = c.opts.zc.compress(data, c.deflateBits) // a publication: shared by its subscribers
 				} else {
 					if zp == nil {
 						zp = bufPool.Get().(*[]byte)
 					}
-					*zp = compress((*zp)[:0], f.Data, int(c.deflateBits))
+					*zp = compress((*zp)[:0], data, int(c.deflateBits))
 					z = *zp
 				}
-				b = appendHeader(b, opText, true, len(z))
+				b = appendHeader(b, op, true, len(z))
 				b = append(b, z...)
 			} else {
-				b = appendHeader(b, opText, false, len(f.Data))
-				b = append(b, f.Data...)
+				b = appendHeader(b, op, false, len(data))
+				b = append(b, data...)
 			}
 			if f.PublishedAt != 0 && (oldest == 0 || f.PublishedAt < oldest) {
 				oldest = f.PublishedAt
