@@ -5,7 +5,7 @@
 GO ?= go
 export GO
 
-.PHONY: run build test check fuzz bench cluster-demo test-cluster
+.PHONY: run build test check fuzz bench cluster-demo test-cluster bench-cluster
 
 run:
 	$(GO) run ./cmd/sori serve
@@ -40,3 +40,7 @@ cluster-demo:
 # short one is part of `make test`.
 test-cluster:
 	pg_virtualenv -t -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_TEST_SLOW=1 $(GO) test -count=1 -v -run . ./internal/tools/clustertest'
+
+# The cluster benchmarks of docs/benchmarks.md (three nodes against one, same run).
+bench-cluster:
+	pg_virtualenv -t -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_CLUSTER_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run TestClusterBench ./internal/tools/clustertest'

@@ -249,12 +249,14 @@ func runScenario(t *testing.T, sc scenario) {
 		}
 	}
 	w.finish(t, ctx)
-	var worst time.Duration
-	for _, d := range w.recovered {
-		worst = max(worst, d)
+	rec := slices.Clone(w.recovered)
+	slices.Sort(rec)
+	var median, worst time.Duration
+	if len(rec) > 0 {
+		median, worst = rec[len(rec)/2], rec[len(rec)-1]
 	}
-	t.Logf("%d acknowledged publications, %d readers agree; %d reader connections broke, %d resumed; slowest break→caught-up %v",
-		w.hist.AckedCount(), sc.readers, w.drops.Load(), w.resumes.Load(), worst.Round(time.Millisecond))
+	t.Logf("%d acknowledged publications, %d readers agree; %d reader connections broke, %d resumed; break→caught-up median %v, slowest %v",
+		w.hist.AckedCount(), sc.readers, w.drops.Load(), w.resumes.Load(), median.Round(time.Millisecond), worst.Round(time.Millisecond))
 	// A reader's connection breaks only when the node holding it dies: at
 	// most once per kill. HTTP-fallback readers whose requests land on
 	// random nodes would break again and again if the other nodes did not

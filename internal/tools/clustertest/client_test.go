@@ -73,7 +73,7 @@ var errClosed = errors.New("connection closed")
 // dial opens a connection of kind through the balancer at base.
 func dial(ctx context.Context, base, kind string) (*client, error) {
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &client{kind: kind, base: base, pending: map[uint64]chan msg{}, pushes: make(chan msg, 4096),
+	c := &client{kind: kind, base: base, pending: map[uint64]chan msg{}, pushes: make(chan msg, 1024),
 		closed: make(chan struct{}), hc: &http.Client{}, cancel: cancel}
 	switch kind {
 	case "ws":
@@ -334,11 +334,16 @@ func (c *client) cause() error {
 
 // connect opens a connection of kind through the balancer and authenticates.
 func (cl *cluster) connect(ctx context.Context, kind string, u user) (*client, error) {
+	return cl.connectTo(ctx, cl.URL, kind, u)
+}
+
+// connectTo opens a connection of kind to base (a node or the balancer).
+func (cl *cluster) connectTo(ctx context.Context, base, kind string, u user) (*client, error) {
 	tok, err := cl.connectToken(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	c, err := dial(ctx, cl.URL, kind)
+	c, err := dial(ctx, base, kind)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,7 @@ type cluster struct {
 	lb     *lb.Proxy
 	URL    string // the balancer: http://host:port
 	extra  []string
+	plain  bool // a single node without the bus (baselines): SQLite unless dsn is set
 }
 
 // node is one `sori serve` child process.
@@ -95,7 +97,17 @@ func freePort(t testing.TB) string {
 // the test when PostgreSQL is not available.
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
-	dsn := pgtest.Schema(t)
+	return startNodes(t, n, false, true, extra...)
+}
+
+// startNodes starts n nodes; plain nodes get no bus (and no PostgreSQL
+// unless pg): the single-node baselines of the benchmarks.
+func startNodes(t testing.TB, n int, plain, pg bool, extra ...string) *cluster {
+	t.Helper()
+	var dsn string
+	if pg {
+		dsn = pgtest.Schema(t)
+	}
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +119,7 @@ func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Cleanup(ns.Shutdown)
 	var b [24]byte
 	rand.Read(b[:])
-	c := &cluster{t: t, dsn: dsn, nats: ns, secret: hex.EncodeToString(b[:16]), apiKey: hex.EncodeToString(b[16:]), extra: extra}
+	c := &cluster{t: t, dsn: dsn, nats: ns, secret: hex.EncodeToString(b[:16]), apiKey: hex.EncodeToString(b[16:]), extra: extra, plain: plain}
 	var addrs []string
 	for i := range n {
 		nd := &node{id: fmt.Sprintf("n%d", i+1), addr: freePort(t), dir: t.TempDir()}
@@ -168,12 +180,15 @@ func (l *lineWatcher) Write(p []byte) (int, error) {
 // start runs nd and returns once it listens.
 func (c *cluster) start(nd *node) {
 	c.t.Helper()
-	args := []string{"serve", "--listen", nd.addr, "--data", nd.dir, "--node-id", nd.id,
-		"--postgres", c.dsn, "--nats", c.nats.ClientURL(),
-		"--token-secret", c.secret, "--api-keys", c.apiKey, "--turn=false",
+	args := []string{"serve", "--listen", nd.addr, "--data", nd.dir, "--token-secret", c.secret, "--api-keys", c.apiKey, "--turn=false",
 		// Every client comes through the balancer, from 127.0.0.1.
 		"--max-connections-per-ip", "100000", "--login-rate", "1000000", "--login-burst", "100000",
 		"--max-body-reads-per-ip", "100000"}
+	if !c.plain {
+		args = append(args, "--node-id", nd.id, "--postgres", c.dsn, "--nats", c.nats.ClientURL())
+	} else if c.dsn != "" {
+		args = append(args, "--postgres", c.dsn) // one node on PostgreSQL, no bus
+	}
 	args = append(args, c.extra...)
 	f, err := os.OpenFile(nd.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -224,6 +239,15 @@ func (c *cluster) rest(token, method, path string, body any, want int) map[strin
 }
 
 func (c *cluster) try(token, method, path string, body any) (map[string]any, int, error) {
+	if token != "" {
+		token = "Bearer " + token
+	}
+	return c.tryAuth(token, method, path, body)
+}
+
+// tryAuth sends a request through the balancer with auth as its
+// Authorization header ("" = none).
+func (c *cluster) tryAuth(auth, method, path string, body any) (map[string]any, int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -233,8 +257,8 @@ func (c *cluster) try(token, method, path string, body any) (map[string]any, int
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -272,10 +296,12 @@ func (c *cluster) connectToken(ctx context.Context, u user) (string, error) {
 	}
 }
 
+var roomSeq atomic.Int64 // room names are unique
+
 // room creates a private room owned by owner with members, returning its
 // channel and epoch.
 func (c *cluster) room(owner user, members ...user) (channel, epoch string) {
-	r := c.rest(owner.token, "POST", "/api/v1/rooms", map[string]any{"name": "chaos", "kind": "private"}, http.StatusCreated)
+	r := c.rest(owner.token, "POST", "/api/v1/rooms", map[string]any{"name": fmt.Sprintf("room%d", roomSeq.Add(1)), "kind": "private"}, http.StatusCreated)
 	id := int64(r["id"].(float64))
 	for _, m := range members {
 		c.rest(owner.token, "POST", "/api/v1/rooms/"+strconv.FormatInt(id, 10)+"/members", map[string]any{"username": m.name}, http.StatusCreated)
