@@ -32,7 +32,7 @@ func TestBroadcastCall(t *testing.T) {
 	}
 
 	wantCode(t, joinErr(join("bob", "42", true)), 104) // not a host
-	if _, err := join("ann", "7", false); err != nil {  // a normal call in room 7
+	if _, err := join("ann", "7", false); err != nil { // a normal call in room 7
 		t.Fatal(err)
 	}
 	wantCode(t, joinErr(join("bob", "7", true)), 118) // a call runs there
