@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/sori-dev/sori/internal/tools/bench"
@@ -50,6 +51,19 @@ func benchFlags(cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, jsonOut,
 	fs.IntVar(&cfg.Publishers, "publishers", 4, "concurrent server API publishers")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&cfg.Compression, "compression", false, "offer WebSocket permessage-deflate")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id on this machine: CPU from /proc/<pid>/stat (any server), pinning with --server-cpu")
+	cpuFlag := func(name, usage string, pin *bool, core *int) {
+		fs.Func(name, usage, func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("a CPU number (0, 1, …), not %q", v)
+			}
+			*pin, *core = true, n
+			return nil
+		})
+	}
+	cpuFlag("server-cpu", "pin the --server-pid process to this CPU (default: not pinned)", &cfg.PinServer, &cfg.ServerCPUCore)
+	cpuFlag("cpu", "pin the load generator to this CPU (default: not pinned)", &cfg.PinSelf, &cfg.CPUCore)
 	fs.Float64Var(&cfg.MinDeliveries, "min-deliveries", 0, "fail unless at least this many deliveries per second (0 = no check)")
 	fs.DurationVar(&cfg.MaxP99, "max-p99", 0, "fail when delivery latency p99 is above this (0 = no check)")
 	fs.IntVar(&cfg.MaxErrors, "max-errors", -1, "fail when errors + disconnects exceed this (-1 = no check)")

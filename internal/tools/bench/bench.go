@@ -46,6 +46,17 @@ type Config struct {
 	AllowRemote bool          // allow a non-loopback target
 	Compression bool          // offer permessage-deflate
 
+	// ServerPID, when set, is the server's process on this machine: its CPU
+	// comes from /proc/<pid>/stat (any server, not only Sori's /metrics),
+	// and ServerCPUCore pins it. Pinning the server to one core and the load
+	// generator (CPUCore) to another keeps the two from competing for a
+	// core and makes CPU per delivery comparable between runs and servers.
+	ServerPID     int
+	PinServer     bool // pin the server's threads to ServerCPUCore
+	ServerCPUCore int
+	PinSelf       bool // pin this process's threads to CPUCore
+	CPUCore       int
+
 	// Thresholds: a run that misses one returns ErrThreshold.
 	MinDeliveries float64       // deliveries per second at least; 0 = no check
 	MaxP99        time.Duration // delivery latency p99 at most; 0 = no check
@@ -162,6 +173,9 @@ type Report struct {
 		Duration              string
 		SourceIPs             int
 		Compression           bool
+		ServerPID             int `json:",omitempty"`
+		ServerCPUCore         int // -1: not pinned
+		CPUCore               int // -1: not pinned
 	} `json:"config"`
 	RampSeconds     float64  `json:"ramp_s"`
 	Connected       int64    `json:"connected"`
@@ -220,7 +234,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.window.Store(new(Histogram))
 	r.plan()
 
+	if cfg.PinServer && cfg.ServerPID <= 0 {
+		return nil, errors.New("bench: pinning the server needs its process id (--server-pid)")
+	}
+	if cfg.PinSelf {
+		if err := pinProcess(0, cfg.CPUCore); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.PinServer {
+		if err := pinProcess(cfg.ServerPID, cfg.ServerCPUCore); err != nil {
+			return nil, err
+		}
+	}
 	rep := &Report{}
+	rep.Config.ServerPID, rep.Config.ServerCPUCore, rep.Config.CPUCore = cfg.ServerPID, -1, -1
+	if cfg.PinServer {
+		rep.Config.ServerCPUCore = cfg.ServerCPUCore
+	}
+	if cfg.PinSelf {
+		rep.Config.CPUCore = cfg.CPUCore
+	}
 	rep.Config.URL, rep.Config.Pattern, rep.Config.Conns, rep.Config.RoomSize = cfg.URL, cfg.Pattern, cfg.Conns, cfg.RoomSize
 	rep.Config.Size, rep.Config.Rate, rep.Config.Duration = cfg.Size, cfg.Rate, cfg.Duration.String()
 	rep.Config.SourceIPs, rep.Config.Compression = cfg.SourceIPs, cfg.Compression
@@ -276,14 +310,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Publish.
 	before, _ := r.scrape()
+	cpu0, cpuErr := r.serverCPU(before)
 	pubStart := time.Now()
 	if r.conns.Load() > 0 { // with no one to deliver to there is nothing to measure
 		r.publish(runCtx)
 	}
 	pubEnd := time.Now()
 	after, _ := r.scrape()
+	cpu1, cpuErr1 := r.serverCPU(after)
 	rep.ServerRSSStart, rep.ServerRSS = before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
-	rep.ServerCPU = after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
+	if cpuErr == nil && cpuErr1 == nil {
+		rep.ServerCPU = cpu1 - cpu0
+	} else {
+		r.fail(errors.Join(cpuErr, cpuErr1))
+	}
 
 	// Drain: wait until every expected delivery arrived, or the drain time.
 	deadline := time.Now().Add(cfg.Drain)
@@ -336,6 +376,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, fmt.Errorf("%w: %s", ErrThreshold, strings.Join(rep.Failed, "; "))
 	}
 	return rep, nil
+}
+
+// serverCPU is the server's CPU seconds so far: from /proc/<pid>/stat with
+// ServerPID, otherwise from the /metrics sample m.
+func (r *run) serverCPU(m map[string]float64) (float64, error) {
+	if r.cfg.ServerPID > 0 {
+		return processCPU(r.cfg.ServerPID)
+	}
+	return m["process_cpu_seconds_total"], nil
 }
 
 // plan names the channels of the pattern.

@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"net"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +146,33 @@ func TestRunThatMeasuredNothingFails(t *testing.T) {
 		if rep.Connected != 0 || !strings.Contains(err.Error(), "measured nothing") || rep.FirstError == "" {
 			t.Errorf("%s: connected %d, err %v, first error %q", name, rep.Connected, err, rep.FirstError)
 		}
+	}
+}
+
+// TestServerCPUFromProc: with --server-pid the server's CPU comes from
+// /proc/<pid>/stat (here the test process, which runs the server) and the
+// report says so.
+func TestServerCPUFromProc(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc is Linux")
+	}
+	url := startServer(t)
+	rep, err := bench.Run(context.Background(), bench.Config{
+		URL: url, APIKey: "bench-key", Conns: 10, SourceIPs: 1, Rate: 200, Duration: time.Second,
+		Drain: 30 * time.Second, MaxErrors: 0, ServerPID: os.Getpid(),
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if rep.ServerCPU <= 0 || rep.ServerCPUPerDel <= 0 || rep.Config.ServerPID != os.Getpid() || rep.Config.CPUCore != -1 {
+		t.Fatalf("server CPU %v s, %v µs/delivery, config %+v", rep.ServerCPU, rep.ServerCPUPerDel, rep.Config)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "CPU from /proc") {
+		t.Fatalf("report does not say where CPU came from: %s", text.String())
+	}
+	if _, err := bench.Run(context.Background(), bench.Config{URL: url, APIKey: "bench-key", PinServer: true}); err == nil {
+		t.Fatal("pinning a server without its pid ran")
 	}
 }

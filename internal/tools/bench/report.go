@@ -24,6 +24,10 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  server        RSS %.1f MiB (%.1f before publishing), CPU %.2fs = %.2f µs/delivery\n",
 		rep.ServerRSS/(1<<20), rep.ServerRSSStart/(1<<20), rep.ServerCPU, rep.ServerCPUPerDel)
+	if c.ServerPID > 0 || c.CPUCore >= 0 {
+		fmt.Fprintf(w, "  pinning       server pid %d on CPU %s (CPU from /proc), load generator on CPU %s\n",
+			c.ServerPID, cpuName(c.ServerCPUCore), cpuName(c.CPUCore))
+	}
 	for _, f := range rep.Failed {
 		fmt.Fprintf(w, "  FAILED        %s\n", f)
 	}
@@ -183,4 +187,11 @@ func short(v float64) string {
 		return fmt.Sprintf("%.3gk", v/1e3)
 	}
 	return fmt.Sprintf("%.3g", v)
+}
+
+func cpuName(cpu int) string {
+	if cpu < 0 {
+		return "any"
+	}
+	return fmt.Sprint(cpu)
 }
