@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sori-dev/sori/internal/tools/lab"
 )
@@ -47,7 +48,52 @@ func labFlags(cfg *lab.Config, stderr io.Writer) (fs *flag.FlagSet, transports, 
 	return fs, transports, jsonOut, svgOut
 }
 
+const labRTCUsage = `Usage: sori lab rtc [flags]
+
+Measures calls of N = --min…--max participants, as a peer-to-peer mesh and
+through the SFU: per participant uplink and downlink (bytes/s at its peer
+connections) and the server's CPU, with pion peers sending synthetic video
+and audio through child servers on loopback. See docs/calls.md.
+
+Flags:
+`
+
+func labRTCCmd(args []string, stdout, stderr io.Writer) error {
+	var cfg lab.RTCConfig
+	fs := flag.NewFlagSet("sori lab rtc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, labRTCUsage)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&cfg.Min, "min", 2, "fewest participants")
+	fs.IntVar(&cfg.Max, "max", 8, "most participants")
+	fs.IntVar(&cfg.VideoBitrate, "video-bitrate", 200_000, "bit/s of each participant's synthetic video")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "wait after everyone receives everyone")
+	fs.DurationVar(&cfg.Window, "window", 5*time.Second, "measurement window per N and mode")
+	jsonOut := fs.String("json", "", "write the results as JSON to this file")
+	svgOut := fs.String("svg", "", "draw the results chart (SVG) to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.Progress = stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := lab.RunRTC(ctx, cfg)
+	if rep == nil {
+		return err
+	}
+	rep.WriteTable(stdout)
+	if werr := writeReport(rep, *jsonOut, *svgOut); werr != nil {
+		return werr
+	}
+	return err
+}
+
 func labCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "rtc" {
+		return labRTCCmd(args[1:], stdout, stderr)
+	}
 	var cfg lab.Config
 	fs, transports, jsonOut, svgOut := labFlags(&cfg, stderr)
 	if err := parseFlags(fs, args); err != nil {

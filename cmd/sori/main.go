@@ -5,6 +5,7 @@
 //	sori user       add, list and reset chat users
 //	sori bench      load a server and report deliveries, latency, CPU, RSS
 //	sori lab        compare transports (polling … WebSocket) in numbers
+//	sori lab rtc    compare mesh and SFU calls in numbers
 //	sori version    print the version
 package main
 
@@ -81,6 +82,7 @@ Usage:
   sori user add|list|reset-password   manage chat users (sori user for help)
   sori bench [flags]     load a server: deliveries/s, latency, server CPU and RSS
   sori lab [flags]       compare polling, long polling, SSE and WebSocket in numbers
+  sori lab rtc [flags]   calls in numbers: per participant bytes/s and server CPU, mesh vs SFU
   sori version           print the version
 `
 
