@@ -104,6 +104,7 @@ func startCluster(t testing.TB, n int, extra ...string) *cluster {
 // unless pg): the single-node baselines of the benchmarks.
 func startNodes(t testing.TB, n int, plain, pg bool, extra ...string) *cluster {
 	t.Helper()
+	pgtest.DSN(t) // skips without PostgreSQL: TestMain built no binary then
 	var dsn string
 	if pg {
 		dsn = pgtest.Schema(t)
