@@ -27,8 +27,12 @@ import (
 // stops the server at start, with the reason: found later, it would only
 // show as calls that connect on one network and not on another.
 func (s *Server) mountRTC() error {
-	ts, err := s.startTURN()
+	media := s.startSFU()
+	ts, err := s.startTURN(sfuPorts(media))
 	if err != nil {
+		if sm, ok := media.(sfuMedia); ok {
+			_ = sm.s.Close()
+		}
 		return err
 	}
 	iceServers := func(user string) []signal.ICEServer {
@@ -46,7 +50,7 @@ func (s *Server) mountRTC() error {
 		Membership:     chatMembership{s.node},
 		ICEServers:     iceServers,
 		MeshLimit:      s.cfg.MeshLimit,
-		Media:          s.startSFU(),
+		Media:          media,
 		SFULimit:       s.cfg.SFULimit,
 		MeshReturn:     s.cfg.MeshReturn.D(),
 		Notifier:       s.callNotifier(),
@@ -99,7 +103,10 @@ var _ turn.Metrics = (*metrics.TURN)(nil)
 
 // startTURN starts the embedded TURN server, or returns nil when it is
 // disabled.
-func (s *Server) startTURN() (*turn.Server, error) {
+//
+// The relay may reach the SFU's media port on the server's own addresses
+// (selfPorts), so that a client that can only relay still reaches the SFU.
+func (s *Server) startTURN(selfPorts []uint16) (*turn.Server, error) {
 	if !s.cfg.TURNEnabled {
 		return nil, nil
 	}
@@ -132,6 +139,7 @@ func (s *Server) startTURN() (*turn.Server, error) {
 		PublicHost:       s.cfg.TURNPublicHost,
 		UserQuota:        s.cfg.TURNUserQuota,
 		AllowPeers:       s.cfg.TURNAllowPeers,
+		AllowSelfPorts:   selfPorts,
 		Metrics:          s.metrics.TURN(),
 		Logger:           s.log,
 	}

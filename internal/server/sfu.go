@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 
 	"github.com/pion/webrtc/v4"
 
@@ -31,6 +32,19 @@ func (s *Server) startSFU() signal.Media {
 	s.OnShutdown(func(context.Context) error { return m.Close() })
 	s.mountWHIP(m)
 	return sfuMedia{m}
+}
+
+// sfuPorts are the SFU's media ports (none when it is off), which the
+// embedded TURN relay may reach on the server's own addresses.
+func sfuPorts(m signal.Media) []uint16 {
+	sm, ok := m.(sfuMedia)
+	if !ok {
+		return nil
+	}
+	if ua, ok := sm.s.Addr().(*net.UDPAddr); ok {
+		return []uint16{uint16(ua.Port)}
+	}
+	return nil
 }
 
 // sfuMedia is signal's view of the SFU: it turns the JSON that signaling

@@ -81,6 +81,12 @@ type Config struct {
 	// policy refuses them (for tests, e.g. "127.0.0.1"). It overrides every refusal.
 	AllowPeers []string
 
+	// AllowSelfPorts are ports of the server's own addresses the relay may
+	// reach besides its relay range: the SFU's media port, so that a client
+	// that can only use relay candidates can still reach this node's SFU.
+	// Nothing else the host listens on becomes reachable.
+	AllowSelfPorts []uint16
+
 	// Logger receives the server's and pion's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics receives counters. Default: none.

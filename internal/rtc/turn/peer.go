@@ -100,6 +100,7 @@ type peerPolicy struct {
 	self         map[netip.Addr]struct{} // the server's own addresses, unmapped
 	relayPortMin uint16
 	relayPortMax uint16
+	selfPorts    []uint16 // Config.AllowSelfPorts
 	metrics      Metrics
 }
 
@@ -139,7 +140,7 @@ func (p *peerPolicy) permit(_ net.Addr, peer net.IP) bool {
 }
 
 // mayRelayTo reports whether a relay socket may send to dst. It refuses the server's own
-// addresses except on relay ports, so that two relayed peers on this server can talk
+// addresses except on relay ports and the allowed self ports (the SFU's), so that two relayed peers on this server can talk
 // (relay-to-relay) while nothing else the host listens on is reachable through the relay.
 func (p *peerPolicy) mayRelayTo(dst netip.AddrPort) bool {
 	addr := dst.Addr().Unmap().WithZone("")
@@ -150,5 +151,13 @@ func (p *peerPolicy) mayRelayTo(dst netip.AddrPort) bool {
 		return true
 	}
 	port := dst.Port()
-	return port >= p.relayPortMin && port <= p.relayPortMax
+	if port >= p.relayPortMin && port <= p.relayPortMax {
+		return true
+	}
+	for _, sp := range p.selfPorts {
+		if port == sp {
+			return true
+		}
+	}
+	return false
 }

@@ -134,12 +134,16 @@ func TestMayRelayToSelf(t *testing.T) {
 		self:         map[netip.Addr]struct{}{self: {}},
 		relayPortMin: 50000,
 		relayPortMax: 50100,
+		selfPorts:    []uint16{7882},
 		metrics:      noMetrics{},
 	}
 	tests := []struct {
 		dst  string
 		want bool
 	}{
+		{"203.0.113.7:7882", true}, // the SFU's media port (AllowSelfPorts)
+		{"[::ffff:203.0.113.7]:7882", true},
+		{"203.0.113.7:7883", false},
 		{"203.0.113.7:50000", true}, // another relay on this server (relay-to-relay)
 		{"203.0.113.7:50100", true},
 		{"203.0.113.7:22", false}, // anything else the host listens on

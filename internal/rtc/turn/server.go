@@ -75,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 			allow:        allow,
 			relayPortMin: cfg.RelayPortMin,
 			relayPortMax: cfg.RelayPortMax,
+			selfPorts:    append([]uint16(nil), cfg.AllowSelfPorts...),
 			metrics:      cfg.Metrics,
 		},
 	}, nil
