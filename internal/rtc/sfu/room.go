@@ -558,7 +558,7 @@ func (p *Peer) estimateLocked(now time.Time) uint64 {
 const keepSlack = 1.2
 
 // allocate chooses the layer of each of the subscriber's video down tracks:
-// audio first, then video tracks in turn take the highest layer whose
+// audio first, then video tracks (screen shares before cameras) in turn take the highest layer whose
 // measured bitrate fits what is left. Downgrades happen at once; an upgrade
 // goes one layer up after the budget has held it for UpgradeHold.
 func (p *Peer) allocate(now time.Time) {
@@ -578,7 +578,14 @@ func (p *Peer) allocate(now time.Time) {
 		}
 		video = append(video, d)
 	}
-	sort.Slice(video, func(i, j int) bool { return video[i].up.id < video[j].up.id })
+	// Screen shares first: under a tight budget a shared screen (text,
+	// slides) keeps its layer and the cameras take what is left.
+	sort.Slice(video, func(i, j int) bool {
+		if a, b := video[i].up.screen, video[j].up.screen; a != b {
+			return a
+		}
+		return video[i].up.id < video[j].up.id
+	})
 	if p.lastEst > 0 && float64(est) < 0.9*float64(p.lastEst) {
 		p.fellAt = now
 	}
@@ -694,7 +701,14 @@ func (r *Room) tickLoop() {
 				for i := 0; i < maxLayers; i++ {
 					if l := u.layer(i); l != nil && el > 0 {
 						b := l.bytes.Load()
-						l.bitrate.Store(uint64(float64(b-prev[l]) * 8 / el))
+						// Smoothed over about four ticks: one tick holds a
+						// few frames, and a keyframe more or less swings
+						// it by half.
+						now := float64(b-prev[l]) * 8 / el
+						if old := float64(l.bitrate.Load()); old > 0 {
+							now = (3*old + now) / 4
+						}
+						l.bitrate.Store(uint64(now))
 						seen[l] = b
 					}
 				}

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,24 +28,27 @@ type testClient struct {
 	in     chan Signal
 	do     chan func()
 	done   chan struct{}
+	// videoID is the id of the video track publish sends ("camera").
+	videoID string
 	// rolledBack: our offer lost a glare; offer again after answering
 	// (what a browser's negotiationneeded does).
 	rolledBack bool
 
-	mu        sync.Mutex
-	queued    []webrtc.ICECandidateInit
-	layers    [maxLayers]int  // video packets received per layer
-	lowRun    int             // video packets of layer 0 since the last of another layer
-	sns       map[uint16]bool // video SNs received
-	markers   map[uint16]bool // of those, the ones with the marker bit (a frame's last packet)
-	maxOff    int             // newest video SN received, as an offset from firstSN
-	firstSN   uint16          // first video SN received
-	lastSN    uint16          // newest video SN received (by arrival)
-	videoSSRC uint32
-	audioPkts int
-	probes    int    // padding-only video packets
-	lastLayer int    // layer of the newest video packet, -1 before the first
-	topSN     uint16 // newest video SN (by number)
+	mu           sync.Mutex
+	queued       []webrtc.ICECandidateInit
+	layers       [maxLayers]int  // video packets received per layer
+	lowRun       int             // video packets of layer 0 since the last of another layer
+	sns          map[uint16]bool // video SNs received
+	markers      map[uint16]bool // of those, the ones with the marker bit (a frame's last packet)
+	maxOff       int             // newest video SN received, as an offset from firstSN
+	firstSN      uint16          // first video SN received
+	lastSN       uint16          // newest video SN received (by arrival)
+	videoSSRC    uint32
+	audioPkts    int
+	probes       int            // padding-only video packets
+	screenLayers [maxLayers]int // screen-share packets received per layer
+	lastLayer    int            // layer of the newest video packet, -1 before the first
+	topSN        uint16         // newest video SN (by number)
 	// layerEvents receives every change of the layer the client receives,
 	// with the publisher's frame number of the packet that changed it
 	// (when not nil; bwcap_test.go reads it).
@@ -106,7 +110,7 @@ func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine)
 		t.Fatal(err)
 	}
 	c := &testClient{t: t, id: id, pc: pc, shape: layerShape, in: make(chan Signal, 256), do: make(chan func()), done: make(chan struct{}),
-		sns: map[uint16]bool{}, markers: map[uint16]bool{}, lastLayer: -1, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
+		videoID: "camera", sns: map[uint16]bool{}, markers: map[uint16]bool{}, lastLayer: -1, connected: make(chan struct{}), notify: make(chan struct{}, 1)}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			c.connOnce.Do(func() { close(c.connected) })
@@ -241,7 +245,10 @@ func (c *testClient) sendOffer() error {
 // publisher's layer in byte 2 (see publish).
 func (c *testClient) receive(tr *webrtc.TrackRemote) {
 	video := tr.Kind() == webrtc.RTPCodecTypeVideo
-	if video {
+	// A screen share is counted apart (screen_test.go); the rest of the
+	// client's bookkeeping is about the camera.
+	screen := video && strings.Contains(tr.ID(), "screen")
+	if video && !screen {
 		c.mu.Lock()
 		c.videoSSRC = uint32(tr.SSRC())
 		c.mu.Unlock()
@@ -252,7 +259,11 @@ func (c *testClient) receive(tr *webrtc.TrackRemote) {
 			return
 		}
 		c.mu.Lock()
-		if video && len(p.Payload) == 0 && p.Padding {
+		if screen {
+			if len(p.Payload) > 2 {
+				c.screenLayers[p.Payload[2]]++
+			}
+		} else if video && len(p.Payload) == 0 && p.Padding {
 			// A bandwidth probe of the SFU: it takes an SN of the
 			// stream, so it counts for contiguity, and carries no frame.
 			c.sns[p.SequenceNumber] = true
@@ -364,7 +375,7 @@ func (c *testClient) publish(video bool, level uint8) {
 	if video {
 		for _, rid := range rids {
 			tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
-				"camera", c.id, webrtc.WithRTPStreamID(rid))
+				c.videoID, c.id, webrtc.WithRTPStreamID(rid))
 			if err != nil {
 				t.Fatal(err)
 			}

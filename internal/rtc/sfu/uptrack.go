@@ -77,6 +77,8 @@ type upTrack struct {
 	codec     webrtc.RTPCodecCapability
 	payload   Codec
 	clockRate uint32
+	// screen: a screen share, which the allocator serves before cameras.
+	screen bool
 
 	mu     sync.Mutex
 	layers [maxLayers]*layer
@@ -92,7 +94,7 @@ type upTrack struct {
 
 func newUpTrack(r *Room, pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) *upTrack {
 	u := &upTrack{room: r, pub: pub, id: pub.id + "/" + t.ID(), kind: t.Kind(), codec: t.Codec().RTPCodecCapability,
-		clockRate: t.Codec().ClockRate}
+		clockRate: t.Codec().ClockRate, screen: IsScreenShare(t.Kind(), t.ID(), t.StreamID())}
 	switch strings.ToLower(u.codec.MimeType) {
 	case strings.ToLower(webrtc.MimeTypeVP8):
 		u.payload = CodecVP8
@@ -108,6 +110,14 @@ func newUpTrack(r *Room, pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPRecei
 	}
 	u.downs.Store(&[]*DownTrack{})
 	return u
+}
+
+// IsScreenShare tells a screen share from a camera by the publisher's own
+// names for it: a video track whose track id or stream id (the SDP's msid)
+// contains "screen", in any case.
+func IsScreenShare(kind webrtc.RTPCodecType, trackID, streamID string) bool {
+	return kind == webrtc.RTPCodecTypeVideo &&
+		(strings.Contains(strings.ToLower(trackID), "screen") || strings.Contains(strings.ToLower(streamID), "screen"))
 }
 
 // addLayer starts reading one encoding of the track.
