@@ -70,6 +70,8 @@ export class CallPanel {
     this.onRoomCall = (e) => this.#setRoomCall(this.room, e.detail);
     this.ringing = null; // {roomId, by, el, timer, beep}
     this.statsTimer = 0;
+    // A room opened before the connection was up asks again once it is.
+    this.client?.on?.('state', (st) => { if ((typeof st === 'string' ? st : st?.state) === 'connected') this.#fetchRoomCall(); });
   }
 
   /** The open chat room changed (null: none). The call, if any, goes on. */
@@ -102,7 +104,6 @@ export class CallPanel {
    * would hold a place in the call until then: `replaces` takes it over.
    */
   async reconnected() {
-    this.#fetchRoomCall();
     if (!this.call) return;
     const { roomId, name, myId } = this.call;
     this.#closePeers();
