@@ -84,15 +84,23 @@ func TestConflatingFeedDropsStaleValues(t *testing.T) {
 	ts := startServer(t, func(c *config.Config) {
 		c.QueueBytes = 64 << 10
 		c.Compression = false
-		// The reader is stalled on purpose while 32 MiB are published; on
-		// a loaded machine that takes longer than the 10 s write timeout,
-		// which would end the connection for another reason than the one
-		// under test.
+		// The reader is stalled on purpose, neither reading nor sending,
+		// while the publications are made; on a loaded machine that took
+		// up to 52 s (2 busy loops beside the suite). Two real-time limits
+		// of the server would end the connection for another reason than
+		// the one under test: the 10 s write timeout (the writer is blocked
+		// on the full socket) and the idle timeout, 2 ping intervals = 50 s
+		// without a frame from the client. Both are made longer than any run.
 		c.WriteTimeout = config.Duration(time.Hour)
+		c.PingInterval = config.Duration(time.Hour)
 	})
 	slow := stalledClient(t, ts, "feed:btc")
 	pad := strings.Repeat("x", 32<<10)
-	const total = 1000 // 32 MiB, far more than the socket buffers and the queue
+	// 16 MiB: the socket buffers held about 4 MiB of it here (the sender's
+	// is capped by net.ipv4.tcp_wmem, 4 MiB by default; the stalled
+	// receiver's does not grow while it does not read), the queue 64 KiB.
+	// If all of it fit, the check after the loop says so.
+	const total = 500
 	for i := 1; i <= total; i++ {
 		data := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, pad)
 		if _, err := ts.Hub().Publish(context.Background(), "feed:btc", []byte(data), ""); err != nil {
