@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sori-dev/sori/internal/store"
+	"github.com/sori-dev/sori/internal/store/groupcommit"
 )
 
 // Options tunes a Store. The zero value is the production default.
@@ -47,7 +48,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	opts Options
 
-	appends   chan *appendReq
+	appends   *groupcommit.Queue[*appendReq, appendResult]
 	closing   chan struct{}
 	writerWG  sync.WaitGroup
 	closeOnce sync.Once
@@ -96,10 +97,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{
 		pool:       pool,
 		opts:       opts,
-		appends:    make(chan *appendReq),
 		closing:    make(chan struct{}),
 		knownUsers: make(map[int64]struct{}),
 	}
+	s.appends = groupcommit.New[*appendReq, appendResult](opts.MaxBatch, s.closing, store.ErrClosed)
 	s.writerWG.Add(1)
 	go s.writeLoop()
 	return s, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -52,9 +51,8 @@ const batchTimeout = 30 * time.Second
 
 // appendReq is one AppendEvent call waiting for the writer.
 type appendReq struct {
-	ctx  context.Context
-	ev   store.Event
-	done chan appendResult // buffered: the writer never blocks on a caller
+	ctx context.Context
+	ev  store.Event
 }
 
 type appendResult struct {
@@ -68,20 +66,11 @@ func (s *Store) AppendEvent(ctx context.Context, roomID int64, ev store.Event) (
 	if err != nil {
 		return store.Event{}, err
 	}
-	req := &appendReq{ctx: ctx, ev: ev, done: make(chan appendResult, 1)}
-	select {
-	case s.appends <- req:
-	case <-s.closing:
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, store.ErrClosed)
-	case <-ctx.Done():
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, ctx.Err())
+	res, err := s.appends.Submit(ctx, &appendReq{ctx: ctx, ev: ev})
+	if err != nil { // store.ErrClosed, or the caller's context ended
+		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, err)
 	}
-	select {
-	case res := <-req.done:
-		return res.ev, res.err
-	case <-ctx.Done():
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, ctx.Err())
-	}
+	return res.ev, res.err
 }
 
 // normalizeEvent checks that ev carries what its kind needs and clears what
@@ -114,55 +103,15 @@ func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
 
 func (s *Store) writeLoop() {
 	defer s.writerWG.Done()
-	batch := make([]*appendReq, 0, s.opts.MaxBatch)
-	last := 0 // size of the previous batch
-	for {
-		batch = batch[:0]
-		select {
-		case req := <-s.appends:
-			batch = append(batch, req)
-		case <-s.closing:
-			// Callers that won the race against Close are committed; later
-			// ones see closing and fail with ErrClosed.
-			for {
-				batch = s.takeQueued(batch[:0])
-				if len(batch) == 0 {
-					return
-				}
-				s.commitBatch(batch)
-			}
-		}
-		if last > 1 {
-			// Under load the callers just woken by the previous commit are
-			// about to queue again; yielding once lets the batch take them
-			// all. With one caller at a time this is skipped.
-			runtime.Gosched()
-		}
-		batch = s.takeQueued(batch)
-		last = len(batch)
-		s.commitBatch(batch)
-	}
+	s.appends.Run(s.commitBatch)
 }
 
-// takeQueued adds every request already waiting, up to MaxBatch, without
-// blocking.
-func (s *Store) takeQueued(batch []*appendReq) []*appendReq {
-	for len(batch) < s.opts.MaxBatch {
-		select {
-		case req := <-s.appends:
-			batch = append(batch, req)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commitBatch applies batch in one transaction and answers every caller. A
+// commitBatch applies batch in one transaction and returns every caller's
+// result. A
 // serialization failure or deadlock reported by the database (neither is
 // expected with rooms locked in order, but a DBA's trigger or a stricter
 // default isolation could cause one) is retried a few times.
-func (s *Store) commitBatch(batch []*appendReq) {
+func (s *Store) commitBatch(batch []*appendReq) []appendResult {
 	var results []appendResult
 	var err error
 	for try := 0; ; try++ {
@@ -187,9 +136,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		s.batches.Add(1)
 		s.batchedEvents.Add(int64(len(batch)))
 	}
-	for i, req := range batch {
-		req.done <- results[i]
-	}
+	return results
 }
 
 // msgKey names a message: its room and seq.

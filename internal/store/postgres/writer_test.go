@@ -76,13 +76,12 @@ func TestBatchSeesItsOwnEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		batch = append(batch, &appendReq{ctx: ctx, ev: ev, done: make(chan appendResult, 1)})
+		batch = append(batch, &appendReq{ctx: ctx, ev: ev})
 	}
-	s.commitBatch(batch) // the writer is idle: nothing else appends
+	results := s.commitBatch(batch) // the writer is idle: nothing else appends
 	wantSeq := []uint64{1, 2, 3, 0, 4, 5, 0, 0, 0}
 	wantErr := []error{nil, nil, nil, store.ErrConflict, nil, nil, store.ErrConflict, store.ErrNotFound, store.ErrNotFound}
-	for i, req := range batch {
-		res := <-req.done
+	for i, res := range results {
 		if res.ev.Seq != wantSeq[i] || !errors.Is(res.err, wantErr[i]) || (wantErr[i] == nil) != (res.err == nil) {
 			t.Errorf("event %d (%s): seq %d err %v, want seq %d err %v", i, evs[i].Kind, res.ev.Seq, res.err, wantSeq[i], wantErr[i])
 		}

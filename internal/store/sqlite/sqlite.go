@@ -15,6 +15,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/sori-dev/sori/internal/store"
+	"github.com/sori-dev/sori/internal/store/groupcommit"
 )
 
 // DefaultFileName is the database file's name inside the data dir.
@@ -65,7 +66,7 @@ type Store struct {
 
 	prepared [numStmts]*sql.Stmt // the writer's statements, on w
 
-	appends   chan *appendReq
+	appends   *groupcommit.Queue[*appendReq, appendResult]
 	closing   chan struct{}
 	writerWG  sync.WaitGroup
 	closeOnce sync.Once
@@ -175,9 +176,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		opts:       opts,
 		w:          w,
 		r:          r,
-		appends:    make(chan *appendReq),
 		closing:    make(chan struct{}),
 	}
+	s.appends = groupcommit.New[*appendReq, appendResult](opts.MaxBatch, s.closing, store.ErrClosed)
 	s.writerWG.Add(1)
 	go s.writeLoop()
 	return s, nil

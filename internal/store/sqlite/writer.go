@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -31,9 +30,8 @@ import (
 
 // appendReq is one AppendEvent call waiting for the writer.
 type appendReq struct {
-	ctx  context.Context
-	ev   store.Event
-	done chan appendResult // buffered: the writer never blocks on a caller
+	ctx context.Context
+	ev  store.Event
 }
 
 type appendResult struct {
@@ -52,20 +50,11 @@ func (s *Store) AppendEvent(ctx context.Context, roomID int64, ev store.Event) (
 	if err != nil {
 		return store.Event{}, err
 	}
-	req := &appendReq{ctx: ctx, ev: ev, done: make(chan appendResult, 1)}
-	select {
-	case s.appends <- req:
-	case <-s.closing:
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, store.ErrClosed)
-	case <-ctx.Done():
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, ctx.Err())
+	res, err := s.appends.Submit(ctx, &appendReq{ctx: ctx, ev: ev})
+	if err != nil { // store.ErrClosed, or the caller's context ended
+		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, err)
 	}
-	select {
-	case res := <-req.done:
-		return res.ev, res.err
-	case <-ctx.Done():
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, ctx.Err())
-	}
+	return res.ev, res.err
 }
 
 // normalizeEvent checks that ev carries what its kind needs and clears what
@@ -101,36 +90,11 @@ func (s *Store) writeLoop() {
 	ckpt := s.startCheckpointer()
 	defer ckpt.stop() // before Close's final checkpoint
 	heads := make(map[int64]roomHead)
-	batch := make([]*appendReq, 0, s.opts.MaxBatch)
-	last := 0 // size of the previous batch
-	for {
-		batch = batch[:0]
-		select {
-		case req := <-s.appends:
-			batch = append(batch, req)
-		case <-s.closing:
-			// Callers that won the race against Close are committed; later
-			// ones see closing and fail with ErrClosed.
-			for {
-				batch = s.takeQueued(batch[:0])
-				if len(batch) == 0 {
-					return
-				}
-				s.commitBatch(batch, heads)
-			}
-		}
-		if last > 1 {
-			// Under load, the callers just woken by the previous commit are
-			// about to queue again. Yielding once lets them, so the batch
-			// takes them all instead of whoever was quickest; when the load
-			// is one caller at a time this is skipped and costs nothing.
-			runtime.Gosched()
-		}
-		batch = s.takeQueued(batch)
-		last = len(batch)
-		s.commitBatch(batch, heads)
+	s.appends.Run(func(batch []*appendReq) []appendResult {
+		results := s.commitBatch(batch, heads)
 		ckpt.kick()
-	}
+		return results
+	})
 }
 
 // Checkpoints.
@@ -216,22 +180,9 @@ func (c *checkpointer) run() {
 	}
 }
 
-// takeQueued adds every request already waiting, up to MaxBatch, without
-// blocking.
-func (s *Store) takeQueued(batch []*appendReq) []*appendReq {
-	for len(batch) < s.opts.MaxBatch {
-		select {
-		case req := <-s.appends:
-			batch = append(batch, req)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commitBatch applies batch in one transaction and answers every caller.
-func (s *Store) commitBatch(batch []*appendReq, heads map[int64]roomHead) {
+// commitBatch applies batch in one transaction and returns every caller's
+// result.
+func (s *Store) commitBatch(batch []*appendReq, heads map[int64]roomHead) []appendResult {
 	results := make([]appendResult, len(batch))
 	pending := make(map[int64]roomHead)
 	err := s.applyBatch(batch, heads, pending, results)
@@ -249,9 +200,7 @@ func (s *Store) commitBatch(batch []*appendReq, heads map[int64]roomHead) {
 			heads[id] = h
 		}
 	}
-	for i, req := range batch {
-		req.done <- results[i]
-	}
+	return results
 }
 
 // applyBatch runs the batch's transaction. It fills results for each request
