@@ -344,6 +344,16 @@ func newMediaPeer(t *testing.T, name string, cc *callClient, room string, join m
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }) // loopback only
+	if !relayOnly {
+		// The peers also gather server-reflexive candidates from the
+		// embedded STUN server (on loopback, the host's own address). The
+		// controlling agent nominates the best pair that is valid once a
+		// type's acceptance wait has passed (srflx: 500 ms), so under load a
+		// srflx pair that validated before the host pair was chosen once.
+		// The direct case is about host candidates: srflx pairs are never
+		// nominatable within the test.
+		se.SetSrflxAcceptanceMinWait(time.Hour)
+	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
 
 	var servers []webrtc.ICEServer
