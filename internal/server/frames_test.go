@@ -19,39 +19,39 @@ func TestMalformedFrames(t *testing.T) {
 		send     func(rc *rawConn)
 		wantCode int
 	}{
-		{"unmasked frame", false, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x1, unmasked: true}, []byte(`{"id":1,"op":"ping"}`)) }, 1002},
-		{"reserved data opcode", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x3}, []byte("x")) }, 1002},
-		{"reserved control opcode", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0xB}, nil) }, 1002},
-		{"fragmented ping", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x9, notFin: true}, []byte("a")) }, 1002},
-		{"control frame over 125 bytes", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x9}, make([]byte, 126)) }, 1002},
-		{"RSV1 without deflate", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x1, rsv: 0x40}, []byte(`{}`)) }, 1002},
-		{"RSV2", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x1, rsv: 0x20}, []byte(`{}`)) }, 1002},
-		{"continuation without a message", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x0}, []byte("x")) }, 1002},
+		{"unmasked frame", false, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x1, Unmasked: true}, []byte(`{"id":1,"op":"ping"}`)) }, 1002},
+		{"reserved data opcode", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x3}, []byte("x")) }, 1002},
+		{"reserved control opcode", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0xB}, nil) }, 1002},
+		{"fragmented ping", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x9, NotFin: true}, []byte("a")) }, 1002},
+		{"control frame over 125 bytes", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x9}, make([]byte, 126)) }, 1002},
+		{"RSV1 without deflate", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x1, RSV: 0x40}, []byte(`{}`)) }, 1002},
+		{"RSV2", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x1, RSV: 0x20}, []byte(`{}`)) }, 1002},
+		{"continuation without a message", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x0}, []byte("x")) }, 1002},
 		{"new message inside a fragmented one", true, func(rc *rawConn) {
-			rc.writeFrame(frameOpts{op: 0x1, notFin: true}, []byte(`{"id":2,`))
-			rc.writeFrame(frameOpts{op: 0x1}, []byte(`"op":"ping"}`))
+			rc.WriteFrame(frameOpts{Op: 0x1, NotFin: true}, []byte(`{"id":2,`))
+			rc.WriteFrame(frameOpts{Op: 0x1}, []byte(`"op":"ping"}`))
 		}, 1002},
-		{"invalid UTF-8", true, func(rc *rawConn) { rc.sendText("{\"id\":2,\"op\":\"ping\",\"client\":\"\xff\"}") }, 1007},
-		{"invalid UTF-8 in a first fragment", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x1, notFin: true}, []byte("\xc0\xaf")) }, 1007},
-		{"binary frame", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x2}, []byte(`{"id":2,"op":"ping"}`)) }, 1003},
-		{"oversized frame", true, func(rc *rawConn) { rc.sendText(`{"id":2,"op":"ping","client":"` + strings.Repeat("x", 5000) + `"}`) }, 1009},
+		{"invalid UTF-8", true, func(rc *rawConn) { rc.Text("{\"id\":2,\"op\":\"ping\",\"client\":\"\xff\"}") }, 1007},
+		{"invalid UTF-8 in a first fragment", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x1, NotFin: true}, []byte("\xc0\xaf")) }, 1007},
+		{"binary frame", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x2}, []byte(`{"id":2,"op":"ping"}`)) }, 1003},
+		{"oversized frame", true, func(rc *rawConn) { rc.Text(`{"id":2,"op":"ping","client":"` + strings.Repeat("x", 5000) + `"}`) }, 1009},
 		{"oversized fragmented message", true, func(rc *rawConn) {
-			rc.writeFrame(frameOpts{op: 0x1, notFin: true}, []byte(strings.Repeat(" ", 3000)))
-			rc.writeFrame(frameOpts{op: 0x0}, []byte(strings.Repeat(" ", 3000)))
+			rc.WriteFrame(frameOpts{Op: 0x1, NotFin: true}, []byte(strings.Repeat(" ", 3000)))
+			rc.WriteFrame(frameOpts{Op: 0x0}, []byte(strings.Repeat(" ", 3000)))
 		}, 1009},
-		{"close frame with a one-byte body", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x8}, []byte{3}) }, 1002},
-		{"close frame with an invalid code", true, func(rc *rawConn) { rc.writeFrame(frameOpts{op: 0x8}, []byte{0x03, 0xED}) }, 1002}, // 1005 must not be sent
-		{"bad JSON before connect", false, func(rc *rawConn) { rc.sendText(`{"id":1,"op":`) }, 4500},
-		{"command before connect", false, func(rc *rawConn) { rc.sendText(`{"id":1,"op":"ping"}`) }, 4500},
+		{"close frame with a one-byte body", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x8}, []byte{3}) }, 1002},
+		{"close frame with an invalid code", true, func(rc *rawConn) { rc.WriteFrame(frameOpts{Op: 0x8}, []byte{0x03, 0xED}) }, 1002}, // 1005 must not be sent
+		{"bad JSON before connect", false, func(rc *rawConn) { rc.Text(`{"id":1,"op":`) }, 4500},
+		{"command before connect", false, func(rc *rawConn) { rc.Text(`{"id":1,"op":"ping"}`) }, 4500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := rawDial(t, ts)
 			if tt.connect {
-				rc.connect(ts.token(t, "alice", time.Hour))
+				rc.Connect(ts.token(t, "alice", time.Hour))
 			}
 			tt.send(rc)
-			if code := rc.closeCode(); code != tt.wantCode {
+			if code := rc.CloseCode(); code != tt.wantCode {
 				t.Fatalf("close code %d, want %d", code, tt.wantCode)
 			}
 			// The server is unharmed.
@@ -67,14 +67,15 @@ func TestMalformedFrames(t *testing.T) {
 func TestFragmentedMessageAndControlFrames(t *testing.T) {
 	ts := startServer(t, nil)
 	rc := rawDial(t, ts)
-	rc.connect(ts.token(t, "alice", time.Hour))
-	rc.writeFrame(frameOpts{op: 0x1, notFin: true}, []byte("{\"id\":2,\"op\":\"ping\",\"client\":\"\xe2"))
-	rc.writeFrame(frameOpts{op: 0x9}, []byte("hello"))
-	rc.writeFrame(frameOpts{op: 0x0, notFin: true}, []byte("\x82"))
-	rc.writeFrame(frameOpts{op: 0x0}, []byte("\xac\"}"))
+	rc.Connect(ts.token(t, "alice", time.Hour))
+	rc.WriteFrame(frameOpts{Op: 0x1, NotFin: true}, []byte("{\"id\":2,\"op\":\"ping\",\"client\":\"\xe2"))
+	rc.WriteFrame(frameOpts{Op: 0x9}, []byte("hello"))
+	rc.WriteFrame(frameOpts{Op: 0x0, NotFin: true}, []byte("\x82"))
+	rc.WriteFrame(frameOpts{Op: 0x0}, []byte("\xac\"}"))
 	var gotPong, gotReply bool
 	for !gotPong || !gotReply {
-		op, p, err := rc.readFrame()
+		first, p, err := rc.ReadFrame()
+		op := first & 0x0f // opcode
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
@@ -91,8 +92,8 @@ func TestFragmentedMessageAndControlFrames(t *testing.T) {
 			gotReply = true
 		}
 	}
-	rc.writeFrame(frameOpts{op: 0x8}, []byte{0x03, 0xE8, 'b', 'y', 'e'})
-	if code := rc.closeCode(); code != 1000 {
+	rc.WriteFrame(frameOpts{Op: 0x8}, []byte{0x03, 0xE8, 'b', 'y', 'e'})
+	if code := rc.CloseCode(); code != 1000 {
 		t.Fatalf("close answer %d, want 1000", code)
 	}
 }

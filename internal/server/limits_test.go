@@ -86,7 +86,7 @@ func TestConnectionLimits(t *testing.T) {
 			a := connectAs(t, ts, "a")
 			connectAs(t, ts, "b")
 			third := rawDial(t, ts)
-			if code := third.closeCode(); code != 4503 {
+			if code := third.CloseCode(); code != 4503 {
 				t.Fatalf("third connection closed with %d, want 4503", code)
 			}
 			// A slot frees when a connection goes.
@@ -105,7 +105,7 @@ func TestConnectTimeout(t *testing.T) {
 	rc := rawDial(t, ts)
 	clk.WaitPending(armed) // the connect timer of rc
 	clk.Advance(10 * time.Second)
-	if code := rc.closeCode(); code != 4504 {
+	if code := rc.CloseCode(); code != 4504 {
 		t.Fatalf("close %d, want 4504", code)
 	}
 	// A client that connects in time stays past the timeout.
@@ -151,10 +151,11 @@ func TestHandshakeTimeout(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	ts := startServer(t, func(c *config.Config) { c.PingInterval = config.Duration(100 * time.Millisecond) })
 	rc := rawDial(t, ts)
-	rc.connect(ts.token(t, "silent", time.Hour))
+	rc.Connect(ts.token(t, "silent", time.Hour))
 	pings := 0
 	for {
-		op, p, err := rc.readFrame()
+		first, p, err := rc.ReadFrame()
+		op := first & 0x0f // opcode
 		if err != nil {
 			t.Fatalf("connection ended without a close frame after %d pings: %v", pings, err)
 		}
@@ -178,16 +179,17 @@ func TestHeartbeat(t *testing.T) {
 	clk := clock.NewFake(time.Now())
 	ts = startServer(t, func(c *config.Config) { c.PingInterval = config.Duration(time.Minute) }, server.WithClock(clk))
 	rc = rawDial(t, ts)
-	rc.connect(ts.token(t, "alive", time.Hour))
+	rc.Connect(ts.token(t, "alive", time.Hour))
 	for i := 0; i < 10; i++ {
 		clk.Advance(time.Minute)
 		for {
-			op, p, err := rc.readFrame()
+			first, p, err := rc.ReadFrame()
+			op := first & 0x0f // opcode
 			if err != nil {
 				t.Fatalf("interval %d: %v", i, err)
 			}
 			if op == 0x9 {
-				rc.writeFrame(frameOpts{op: 0xA}, p)
+				rc.WriteFrame(frameOpts{Op: 0xA}, p)
 				break
 			}
 			if op == 0x8 {
@@ -195,8 +197,8 @@ func TestHeartbeat(t *testing.T) {
 			}
 		}
 	}
-	rc.sendText(`{"id":7,"op":"ping"}`)
-	if m := rc.readJSON(); num(m["id"]) != 7 || m["error"] != nil {
+	rc.Text(`{"id":7,"op":"ping"}`)
+	if m := rc.ReadJSON(); num(m["id"]) != 7 || m["error"] != nil {
 		t.Fatalf("ping after ten intervals: %v", m)
 	}
 }

@@ -83,9 +83,9 @@ func TestCallJoinReplacesAStaleParticipant(t *testing.T) {
 	// Ann's first connection: joins, then goes silent without closing (a
 	// laptop whose network vanished).
 	stale := rawDial(t, ts)
-	stale.connect(users[0].call(t, ts, "POST", "/api/v1/auth/connect-token", nil, http.StatusOK)["token"].(string))
-	stale.sendText(fmt.Sprintf(`{"id":2,"op":"rpc","method":"call.join","data":{"room":%q}}`, room))
-	res := stale.readJSON()
+	stale.Connect(users[0].call(t, ts, "POST", "/api/v1/auth/connect-token", nil, http.StatusOK)["token"].(string))
+	stale.Text(fmt.Sprintf(`{"id":2,"op":"rpc","method":"call.join","data":{"room":%q}}`, room))
+	res := stale.ReadJSON()
 	staleID := res["result"].(map[string]any)["participant"]
 	if staleID == nil {
 		t.Fatalf("stale connection's join: %v", res)

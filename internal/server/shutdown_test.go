@@ -15,7 +15,7 @@ func TestGracefulShutdown(t *testing.T) {
 	cl := connectAs(t, ts, "alice")
 	cl.call(map[string]any{"op": "subscribe", "channel": "plain"})
 	raw := rawDial(t, ts)
-	raw.connect(ts.token(t, "bob", time.Hour))
+	raw.Connect(ts.token(t, "bob", time.Hour))
 
 	const n = 500
 	for i := 1; i <= n; i++ {
@@ -41,7 +41,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if ce.Code != 1001 || !strings.Contains(ce.Reason, "reconnect") {
 		t.Fatalf("close %v, want 1001 with a reconnect hint", ce)
 	}
-	if code, reason := raw.closeFrame(); code != 1001 || !strings.Contains(reason, "reconnect") {
+	if code, reason := raw.CloseFrame(); code != 1001 || !strings.Contains(reason, "reconnect") {
 		t.Fatalf("raw client close %d %q", code, reason)
 	}
 	if ts.Node().Count() != 0 {

@@ -35,9 +35,9 @@ func (ts *testServer) counter(t *testing.T, name string) float64 {
 func stalledClient(t *testing.T, ts *testServer, channel string) *rawConn {
 	t.Helper()
 	rc := rawDial(t, ts)
-	rc.connect(ts.token(t, "slow", time.Hour, "room:*"))
-	rc.sendText(fmt.Sprintf(`{"id":2,"op":"subscribe","channel":%q}`, channel))
-	if m := rc.readJSON(); m["result"] == nil {
+	rc.Connect(ts.token(t, "slow", time.Hour, "room:*"))
+	rc.Text(fmt.Sprintf(`{"id":2,"op":"subscribe","channel":%q}`, channel))
+	if m := rc.ReadJSON(); m["result"] == nil {
 		t.Fatalf("subscribe: %v", m)
 	}
 	return rc
@@ -71,7 +71,7 @@ func TestSlowConsumerIsolation(t *testing.T) {
 		}
 	}
 	// The slow client now reads what was on the wire, then the close frame.
-	if code, reason := slow.closeFrame(); code != 4001 || !strings.Contains(reason, "slow") {
+	if code, reason := slow.CloseFrame(); code != 4001 || !strings.Contains(reason, "slow") {
 		t.Fatalf("slow client closed with %d %q, want 4001", code, reason)
 	}
 	fast.call(map[string]any{"op": "ping"})
@@ -113,7 +113,7 @@ func TestConflatingFeedDropsStaleValues(t *testing.T) {
 	var last uint64
 	received := 0
 	for {
-		m := slow.readJSON()
+		m := slow.ReadJSON()
 		off := num(m["offset"])
 		if off <= last {
 			t.Fatalf("offset %d after %d", off, last)
@@ -127,8 +127,8 @@ func TestConflatingFeedDropsStaleValues(t *testing.T) {
 	if received >= total {
 		t.Fatalf("received all %d values: nothing was conflated, so the test proved nothing", received)
 	}
-	slow.sendText(`{"id":3,"op":"ping"}`)
-	if m := slow.readJSON(); m["id"] != 3.0 || m["result"] == nil {
+	slow.Text(`{"id":3,"op":"ping"}`)
+	if m := slow.ReadJSON(); m["id"] != 3.0 || m["result"] == nil {
 		t.Fatalf("ping after catching up: %v", m)
 	}
 	t.Logf("slow reader got %d of %d values", received, total)

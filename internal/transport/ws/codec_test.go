@@ -19,41 +19,41 @@ type codecClient struct {
 }
 
 func (c codecClient) send(cmd string) {
-	c.t.Helper()
+	c.T.Helper()
 	if !c.binary {
-		c.text(cmd)
+		c.Text(cmd)
 		return
 	}
 	m, err := protocol.TranscodeJSON(nil, []byte(cmd))
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
-	c.write(frame(0x82, m))
+	c.Write(frame(0x82, m))
 }
 
 // next returns the next protocol message, skipping control frames.
 func (c codecClient) next() map[string]any {
-	c.t.Helper()
+	c.T.Helper()
 	for {
-		first, p, err := c.read()
+		first, p, err := c.ReadFrame()
 		if err != nil {
-			c.t.Fatalf("read: %v", err)
+			c.T.Fatalf("read: %v", err)
 		}
 		op := first & 0x0f
 		if op >= 0x8 {
 			continue
 		}
 		if want := byte(0x1); c.binary && op != 0x2 || !c.binary && op != want {
-			c.t.Fatalf("binary codec %v: got opcode %d", c.binary, op)
+			c.T.Fatalf("binary codec %v: got opcode %d", c.binary, op)
 		}
 		if c.binary {
 			if p, err = protocol.MsgpackToJSON(nil, p); err != nil {
-				c.t.Fatalf("server sent bad MessagePack: %v", err)
+				c.T.Fatalf("server sent bad MessagePack: %v", err)
 			}
 		}
 		var v map[string]any
 		if err := json.Unmarshal(p, &v); err != nil {
-			c.t.Fatalf("%s: %v", p, err)
+			c.T.Fatalf("%s: %v", p, err)
 		}
 		return v
 	}
@@ -73,7 +73,7 @@ func conformanceScript(t *testing.T, binary bool) []map[string]any {
 	if binary {
 		want = protocol.SubprotocolMsgpack
 	}
-	if got := c.resp.Header.Get("Sec-WebSocket-Protocol"); got != want {
+	if got := c.Resp.Header.Get("Sec-WebSocket-Protocol"); got != want {
 		t.Fatalf("negotiated %q, want %q", got, want)
 	}
 	var out []map[string]any
@@ -100,11 +100,11 @@ func conformanceScript(t *testing.T, binary bool) []map[string]any {
 	step(`{"id":7,"op":"ping"}`+"\n"+`{"id":8,"op":"unsubscribe","channel":"news"}`, 2)
 	// The other codec's frame type is refused: 1003.
 	if binary {
-		c.text(`{"id":9,"op":"ping"}`)
+		c.Text(`{"id":9,"op":"ping"}`)
 	} else {
-		c.write(frame(0x82, []byte{0x80}))
+		c.Write(frame(0x82, []byte{0x80}))
 	}
-	if code := c.closeCode(); code != protocol.DisconnectUnsupportedData.Code {
+	if code := c.CloseCode(); code != protocol.DisconnectUnsupportedData.Code {
 		t.Fatalf("binary %v: wrong frame type closed with %d", binary, code)
 	}
 	return out

@@ -29,13 +29,13 @@ func TestDeflateAcceptsOneOfSeveralOffers(t *testing.T) {
 		"permessage-deflate; client_max_window_bits=99, permessage-deflate", // the first is malformed: the second is taken
 	} {
 		c := dial(t, s, nil, "Sec-WebSocket-Extensions: "+offer)
-		got := strings.Join(c.resp.Header.Values("Sec-WebSocket-Extensions"), ", ")
+		got := strings.Join(c.Resp.Header.Values("Sec-WebSocket-Extensions"), ", ")
 		if n := strings.Count(got, "permessage-deflate"); n != 1 {
 			t.Errorf("offer %q: response extensions %q accept %d offers, want 1", offer, got, n)
 		}
 		// And the accepted one works: a compressed command is understood.
-		c.write(compressedFrame(t, `{"id":1,"op":"ping"}`))
-		c.reply(`"id":1`)
+		c.Write(compressedFrame(t, `{"id":1,"op":"ping"}`))
+		c.Reply(`"id":1`)
 	}
 }
 
@@ -51,28 +51,28 @@ func TestInvalidUTF8FailsFast(t *testing.T) {
 			// A 100-byte frame sent up to its invalid byte only.
 			head := `{"id":2,"x":"`
 			f := frame(0x81, []byte(head+"\xff"+strings.Repeat("a", 85)+`"}`))
-			c.write(f[:6+len(head)+1])
+			c.Write(f[:6+len(head)+1])
 		}},
 		{"in a second fragment before its end", func(c *client) {
-			c.write(frame(0x01, []byte(`{"id":2,"x":"`)))
+			c.Write(frame(0x01, []byte(`{"id":2,"x":"`)))
 			f := frame(0x00, []byte("\xf4\x90"+strings.Repeat("a", 50))) // above U+10FFFF
-			c.write(f[:6+2])
+			c.Write(f[:6+2])
 		}},
 		{"a code point cut at a fragment boundary and completed wrongly", func(c *client) {
-			c.write(frame(0x01, []byte(`{"id":2,"x":"`+"\xe2\x82")))
+			c.Write(frame(0x01, []byte(`{"id":2,"x":"`+"\xe2\x82")))
 			f := frame(0x00, []byte("\x28"+strings.Repeat("a", 50))) // '(' cannot continue €
-			c.write(f[:6+1])
+			c.Write(f[:6+1])
 		}},
 		{"an overlong prefix at the end of a fragment", func(c *client) {
-			c.write(frame(0x01, []byte(`{"id":2,"x":"`+"\xe0\x80"))) // E0 80 can only be overlong
+			c.Write(frame(0x01, []byte(`{"id":2,"x":"`+"\xe0\x80"))) // E0 80 can only be overlong
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dial(t, s, nil)
-			c.connect(s.token(t, "alice"))
+			c.Connect(s.token(t, "alice"))
 			tt.send(c)
-			if code := c.closeCode(); code != 1007 {
+			if code := c.CloseCode(); code != 1007 {
 				t.Fatalf("close code %d, want 1007", code)
 			}
 		})
@@ -84,16 +84,16 @@ func TestInvalidUTF8FailsFast(t *testing.T) {
 func TestUTF8SplitAcrossFragmentsAndChops(t *testing.T) {
 	s := startWS(t, session.Config{}, longClose)
 	c := dial(t, s, nil)
-	c.connect(s.token(t, "alice"))
-	c.write(frame(0x01, []byte(`{"id":2,"op":"ping","client":"`+"\xf0")))
-	c.write(frame(0x00, []byte("\x9f\x98")))
-	c.write(frame(0x80, []byte("\x80\"}")))
-	c.reply(`"id":2,"result"`)
+	c.Connect(s.token(t, "alice"))
+	c.Write(frame(0x01, []byte(`{"id":2,"op":"ping","client":"`+"\xf0")))
+	c.Write(frame(0x00, []byte("\x9f\x98")))
+	c.Write(frame(0x80, []byte("\x80\"}")))
+	c.Reply(`"id":2,"result"`)
 	f := frame(0x81, []byte(`{"id":3,"op":"ping","client":"`+"\xe2\x82\xac"+`"}`))
 	cut := 6 + len(`{"id":3,"op":"ping","client":"`) + 1 // inside €
-	c.write(f[:cut])                                     // the two writes may or may not arrive in one read; both must work
-	c.write(f[cut:])
-	c.reply(`"id":3,"result"`)
+	c.Write(f[:cut])                                     // the two writes may or may not arrive in one read; both must work
+	c.Write(f[cut:])
+	c.Reply(`"id":3,"result"`)
 }
 
 // Issue 9.15: after failing a connection on a close frame, the server sends
@@ -114,12 +114,12 @@ func TestFailedCloseFrameEndsAtOnce(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dial(t, s, nil)
-			c.connect(s.token(t, "alice"))
-			c.write(frame(0x88, tt.payload))
-			if code := c.closeCode(); code != tt.want {
+			c.Connect(s.token(t, "alice"))
+			c.Write(frame(0x88, tt.payload))
+			if code := c.CloseCode(); code != tt.want {
 				t.Fatalf("close code %d, want %d", code, tt.want)
 			}
-			if err := c.eof(); !errors.Is(err, io.EOF) {
+			if err := c.EOF(); !errors.Is(err, io.EOF) {
 				t.Fatalf("after the close exchange the server kept the connection open: %v", err)
 			}
 		})
@@ -133,7 +133,7 @@ func TestCloseFrameSurvivesAClientStillSending(t *testing.T) {
 	s := startWS(t, session.Config{}, ws.Options{MaxMessageSize: 4096, CloseTimeout: 5 * time.Second})
 	for i := range 5 {
 		c := dial(t, s, nil)
-		c.connect(s.token(t, "alice"))
+		c.Connect(s.token(t, "alice"))
 		// Oversized messages back to back: the first fails the connection
 		// (1009); the rest arrive while the server is closing.
 		big := frame(0x81, bytes.Repeat([]byte("x"), 256<<10))
@@ -141,14 +141,14 @@ func TestCloseFrameSurvivesAClientStillSending(t *testing.T) {
 		go func() {
 			defer close(done)
 			for range 8 {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.nc.Write(big); err != nil {
+				_ = c.NC.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.NC.Write(big); err != nil {
 					return
 				}
 			}
 		}()
 		<-done
-		if code := c.closeCode(); code != 1009 {
+		if code := c.CloseCode(); code != 1009 {
 			t.Fatalf("round %d: close code %d, want 1009", i, code)
 		}
 	}
@@ -160,13 +160,13 @@ func TestDeflateSmallServerWindow(t *testing.T) {
 	s := startWS(t, session.Config{}, ws.Options{Compression: true})
 	for _, bits := range []int{8, 9, 10, 12, 15} {
 		c := dial(t, s, nil, fmt.Sprintf("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=%d", bits))
-		got := c.resp.Header.Get("Sec-WebSocket-Extensions")
+		got := c.Resp.Header.Get("Sec-WebSocket-Extensions")
 		if !strings.Contains(got, "permessage-deflate") || !strings.Contains(got, fmt.Sprintf("server_max_window_bits=%d", bits)) {
 			t.Fatalf("bits %d: response extensions %q, want the offer accepted with its window", bits, got)
 		}
-		c.connect(s.token(t, "alice"))
-		c.text(`{"id":2,"op":"subscribe","channel":"w"}`)
-		c.reply(`"id":2,"result"`)
+		c.Connect(s.token(t, "alice"))
+		c.Text(`{"id":2,"op":"subscribe","channel":"w"}`)
+		c.Reply(`"id":2,"result"`)
 		// Repetitive data whose repeats lie further apart than small windows.
 		var b strings.Builder
 		for i := range 300 {
@@ -177,7 +177,7 @@ func TestDeflateSmallServerWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		for {
-			first, p, err := c.read()
+			first, p, err := c.ReadFrame()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,14 +215,14 @@ func compressedFrame(t *testing.T, msg string) []byte {
 func TestRefusedConnectionGetsItsCloseFrame(t *testing.T) {
 	s := startWS(t, session.Config{MaxConnectionsPerIP: 1}, ws.Options{CloseTimeout: 5 * time.Second})
 	first := dial(t, s, nil)
-	first.connect(s.token(t, "alice"))
+	first.Connect(s.token(t, "alice"))
 	for i := range 5 {
 		c := dial(t, s, nil)
 		// Commands sent at once, before reading anything.
 		for range 8 {
-			c.write(frame(0x81, []byte(`{"id":1,"op":"connect","token":"`+strings.Repeat("t", 8000)+`"}`)))
+			c.Write(frame(0x81, []byte(`{"id":1,"op":"connect","token":"`+strings.Repeat("t", 8000)+`"}`)))
 		}
-		if code := c.closeCode(); code != 4503 {
+		if code := c.CloseCode(); code != 4503 {
 			t.Fatalf("round %d: close code %d, want 4503", i, code)
 		}
 	}

@@ -35,7 +35,7 @@ func idleGoroutines(t *testing.T, s *wsServer, n int) (int, []*client) {
 	clients := make([]*client, n)
 	for i := range clients {
 		clients[i] = dial(t, s, nil)
-		clients[i].connect(s.token(t, fmt.Sprintf("u%d", i)))
+		clients[i].Connect(s.token(t, fmt.Sprintf("u%d", i)))
 	}
 	var held int
 	// Settled: a reader goes idle 1 ms (busyWait) after its last message.
@@ -60,12 +60,12 @@ func TestPollIdleConnectionsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%d idle connections hold %d goroutines with the poller", n, held)
 	}
 	for i, c := range clients {
-		c.text(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i+2))
-		c.reply(fmt.Sprintf(`"id":%d`, i+2))
+		c.Text(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i+2))
+		c.Reply(fmt.Sprintf(`"id":%d`, i+2))
 	}
 	// The peers leave: every session ends, none is left behind in the poller.
 	for _, c := range clients {
-		_ = c.nc.Close()
+		_ = c.NC.Close()
 	}
 	waitFor(t, "sessions to end", func() bool { return polled.node.Count() == 0 })
 
@@ -81,11 +81,11 @@ func TestPollIdleConnectionsHoldNoGoroutine(t *testing.T) {
 func TestPollIdleTimeout(t *testing.T) {
 	s := startWS(t, session.Config{}, ws.Options{IdleTimeout: 300 * time.Millisecond, CloseTimeout: 200 * time.Millisecond})
 	c := dial(t, s, nil)
-	c.connect(s.token(t, "alice"))
-	if code := c.closeCode(); code != protocol.DisconnectNoPong.Code {
+	c.Connect(s.token(t, "alice"))
+	if code := c.CloseCode(); code != protocol.DisconnectNoPong.Code {
 		t.Fatalf("close code %d, want %d", code, protocol.DisconnectNoPong.Code)
 	}
-	if err := c.eof(); err != nil && err.Error() != "EOF" {
+	if err := c.EOF(); err != nil && err.Error() != "EOF" {
 		t.Logf("after the close frame: %v", err)
 	}
 	waitFor(t, "the session to end", func() bool { return s.node.Count() == 0 })
@@ -97,19 +97,19 @@ func TestPollIdleTimeout(t *testing.T) {
 func TestPollServerClosesParkedConnection(t *testing.T) {
 	s := startWS(t, session.Config{}, ws.Options{CloseTimeout: 200 * time.Millisecond})
 	answering, silent := dial(t, s, nil), dial(t, s, nil)
-	answering.connect(s.token(t, "alice"))
-	silent.connect(s.token(t, "bob"))
+	answering.Connect(s.token(t, "alice"))
+	silent.Connect(s.token(t, "bob"))
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		done <- s.node.Shutdown(ctx, protocol.DisconnectShutdown)
 	}()
-	if code := answering.closeCode(); code != protocol.DisconnectShutdown.Code {
+	if code := answering.CloseCode(); code != protocol.DisconnectShutdown.Code {
 		t.Fatalf("close code %d, want %d", code, protocol.DisconnectShutdown.Code)
 	}
-	answering.write(frame(0x88, []byte{0x03, 0xE9}))
-	if code := silent.closeCode(); code != protocol.DisconnectShutdown.Code {
+	answering.Write(frame(0x88, []byte{0x03, 0xE9}))
+	if code := silent.CloseCode(); code != protocol.DisconnectShutdown.Code {
 		t.Fatalf("close code %d, want %d", code, protocol.DisconnectShutdown.Code)
 	}
 	if err := <-done; err != nil {
