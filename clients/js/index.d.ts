@@ -405,3 +405,70 @@ export class SoriClient extends Emitter<ClientEvents> {
   /** Fetches a token with getToken and replaces the connection's token now. */
   refreshToken(): Promise<void>;
 }
+
+// Outbox (src/outbox.js): publications queued until the server acknowledged them.
+
+export interface OutboxItem<T = Record<string, any>> {
+  /** The client id, also data.client_id. */
+  id: string;
+  channel: string;
+  data: T & { client_id: string };
+  /** Milliseconds since the Unix epoch. */
+  createdAt: number;
+  state: 'pending' | 'sending' | 'failed';
+  attempts: number;
+  /** Why the server refused it (state 'failed'). */
+  error?: { code: number | string; message: string };
+}
+
+/** localStorage, sessionStorage, or anything with these synchronous methods. */
+export interface OutboxStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface OutboxOptions {
+  /** Names this outbox in the storage; use one per user. Default 'default'. */
+  key?: string;
+  /** Default: globalThis.localStorage when there is one, else memory only (null: memory only). */
+  storage?: OutboxStorage | null;
+  /** Queued items at most (default 500); publish() beyond rejects with code 'outbox_full'. */
+  maxItems?: number;
+  /** Milliseconds before trying again after a timeout or a rate limit (default 2000). */
+  retryDelay?: number;
+  /** Sends one item; default client.publish. */
+  send?: (channel: string, data: Record<string, any>) => Promise<any>;
+}
+
+export interface OutboxEvents {
+  change: [items: OutboxItem[]];
+  /** The reply: {epoch, offset}, or for a repeat the server recognized, the original's position with duplicate: true. */
+  sent: [item: OutboxItem, result: any];
+  failed: [item: OutboxItem, error: SoriError];
+  error: [error: unknown];
+}
+
+/** A fresh client id (32 hex digits). */
+export function newClientId(): string;
+
+/**
+ * Queues publications (each with a client id in data.client_id) in a storage, sends them in order whenever the
+ * client is connected, and sends again after a lost acknowledgement; a server that deduplicates by client id
+ * (Sori's chat) shows each exactly once.
+ */
+export class Outbox extends Emitter<OutboxEvents> {
+  constructor(client: SoriClient, options?: OutboxOptions);
+  /** The queued items, oldest first (copies). */
+  readonly items: OutboxItem[];
+  /** Queues data (persisted before it returns); sent resolves with the server's reply once acknowledged. */
+  publish<T extends Record<string, any>>(channel: string, data: T): { id: string; sent: Promise<any> };
+  /** Puts a failed item back in the queue. */
+  retry(id: string): void;
+  /** Removes an item that is not being sent. */
+  discard(id: string): boolean;
+  /** Sends what is pending now, if connected (also runs on every 'connected'). */
+  flush(): void;
+  /** Stops sending; the items stay in the storage. */
+  close(): void;
+}

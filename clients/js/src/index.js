@@ -9,3 +9,4 @@ export { WebSocketTransport, SUBPROTOCOL } from './websocket.js';
 export { HttpSessionTransport, SSETransport, LongPollTransport } from './http.js';
 export { backoffDelay } from './backoff.js';
 export { Emitter } from './emitter.js';
+export { Outbox, newClientId } from './outbox.js';
