@@ -181,8 +181,8 @@ test('log out, a wrong password, and log in again', async () => {
     await page.getByRole('heading', { name: 'Log in' }).waitFor();
     await page.reload();
     await page.getByRole('heading', { name: 'Log in' }).waitFor(); // the session is gone on the server too
-    await page.getByLabel('Username').fill('alice');
-    await page.getByLabel('Password').fill('not the password');
+    await page.getByLabel('Username', { exact: true }).fill('alice');
+    await page.getByLabel('Password', { exact: true }).fill('not the password');
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.getByRole('alert').filter({ hasText: 'Wrong username or password.' }).waitFor();
     await logIn(page, 'alice');

@@ -18,8 +18,8 @@ export async function maybeRouteSDK(context) {
 export async function signUp(page, username, password = 'correct horse battery') {
   await page.goto('/');
   await page.getByRole('button', { name: 'Create an account' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('Username', { exact: true }).fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Sign up' }).click();
   await page.getByText(`Signed in as ${username}`).waitFor({ state: 'attached' });
   await waitOnline(page);
@@ -27,8 +27,8 @@ export async function signUp(page, username, password = 'correct horse battery')
 
 export async function logIn(page, username, password = 'correct horse battery') {
   await page.goto('/');
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('Username', { exact: true }).fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByText(`Signed in as ${username}`).waitFor({ state: 'attached' });
 }

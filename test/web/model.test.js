@@ -161,3 +161,83 @@ test('a file sent while the previous one is being looked up still gets its name'
   m.addFile({ id: 'file-deleted', name: 'back.txt', size: 1 });
   assert.equal(m.files.get('file-deleted')?.name, 'back.txt');
 });
+
+test('outbox items show as pending until the timeline has them, never both', () => {
+  const m = new RoomModel(room, 'alice');
+  const item = (id, text, state = 'pending', createdAt = 1) => ({ id, channel: 'chat:7', data: { type: 'message', text, client_id: id }, state, createdAt });
+  m.setPending([item('c1', 'one'), item('c2', 'two', 'sending', 2), { ...item('x', 'elsewhere'), channel: 'chat:8' }]);
+  assert.deepEqual(m.pendingVisible().map((it) => it.id), ['c1', 'c2'], "only this room's items");
+  // c1 arrives live with its client id (before its acknowledgement).
+  m.applyPublication(pub(1, { type: 'message', user: 'alice', text: 'one', client_id: 'c1' }));
+  assert.deepEqual(m.pendingVisible().map((it) => it.id), ['c2']);
+  // c2 is acknowledged at seq 2 (the outbox drops it) before the publication arrives: still shown, as sent.
+  m.acknowledged(item('c2', 'two', 'sending', 2), 2);
+  m.setPending([]);
+  assert.deepEqual(m.pendingVisible().map((it) => [it.id, it.state]), [['c2', 'sent']]);
+  // A server without client ids in publications: the seq of the acknowledgement matches it.
+  m.applyPublication(message(2, 'alice', 'two'));
+  assert.deepEqual(m.pendingVisible(), []);
+  assert.equal(m.acked.size, 0);
+  // A REST snapshot carries client_id too.
+  m.setPending([item('c3', 'three')]);
+  m.applySnapshot([{ seq: 3, user: 'alice', text: 'three', client_id: 'c3', created_at: new Date(t0).toISOString() }]);
+  assert.deepEqual(m.pendingVisible(), []);
+});
+
+test('mentions: counted while unread, by the server list or the text; notification levels', () => {
+  const m = new RoomModel(room, 'alice');
+  m.applyPublication(message(1, 'bob', 'no mention'));
+  m.applyPublication(message(2, 'bob', 'hey @alice look'));
+  m.applyPublication(message(3, 'bob', 'mail alice@example.com'));
+  m.applyPublication(pub(4, { type: 'message', user: 'bob', text: '@alice in text only', mentions: [] }));
+  m.applyPublication(pub(5, { type: 'message', user: 'bob', text: 'all of you', mentions: [], mention_room: true }));
+  m.applyPublication(message(6, 'alice', 'me, @alice'));
+  assert.equal(m.unread, 5);
+  assert.equal(m.mentions, 2, 'the text @alice and the server\'s @room; the server\'s empty list wins over the text');
+  m.markedRead(6);
+  assert.equal(m.mentions, 0);
+  assert.equal(m.notify, 'mentions', 'a group room defaults to mentions');
+  assert.equal(m.wantsNotification({ type: 'message', user: 'bob', text: 'plain' }), false);
+  assert.equal(m.wantsNotification({ type: 'message', user: 'bob', text: 'hi @Alice' }), true);
+  assert.equal(m.wantsNotification({ type: 'message', user: 'alice', text: 'hi @alice' }), false, 'never my own');
+  m.updateInfo({ ...room, notify: 'all' });
+  assert.equal(m.wantsNotification({ type: 'message', user: 'bob', text: 'plain' }), true);
+  m.updateInfo({ ...room, notify: 'none' });
+  assert.equal(m.wantsNotification({ type: 'message', user: 'bob', text: 'hi @alice' }), false);
+  const dm = new RoomModel({ ...room, kind: 'direct' }, 'alice');
+  dm.applyPublication(message(1, 'bob', 'psst'));
+  assert.equal(dm.mentions, 1, 'every unread direct message counts');
+  assert.equal(dm.wantsNotification({ type: 'message', user: 'bob', text: 'psst' }), true);
+});
+
+test('threads: replies stay out of the timeline, roots count them once, unread until seen', () => {
+  const m = new RoomModel({ ...room, last_read_seq: 0 }, 'alice');
+  m.applySnapshot([{ seq: 1, user: 'alice', text: 'root', created_at: new Date(t0).toISOString(), thread_replies: 1, thread_last_seq: 2 },
+    { seq: 2, user: 'bob', text: 'first reply', thread: 1, created_at: new Date(t0).toISOString() }]);
+  assert.deepEqual(m.timeline().map((x) => x.seq), [1]);
+  assert.deepEqual(m.threadReplies(1).map((x) => x.text), ['first reply']);
+  // The live event of reply 2 (already in the snapshot) does not count twice; reply 3 counts.
+  m.applyPublication(pub(2, { type: 'message', user: 'bob', text: 'first reply', thread: 1 }));
+  m.applyPublication(pub(3, { type: 'message', user: 'bob', text: 'second reply', thread: 1 }));
+  m.applyPublication(pub(3, { type: 'message', user: 'bob', text: 'second reply', thread: 1 }));
+  const root = m.messages.get(1);
+  assert.equal(root.thread_replies, 2);
+  assert.equal(root.thread_last_seq, 3);
+  assert.equal(m.threadUnread(1), true);
+  m.threadRead(1);
+  assert.equal(m.threadUnread(1), false);
+  m.applyPublication(pub(4, { type: 'message', user: 'alice', text: 'my reply', thread: 1 }));
+  assert.equal(m.threadUnread(1), false, 'my own reply is not news');
+});
+
+test('pins: listing, live pin/unpin, a deleted message is unpinned', () => {
+  const m = new RoomModel(room, 'alice');
+  m.applyPublication(message(1, 'bob', 'keep this'));
+  m.applyPublication(message(2, 'bob', 'and this'));
+  m.setPins([{ seq: 1, pinned_by: 'bob', pinned_at: 'x' }]);
+  m.applyPublication(pub(3, { type: 'pin', target: 2, user: 'alice' }));
+  assert.deepEqual([...m.pins.keys()].sort(), [1, 2]);
+  m.applyPublication(pub(4, { type: 'unpin', target: 1, user: 'alice' }));
+  m.applyPublication(pub(5, { type: 'delete', target: 2, user: 'bob' }));
+  assert.deepEqual([...m.pins.keys()], []);
+});

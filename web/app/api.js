@@ -69,6 +69,20 @@ export const api = {
   members: (id) => request('GET', `/api/v1/rooms/${id}/members`),
   invite: (id, username) => request('POST', `/api/v1/rooms/${id}/members`, { username }),
   setTopic: (id, topic) => request('PATCH', `/api/v1/rooms/${id}`, { topic }),
+  thread: (id, root, { after = 0, limit = 200 } = {}) => request('GET', `/api/v1/rooms/${id}/threads/${root}?after=${after}&limit=${limit}`),
+  pins: (id) => request('GET', `/api/v1/rooms/${id}/pins`),
+  pin: (id, seq, on) => request(on ? 'PUT' : 'DELETE', `/api/v1/rooms/${id}/pins/${seq}`),
+  pushKey: () => request('GET', '/api/v1/push/key'),
+  pushSubscribe: (subscription) => request('POST', '/api/v1/push/subscriptions', subscription),
+  pushUnsubscribe: (id) => request('DELETE', `/api/v1/push/subscriptions/${enc(id)}`),
+  kick: (id, username) => request('DELETE', `/api/v1/rooms/${id}/members/${enc(username)}`),
+  setRole: (id, username, role) => request('PUT', `/api/v1/rooms/${id}/members/${enc(username)}/role`, { role }),
+  changePassword: (oldPassword, newPassword) => request('PUT', '/api/v1/me/password', { old_password: oldPassword, new_password: newPassword }),
+  logoutAll: () => request('POST', '/api/v1/auth/logout-all'),
+  tokens: () => request('GET', '/api/v1/auth/tokens'),
+  createToken: (label, ttlSeconds) => request('POST', '/api/v1/auth/tokens', { label, ttl_seconds: ttlSeconds }),
+  revokeToken: (id) => request('DELETE', `/api/v1/auth/tokens/${enc(id)}`),
+  setNotify: (id, level) => request('PUT', `/api/v1/rooms/${id}/notify`, { level }),
 
   messages: (id, { before, after, limit = 50 } = {}) => {
     const q = new URLSearchParams({ limit: String(limit) });

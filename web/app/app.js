@@ -1,11 +1,14 @@
 // Sori web app: authentication, the room list, routing and the connection.
 // The room view lives in room.js, the room state in model.js, calls in call.js.
-import { SoriClient } from '/sdk/index.js';
+import { SoriClient, Outbox } from '/sdk/index.js';
 import { api, APIError } from './api.js';
 import { $, h, replace, announce } from './dom.js';
 import { RoomModel } from './model.js';
+import { parse, plainText } from './markdown.js';
+import { pushSupported, pushEnabled, enablePush, disablePush, registerWorker } from './push.js';
 import { RoomView } from './room.js';
 import { CallPanel } from './call.js';
+import { AccountDialog } from './admin.js';
 
 const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
 
@@ -19,6 +22,8 @@ const app = {
   call: null,
   state: 'disconnected',
   wasDown: false,
+  depth: false, // the server has threads, pins, notification levels (its room list says "notify")
+  outbox: null, // SDK Outbox: messages not acknowledged yet, kept in localStorage per user
 };
 
 // Theme: system, light or dark, chosen in the top bar and kept in this browser.
@@ -85,6 +90,8 @@ $('#auth-form').addEventListener('submit', async (e) => {
 });
 
 $('#logout').addEventListener('click', async () => {
+  // This browser stops getting the user's pushes (another user may log in here next).
+  if (app.me && pushSupported()) await disablePush(app.me).catch(() => {});
   try { await api.logout(); } catch { /* the session may be gone already */ }
   app.client?.disconnect();
   location.hash = '';
@@ -100,6 +107,7 @@ function setConnState(state) {
   conn.dataset.state = state;
   conn.textContent = STATE_TEXT[state] ?? state;
   conn.title = state === 'reconnecting' ? 'The connection was lost; reconnecting by itself.' : '';
+  app.view?.connectionChanged();
   if (state === 'reconnecting' || state === 'disconnected') {
     app.wasDown = true;
     app.view?.model?.setOnline([]); // presence is unknown until the connection is back
@@ -128,6 +136,8 @@ async function startChat(user) {
   $('#logout').hidden = false;
   $('#conn').hidden = false;
   $('#sidebar-toggle').hidden = false;
+  $('#account-open').hidden = false;
+  app.account ??= new AccountDialog();
   const who = $('#whoami');
   who.hidden = false;
   who.textContent = `Signed in as ${user.username}`;
@@ -145,9 +155,20 @@ async function startChat(user) {
   });
   app.client.on('state', (s) => setConnState(typeof s === 'string' ? s : s?.state ?? String(s)));
   app.client.on('push', (msg) => { if (msg.push === 'call') app.call?.onPush(msg); });
+  // Messages typed offline wait here (and survive a reload) until the server
+  // acknowledged them; each has a client id, so a resend after a lost
+  // acknowledgement is recognized by the server and shown once.
+  app.outbox = new Outbox(app.client, { key: app.me });
+  app.outbox.on('change', (items) => { for (const m of app.rooms.values()) m.setPending(items); });
+  app.outbox.on('sent', (item, result) => {
+    const id = Number(String(item.channel).replace(/^chat:/, ''));
+    app.rooms.get(id)?.acknowledged(item, result?.offset ?? result?.seq);
+  });
   setConnState('connecting');
   app.view = new RoomView({
-    client: app.client, me: app.me, rooms: app.rooms, rpc,
+    client: app.client, me: app.me, rooms: app.rooms, rpc, outbox: app.outbox,
+    isOnline: () => app.state === 'connected',
+    hasDepth: () => app.depth,
     roomSub: (id) => app.subs.get(id),
     onError: showError,
     onRemoved: (id) => { dropRoom(id); loadRooms(); },
@@ -161,7 +182,13 @@ async function startChat(user) {
   // was missed; when it cannot, the list is reloaded.
   const personal = app.client.subscribe(`user:${app.me}`, { onPublication: (pub) => onPersonalEvent(pub.data) });
   personal.on('unrecovered', () => loadRooms());
+  renderNotifyButton();
   await loadRooms();
+  // Threads, pins, notification levels and Web Push came with the same
+  // server release, whose room list carries "notify": an older server is
+  // not asked for what it does not have (no 404s).
+  if (app.depth) void setupPush();
+  else document.body.classList.add('no-threads');
   route();
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') loadRooms(); });
 }
@@ -223,18 +250,21 @@ function loadRooms() {
       const seen = new Set();
       for (const info of res.rooms ?? []) {
         seen.add(info.id);
+        if ('notify' in info) app.depth = true;
         let model = app.rooms.get(info.id);
         if (model) {
           model.updateInfo(info);
         } else {
           model = new RoomModel(info, app.me);
           app.rooms.set(info.id, model);
+          model.setPending(app.outbox.items);
           model.addEventListener('info', () => renderRoomList());
           subscribeRoom(model);
           if (info.kind === 'direct') loadPeer(model);
         }
       }
       for (const id of [...app.rooms.keys()]) if (!seen.has(id)) dropRoom(id);
+      if (app.depth) document.body.classList.remove('no-threads');
       renderRoomList();
       if (app.current && !app.rooms.has(app.current) && app.view?.model?.id === app.current) route();
     } catch (err) {
@@ -249,7 +279,7 @@ function loadRooms() {
 
 function subscribeRoom(model) {
   const sub = app.client.subscribe(`chat:${model.id}`, {
-    onPublication: (pub) => model.applyPublication(pub),
+    onPublication: (pub) => { model.applyPublication(pub); maybeNotify(model, pub); },
     onJoin: (info) => model.join(info?.info ?? info),
     onLeave: (info) => model.leave(info?.info ?? info),
   });
@@ -261,6 +291,62 @@ function subscribeRoom(model) {
   });
   sub.on('subscribed', () => { if (app.view?.model === model) app.view.refreshPresence(); });
   app.subs.set(model.id, sub);
+}
+
+// Notifications: the browser's Notification API while the tab is hidden, at
+// each room's level (model.wantsNotification). Permission is asked from a
+// button (browsers refuse prompts that no click started).
+
+function notificationsSupported() { return typeof Notification === 'function'; }
+
+function renderNotifyButton() {
+  const button = $('#enable-notifications');
+  button.hidden = !notificationsSupported() || Notification.permission !== 'default';
+}
+
+$('#enable-notifications').addEventListener('click', async () => {
+  try { await Notification.requestPermission(); } catch { /* old callback-only API: ignore */ }
+  renderNotifyButton();
+  if (Notification.permission === 'denied') notice('Notifications are blocked for this site in the browser settings.');
+});
+
+/** Shows the Web Push choice when the browser and the server both support it. */
+async function setupPush() {
+  if (!pushSupported()) return;
+  try {
+    if (!(await api.pushKey())?.public_key) return;
+  } catch { return; } // a server without Web Push
+  registerWorker();
+  const box = $('#push-toggle');
+  $('#push-choice').hidden = false;
+  box.checked = await pushEnabled(app.me).catch(() => false);
+  box.addEventListener('change', async () => {
+    box.disabled = true;
+    try {
+      if (box.checked) await enablePush(app.me); else await disablePush(app.me);
+      notice(box.checked ? 'Push notifications are on for this browser.' : 'Push notifications are off for this browser.');
+    } catch (err) {
+      box.checked = !box.checked;
+      notice(`Push notifications: ${err.message}`);
+    } finally {
+      box.disabled = false;
+      renderNotifyButton();
+    }
+  });
+}
+
+function maybeNotify(model, pub) {
+  const ev = pub?.data;
+  if (document.visibilityState === 'visible') return; // the page shows it (badge, title, timeline)
+  if (!notificationsSupported() || Notification.permission !== 'granted') return;
+  if (!model.wantsNotification(ev)) return;
+  if (pub.time && Date.now() - pub.time > 5 * 60 * 1000) return; // an old one replayed by a resume
+  const body = plainText(parse(String(ev.text ?? '').replace(/^\/api\/v1\/files\/\S+$/gm, '📎'))).slice(0, 200);
+  const title = model.info.kind === 'direct' ? `${ev.user}` : `${ev.user} in ${model.displayName}`;
+  try {
+    const n = new Notification(title, { body, tag: `sori-room-${model.id}`, icon: '/favicon.svg' });
+    n.onclick = () => { window.focus(); location.hash = `#/room/${model.id}`; n.close(); };
+  } catch { /* e.g. Android Chrome allows only service worker notifications */ }
 }
 
 function dropRoom(id) {
@@ -290,11 +376,13 @@ function renderRoomList() {
   dms.sort(byName);
   const item = (m) => {
     const current = m.id === app.current;
-    const label = `${m.displayName}${m.unread ? `, ${m.unread} unread` : ''}${m.info.kind === 'private' ? ', private' : ''}`;
+    const label = `${m.displayName}${m.unread ? `, ${m.unread} unread` : ''}${m.mentions ? `, ${m.mentions} mentioning you` : ''}${m.info.kind === 'private' ? ', private' : ''}${m.notify === 'none' ? ', muted' : ''}`;
     return h('li', {}, h('a', { href: `#/room/${m.id}`, 'aria-current': current ? 'page' : null, 'aria-label': label, dataset: { room: String(m.id) } },
       h('span', { class: 'room-name', text: m.displayName }),
       m.info.kind === 'private' ? h('span', { class: 'lock', 'aria-hidden': 'true', title: 'private', text: '🔒' }) : null,
-      m.unread && !current ? h('span', { class: 'badge', 'aria-hidden': 'true', text: m.unread > 99 ? '99+' : String(m.unread) }) : null));
+      m.notify === 'none' ? h('span', { class: 'muted-icon', 'aria-hidden': 'true', title: 'muted', text: '🔕' }) : null,
+      m.mentions && !current ? h('span', { class: 'badge mention-badge', 'aria-hidden': 'true', title: 'mentions', text: `@${m.mentions > 99 ? '99+' : m.mentions}` }) : null,
+      m.unread && !current ? h('span', { class: `badge${m.notify === 'none' ? ' quiet' : ''}`, 'aria-hidden': 'true', text: m.unread > 99 ? '99+' : String(m.unread) }) : null));
   };
   replace($('#room-list'), groups.map(item));
   replace($('#dm-list'), dms.map(item));
@@ -383,6 +471,23 @@ $('#invite-form').addEventListener('submit', async (e) => {
   } catch (ex) { err.textContent = ex.status === 404 ? `There is no user named ${name}.` : ex.message; }
 });
 
+$('#notify-level').addEventListener('change', async (e) => {
+  const select = e.currentTarget;
+  const model = app.rooms.get(app.current);
+  const err = $('#room-menu-error');
+  err.textContent = '';
+  if (!model) return;
+  const before = model.notify;
+  try {
+    const res = await api.setNotify(model.id, select.value);
+    model.updateInfo({ notify: res?.level ?? res?.notify ?? select.value });
+    $('#room-menu-status').textContent = { all: 'You will be notified of every message.', mentions: 'You will be notified of mentions only.', none: 'This room is muted.' }[model.notify] ?? '';
+  } catch (ex) {
+    select.value = before;
+    err.textContent = ex.message;
+  }
+});
+
 $('#topic-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const err = $('#room-menu-error');
@@ -461,14 +566,29 @@ document.addEventListener('keydown', (e) => {
 // Routing: #/room/<id>.
 
 async function route() {
-  const m = location.hash.match(/^#\/room\/(\d+)$/);
+  // #/room/ID, or a permalink #/rooms/ID/messages/SEQ (scrolls to the message and highlights it).
+  const link = location.hash.match(/^#\/rooms\/(\d+)\/messages\/(\d+)$/);
+  const m = link ?? location.hash.match(/^#\/room\/(\d+)$/);
   const id = m ? Number(m[1]) : 0;
+  if (link) {
+    await routeTo(id);
+    if (app.view.model?.id === id) {
+      const found = await app.view.reveal(Number(link[2]));
+      if (!found) showError(new Error('That message is no longer available.'));
+    }
+    return;
+  }
+  await routeTo(id);
+}
+
+async function routeTo(id) {
   setSidebar(false);
   let model = app.rooms.get(id);
   if (id && !model) {
     await loadRooms();
     model = app.rooms.get(id);
   }
+  if (id && !model) { showError(new Error('You are not a member of that room.')); return; }
   if (!model && !id && app.rooms.size && matchMedia('(min-width: 721px)').matches) {
     // Open the first room on wide screens rather than an empty pane.
     const first = [...app.rooms.values()].sort((a, b) => a.displayName.localeCompare(b.displayName))[0];

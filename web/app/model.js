@@ -10,6 +10,8 @@
 // replay of the events seen meanwhile yields the current state whatever the
 // order in which the two arrived.
 
+import { parse } from './markdown.js';
+
 export const PAGE = 50;
 const LOG_LIMIT = 2000;
 
@@ -33,11 +35,51 @@ export class RoomModel extends EventTarget {
     this.filesListing = null; // the running listing (a promise), or null
     this.maxFileSize = 0; // the server's upload limit in bytes, once known
     this.peer = ''; // the other user of a direct room
+    this.pending = []; // this room's outbox items (SDK Outbox), oldest first
+    this.acked = new Map(); // client id -> {item, seq}: acknowledged, not yet in messages
+    this.pins = new Map(); // seq -> {pinned_by, pinned_at}
+    this.threadSeen = new Map(); // root seq -> the last reply seq seen in its thread
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
   get unread() { return this.info.unread ?? 0; }
+  /** Unread messages that mention me (every unread message of a direct room counts). */
+  get mentions() { return this.info.mentions ?? 0; }
+  /** The notification level: 'all', 'mentions' or 'none' (the server's, else all for direct rooms, mentions otherwise). */
+  get notify() { return this.info.notify ?? (this.info.kind === 'direct' ? 'all' : 'mentions'); }
+
+  /**
+   * Whether a message event mentions me: the server's "mentions" list and
+   * "mention_room" flag when it sent them, else @names found in the text
+   * (only a direct room's peer, or room admins, can @room: the server decides;
+   * without its word a text @room counts).
+   */
+  mentionsMe(ev) {
+    if (Array.isArray(ev.mentions)) return ev.mentions.some((u) => String(u).toLowerCase() === this.me.toLowerCase()) || Boolean(ev.mention_room);
+    const names = [];
+    const walk = (list) => {
+      for (const x of list ?? []) {
+        if (x.t === 'mention') names.push(x.v.toLowerCase());
+        if (x.c) walk(x.c);
+        if (x.items) x.items.forEach(walk);
+      }
+    };
+    walk(parse(ev.text ?? ''));
+    return names.includes(this.me.toLowerCase()) || names.includes('room');
+  }
+
+  /**
+   * Whether a live message from someone else deserves a notification at
+   * this room's level: every message for 'all', mentions (and every direct
+   * message) for 'mentions', nothing for 'none'.
+   */
+  wantsNotification(ev) {
+    if (ev?.type !== 'message' || ev.user === this.me) return false;
+    const level = this.notify;
+    if (level === 'none') return false;
+    return level === 'all' || this.info.kind === 'direct' || this.mentionsMe(ev);
+  }
   get lastSeq() { return this.info.last_seq ?? 0; }
   get lastRead() { return this.info.last_read_seq ?? 0; }
 
@@ -66,9 +108,9 @@ export class RoomModel extends EventTarget {
   /** Updates the room's summary from a REST listing. */
   updateInfo(info) {
     const keepCounts = (info.last_seq ?? 0) < this.lastSeq; // we are ahead of that listing
-    const { unread, last_seq: lastSeq, last_read_seq: lastRead } = this.info;
+    const { unread, mentions, last_seq: lastSeq, last_read_seq: lastRead } = this.info;
     this.info = { ...this.info, ...info };
-    if (keepCounts) Object.assign(this.info, { unread, last_seq: lastSeq, last_read_seq: Math.max(lastRead ?? 0, info.last_read_seq ?? 0) });
+    if (keepCounts) Object.assign(this.info, { unread, mentions, last_seq: lastSeq, last_read_seq: Math.max(lastRead ?? 0, info.last_read_seq ?? 0) });
     this.emit('info');
   }
 
@@ -80,20 +122,29 @@ export class RoomModel extends EventTarget {
     let isNew = false;
     if (ev.type === 'message') {
       isNew = !this.messages.has(seq);
-      changed = this.#put({ seq, user: ev.user ?? pub.user ?? '', text: ev.text ?? '', reply_to: ev.reply_to ?? 0,
+      changed = this.#put({ seq, user: ev.user ?? pub.user ?? '', text: ev.text ?? '', reply_to: ev.reply_to ?? 0, client_id: ev.client_id,
+        thread: ev.thread ?? 0, mentions: ev.mentions, mention_room: ev.mention_room,
         created_at: pub.time ? new Date(pub.time).toISOString() : new Date().toISOString(), reactions: [] }, !isNew);
       this.typing.delete(changed.user);
+      if (isNew && changed.thread) this.#countReply(changed);
     } else {
+      if (ev.type === 'pin') this.pins.set(Number(ev.target), { pinned_by: ev.user ?? '', pinned_at: pub.time ? new Date(pub.time).toISOString() : '' });
+      if (ev.type === 'unpin' || ev.type === 'delete') this.pins.delete(Number(ev.target));
+      if (ev.type === 'pin' || ev.type === 'unpin' || ev.type === 'delete') this.emit('pins');
       this.log.push({ seq, ev });
       if (this.log.length > LOG_LIMIT) this.log.splice(0, this.log.length - LOG_LIMIT);
       changed = this.#applyEvent(ev);
     }
     if (seq > this.lastSeq) {
-      if (ev.type === 'message' && ev.user !== this.me && seq > this.lastRead) this.info.unread = this.unread + 1;
+      if (ev.type === 'message' && ev.user !== this.me && seq > this.lastRead) {
+        this.info.unread = this.unread + 1;
+        if (this.info.kind === 'direct' || this.mentionsMe(ev)) this.info.mentions = this.mentions + 1;
+      }
       this.info.last_seq = seq;
       this.emit('info');
     }
     if (changed) this.emit(isNew ? 'message' : 'change', { message: changed, live: true });
+    if (isNew && (this.acked.size || this.pending.length)) this.emit('pending');
     return changed;
   }
 
@@ -126,6 +177,9 @@ export class RoomModel extends EventTarget {
       seq: Number(raw.seq), user: raw.user ?? '', text: raw.text ?? '', reply_to: Number(raw.reply_to ?? 0),
       created_at: raw.created_at, edited: Boolean(raw.edited_at) || Boolean(raw.edited), deleted: Boolean(raw.deleted),
       reactions: new Map((raw.reactions ?? []).map((r) => [r.emoji, new Set(r.users)])),
+      client_id: typeof raw.client_id === 'string' ? raw.client_id : '',
+      thread: Number(raw.thread ?? 0), thread_replies: Number(raw.thread_replies ?? 0), thread_last_seq: Number(raw.thread_last_seq ?? 0),
+      mentions: Array.isArray(raw.mentions) ? raw.mentions : [], mention_room: Boolean(raw.mention_room),
     };
     if (existed) {
       // A live "message" event for a message a snapshot already gave us:
@@ -134,6 +188,63 @@ export class RoomModel extends EventTarget {
     }
     this.messages.set(m.seq, m);
     return m;
+  }
+
+  /** A new live reply: its root counts it (once: only a reply newer than the root's last one counts). */
+  #countReply(reply) {
+    const root = this.messages.get(reply.thread);
+    if (!root || reply.seq <= root.thread_last_seq) return;
+    root.thread_replies++;
+    root.thread_last_seq = reply.seq;
+    this.emit('change', { message: root, live: true });
+  }
+
+  /** The main timeline's messages (thread replies live in their thread), oldest first. */
+  timeline() {
+    return [...this.messages.values()].filter((m) => !m.thread).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The loaded replies of root's thread, oldest first. */
+  threadReplies(root) {
+    return [...this.messages.values()].filter((m) => m.thread === root).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Whether root's thread has replies from others newer than what was seen of it here. */
+  threadUnread(root) {
+    const m = this.messages.get(root);
+    if (!m?.thread_last_seq) return false;
+    const seen = this.threadSeen.get(root) ?? 0;
+    if (m.thread_last_seq <= seen) return false;
+    const last = this.messages.get(m.thread_last_seq);
+    return !(last && last.user === this.me) && m.thread_last_seq > this.lastRead;
+  }
+
+  /** Records that root's thread was seen up to its last reply. */
+  threadRead(root) {
+    const m = this.messages.get(root);
+    this.threadSeen.set(root, Math.max(this.threadSeen.get(root) ?? 0, m?.thread_last_seq ?? 0));
+    if (m) this.emit('change', { message: m, live: false });
+  }
+
+  /** Merges a thread from REST (its root and replies) without touching the timeline's paging. */
+  applyThread(root, replies) {
+    const added = [];
+    for (const raw of [root, ...replies]) {
+      if (!raw) continue;
+      const seq = Number(raw.seq);
+      if (!this.messages.has(seq)) added.push(seq);
+      this.messages.delete(seq);
+      this.#put(raw, false);
+    }
+    const seqs = new Set([root, ...replies].filter(Boolean).map((r) => Number(r.seq)));
+    for (const { ev } of this.log) if (seqs.has(Number(ev.target))) this.#applyEvent(ev);
+    this.emit('thread', { root: Number(root?.seq) });
+  }
+
+  /** Replaces the pins from a REST listing. @param {{seq: number, pinned_by: string, pinned_at: string}[]} list */
+  setPins(list) {
+    this.pins = new Map(list.map((p) => [Number(p.seq), { pinned_by: p.pinned_by ?? '', pinned_at: p.pinned_at ?? '' }]));
+    this.emit('pins');
   }
 
   /** Merges a page of messages from REST (their current state) and replays recent events over it. */
@@ -152,6 +263,37 @@ export class RoomModel extends EventTarget {
     if (older || !this.loaded) this.hasOlder = list.length >= PAGE;
     this.loaded = true;
     this.emit('snapshot', { added, seqs });
+    if (added.length && (this.acked.size || this.pending.length)) this.emit('pending');
+  }
+
+  /**
+   * Takes the outbox's items (all rooms'); keeps this room's. Emits 'pending'.
+   * @param {{id: string, channel: string}[]} items
+   */
+  setPending(items) {
+    this.pending = items.filter((it) => it.channel === `chat:${this.id}`);
+    this.emit('pending');
+  }
+
+  /** An outbox item the server acknowledged at seq: shown as pending until the message itself is here. */
+  acknowledged(item, seq) {
+    if (item.channel !== `chat:${this.id}`) return;
+    this.acked.set(item.id, { item: { ...item, state: 'sent' }, seq: Number(seq) || 0 });
+    this.emit('pending');
+  }
+
+  /**
+   * The messages to show as pending at the end of the timeline: queued,
+   * being sent, refused, or acknowledged but not yet received, minus those
+   * the timeline has (same client id or, for acknowledged ones, same seq).
+   * A message therefore shows once, pending or delivered, never both.
+   */
+  pendingVisible() {
+    const have = new Set();
+    for (const m of this.messages.values()) if (m.client_id) have.add(m.client_id);
+    for (const [id, a] of this.acked) if (have.has(id) || (a.seq && this.messages.has(a.seq))) this.acked.delete(id);
+    const queued = this.pending.filter((it) => !have.has(it.id) && !this.acked.has(it.id));
+    return [...queued, ...[...this.acked.values()].map((a) => a.item)].sort((x, y) => (x.createdAt ?? 0) - (y.createdAt ?? 0));
   }
 
   /** A live signal from chat:<id>#live. */
@@ -273,6 +415,7 @@ export class RoomModel extends EventTarget {
   markedRead(seq) {
     if (seq > this.lastRead) this.info.last_read_seq = seq;
     this.info.unread = 0;
+    this.info.mentions = 0;
     const me = this.members.get(this.me);
     if (me) me.last_read_seq = Math.max(me.last_read_seq, seq);
     this.emit('info');

@@ -8,6 +8,9 @@ import { PAGE } from './model.js';
 import { formatBlocks, formatInline } from './format.js';
 import { parse, plainText, searchTerms } from './markdown.js';
 import { emojiPicker } from './emoji.js';
+import { mentionAt, matchNames, completeMention } from './complete.js';
+import { MembersPanel } from './admin.js';
+import { ThreadPanel } from './thread.js';
 
 /** Consecutive messages of one author closer than this share one header. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -37,6 +40,7 @@ export class RoomView {
     this.typingTimer = 0;
     this.liveSub = null;
     this.listeners = [];
+    this.mention = null; // the open @mention list: {at, found, active}
     this.newFrom = null; // seq after which the "New messages" line goes (null: none)
     this.regroupQueued = false;
     this.dom = {
@@ -45,8 +49,10 @@ export class RoomView {
       text: $('#composer-text'), file: $('#composer-file'), send: $('#composer-send'), error: $('#composer-error'),
       replyBox: $('#reply-preview'), replyText: $('#reply-text'), attachBox: $('#attachment-preview'),
       jump: $('#jump-latest'), online: $('#online'), onlineCount: $('#online-count'), onlineList: $('#online-list'),
-      menu: $('#room-menu'), results: $('#search-results'), resultList: $('#search-list'),
+      menu: $('#room-menu'), results: $('#search-results'), resultList: $('#search-list'), pending: $('#pending'),
     };
+    this.threadPanel = new ThreadPanel(this);
+    this.membersPanel = new MembersPanel({ me: ctx.me, onError: (e) => ctx.onError(e), refresh: () => this.refreshMembers() });
     this.#wire();
   }
 
@@ -54,10 +60,13 @@ export class RoomView {
     const d = this.dom;
     d.composer.addEventListener('submit', (e) => { e.preventDefault(); this.send(); });
     d.text.addEventListener('keydown', (e) => {
+      if (this.#mentionKey(e)) return;
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.send(); }
       if (e.key === 'Escape' && this.reply) { this.setReply(null); }
     });
-    d.text.addEventListener('input', () => { this.#autosize(); this.#typing(); });
+    d.text.addEventListener('input', () => { this.#autosize(); this.#typing(); this.#updateMentions(); });
+    d.text.addEventListener('click', () => this.#updateMentions());
+    d.text.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== d.text) this.#closeMentions(); }, 150));
     d.file.addEventListener('change', () => this.pickFile(d.file.files?.[0] ?? null));
     const emojiButton = $('#composer-emoji');
     emojiButton.addEventListener('click', () => {
@@ -102,8 +111,10 @@ export class RoomView {
     d.composer.hidden = !model;
     d.online.hidden = !model;
     d.menu.hidden = !model || model.info.kind === 'direct';
+    $('#members-panel').hidden = !model;
     d.results.hidden = true;
     replace(d.list);
+    replace(d.pending);
     this.els.clear();
     this.setReply(null);
     this.setAttachment(null);
@@ -121,14 +132,21 @@ export class RoomView {
     on('message', (e) => this.#onMessage(e.detail.message));
     on('change', (e) => this.#renderMessage(e.detail.message));
     on('snapshot', (e) => this.#onSnapshot(e.detail));
-    on('receipts', () => this.#renderReceipts());
-    on('online', () => this.#renderOnline());
+    on('receipts', () => { this.#renderReceipts(); this.membersPanel.render(); });
+    on('online', () => { this.#renderOnline(); this.membersPanel.render(); });
     on('typing', () => this.#renderTyping());
     on('info', () => this.#renderHeader());
     on('members-changed', () => this.refreshMembers());
     on('files', () => this.#renderFileMessages());
+    on('pending', () => { this.#renderPending(); this.threadPanel.renderPending(); });
+    on('pins', () => this.#renderPins());
+    on('thread', () => this.threadPanel.render());
     this.#renderHeader();
     this.#renderAll();
+    this.#renderPending();
+    this.membersPanel.show(model);
+    this.#renderPins();
+    void this.refreshPins();
     this.#renderOnline();
     this.#renderTyping();
     this.liveSub = this.ctx.client.subscribe(`chat:${model.id}#live`, { onPublication: (pub) => model.applySignal(pub.data) });
@@ -149,6 +167,7 @@ export class RoomView {
   }
 
   hide() {
+    this.threadPanel?.close();
     if (!this.model) return;
     for (const [type, fn] of this.listeners) this.model.removeEventListener(type, fn);
     this.listeners = [];
@@ -208,6 +227,8 @@ export class RoomView {
     this.dom.title.textContent = m.displayName;
     this.dom.topic.textContent = m.info.topic ?? '';
     this.renderTitle();
+    $('#notify-level').value = m.notify;
+    $('#notify-level').parentElement.hidden = !('notify' in m.info); // a server without notification levels
     const topicInput = $('#topic-input');
     if (document.activeElement !== topicInput) topicInput.value = m.info.topic ?? '';
   }
@@ -222,11 +243,10 @@ export class RoomView {
 
   #renderAll() {
     const m = this.model;
-    const seqs = [...m.messages.keys()].sort((a, b) => a - b);
     this.els.clear();
-    replace(this.dom.list, seqs.map((s) => {
-      const li = this.#build(m.messages.get(s));
-      this.els.set(s, li);
+    replace(this.dom.list, m.timeline().map((msg) => {
+      const li = this.#build(msg);
+      this.els.set(msg.seq, li);
       return li;
     }));
     this.dom.older.hidden = !m.loaded || !m.hasOlder;
@@ -252,6 +272,7 @@ export class RoomView {
   }
 
   #onMessage(msg) {
+    if (msg.thread) { this.#renderMessage(msg); return; } // the thread panel shows it; the root counts it
     const wasBottom = this.#atBottom();
     this.#renderMessage(msg);
     this.#renderReceipts();
@@ -274,6 +295,7 @@ export class RoomView {
   /** Inserts or replaces the element of msg, in seq order. */
   #renderMessage(msg) {
     if (!msg) return;
+    if (msg.thread) { this.threadPanel.render(); return; } // replies live in their thread
     const old = this.els.get(msg.seq);
     const li = this.#build(msg);
     if (old) {
@@ -349,7 +371,8 @@ export class RoomView {
     const time = h('time', { class: 'msg-time', datetime: msg.created_at ?? '', text: formatTime(msg.created_at) });
     li.append(h('div', { class: 'msg-head' },
       h('span', { class: 'msg-user', text: msg.user }), time,
-      msg.edited && !msg.deleted ? h('span', { class: 'msg-edited', text: '(edited)' }) : null));
+      msg.edited && !msg.deleted ? h('span', { class: 'msg-edited', text: '(edited)' }) : null,
+      this.model?.pins.has(msg.seq) ? h('span', { class: 'msg-pinned', title: `Pinned by ${this.model.pins.get(msg.seq).pinned_by}`, text: '📌 pinned' }) : null));
     if (msg.reply_to) li.append(this.#quote(msg.reply_to));
     if (msg.deleted) {
       li.append(h('p', { class: 'msg-body', text: 'This message was deleted.' }));
@@ -358,6 +381,12 @@ export class RoomView {
       if (body) li.append(body);
       for (const id of files) li.append(this.#attachment(id));
       if (msg.reactions.size) li.append(this.#reactions(msg));
+      if (msg.thread_replies) {
+        const unread = this.model.threadUnread(msg.seq);
+        li.append(h('button', { type: 'button', class: `thread-summary${unread ? ' unread' : ''}`, dataset: { action: 'open-thread' },
+          onclick: () => this.openThread(msg.seq) },
+        `${msg.thread_replies} repl${msg.thread_replies === 1 ? 'y' : 'ies'}`, unread ? h('span', { class: 'new-dot', text: ' · new' }) : null));
+      }
       li.append(this.#actions(msg, mine));
     }
     li.append(h('p', { class: 'receipts' }));
@@ -441,6 +470,10 @@ export class RoomView {
     const bar = h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': `Actions for ${msg.user}'s message` });
     bar.append(h('button', { type: 'button', dataset: { action: 'reply' }, onclick: () => { this.setReply(msg); this.dom.text.focus(); } }, 'Reply'));
     bar.append(h('button', { type: 'button', dataset: { action: 'react' }, 'aria-expanded': 'false', onclick: (e) => this.#togglePicker(e.currentTarget, msg) }, 'React'));
+    if (!msg.thread) bar.append(h('button', { type: 'button', dataset: { action: 'thread' }, onclick: () => this.openThread(msg.seq) }, 'Thread'));
+    const pinned = this.model.pins.has(msg.seq);
+    bar.append(h('button', { type: 'button', dataset: { action: 'pin' }, onclick: () => this.pin(msg, !pinned) }, pinned ? 'Unpin' : 'Pin'));
+    bar.append(h('button', { type: 'button', dataset: { action: 'link' }, onclick: () => this.copyLink(msg) }, 'Copy link'));
     if (mine) {
       bar.append(h('button', { type: 'button', dataset: { action: 'edit' }, onclick: () => this.#startEdit(msg) }, 'Edit'));
       bar.append(h('button', { type: 'button', dataset: { action: 'delete' }, onclick: (e) => this.#confirmDelete(e.currentTarget, msg) }, 'Delete'));
@@ -461,6 +494,67 @@ export class RoomView {
     });
     li.querySelector('.msg-actions').after(picker);
     picker.querySelector('input').focus();
+  }
+
+  // @mention completion: a listbox under the composer while "@prefix" is
+  // being typed; ↑/↓ move, Enter or Tab picks, Escape closes.
+
+  #updateMentions() {
+    const t = this.dom.text;
+    const at = this.model ? mentionAt(t.value, t.selectionStart ?? t.value.length) : null;
+    if (!at) { this.#closeMentions(); return; }
+    const names = [...this.model.members.keys()].filter((n) => n !== this.ctx.me);
+    const role = this.model.members.get(this.ctx.me)?.role;
+    if (this.model.info.kind !== 'direct' && (role === 'owner' || role === 'admin')) names.push('room');
+    const found = matchNames(names, at.prefix);
+    if (!found.length) { this.#closeMentions(); return; }
+    this.mention = { at, found, active: 0 };
+    this.#renderMentions();
+  }
+
+  #renderMentions() {
+    const list = $('#mention-list');
+    const { found, active } = this.mention;
+    replace(list, found.map((name, i) => h('li', { id: `mention-opt-${i}`, role: 'option', 'aria-selected': i === active ? 'true' : 'false',
+      onmousedown: (e) => { e.preventDefault(); this.#pickMention(name); } },
+    `@${name}`, name === 'room' ? h('span', { class: 'hint', text: ' everyone here' }) : null)));
+    list.hidden = false;
+    this.dom.text.setAttribute('aria-expanded', 'true');
+    this.dom.text.setAttribute('aria-activedescendant', `mention-opt-${active}`);
+  }
+
+  #closeMentions() {
+    this.mention = null;
+    $('#mention-list').hidden = true;
+    this.dom.text.setAttribute('aria-expanded', 'false');
+    this.dom.text.removeAttribute('aria-activedescendant');
+  }
+
+  #pickMention(name) {
+    const t = this.dom.text;
+    const { text, caret } = completeMention(t.value, this.mention.at, name);
+    t.value = text;
+    t.setSelectionRange(caret, caret);
+    this.#closeMentions();
+    t.focus();
+  }
+
+  /** Handles a key while the list is open; true when it was the list's. */
+  #mentionKey(e) {
+    if (!this.mention || e.isComposing) return false;
+    const n = this.mention.found.length;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      this.mention.active = (this.mention.active + (e.key === 'ArrowDown' ? 1 : n - 1)) % n;
+      this.#renderMentions();
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      this.#pickMention(this.mention.found[this.mention.active]);
+    } else if (e.key === 'Escape') {
+      this.#closeMentions();
+    } else {
+      return false;
+    }
+    e.preventDefault();
+    return true;
   }
 
   #confirmDelete(button, msg) {
@@ -506,6 +600,38 @@ export class RoomView {
     li.querySelector('.msg-actions')?.remove();
     area.focus();
   }
+
+  /**
+   * The outbox's messages for this room below the timeline: waiting for the
+   * connection, being sent, refused (with Retry and Discard), or sent and not
+   * yet back from the server. model.pendingVisible() leaves out those the
+   * timeline shows, so a message is never shown twice.
+   */
+  #renderPending() {
+    const m = this.model;
+    if (!m) return;
+    const wasBottom = this.#atBottom();
+    replace(this.dom.pending, m.pendingVisible().filter((it) => !it.data?.thread).map((item) => this.pendingElement(item)));
+    if (wasBottom) this.scrollToBottom();
+  }
+
+  /** One outbox item as a pending message element. */
+  pendingElement(item) {
+    const online = this.ctx.isOnline();
+    const { body, files } = this.#body(item.data.text);
+    const status = item.state === 'failed' ? `Not sent: ${item.error?.message ?? 'refused'}`
+      : item.state === 'sent' ? 'Sent' : item.state === 'sending' ? 'Sending…' : online ? 'Queued' : 'Waiting for the connection…';
+    return h('li', { class: `msg mine pending${item.state === 'failed' ? ' failed' : ''}`, dataset: { clientId: item.id, state: item.state } },
+      h('div', { class: 'msg-head' }, h('span', { class: 'msg-user', text: this.ctx.me }),
+        h('span', { class: 'msg-status', role: item.state === 'failed' ? 'alert' : null, text: status })),
+      body, files.length ? h('p', { class: 'hint', text: '📎 file' }) : null,
+      item.state === 'failed' ? h('span', { class: 'row' },
+        h('button', { type: 'button', onclick: () => this.ctx.outbox.retry(item.id) }, 'Retry'),
+        h('button', { type: 'button', onclick: () => this.ctx.outbox.discard(item.id) }, 'Discard')) : null);
+  }
+
+  /** Re-renders the pending messages' status after a connection change. */
+  connectionChanged() { this.#renderPending(); this.threadPanel.renderPending(); }
 
   #renderReceipts() {
     const m = this.model;
@@ -588,6 +714,12 @@ export class RoomView {
       h('button', { type: 'button', class: 'icon-button', 'aria-label': `Remove ${file.name}`, onclick: () => { this.setAttachment(null); this.dom.text.focus(); } }, '✕'));
   }
 
+  /**
+   * Sends the composer's message through the outbox (SDK Outbox): queued
+   * and persisted at once, shown as pending, sent now or on reconnect, with a
+   * client id the server deduplicates by. A file is uploaded first (that
+   * needs the server); its message then goes through the outbox as well.
+   */
   async send() {
     const model = this.model;
     if (!model || this.sending) return;
@@ -604,8 +736,12 @@ export class RoomView {
         model.addFile(meta);
         text = [text, `/api/v1/files/${meta.id}`].filter(Boolean).join('\n');
       }
-      await api.post(model.id, text, this.reply?.seq);
+      const data = { type: 'message', text };
+      if (this.reply?.seq) data.reply_to = this.reply.seq;
+      const { sent } = this.ctx.outbox.publish(`chat:${model.id}`, data);
+      sent.catch((err) => { if (err?.code === 'outbox_full') d.error.textContent = `Not sent: ${err.message}`; });
       this.lastTypingSent = 0; // the next keystroke is news again
+      this.#closeMentions();
       d.text.value = '';
       this.#autosize();
       this.setReply(null);
@@ -622,6 +758,71 @@ export class RoomView {
       d.text.focus();
     }
   }
+
+  /** The permalink of a message: #/rooms/{id}/messages/{seq}. */
+  permalink(msg) {
+    return `${location.origin}${location.pathname}#/rooms/${this.model.id}/messages/${msg.seq}`;
+  }
+
+  async copyLink(msg) {
+    const url = this.permalink(msg);
+    try {
+      await navigator.clipboard.writeText(url);
+      announce('Link copied');
+      this.dom.error.textContent = '';
+    } catch {
+      this.dom.error.textContent = `Link: ${url}`; // no clipboard access: show it to copy by hand
+    }
+  }
+
+  async pin(msg, on) {
+    try { await api.pin(this.model.id, msg.seq, on); } catch (err) { this.ctx.onError(err); }
+  }
+
+  async refreshPins() {
+    const model = this.model;
+    if (!model || !this.ctx.hasDepth()) return;
+    try {
+      const res = await api.pins(model.id);
+      if (this.model === model) model.setPins(res.pins ?? []);
+    } catch (err) {
+      // A server without pins and threads (404/405): their buttons go.
+      if (err.status === 404 || err.status === 405) document.body.classList.add('no-threads');
+    }
+  }
+
+  #renderPins() {
+    const m = this.model;
+    if (!m) return;
+    const box = $('#pins');
+    box.hidden = m.pins.size === 0;
+    $('#pin-count').textContent = `📌 ${m.pins.size}`;
+    $('#pin-count').setAttribute('aria-label', `${m.pins.size} pinned message${m.pins.size === 1 ? '' : 's'}`);
+    replace($('#pin-list'), [...m.pins].sort((a, b) => String(b[1].pinned_at).localeCompare(String(a[1].pinned_at))).map(([seq, p]) => {
+      const msg = m.messages.get(seq);
+      return h('li', {}, h('button', { type: 'button', class: 'link-button', onclick: () => { box.open = false; this.ctx.openMessage(m.id, seq); } },
+        msg ? `${msg.user}: ` : `#${seq}`, msg ? formatInline(this.#firstLine(msg.text), { me: this.ctx.me }) : null),
+      h('span', { class: 'hint', text: ` pinned by ${p.pinned_by}` }));
+    }));
+    for (const seq of this.els.keys()) {
+      const li = this.els.get(seq);
+      const has = Boolean(li.querySelector('.msg-pinned'));
+      if (has !== m.pins.has(seq)) this.#renderMessage(m.messages.get(seq));
+    }
+  }
+
+  /** Opens root's thread in the side panel. */
+  openThread(root) { return this.threadPanel.open(root); }
+
+  /** Sends a reply in a thread through the outbox. */
+  sendThreadReply(root, text) {
+    const model = this.model;
+    if (!model || !text.trim()) return;
+    this.ctx.outbox.publish(`chat:${model.id}`, { type: 'message', text: text.trim(), thread: root });
+  }
+
+  /** Builds a message element for the thread panel (no thread button there). */
+  buildForThread(msg) { return this.#build(msg); }
 
   async react(msg, emoji, add) {
     try { await api.react(this.model.id, msg.seq, emoji, add); } catch (err) { this.ctx.onError(err); }
@@ -651,6 +852,8 @@ export class RoomView {
     for (let i = 0; i < 20 && model && !model.messages.has(seq) && model.hasOlder && model.oldest > seq; i++) {
       await this.loadOlder();
     }
+    const known = model?.messages.get(seq);
+    if (known?.thread) return this.threadPanel.open(known.thread, seq); // a reply: shown in its thread
     const li = this.els.get(seq);
     if (!li) return false;
     li.scrollIntoView({ block: 'center' });

@@ -1,0 +1,101 @@
+// Browser tests of administration in the app: the member list with roles
+// (promote, demote, remove — each user sees only what their role allows, and
+// the others see the change at once), and the account dialog (password
+// change, API tokens that work and stop working when revoked).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
+import { maybeRouteSDK, signUp, logIn, createRoom, joinPublicRoom, openRoom } from './driver.js';
+
+let server;
+let browser;
+let alice;
+let bob;
+let carol;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  alice = await newPage(browser, server.url);
+  bob = await newPage(browser, server.url);
+  carol = await newPage(browser, server.url);
+  for (const u of [alice, bob, carol]) await maybeRouteSDK(u.context);
+  await signUp(alice.page, 'alice');
+  await signUp(bob.page, 'bob');
+  await signUp(carol.page, 'carol');
+  await createRoom(alice.page, 'crew');
+  await joinPublicRoom(bob.page, 'crew');
+  await joinPublicRoom(carol.page, 'crew');
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop('SIGTERM');
+});
+
+/** Opens the Members panel and returns the row of username. */
+async function memberRow(page, username) {
+  const panel = page.locator('#members-panel');
+  if (!(await panel.evaluate((d) => d.open))) await panel.locator('summary').click();
+  const row = panel.locator(`li[data-user="${username}"]`);
+  await row.waitFor();
+  return row;
+}
+
+test('the owner promotes, an admin removes a member, the owner demotes', async () => {
+  const a = alice.page;
+  const b = bob.page;
+  const c = carol.page;
+  await a.locator('#member-count', { hasText: '3 members' }).waitFor();
+  // Bob, a member, can do nothing to anyone.
+  assert.equal(await (await memberRow(b, 'carol')).getByRole('button').count(), 0);
+  // Alice (owner) makes bob an admin; bob's page shows his new role.
+  await (await memberRow(a, 'bob')).getByRole('button', { name: 'Make bob an admin' }).click();
+  await (await memberRow(b, 'bob')).locator('.role', { hasText: 'admin' }).waitFor();
+  // As an admin, bob may remove carol (a member), not alice (the owner).
+  assert.equal(await (await memberRow(b, 'alice')).getByRole('button').count(), 0);
+  const remove = (await memberRow(b, 'carol')).getByRole('button', { name: 'Remove carol from the room' });
+  await remove.click();
+  await remove.click(); // the second click confirms
+  await c.locator('#room-list a', { hasText: 'crew' }).waitFor({ state: 'detached' });
+  await a.locator('#member-count', { hasText: '2 members' }).waitFor();
+  await screenshot(a, 'members');
+  // Alice demotes bob: his Remove buttons go.
+  await (await memberRow(a, 'bob')).getByRole('button', { name: 'Make bob a member' }).click();
+  await waitFor(async () => (await (await memberRow(b, 'bob')).locator('.role').count()) === 0, { message: 'bob a member again' });
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+});
+
+test('account: an API token works until revoked; the password changes', async () => {
+  const a = alice.page;
+  await a.getByRole('button', { name: 'Account' }).click();
+  const dialog = a.getByRole('dialog', { name: 'Your account' });
+  await dialog.getByLabel('Label').fill('ci bot');
+  await dialog.getByRole('button', { name: 'Create token' }).click();
+  const secret = await dialog.getByLabel('The new token').inputValue();
+  assert.match(secret, /^sori_/);
+  await dialog.locator('#token-list li', { hasText: 'ci bot' }).waitFor();
+  const me = async () => (await fetch(`${server.url}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } })).status;
+  assert.equal(await me(), 200, 'the token works');
+  await dialog.getByRole('button', { name: 'Revoke ci bot' }).click();
+  await dialog.locator('#token-list li', { hasText: 'ci bot' }).waitFor({ state: 'detached' });
+  assert.equal(await me(), 401, 'revoked');
+
+  await dialog.getByLabel('Current password').fill('not my password');
+  await dialog.getByLabel(/^New password \(/).fill('a brand new secret');
+  await dialog.getByLabel('New password again').fill('a brand new secret');
+  await dialog.getByRole('button', { name: 'Change password' }).click();
+  await dialog.getByText('The current password is wrong.').waitFor();
+  await dialog.getByLabel('Current password').fill('correct horse battery');
+  await dialog.getByRole('button', { name: 'Change password' }).click();
+  await dialog.getByText('Password changed.').waitFor();
+  await screenshot(a, 'account');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  // The page keeps working (a cookie caller gets a new session), and the new password logs in elsewhere.
+  await openRoom(a, 'crew');
+  const other = await newPage(browser, server.url);
+  await maybeRouteSDK(other.context);
+  await logIn(other.page, 'alice', 'a brand new secret');
+  await other.context.close();
+});
