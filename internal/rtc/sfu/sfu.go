@@ -87,11 +87,14 @@ func New(cfg Config) (*SFU, error) {
 		s.settings.SetIncludeLoopbackCandidate(true)
 	}
 	if len(cfg.NAT1To1IPs) > 0 {
-		// Deprecated in favour of address rewrite rules, which do the same for
-		// host candidates; moving is a change of the SFU's NAT path, to make
-		// with a test of it.
-		//lint:ignore SA1019 see above
-		s.settings.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+		// Host candidates carry the external addresses instead of the
+		// local one (TestNAT1To1AnnouncesExternalIP).
+		if err := s.settings.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: cfg.NAT1To1IPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("sfu: external addresses %v: %w", cfg.NAT1To1IPs, err)
+		}
 	}
 	return s, nil
 }
