@@ -546,6 +546,9 @@ export class RoomView {
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       this.mention.active = (this.mention.active + (e.key === 'ArrowDown' ? 1 : n - 1)) % n;
       this.#renderMentions();
+    } else if (e.key === 'Enter' && this.mention.found[this.mention.active].toLowerCase() === this.mention.at.prefix.toLowerCase()) {
+      this.#closeMentions(); // the name is typed out already: Enter sends
+      return false;
     } else if (e.key === 'Enter' || e.key === 'Tab') {
       this.#pickMention(this.mention.found[this.mention.active]);
     } else if (e.key === 'Escape') {
