@@ -9,8 +9,12 @@
 // what it already has and repairs holes by reading the log. The bus never
 // invents or alters a publication.
 //
-// It must never import session, transport, server or chat: it knows the hub
-// only through the small Handler it delivers to.
+// Its second part, JSLog, is the log of record of the channels that keep
+// their history in memory on a single node: a hub.Backend on JetStream.
+//
+// It must never import session, transport, server or chat: the bus knows
+// the hub only through the small Handler it delivers to, and JSLog only
+// implements the hub's Backend.
 package cluster
 
 import (

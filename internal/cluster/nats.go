@@ -92,6 +92,14 @@ func (n *NATS) Publish(channel, epoch string, pub protocol.Publication) error {
 	return nil
 }
 
+// Conn is the NATS connection, for the other parts of the cluster (the
+// JetStream history log) that share it.
+func (n *NATS) Conn() *nats.Conn { return n.nc }
+
+// Replicas is how many copies a stream should keep: one per NATS server
+// this node knows of, at most three (R3 survives the loss of one).
+func (n *NATS) Replicas() int { return min(3, max(1, len(n.nc.Servers()))) }
+
 // Connected reports whether the NATS connection is up (for readiness).
 func (n *NATS) Connected() bool { return n.nc.IsConnected() }
 

@@ -8,13 +8,32 @@ import (
 )
 
 // Broker tells other nodes of the publications this node committed to a
-// durable channel's log (cluster mode; nil on a single node). Delivery is at
+// channel's log (cluster mode; nil on a single node), and of the
+// publications to channels without history, which have no log. Delivery is at
 // most once and FIFO per node only: the receiving hub orders by offset,
 // drops what it already delivered and reads holes from the log (repair), so
 // a lost message delays a publication but never loses it while later ones
 // follow. Publish must not block.
 type Broker interface {
 	Publish(channel, epoch string, pub protocol.Publication) error
+}
+
+// handleFleeting delivers another node's publication to a channel without
+// history: there is no log to order or repair by, so it is fanned out as it
+// comes (at most once, in the publishing node's order) under this node's
+// own offsets, which only number what this node's subscribers got.
+func (h *Hub) handleFleeting(channel string, pub protocol.Publication) {
+	c := h.lookChannel(channel)
+	if c == nil {
+		return
+	}
+	defer c.mu.Unlock()
+	if c.ns.HistorySize > 0 {
+		return // a per-node history (no log configured): the bus does not share it
+	}
+	c.offset++
+	pub.Offset = c.offset
+	h.fanOut(c, &pub)
 }
 
 // defaultRepairAfter is how long a hole in a durable channel's offsets may
@@ -32,13 +51,18 @@ const repairTimeout = 10 * time.Second
 // blocks on I/O, so the bus may call it from its delivery goroutine.
 func (h *Hub) HandlePublication(channel, epoch string, pub protocol.Publication) {
 	if h.backend(protocol.Namespace(channel)) == nil {
-		return // in-memory channels are per node
+		h.handleFleeting(channel, pub)
+		return
 	}
 	c := h.lookChannel(channel)
 	if c == nil {
 		return
 	}
 	defer c.mu.Unlock()
+	if c.known && c.epoch == "" && c.offset == 0 {
+		// Subscribed while the log was empty: this is its first epoch.
+		c.epoch = epoch
+	}
 	if !c.known || epoch != c.epoch {
 		return
 	}

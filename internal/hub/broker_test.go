@@ -129,3 +129,30 @@ func TestBrokerConcurrentPublishersLossyBus(t *testing.T) {
 		t.Fatalf("B delivered %d offsets, not 1..201 in order", len(got))
 	}
 }
+
+// A channel without history has no log: another node's publications are
+// fanned out as they come, numbered by the receiving node.
+func TestBrokerFansOutChannelsWithoutHistory(t *testing.T) {
+	link := &linkBroker{}
+	a := newHub(t, Config{Namespaces: []Namespace{{Name: ""}}, Broker: link})
+	b := newHub(t, Config{Namespaces: []Namespace{{Name: ""}}, Broker: &linkBroker{}})
+	link.mu.Lock()
+	link.to = b
+	link.mu.Unlock()
+	r := newRecorder("u", "c1")
+	if err := b.Subscribe(context.Background(), "x", r, SubscribeOptions{}, func(protocol.SubscribeResult) {}); err != nil {
+		t.Fatal(err)
+	}
+	b.HandlePublication("nobody-here", "", protocol.Publication{Data: []byte(`1`)}) // creates nothing
+	if b.lookChannel("nobody-here") != nil {
+		t.Fatal("a bus message created a channel")
+	}
+	for i := range 5 {
+		if _, err := a.Publish(context.Background(), "x", []byte(fmt.Sprint(i)), "u"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := waitOffsets(t, r, 5); !slices.Equal(got, seq(5)) {
+		t.Fatalf("B delivered %v", got)
+	}
+}

@@ -352,6 +352,10 @@ func (h *Hub) PublishAs(ctx context.Context, channel string, data []byte, user, 
 	}
 	c.lastUsed = now
 	h.fanOut(c, &pub)
+	if h.broker != nil && c.ns.HistorySize == 0 {
+		// No log to share: the other nodes just fan it out (handleFleeting).
+		_ = h.broker.Publish(channel, "", pub)
+	}
 	return Position{Epoch: c.epoch, Offset: pub.Offset}, nil
 }
 

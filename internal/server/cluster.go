@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/cluster"
@@ -66,6 +67,7 @@ type busLink struct {
 	nats   *cluster.NATS
 	nodeID string
 	hub    atomic.Pointer[hub.Hub]
+	log    atomic.Pointer[cluster.JSLog] // history of the in-memory namespaces; nil when none keeps history
 }
 
 // connectBus connects to NATS when cfg.NATS is set and returns the hub's
@@ -82,6 +84,9 @@ func (s *Server) connectBus() (hub.Broker, error) {
 	}
 	link := &busLink{nodeID: id}
 	n, err := cluster.Connect(s.cfg.NATS, id, func(channel, epoch string, pub protocol.Publication) {
+		if l := link.log.Load(); l != nil {
+			l.Observe(channel, epoch, pub.Offset)
+		}
 		if h := link.hub.Load(); h != nil {
 			h.HandlePublication(channel, epoch, pub)
 		}
@@ -96,11 +101,36 @@ func (s *Server) connectBus() (hub.Broker, error) {
 	return n, nil
 }
 
-// attachBus starts delivering the bus's publications to the hub.
-func (s *Server) attachBus() {
-	if s.bus != nil {
-		s.bus.hub.Store(s.hub)
+// attachBus moves the history of the namespaces that keep it in memory on
+// a single node into JetStream (chat's is the chat store's), then starts
+// delivering the bus's publications to the hub.
+func (s *Server) attachBus(namespaces []hub.Namespace) error {
+	if s.bus == nil {
+		return nil
 	}
+	if namespaces == nil {
+		namespaces = hub.DefaultNamespaces()
+	}
+	var streams []cluster.Stream
+	for _, ns := range namespaces {
+		if ns.HistorySize > 0 && ns.Name != chat.Namespace {
+			streams = append(streams, cluster.Stream{Namespace: ns.Name, Size: ns.HistorySize, TTL: ns.HistoryTTL})
+		}
+	}
+	if len(streams) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		l, err := cluster.OpenJSLog(ctx, s.bus.nats.Conn(), s.bus.nodeID, s.bus.nats.Replicas(), streams)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		for _, st := range streams {
+			s.hub.SetBackend(st.Namespace, l)
+		}
+		s.bus.log.Store(l)
+	}
+	s.bus.hub.Store(s.hub)
+	return nil
 }
 
 // closeBus closes the bus after a failed New.

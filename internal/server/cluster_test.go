@@ -127,7 +127,8 @@ func startNATS(t *testing.T) string {
 // startNATSOn runs an embedded NATS server on port (-1 = random).
 func startNATSOn(t *testing.T, port int) *natsserver.Server {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: storeDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +139,25 @@ func startNATSOn(t *testing.T, port int) *natsserver.Server {
 	t.Cleanup(ns.Shutdown)
 	return ns
 }
+
+// storeDir is the JetStream store of the test's NATS server: one per test,
+// so that a restarted server finds its streams again.
+func storeDir(t *testing.T) string {
+	t.Helper()
+	storeDirs.Lock()
+	defer storeDirs.Unlock()
+	if d, ok := storeDirs.m[t.Name()]; ok {
+		return d
+	}
+	d := t.TempDir()
+	storeDirs.m[t.Name()] = d
+	return d
+}
+
+var storeDirs = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
 
 // A node cut off from NATS says so on /readyz, and is ready again once the
 // NATS server is back.

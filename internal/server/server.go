@@ -97,7 +97,11 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		s.closeBus()
 		return nil, err
 	}
-	s.attachBus()
+	if err := s.attachBus(namespaces); err != nil {
+		s.hub.Close()
+		s.closeBus()
+		return nil, err
+	}
 	s.node = session.NewNode(session.Config{
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
