@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -22,10 +25,21 @@ const Subject = "sori.pub"
 // NATS is the Bus over NATS core. It is safe for concurrent use; the
 // handler runs on the subscription's single delivery goroutine.
 type NATS struct {
-	nc     *nats.Conn
-	sub    *nats.Subscription
-	nodeID string
-	log    *slog.Logger
+	nc      *nats.Conn
+	subs    []*nats.Subscription
+	nodeID  string
+	log     *slog.Logger
+	inbox   chan *nats.Msg
+	stop    chan struct{}
+	stopped chan struct{}
+	closing sync.Once
+
+	ctl atomic.Pointer[ControlHandler] // see OnControl
+
+	mu      sync.Mutex
+	peers   map[string]*peer           // by node id: the nodes heard from (heartbeats.go)
+	waiters map[string]*presenceWaiter // by request id (control.go)
+	reqs    uint64
 }
 
 var _ Bus = (*NATS)(nil)
@@ -57,17 +71,20 @@ func Connect(urls []string, nodeID string, h Handler, log *slog.Logger) (*NATS, 
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
 	n.nc = nc
-	n.sub, err = nc.Subscribe(Subject, func(m *nats.Msg) {
-		var msg message
-		if err := json.Unmarshal(m.Data, &msg); err != nil || msg.Channel == "" {
-			log.Warn("cluster: dropped a malformed bus message", "err", err)
-			return
+	// One channel for the publications, the cluster-wide control messages
+	// and the answers addressed to this node, drained by one goroutine: a
+	// node's messages are then handled in the order it sent them, whatever
+	// their subject (a presence answer before that node's later leave).
+	n.inbox = make(chan *nats.Msg, inboxSize)
+	n.stop, n.stopped = make(chan struct{}), make(chan struct{})
+	n.peers = map[string]*peer{}
+	for _, subj := range []string{Subject, ControlSubject, ToSubject(nodeID)} {
+		var sub *nats.Subscription
+		if sub, err = nc.ChanSubscribe(subj, n.inbox); err != nil {
+			break
 		}
-		if msg.Origin == nodeID {
-			return // another connection with our id: never deliver twice
-		}
-		h(msg.Channel, msg.Epoch, msg.Pub)
-	})
+		n.subs = append(n.subs, sub)
+	}
 	if err == nil {
 		// The local NATS server has the interest once Flush returns.
 		err = nc.Flush()
@@ -76,6 +93,7 @@ func Connect(urls []string, nodeID string, h Handler, log *slog.Logger) (*NATS, 
 		nc.Close()
 		return nil, fmt.Errorf("cluster: subscribe to %s: %w", Subject, err)
 	}
+	go n.dispatch(h)
 	return n, nil
 }
 
@@ -103,9 +121,17 @@ func (n *NATS) Replicas() int { return min(3, max(1, len(n.nc.Servers()))) }
 // Connected reports whether the NATS connection is up (for readiness).
 func (n *NATS) Connected() bool { return n.nc.IsConnected() }
 
-// Close implements Bus: it drains nothing (publications not yet sent are
-// repaired by the receivers) and closes the connection.
+// Close implements Bus: it tells the other nodes that this node leaves (so
+// they drop its clients' presence at once instead of after the heartbeat
+// timeout), drains nothing else (publications not yet sent are repaired by
+// the receivers) and closes the connection.
 func (n *NATS) Close() error {
-	n.nc.Close()
+	n.closing.Do(func() {
+		n.send(ControlSubject, Control{Kind: KindBye})
+		_ = n.nc.FlushTimeout(time.Second)
+		close(n.stop)
+		n.nc.Close()
+		<-n.stopped
+	})
 	return nil
 }

@@ -131,7 +131,8 @@ type channel struct {
 	mu       sync.Mutex
 	subs     []subscription
 	index    map[Subscriber]int
-	presence map[string]protocol.ClientInfo // by client id
+	presence map[string]protocol.ClientInfo // by client id: this node's subscribers
+	remote   map[string]remoteMember        // by client id: other nodes' (cluster mode, presence.go)
 	history  *ring                          // nil until the first publication of a namespace that keeps history in memory
 	owner    string                         // who created the channel, charged for it until it is removed
 	epoch    string
@@ -281,6 +282,12 @@ func (h *Hub) lockChannel(name, owner string) (*channel, error) {
 				c = &channel{name: name, ns: ns, owner: owner, epoch: newEpoch(), lastUsed: h.now()}
 				s.channels[name] = c
 				h.metrics.ChannelsChanged(1)
+				if pb := h.presenceBroker(); pb != nil && ns.Presence {
+					// The other nodes' subscribers, for their leaves when
+					// a node dies; joins and leaves from now on come as
+					// events (presence.go).
+					pb.RequestPresence(name)
+				}
 			}
 			s.mu.Unlock()
 		}
@@ -494,6 +501,9 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, s Subscriber, opts 
 			c.presence = map[string]protocol.ClientInfo{}
 		}
 		c.presence[info.Client] = info
+		if pb := h.presenceBroker(); pb != nil {
+			pb.PublishPresence(channel, true, info)
+		}
 		if c.ns.JoinLeave {
 			frame := protocol.EncodeJoinLeave(protocol.PushJoin, channel, info)
 			for _, o := range c.subs {
@@ -584,6 +594,9 @@ func (h *Hub) Unsubscribe(channel string, s Subscriber) bool {
 	if c.ns.Presence {
 		info := s.Info()
 		delete(c.presence, info.Client)
+		if pb := h.presenceBroker(); pb != nil {
+			pb.PublishPresence(channel, false, info)
+		}
 		if c.ns.JoinLeave && len(c.subs) > 0 {
 			frame := protocol.EncodeJoinLeave(protocol.PushLeave, channel, info)
 			for _, o := range c.subs {
@@ -663,7 +676,28 @@ func (h *Hub) History(ctx context.Context, channel string, limit int, since *Pos
 
 // Presence returns who is subscribed to channel. It returns an empty list for
 // channels whose namespace does not track presence; callers check the option.
+// In cluster mode it asks every live node (PresenceBroker.GatherPresence),
+// so it waits for the slowest of them.
 func (h *Hub) Presence(channel string) []protocol.ClientInfo {
+	pb := h.presenceBroker()
+	if pb == nil {
+		return h.localPresence(channel)
+	}
+	out := h.LocalPresence(channel)
+	seen := make(map[string]bool, len(out))
+	for _, info := range out {
+		seen[info.Client] = true
+	}
+	for _, info := range pb.GatherPresence(channel) {
+		if !seen[info.Client] {
+			seen[info.Client] = true
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+func (h *Hub) localPresence(channel string) []protocol.ClientInfo {
 	sh := h.shardOf(channel)
 	sh.mu.RLock()
 	c := sh.channels[channel]

@@ -47,7 +47,7 @@ func (s *Server) mountChat() error {
 	s.verifier.SetCheck(acc.CheckToken)
 	stopPoll := revoked.poll(st, credentialPollInterval)
 	svc, err := chat.New(chat.Config{
-		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node},
+		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node, remoteControl{s.bus}},
 		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg),
 		UploadQuota: int64(s.cfg.UploadQuota), DiskReserve: int64(s.cfg.DiskReserve), Blobs: blobsOf(st),
 	})
@@ -146,11 +146,17 @@ func (c credentialRevocations) poll(st store.Store, interval time.Duration) (sto
 }
 
 // nodeUnsubscriber ends a user's subscriptions on every connection of this
-// node (the chat service calls it when a member is removed).
-type nodeUnsubscriber struct{ n *session.Node }
+// node, and in cluster mode asks the other nodes to do the same (the chat
+// service calls it when a member is removed).
+type nodeUnsubscriber struct {
+	n      *session.Node
+	remote remoteControl
+}
 
 func (u nodeUnsubscriber) UnsubscribeUser(user, channel string) {
+	const code, reason = 2000, "removed from the room"
+	u.remote.UnsubscribeUser(user, channel, code, reason)
 	for _, sess := range u.n.UserSessions(user) {
-		sess.Unsubscribe(channel, 2000, "removed from the room")
+		sess.Unsubscribe(channel, code, reason)
 	}
 }

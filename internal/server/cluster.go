@@ -130,7 +130,62 @@ func (s *Server) attachBus(namespaces []hub.Namespace) error {
 		s.bus.log.Store(l)
 	}
 	s.bus.hub.Store(s.hub)
+	s.bus.nats.OnControl(cluster.ControlHandler{
+		Control:  s.applyControl,
+		Gone:     s.hub.HandleNodeGone,
+		Back:     func(string) { s.hub.HandleNodeBack() },
+		Snapshot: s.hub.HandlePresenceSnapshot,
+		Presence: s.hub.LocalPresence,
+	})
+	go s.bus.nats.Heartbeats(heartbeatEvery, heartbeatTimeout)
 	return nil
+}
+
+// A node beats every heartbeatEvery; one silent for heartbeatTimeout is
+// declared gone and its clients leave every channel's presence on the
+// others (docs/architecture.md: within heartbeatTimeout + heartbeatEvery).
+const (
+	heartbeatEvery   = time.Second
+	heartbeatTimeout = 3 * time.Second
+)
+
+// applyControl does on this node what another node asked of every node.
+func (s *Server) applyControl(c cluster.Control) {
+	switch c.Kind {
+	case cluster.KindJoin, cluster.KindLeave:
+		if len(c.Clients) == 1 {
+			s.hub.HandlePresence(c.Channel, c.Origin, c.Kind == cluster.KindJoin, c.Clients[0])
+		}
+	case cluster.KindDisconnect:
+		if n := s.node.DisconnectUser(c.User, protocol.Disconnect{Code: c.Code, Reason: c.Reason, Reconnect: c.Reconnect}); n > 0 {
+			s.log.Info("connections closed for another node", "user", c.User, "by", c.Origin, "closed", n)
+		}
+	case cluster.KindUnsubscribe:
+		for _, sess := range s.node.UserSessions(c.User) {
+			sess.Unsubscribe(c.Channel, c.Code, c.Reason)
+		}
+	}
+}
+
+// remoteControl sends an action on a user's connections to the other
+// nodes (nil-safe: nothing on a single node).
+type remoteControl struct{ bus *busLink }
+
+// DisconnectUser asks every other node to close user's connections with d
+// and returns once each live node has.
+func (r remoteControl) DisconnectUser(user string, d protocol.Disconnect) {
+	if r.bus != nil {
+		r.bus.nats.BroadcastWait(cluster.Control{Kind: cluster.KindDisconnect, User: user, Code: d.Code, Reason: d.Reason, Reconnect: d.Reconnect})
+	}
+}
+
+// UnsubscribeUser asks every other node to end user's subscriptions to
+// channel with an unsub push of code and reason, and returns once each live
+// node has: after a kick returned, no node delivers the room to the user.
+func (r remoteControl) UnsubscribeUser(user, channel string, code int, reason string) {
+	if r.bus != nil {
+		r.bus.nats.BroadcastWait(cluster.Control{Kind: cluster.KindUnsubscribe, User: user, Channel: channel, Code: code, Reason: reason})
+	}
 }
 
 // closeBus closes the bus after a failed New.

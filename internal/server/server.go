@@ -97,11 +97,6 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		s.closeBus()
 		return nil, err
 	}
-	if err := s.attachBus(namespaces); err != nil {
-		s.hub.Close()
-		s.closeBus()
-		return nil, err
-	}
 	s.node = session.NewNode(session.Config{
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
@@ -116,6 +111,11 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		Version:             Version,
 		Clock:               o.clock,
 	}, s.hub, s.verifier, s.metrics, log)
+	if err := s.attachBus(namespaces); err != nil {
+		s.hub.Close()
+		s.closeBus()
+		return nil, err
+	}
 	s.routes()
 	if err := s.mountChat(); err != nil {
 		s.abort()
@@ -166,7 +166,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
 	serverapi.New(serverapi.Config{
 		Hub: s.hub, Node: s.node, Verifier: s.verifier, APIKeys: s.apiKeys,
-		MaxMessageSize: s.cfg.MaxMessageSize, Log: s.log,
+		MaxMessageSize: s.cfg.MaxMessageSize, Log: s.log, Remote: remoteControl{s.bus},
 	}).Register(s.mux)
 	s.mountWeb()
 	s.mountFallback()

@@ -37,6 +37,13 @@ type Config struct {
 	// max_message_size of their own.
 	MaxMessageSize int
 	Log            *slog.Logger
+	// Remote, when set (cluster mode), carries /api/disconnect and
+	// /api/unsubscribe to the other nodes, which act on their own
+	// connections of the user.
+	Remote interface {
+		DisconnectUser(user string, d protocol.Disconnect)
+		UnsubscribeUser(user, channel string, code int, reason string)
+	}
 }
 
 // API is the server API. Its handlers hold no state of their own: they are
@@ -280,6 +287,9 @@ func (a *API) apiDisconnect(r *http.Request, body []byte) (any, error) {
 	if req.Reconnect {
 		d = protocol.DisconnectForceReconnect
 	}
+	if a.cfg.Remote != nil {
+		a.cfg.Remote.DisconnectUser(req.User, d)
+	}
 	return map[string]int{"disconnected": a.cfg.Node.DisconnectUser(req.User, d)}, nil
 }
 
@@ -297,9 +307,13 @@ func (a *API) apiUnsubscribe(r *http.Request, body []byte) (any, error) {
 	if err := protocol.ValidateChannel(req.Channel); err != nil {
 		return nil, err
 	}
+	const code, reason = 2000, "unsubscribed by server"
+	if a.cfg.Remote != nil {
+		a.cfg.Remote.UnsubscribeUser(req.User, req.Channel, code, reason)
+	}
 	n := 0
 	for _, sess := range a.cfg.Node.UserSessions(req.User) {
-		if sess.Unsubscribe(req.Channel, 2000, "unsubscribed by server") {
+		if sess.Unsubscribe(req.Channel, code, reason) {
 			n++
 		}
 	}
