@@ -109,7 +109,8 @@ func startNodes(t testing.TB, n int, plain, pg bool, extra ...string) *cluster {
 	if pg {
 		dsn = pgtest.Schema(t)
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()}) // JetStream: the history of app:/feed:/user: channels
 	if err != nil {
 		t.Fatal(err)
 	}
