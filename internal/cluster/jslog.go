@@ -377,8 +377,22 @@ func (l *JSLog) Since(ctx context.Context, channel, epoch string, offset uint64,
 	return out, top, true, nil
 }
 
-// Last implements hub.Backend.
+// Last implements hub.Backend. Last(0), the position a first subscriber
+// starts from, reads only the subject's newest message.
 func (l *JSLog) Last(ctx context.Context, channel string, limit int) ([]protocol.Publication, hub.Position, error) {
+	if limit <= 0 {
+		if _, err := l.stream(channel); err != nil {
+			return nil, hub.Position{}, err
+		}
+		var t tip
+		if err := l.reload(ctx, subject(channel), &t); err != nil {
+			return nil, hub.Position{}, err
+		}
+		if t.seq != 0 {
+			return nil, hub.Position{Epoch: t.epoch, Offset: t.offset}, nil
+		}
+		return nil, l.top(channel, nil), nil
+	}
 	recs, err := l.read(ctx, channel)
 	if err != nil {
 		return nil, hub.Position{}, err

@@ -1,0 +1,59 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sori-dev/sori/internal/protocol"
+)
+
+// Two nodes on one NATS server: a presence question gets the other node's
+// answer, an action broadcast with BroadcastWait has been applied by the
+// other node when it returns, and a node that closes is gone at once.
+func TestControlAcrossNodes(t *testing.T) {
+	url := startNATS(t)
+	join := func(id string) *NATS {
+		n, err := Connect([]string{url}, id, func(string, string, protocol.Publication) {}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a, b := join("a"), join("b")
+	applied := make(chan Control, 10)
+	gone := make(chan string, 10)
+	a.OnControl(ControlHandler{Gone: func(n string) { gone <- n }})
+	b.OnControl(ControlHandler{
+		Control:  func(c Control) { applied <- c },
+		Presence: func(ch string) []protocol.ClientInfo { return []protocol.ClientInfo{{User: "bob", Client: "c1"}} },
+	})
+	go a.Heartbeats(time.Hour, time.Hour) // one beat now: b learns of a, and answers with its own
+	for len(a.Peers()) == 0 {
+		time.Sleep(time.Millisecond) // the first beat's round trip: no event to wait on
+	}
+	if got := a.GatherPresence("app:x"); len(got) != 1 || got[0].User != "bob" {
+		t.Fatalf("gathered %v, want b's bob", got)
+	}
+	a.BroadcastWait(Control{Kind: KindUnsubscribe, User: "bob", Channel: "app:x"})
+	select {
+	case c := <-applied:
+		if c.Kind != KindUnsubscribe || c.User != "bob" || c.Origin != "a" {
+			t.Fatalf("b applied %+v", c)
+		}
+	default:
+		t.Fatal("BroadcastWait returned before b applied the action")
+	}
+	b.Close()
+	select {
+	case n := <-gone:
+		if n != "b" {
+			t.Fatalf("gone %q", n)
+		}
+	case <-time.After(20 * time.Second): // only ends a broken test
+		t.Fatal("a closed node was not declared gone")
+	}
+	if p := a.Peers(); len(p) != 0 {
+		t.Fatalf("peers after b left: %v", p)
+	}
+}
