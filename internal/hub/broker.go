@@ -18,6 +18,14 @@ type Broker interface {
 	Publish(channel, epoch string, pub protocol.Publication) error
 }
 
+// Relayer is implemented by a Backend whose channels may have no shared
+// log in cluster mode (chat's "#live" signals): Relay gives another node's
+// publication to channel this node's next offset, and ok is false for the
+// channels whose offsets come from the shared log.
+type Relayer interface {
+	Relay(channel string) (pos Position, ok bool)
+}
+
 // handleFleeting delivers another node's publication to a channel without
 // history: there is no log to order or repair by, so it is fanned out as it
 // comes (at most once, in the publishing node's order) under this node's
@@ -59,6 +67,19 @@ func (h *Hub) HandlePublication(channel, epoch string, pub protocol.Publication)
 		return
 	}
 	defer c.mu.Unlock()
+	if r, ok := h.backend(protocol.Namespace(channel)).(Relayer); ok && c.known {
+		if pos, ok := r.Relay(channel); ok {
+			// A channel the backend numbers per node (no shared log):
+			// this node's next offset, in its own epoch.
+			if pos.Epoch != c.epoch {
+				return // the counters restarted: the subscribers reload
+			}
+			pub.Offset = pos.Offset
+			c.lastUsed = h.now()
+			h.deliverInOrder(c, pub)
+			return
+		}
+	}
 	if c.known && c.epoch == "" && c.offset == 0 {
 		// Subscribed while the log was empty: this is its first epoch.
 		c.epoch = epoch

@@ -161,8 +161,8 @@ func TestPresenceAndControlCrossNodes(t *testing.T) {
 	}
 }
 
-// A member kicked on A: her live subscription on B ends before the kick
-// returns (nothing of the room reaches her after it), and her posts are
+// Live signals cross nodes. A member kicked on A: her live subscription on
+// B ends before the kick returns (nothing of the room reaches her after it), and her posts are
 // refused on every node, over REST and over the real-time connection.
 func TestKickActsOnEveryNode(t *testing.T) {
 	nodes := startCluster(t, 3, nil)
@@ -175,6 +175,25 @@ func TestKickActsOnEveryNode(t *testing.T) {
 	onB, onC := connectChat(t, b, bob), connectChat(t, c, bob)
 	onB.call(map[string]any{"op": "subscribe", "channel": ch})
 	onC.call(map[string]any{"op": "subscribe", "channel": ch})
+
+	// Live signals (typing) made on A reach bob on B and C, in order,
+	// numbered by each node after what it already delivered.
+	live := ch + "#live"
+	onB.call(map[string]any{"op": "subscribe", "channel": live})
+	onC.call(map[string]any{"op": "subscribe", "channel": live})
+	for range 3 {
+		alice.call(t, a, "POST", fmt.Sprintf("/api/v1/rooms/%d/typing", id), nil, http.StatusOK)
+	}
+	for _, cl := range []*client{onB, onC} {
+		var prev uint64
+		for range 3 {
+			p := cl.nextPub(live)
+			if d := p["data"].(map[string]any); d["type"] != "typing" || d["user"] != "alice" || num(p["offset"]) <= prev {
+				t.Fatalf("bob got %v on %s after offset %d", p, live, prev)
+			}
+			prev = num(p["offset"])
+		}
+	}
 
 	alice.call(t, a, "DELETE", members+"/bob", nil, http.StatusOK)
 	// The kick returned: B and C hold no subscription of bob's any more.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ type storeProbe struct {
 	down atomic.Bool
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once // Shutdown may run twice
 }
 
 func newStoreProbe(dsn string, log *slog.Logger) (*storeProbe, error) {
@@ -86,9 +88,11 @@ func (p *storeProbe) run() {
 }
 
 func (p *storeProbe) close(context.Context) error {
-	close(p.stop)
-	<-p.done
-	p.pool.Close()
+	p.once.Do(func() {
+		close(p.stop)
+		<-p.done
+		p.pool.Close()
+	})
 	return nil
 }
 
