@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/sori-dev/sori/internal/hub"
@@ -18,12 +19,19 @@ import (
 // the room's log. Clients publish the same shape (without user), and the
 // server fills in user.
 type EventData struct {
-	Type    string `json:"type"`               // message, edit, delete, reaction_add, reaction_remove
+	Type    string `json:"type"`               // message, edit, delete, reaction_add, reaction_remove, pin, unpin
 	User    string `json:"user,omitempty"`     // author or actor; set by the server
 	Text    string `json:"text,omitempty"`     // message, edit
 	ReplyTo uint64 `json:"reply_to,omitempty"` // message
-	Target  uint64 `json:"target,omitempty"`   // edit, delete, reaction_*: seq of the message
+	Target  uint64 `json:"target,omitempty"`   // edit, delete, reaction_*, pin, unpin: seq of the message
 	Emoji   string `json:"emoji,omitempty"`    // reaction_*
+	// Message only. ClientID is the author's idempotency key (see
+	// docs/protocol.md, "Idempotent publish"); Thread the root seq of the
+	// thread replied in. Mentions and MentionRoom are set by the server.
+	ClientID    string   `json:"client_id,omitempty"`
+	Thread      uint64   `json:"thread,omitempty"`
+	Mentions    []string `json:"mentions,omitempty"`
+	MentionRoom bool     `json:"mention_room,omitempty"`
 }
 
 func jsonMarshal(v any) ([]byte, error) {
@@ -119,7 +127,7 @@ func (b *Backend) Append(ctx context.Context, channel string, pub protocol.Publi
 	if err := json.Unmarshal(pub.Data, &in); err != nil {
 		return pub, "", protocol.ErrBadData.WithMessage(`chat data must be an object such as {"type":"message","text":"hi"}`)
 	}
-	ev, err := b.s.checkEvent(ctx, actor, roomID, in)
+	ev, mentions, err := b.s.checkEvent(ctx, actor, roomID, in)
 	if err != nil {
 		return pub, "", err
 	}
@@ -132,9 +140,18 @@ func (b *Backend) Append(ctx context.Context, channel string, pub protocol.Publi
 	// a message that is already in the room.
 	stored, err := b.s.st.AppendEvent(ctx, roomID, ev)
 	if err != nil {
-		return pub, "", storeErr(err, errNoMessage, "the message was deleted, or the reaction is already there")
+		return pub, "", storeErr(err, errNoMessage, "the message was deleted, the reaction or pin is already there")
 	}
-	return render(stored, actor.Username), epoch, nil
+	if stored.Duplicate {
+		// A retry of a message already in the room: answer with it and
+		// publish nothing. Its mentions are those it was stored with.
+		if mentions, err = b.s.userNames(ctx, stored.Mentions); err != nil {
+			return pub, "", err
+		}
+		return render(stored, actor.Username, mentions), epoch, hub.ErrDuplicate
+	}
+	b.s.afterMessage(ctx, stored, actor.Username)
+	return render(stored, actor.Username, mentions), epoch, nil
 }
 
 // Since implements hub.Backend.
@@ -224,70 +241,104 @@ func (s *Service) publication(ctx context.Context, ev store.Event) (protocol.Pub
 	if err != nil {
 		return protocol.Publication{}, err
 	}
-	return render(ev, name), nil
+	mentions, err := s.userNames(ctx, ev.Mentions)
+	if err != nil {
+		return protocol.Publication{}, err
+	}
+	return render(ev, name, mentions), nil
 }
 
-// render is the publication of ev by the user named name. It cannot fail:
-// EventData holds only strings and numbers, which always encode.
-func render(ev store.Event, name string) protocol.Publication {
-	data, _ := jsonMarshal(EventData{Type: string(ev.Kind), User: name, Text: ev.Body, ReplyTo: ev.ReplyTo, Target: ev.Target, Emoji: ev.Emoji})
+// render is the publication of ev by the user named name, which mentions
+// the users named mentions. It cannot fail: EventData holds only strings,
+// numbers and booleans, which always encode.
+func render(ev store.Event, name string, mentions []string) protocol.Publication {
+	data, _ := jsonMarshal(EventData{Type: string(ev.Kind), User: name, Text: ev.Body, ReplyTo: ev.ReplyTo, Target: ev.Target, Emoji: ev.Emoji,
+		ClientID: ev.ClientID, Thread: ev.Thread, Mentions: mentions, MentionRoom: ev.MentionRoom})
 	return protocol.Publication{Offset: ev.Seq, Data: data, User: name, Time: ev.CreatedAt.UnixMilli()}
 }
 
 // checkEvent validates an event a user wants to append and checks that the
-// user may: members post and react; authors edit; authors and room admins
-// delete.
-func (s *Service) checkEvent(ctx context.Context, actor store.User, roomID int64, in EventData) (store.Event, error) {
+// user may: members post, react and pin; authors edit; authors and room
+// admins delete. For a message it also finds the members the text mentions,
+// and returns their names.
+func (s *Service) checkEvent(ctx context.Context, actor store.User, roomID int64, in EventData) (store.Event, []string, error) {
 	ev := store.Event{Kind: store.EventKind(in.Type), UserID: actor.ID}
 	switch ev.Kind {
 	case store.EventMessage:
 		if perr := ValidateMessageText(in.Text); perr != nil {
-			return ev, perr
+			return ev, nil, perr
 		}
-		ev.Body, ev.ReplyTo = in.Text, in.ReplyTo
+		if perr := ValidateClientID(in.ClientID); perr != nil {
+			return ev, nil, perr
+		}
+		ev.Body, ev.ReplyTo, ev.ClientID, ev.Thread = in.Text, in.ReplyTo, in.ClientID, in.Thread
 	case store.EventEdit:
 		if perr := ValidateMessageText(in.Text); perr != nil {
-			return ev, perr
+			return ev, nil, perr
 		}
 		ev.Body, ev.Target = in.Text, in.Target
-	case store.EventDelete:
+	case store.EventDelete, store.EventPin, store.EventUnpin:
 		ev.Target = in.Target
 	case store.EventReactionAdd, store.EventReactionRemove:
 		if perr := ValidateEmoji(in.Emoji); perr != nil {
-			return ev, perr
+			return ev, nil, perr
 		}
 		ev.Target, ev.Emoji = in.Target, in.Emoji
 	default:
-		return ev, protocol.ErrBadData.WithMessage(`type must be "message", "edit", "delete", "reaction_add" or "reaction_remove"`)
+		return ev, nil, protocol.ErrBadData.WithMessage(`type must be "message", "edit", "delete", "reaction_add", "reaction_remove", "pin" or "unpin"`)
 	}
 	if ev.Kind != store.EventMessage && ev.Target == 0 {
-		return ev, badRequest("target (the seq of a message) is required")
+		return ev, nil, badRequest("target (the seq of a message) is required")
 	}
 	role, err := s.memberRole(ctx, actor, roomID)
 	if err != nil {
-		return ev, err
+		return ev, nil, err
 	}
+	var mentions []string
 	switch ev.Kind {
 	case store.EventMessage:
 		if ev.ReplyTo != 0 {
 			if _, err := s.st.GetMessage(ctx, roomID, ev.ReplyTo); err != nil {
-				return ev, storeErr(err, protocol.ErrNotFound.WithMessage("reply_to names no message of this room"), "")
+				return ev, nil, storeErr(err, protocol.ErrNotFound.WithMessage("reply_to names no message of this room"), "")
 			}
+		}
+		if ev.Thread != 0 {
+			root, err := s.st.GetMessage(ctx, roomID, ev.Thread)
+			if err != nil {
+				return ev, nil, storeErr(err, protocol.ErrNotFound.WithMessage("thread names no message of this room"), "")
+			}
+			if root.Thread != 0 {
+				return ev, nil, badRequest("thread must be the seq of a root message, not of a reply")
+			}
+			if root.Deleted {
+				return ev, nil, protocol.ErrConflict.WithMessage("the thread's root message was deleted")
+			}
+		}
+		if ev.Mentions, mentions, ev.MentionRoom, err = s.mentionsOf(ctx, roomID, role, ev.Body); err != nil {
+			return ev, nil, err
 		}
 	case store.EventEdit, store.EventDelete:
 		msg, err := s.st.GetMessage(ctx, roomID, ev.Target)
 		if err != nil {
-			return ev, storeErr(err, errNoMessage, "")
+			return ev, nil, storeErr(err, errNoMessage, "")
 		}
 		if msg.Deleted {
-			return ev, protocol.ErrConflict.WithMessage("the message was deleted")
+			return ev, nil, protocol.ErrConflict.WithMessage("the message was deleted")
 		}
 		mayModerate := ev.Kind == store.EventDelete && rank(role) >= rank(store.RoleAdmin)
 		if msg.AuthorID != actor.ID && !mayModerate {
-			return ev, protocol.ErrPermissionDenied.WithMessage("only the author may change this message")
+			return ev, nil, protocol.ErrPermissionDenied.WithMessage("only the author may change this message")
+		}
+	case store.EventPin:
+		pins, err := s.st.ListPins(ctx, roomID)
+		if err != nil {
+			return ev, nil, storeErr(err, errNoRoom, "")
+		}
+		if len(pins) >= MaxPins {
+			return ev, nil, protocol.ErrConflict.WithMessage("a room holds at most " + strconv.Itoa(MaxPins) + " pins; unpin one first")
 		}
 	}
-	return ev, nil
+	return ev, mentions, nil
 }
 
 // Authorizer decides who may subscribe and publish to chat channels: room

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"unicode/utf8"
@@ -17,6 +18,9 @@ type Appended struct {
 	RoomID int64  `json:"room"`
 	Seq    uint64 `json:"seq"`
 	Epoch  string `json:"epoch"`
+	// Duplicate is set when a message repeated its author's client_id in
+	// the room: Seq is the earlier message's, and nothing was appended.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Append publishes an event into a room: the one write path shared by the
@@ -24,7 +28,7 @@ type Appended struct {
 // authorized by Backend.Append, committed by the store, and only then
 // returned and delivered to subscribers.
 func (s *Service) Append(ctx context.Context, actor store.User, roomID int64, ev EventData) (Appended, error) {
-	ev.User = ""
+	ev.User, ev.Mentions, ev.MentionRoom = "", nil, false
 	// JSON encoding would quietly turn invalid UTF-8 into U+FFFD; refuse it
 	// here, as the real-time path's frame decoder does.
 	if !utf8.ValidString(ev.Text) || !utf8.ValidString(ev.Emoji) {
@@ -35,6 +39,9 @@ func (s *Service) Append(ctx context.Context, actor store.User, roomID int64, ev
 		return Appended{}, err
 	}
 	pos, err := s.hub.Publish(ctx, RoomChannel(roomID), data, actor.Username)
+	if errors.Is(err, hub.ErrDuplicate) {
+		return Appended{RoomID: roomID, Seq: pos.Offset, Epoch: pos.Epoch, Duplicate: true}, nil
+	}
 	if err != nil {
 		return Appended{}, err
 	}
@@ -43,7 +50,21 @@ func (s *Service) Append(ctx context.Context, actor store.User, roomID int64, ev
 
 // Post posts a message, optionally in reply to another one.
 func (s *Service) Post(ctx context.Context, actor store.User, roomID int64, text string, replyTo uint64) (Appended, error) {
-	return s.Append(ctx, actor, roomID, EventData{Type: string(store.EventMessage), Text: text, ReplyTo: replyTo})
+	return s.PostMessage(ctx, actor, roomID, NewMessage{Text: text, ReplyTo: replyTo})
+}
+
+// NewMessage is a message to post.
+type NewMessage struct {
+	Text     string
+	ReplyTo  uint64 // seq of the message quoted; 0 = none
+	Thread   uint64 // seq of the root whose thread this replies in; 0 = main timeline
+	ClientID string // the author's idempotency key; "" = none
+}
+
+// PostMessage posts m. A repeat of the author's ClientID in the room
+// returns the earlier message's position with Duplicate set.
+func (s *Service) PostMessage(ctx context.Context, actor store.User, roomID int64, m NewMessage) (Appended, error) {
+	return s.Append(ctx, actor, roomID, EventData{Type: string(store.EventMessage), Text: m.Text, ReplyTo: m.ReplyTo, Thread: m.Thread, ClientID: m.ClientID})
 }
 
 // Edit replaces the text of actor's message seq.
@@ -73,6 +94,10 @@ type Page struct {
 	After   uint64
 	Forward bool
 	Limit   int
+	// Around, when set, asks for the messages around that seq instead
+	// (itself included, when it is a message): half the limit before it,
+	// the rest from it on.
+	Around uint64
 }
 
 // Messages returns a page of a room's messages in their current state
@@ -81,6 +106,12 @@ func (s *Service) Messages(ctx context.Context, actor store.User, roomID int64, 
 	forward := p.Forward || p.After != 0
 	if p.Before != 0 && forward {
 		return nil, badRequest("give before or after, not both")
+	}
+	if p.Around != 0 {
+		if p.Before != 0 || forward {
+			return nil, badRequest("give around alone, without before or after")
+		}
+		return s.around(ctx, actor, roomID, p.Around, store.ClampLimit(p.Limit))
 	}
 	if _, err := s.member(ctx, actor, roomID); err != nil {
 		return nil, err

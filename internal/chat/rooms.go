@@ -278,3 +278,8 @@ func (s *Service) Members(ctx context.Context, actor store.User, roomID int64) (
 
 // UserName returns the username of a user id (for rendering).
 func (s *Service) UserName(ctx context.Context, id int64) (string, error) { return s.userName(ctx, id) }
+
+// UserNames returns the usernames of ids, in order (nil for none).
+func (s *Service) UserNames(ctx context.Context, ids []int64) ([]string, error) {
+	return s.userNames(ctx, ids)
+}

@@ -77,6 +77,9 @@ type Config struct {
 	// this Service, i.e. one process serves the data dir; turn it off when
 	// another process can change memberships.
 	MemberCacheSize int
+	// Notifier hears of mentions, direct messages and invitations (Web
+	// Push); nil = none.
+	Notifier Notifier
 }
 
 // Cache bounds.
@@ -108,8 +111,9 @@ type Service struct {
 	observers memberObservers // OnMemberRemoved (observe.go)
 
 	mu     sync.RWMutex
-	names  map[int64]string // user id -> username; at most nameCacheSize
-	epochs map[int64]string // room id -> epoch; at most epochCacheSize
+	names  map[int64]string         // user id -> username; at most nameCacheSize
+	epochs map[int64]string         // room id -> epoch; at most epochCacheSize
+	kinds  map[int64]store.RoomKind // room id -> kind (fixed at creation); at most epochCacheSize
 }
 
 // New returns a Service for cfg.
@@ -137,7 +141,7 @@ func New(cfg Config) (*Service, error) {
 		cfg: cfg, st: memberStore{Store: cfg.Store, members: members}, hub: cfg.Hub, log: cfg.Log,
 		members:  members,
 		subjects: &subjectCache{users: map[string]store.User{}, max: subjectCacheSize},
-		names:    map[int64]string{}, epochs: map[int64]string{},
+		names:    map[int64]string{}, epochs: map[int64]string{}, kinds: map[int64]store.RoomKind{},
 	}
 	if s.cfg.Resolve == nil {
 		s.cfg.Resolve = func(ctx context.Context, name string) (store.User, error) { return s.st.GetUserByName(ctx, name) }
@@ -245,7 +249,27 @@ func (s *Service) rememberRoom(r store.Room) {
 		evictOne(s.epochs)
 	}
 	s.epochs[r.ID] = r.Epoch
+	if _, ok := s.kinds[r.ID]; !ok && len(s.kinds) >= epochCacheSize {
+		evictOne(s.kinds)
+	}
+	s.kinds[r.ID] = r.Kind
 	s.mu.Unlock()
+}
+
+// roomKind returns a room's kind, which never changes.
+func (s *Service) roomKind(ctx context.Context, roomID int64) (store.RoomKind, error) {
+	s.mu.RLock()
+	k, ok := s.kinds[roomID]
+	s.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	r, err := s.st.GetRoom(ctx, roomID)
+	if err != nil {
+		return "", storeErr(err, errNoRoom, "")
+	}
+	s.rememberRoom(r)
+	return r.Kind, nil
 }
 
 // member returns actor's membership of a room, or errNotMember. A room that

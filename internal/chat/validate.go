@@ -138,3 +138,21 @@ func ParseID(s string) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil && n > 0
 }
+
+// MaxClientID bounds a message's client_id, in bytes.
+const MaxClientID = 64
+
+// ValidateClientID checks a message's idempotency key: empty (none), or
+// 1–64 ASCII letters, digits, '_' or '-'.
+func ValidateClientID(s string) *protocol.Error {
+	if len(s) > MaxClientID {
+		return badRequest("client_id must be at most 64 characters")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && c != '_' && c != '-' {
+			return badRequest("client_id may hold only letters, digits, '_' and '-'")
+		}
+	}
+	return nil
+}

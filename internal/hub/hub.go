@@ -64,6 +64,13 @@ type Position struct {
 	Offset uint64 `json:"offset"`
 }
 
+// ErrDuplicate is what a Backend's Append returns, together with the
+// publication it already holds (its offset set) and the channel's epoch,
+// when pub repeats that publication (an idempotent retry). The hub then
+// delivers nothing, and Publish returns the earlier publication's position
+// together with an error wrapping ErrDuplicate.
+var ErrDuplicate = errors.New("hub: publication already stored")
+
 // Metrics receives the hub's counts. Implementations must be cheap and safe
 // for concurrent use.
 type Metrics interface {
@@ -374,6 +381,9 @@ func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub
 	// channel's later offsets would wait for it: do not let the caller's
 	// cancellation cut that answer off.
 	stored, epoch, err := b.Append(context.WithoutCancel(ctx), channel, pub)
+	if errors.Is(err, ErrDuplicate) {
+		return Position{Epoch: epoch, Offset: stored.Offset}, fmt.Errorf("hub: append to %s: %w", channel, err)
+	}
 	if err != nil {
 		return Position{}, fmt.Errorf("hub: append to %s: %w", channel, err)
 	}

@@ -60,6 +60,10 @@ type SubscribeResult struct {
 type PublishResult struct {
 	Epoch  string `json:"epoch"`
 	Offset uint64 `json:"offset"`
+	// Duplicate is set when the publication repeated one the channel
+	// already holds (an idempotent retry, see docs/protocol.md): Offset is
+	// the earlier one's, and nothing was published again.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // HistoryResult answers history.

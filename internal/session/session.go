@@ -608,6 +608,10 @@ func (s *Session) publish(ctx context.Context, cmd *Command) (any, error) {
 		return nil, protocol.ErrPermissionDenied.WithMessage("subscribe before publishing")
 	}
 	pos, err := s.node.hub.PublishAs(ctx, cmd.Channel, cmd.Data, user, s.owner())
+	if errors.Is(err, hub.ErrDuplicate) {
+		// An idempotent retry: answer as the first publish was answered.
+		return protocol.PublishResult{Epoch: pos.Epoch, Offset: pos.Offset, Duplicate: true}, nil
+	}
 	if errors.Is(err, hub.ErrOwnerLimit) {
 		return nil, protocol.ErrRateLimited.WithMessage("too much kept in memory for you (channels or history); wait")
 	}

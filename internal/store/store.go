@@ -98,9 +98,14 @@ type Store interface {
 	// returns only once the event is committed; concurrent calls are
 	// committed together (group commit) and get seqs in commit order. If ctx
 	// ends first it returns ctx's error, and the event may or may not have
-	// been committed. Edits, deletes and reactions of a message that does not
-	// exist are ErrNotFound; of a deleted message, ErrConflict; a reaction
-	// given twice is ErrConflict. A rejected event takes no seq.
+	// been committed. Edits, deletes, reactions and pins of a message that
+	// does not exist are ErrNotFound; of a deleted message, ErrConflict; a
+	// reaction given twice or a pin of a pinned message is ErrConflict, an
+	// unpin of a message not pinned ErrNotFound; a thread reply whose root is
+	// missing is ErrNotFound, deleted ErrConflict. A rejected event takes no
+	// seq. A message whose ClientID its author already used in the room is
+	// not appended: the earlier message event is returned with Duplicate set
+	// (also when both arrive at once, on any node).
 	AppendEvent(ctx context.Context, roomID int64, ev Event) (Event, error)
 	// EventsAfter returns up to limit events with seq > after, oldest first:
 	// what a resuming client missed.
@@ -118,9 +123,20 @@ type Store interface {
 	// MessagesAfter returns up to limit messages with seq > after, oldest
 	// first.
 	MessagesAfter(ctx context.Context, roomID int64, after uint64, limit int) ([]Message, error)
+	// ThreadMessages returns up to limit replies in the thread of root with
+	// seq > after, oldest first.
+	ThreadMessages(ctx context.Context, roomID int64, root, after uint64, limit int) ([]Message, error)
+	// ListPins returns a room's pinned messages, most recently pinned
+	// first (at most MaxLimit).
+	ListPins(ctx context.Context, roomID int64) ([]Pin, error)
+	// SetNotify sets a member's notification level; ErrNotFound if userID
+	// is not a member, ErrInvalid for an unknown level.
+	SetNotify(ctx context.Context, roomID, userID int64, level NotifyLevel) error
+
 	// SearchMessages returns up to limit live messages in roomIDs that match
 	// every word of query, newest first. Query is plain user text: it has no
-	// operator syntax, except that a word ending in '*' matches as a prefix.
+	// operator syntax; every word matches as a prefix ("welc" finds
+	// "welcome"), and a trailing '*' is accepted and ignored.
 	SearchMessages(ctx context.Context, roomIDs []int64, query string, limit int) ([]Message, error)
 
 	// CreateFile stores file metadata and returns it with ID (when empty)

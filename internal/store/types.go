@@ -108,7 +108,21 @@ type Member struct {
 	Role        Role
 	JoinedAt    time.Time
 	LastReadSeq uint64 // read receipt: the newest seq the user has seen
+	Notify      NotifyLevel
 }
+
+// NotifyLevel is what a member wants to be notified of in a room.
+type NotifyLevel string
+
+// Notification levels.
+const (
+	NotifyAll      NotifyLevel = "all"      // every message (the default)
+	NotifyMentions NotifyLevel = "mentions" // mentions and, in direct rooms, every message
+	NotifyNone     NotifyLevel = "none"     // nothing: the room is muted
+)
+
+// Valid reports whether l is a known level.
+func (l NotifyLevel) Valid() bool { return l == NotifyAll || l == NotifyMentions || l == NotifyNone }
 
 // RoomSummary is a room as seen by one of its members.
 type RoomSummary struct {
@@ -118,6 +132,10 @@ type RoomSummary struct {
 	// Unread counts the room's live messages after LastReadSeq that were not
 	// written by this member.
 	Unread int64
+	// Mentions counts the unread live messages that mention this member
+	// (by name, or @room); in a direct room every unread message counts.
+	Mentions int64
+	Notify   NotifyLevel
 }
 
 // Position is the head of a room's event log: the channel offset a client
@@ -137,12 +155,14 @@ const (
 	EventDelete         EventKind = "delete"          // tombstones Target
 	EventReactionAdd    EventKind = "reaction_add"    // UserID reacts to Target with Emoji
 	EventReactionRemove EventKind = "reaction_remove" // UserID withdraws Emoji from Target
+	EventPin            EventKind = "pin"             // UserID pins Target to the room
+	EventUnpin          EventKind = "unpin"           // UserID unpins Target
 )
 
 // Valid reports whether k is a known event kind.
 func (k EventKind) Valid() bool {
 	switch k {
-	case EventMessage, EventEdit, EventDelete, EventReactionAdd, EventReactionRemove:
+	case EventMessage, EventEdit, EventDelete, EventReactionAdd, EventReactionRemove, EventPin, EventUnpin:
 		return true
 	}
 	return false
@@ -158,9 +178,23 @@ type Event struct {
 	UserID    int64     // author or actor
 	Body      string    // message, edit
 	ReplyTo   uint64    // message: seq of the message replied to, 0 = none
-	Target    uint64    // edit, delete, reaction_*: seq of the message acted on
+	Target    uint64    // edit, delete, reaction_*, pin, unpin: seq of the message acted on
 	Emoji     string    // reaction_*
 	CreatedAt time.Time // set by the store when zero
+
+	// Message only. ClientID is the author's idempotency key: a message
+	// whose (room, author, ClientID) is already stored is not appended
+	// again; AppendEvent returns the stored message event with Duplicate
+	// set instead. Thread is the seq of the root message whose thread this
+	// message replies in (0 = the main timeline). Mentions are the ids of
+	// the members the text mentions, MentionRoom an @room from a room admin.
+	ClientID    string
+	Thread      uint64
+	Mentions    []int64
+	MentionRoom bool
+	// Duplicate is set by AppendEvent on the earlier event it returns for a
+	// repeated ClientID; nothing was written.
+	Duplicate bool
 }
 
 // Reaction is one emoji on a message and who gave it, in user id order.
@@ -181,7 +215,26 @@ type Message struct {
 	EditedAt  time.Time // zero if never edited
 	Deleted   bool
 	Reactions []Reaction // ordered by emoji; nil when none
+
+	ClientID    string  // see Event.ClientID
+	Thread      uint64  // root seq when this is a thread reply, else 0
+	Mentions    []int64 // user ids, as posted (an edit does not change them)
+	MentionRoom bool
+	// A thread root's reply count (deleted replies included: their
+	// tombstones stay in the thread) and its newest reply's seq.
+	ThreadReplies int64
+	ThreadLastSeq uint64
 }
+
+// Pin is a message pinned to its room.
+type Pin struct {
+	Message
+	PinnedBy int64
+	PinnedAt time.Time
+}
+
+// MaxClientID bounds Event.ClientID, in bytes.
+const MaxClientID = 64
 
 // File is the metadata of an uploaded file. The bytes are handled by the
 // caller: on disk under Path, relative to the data dir, or, when Path is

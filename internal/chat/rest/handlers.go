@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/sori-dev/sori/internal/accounts"
 	"github.com/sori-dev/sori/internal/chat"
@@ -20,8 +21,8 @@ func (a *API) myRooms(r *http.Request, id accounts.Identity) (any, int, error) {
 	out := make([]RoomJSON, 0, len(rs))
 	for _, s := range rs {
 		v := roomView(s.Room)
-		lr, un := s.LastReadSeq, s.Unread
-		v.Role, v.LastReadSeq, v.Unread = string(s.Role), &lr, &un
+		lr, un, mn := s.LastReadSeq, s.Unread, s.Mentions
+		v.Role, v.LastReadSeq, v.Unread, v.Mentions, v.Notify = string(s.Role), &lr, &un, &mn, string(s.Notify)
 		out = append(out, v)
 	}
 	return map[string]any{"rooms": out}, http.StatusOK, nil
@@ -186,6 +187,9 @@ func (a *API) messages(r *http.Request, id accounts.Identity, rid int64) (any, i
 	// after=0 asks for the first messages, oldest first (issue 9.9: it
 	// used to mean "no after" and returned the newest).
 	p.Forward = r.URL.Query().Has("after")
+	if p.Around, err = queryUint(r, "around"); err != nil {
+		return nil, 0, err
+	}
 	if p.Limit, err = queryLimit(r); err != nil {
 		return nil, 0, err
 	}
@@ -201,8 +205,10 @@ func (a *API) messages(r *http.Request, id accounts.Identity, rid int64) (any, i
 }
 
 type postRequest struct {
-	Text    string `json:"text"`
-	ReplyTo uint64 `json:"reply_to"`
+	Text     string `json:"text"`
+	ReplyTo  uint64 `json:"reply_to"`
+	Thread   uint64 `json:"thread"`
+	ClientID string `json:"client_id"`
 }
 
 func (a *API) post(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
@@ -210,9 +216,12 @@ func (a *API) post(r *http.Request, id accounts.Identity, rid int64) (any, int, 
 	if err := decode(r, &req); err != nil {
 		return nil, 0, err
 	}
-	res, err := a.chat.Post(r.Context(), id.User, rid, req.Text, req.ReplyTo)
+	res, err := a.chat.PostMessage(r.Context(), id.User, rid, chat.NewMessage{Text: req.Text, ReplyTo: req.ReplyTo, Thread: req.Thread, ClientID: req.ClientID})
 	if err != nil {
 		return nil, 0, err
+	}
+	if res.Duplicate {
+		return res, http.StatusOK, nil // a retry: nothing was created
 	}
 	return res, http.StatusCreated, nil
 }
@@ -398,5 +407,89 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, id accounts.Ident
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = io.Copy(w, f)
+	}
+}
+
+type notifyRequest struct {
+	Level string `json:"level"`
+}
+
+func (a *API) setNotify(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+	var req notifyRequest
+	if err := decode(r, &req); err != nil {
+		return nil, 0, err
+	}
+	if err := a.chat.SetNotify(r.Context(), id.User, rid, store.NotifyLevel(req.Level)); err != nil {
+		return nil, 0, err
+	}
+	return map[string]any{"level": req.Level}, http.StatusOK, nil
+}
+
+func (a *API) thread(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+	seq, err := seqParam(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	after, err := queryUint(r, "after")
+	if err != nil {
+		return nil, 0, err
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	root, ms, err := a.chat.Thread(r.Context(), id.User, rid, seq, after, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	views, err := a.messageViews(r, append([]store.Message{root}, ms...))
+	if err != nil {
+		return nil, 0, err
+	}
+	return map[string]any{"root": views[0], "messages": views[1:]}, http.StatusOK, nil
+}
+
+// PinJSON is a pinned message.
+type PinJSON struct {
+	MessageJSON
+	PinnedBy string    `json:"pinned_by"`
+	PinnedAt time.Time `json:"pinned_at"`
+}
+
+func (a *API) pins(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+	ps, err := a.chat.Pins(r.Context(), id.User, rid)
+	if err != nil {
+		return nil, 0, err
+	}
+	ms := make([]store.Message, len(ps))
+	for i, p := range ps {
+		ms[i] = p.Message
+	}
+	views, err := a.messageViews(r, ms)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]PinJSON, len(ps))
+	for i, p := range ps {
+		by, err := a.chat.UserName(r.Context(), p.PinnedBy)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[i] = PinJSON{MessageJSON: views[i], PinnedBy: by, PinnedAt: p.PinnedAt}
+	}
+	return map[string]any{"pins": out}, http.StatusOK, nil
+}
+
+func (a *API) pin(pin bool) roomHandler {
+	return func(r *http.Request, id accounts.Identity, rid int64) (any, int, error) {
+		seq, err := seqParam(r)
+		if err != nil {
+			return nil, 0, err
+		}
+		res, err := a.chat.Pin(r.Context(), id.User, rid, seq, pin)
+		if err != nil {
+			return nil, 0, err
+		}
+		return res, http.StatusOK, nil
 	}
 }

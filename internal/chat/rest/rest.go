@@ -145,6 +145,11 @@ func (a *API) Routes(handle func(pattern string, h http.Handler)) {
 	handle("POST /api/v1/rooms/{room}/files", a.serve(a.chat.MaxFileSize(), a.upload, inRoom(a.uploadFile)))
 	handle("GET /api/v1/files/{file}", a.acc.Require(a.download))
 	handle("GET /api/v1/search", a.wrap(a.search))
+	handle("PUT /api/v1/rooms/{room}/notify", a.wrap(inRoom(a.setNotify)))
+	handle("GET /api/v1/rooms/{room}/threads/{seq}", a.wrap(inRoom(a.thread)))
+	handle("GET /api/v1/rooms/{room}/pins", a.wrap(inRoom(a.pins)))
+	handle("PUT /api/v1/rooms/{room}/pins/{seq}", a.wrap(inRoom(a.pin(true))))
+	handle("DELETE /api/v1/rooms/{room}/pins/{seq}", a.wrap(inRoom(a.pin(false))))
 }
 
 // Views: what the API shows of the store's types.
@@ -163,6 +168,8 @@ type RoomJSON struct {
 	Role        string    `json:"role,omitempty"`
 	LastReadSeq *uint64   `json:"last_read_seq,omitempty"`
 	Unread      *int64    `json:"unread,omitempty"`
+	Mentions    *int64    `json:"mentions,omitempty"`
+	Notify      string    `json:"notify,omitempty"`
 }
 
 func roomView(r store.Room) RoomJSON {
@@ -195,6 +202,14 @@ type MessageJSON struct {
 	EditedAt  *time.Time     `json:"edited_at,omitempty"`
 	Deleted   bool           `json:"deleted,omitempty"`
 	Reactions []ReactionJSON `json:"reactions,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	// Thread is the root's seq for a thread reply; a root has
+	// ThreadReplies and ThreadLastSeq.
+	Thread        uint64   `json:"thread,omitempty"`
+	ThreadReplies int64    `json:"thread_replies,omitempty"`
+	ThreadLastSeq uint64   `json:"thread_last_seq,omitempty"`
+	Mentions      []string `json:"mentions,omitempty"`
+	MentionRoom   bool     `json:"mention_room,omitempty"`
 }
 
 func (a *API) messageViews(r *http.Request, ms []store.Message) ([]MessageJSON, error) {
@@ -204,7 +219,11 @@ func (a *API) messageViews(r *http.Request, ms []store.Message) ([]MessageJSON, 
 		if err != nil {
 			return nil, err
 		}
-		v := MessageJSON{Room: m.RoomID, Seq: m.Seq, User: name, Text: m.Body, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt, Deleted: m.Deleted}
+		v := MessageJSON{Room: m.RoomID, Seq: m.Seq, User: name, Text: m.Body, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt, Deleted: m.Deleted,
+			ClientID: m.ClientID, Thread: m.Thread, ThreadReplies: m.ThreadReplies, ThreadLastSeq: m.ThreadLastSeq, MentionRoom: m.MentionRoom}
+		if v.Mentions, err = a.chat.UserNames(r.Context(), m.Mentions); err != nil {
+			return nil, err
+		}
 		if !m.EditedAt.IsZero() {
 			e := m.EditedAt
 			v.EditedAt = &e

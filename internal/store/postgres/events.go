@@ -10,12 +10,16 @@ import (
 	"github.com/sori-dev/sori/internal/store"
 )
 
-const eventCols = `room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at`
+const eventCols = `room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at, client_id, thread, mentions, mention_room`
 
 func scanEvent(row pgx.Row) (store.Event, error) {
 	var e store.Event
-	err := row.Scan(&e.RoomID, (*seqCol)(&e.Seq), &e.Kind, &e.UserID, &e.Body, (*seqCol)(&e.ReplyTo), (*seqCol)(&e.Target), &e.Emoji, &e.CreatedAt)
+	err := row.Scan(&e.RoomID, (*seqCol)(&e.Seq), &e.Kind, &e.UserID, &e.Body, (*seqCol)(&e.ReplyTo), (*seqCol)(&e.Target), &e.Emoji, &e.CreatedAt,
+		&e.ClientID, (*seqCol)(&e.Thread), &e.Mentions, &e.MentionRoom)
 	e.CreatedAt = e.CreatedAt.UTC()
+	if len(e.Mentions) == 0 {
+		e.Mentions = nil
+	}
 	return e, err
 }
 
@@ -69,13 +73,18 @@ func (s *Store) RoomPosition(ctx context.Context, roomID int64) (store.Position,
 	return p, nil
 }
 
-const messageCols = `m.room_id, m.seq, m.author_id, m.body, m.reply_to, m.created_at, m.edited_at, m.deleted`
+const messageCols = `m.room_id, m.seq, m.author_id, m.body, m.reply_to, m.created_at, m.edited_at, m.deleted,
+	m.client_id, m.thread, m.mentions, m.mention_room, m.thread_replies, m.thread_last_seq`
 
 func scanMessage(row pgx.Row) (store.Message, error) {
 	var m store.Message
 	var edited pgtype.Timestamptz
-	err := row.Scan(&m.RoomID, (*seqCol)(&m.Seq), &m.AuthorID, &m.Body, (*seqCol)(&m.ReplyTo), &m.CreatedAt, &edited, &m.Deleted)
+	err := row.Scan(&m.RoomID, (*seqCol)(&m.Seq), &m.AuthorID, &m.Body, (*seqCol)(&m.ReplyTo), &m.CreatedAt, &edited, &m.Deleted,
+		&m.ClientID, (*seqCol)(&m.Thread), &m.Mentions, &m.MentionRoom, &m.ThreadReplies, (*seqCol)(&m.ThreadLastSeq))
 	m.CreatedAt, m.EditedAt = m.CreatedAt.UTC(), fromTstz(edited)
+	if len(m.Mentions) == 0 {
+		m.Mentions = nil
+	}
 	return m, err
 }
 

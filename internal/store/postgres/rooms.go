@@ -132,12 +132,16 @@ func (s *Store) ListPublicRooms(ctx context.Context) ([]store.Room, error) {
 func (s *Store) ListUserRooms(ctx context.Context, userID int64) ([]store.RoomSummary, error) {
 	out, err := collect(ctx, s, s.pool, func(row pgx.Row) (store.RoomSummary, error) {
 		var rs store.RoomSummary
-		err := row.Scan(scanRoomInto(&rs.Room, &rs.Role, (*seqCol)(&rs.LastReadSeq), &rs.Unread)...)
+		err := row.Scan(scanRoomInto(&rs.Room, &rs.Role, (*seqCol)(&rs.LastReadSeq), &rs.Notify, &rs.Unread, &rs.Mentions)...)
 		rs.CreatedAt = rs.CreatedAt.UTC()
+		if rs.Kind == store.RoomDirect {
+			rs.Mentions = rs.Unread
+		}
 		return rs, err
-	}, `SELECT `+roomCols+`, m.role, m.last_read_seq,
+	}, `SELECT `+roomCols+`, m.role, m.last_read_seq, m.notify,
 			(SELECT count(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.last_read_seq
-				AND x.author_id <> m.user_id AND NOT x.deleted)
+				AND x.author_id <> m.user_id AND NOT x.deleted),
+			`+unreadMentions+`
 		FROM members m JOIN rooms r ON r.id = m.room_id
 		WHERE m.user_id = $1
 		ORDER BY greatest(r.created_at, r.last_event_at) DESC, r.id DESC`, userID)
@@ -155,11 +159,11 @@ func (s *Store) SetTopic(ctx context.Context, roomID int64, topic string) error 
 	return nil
 }
 
-const memberCols = `room_id, user_id, role, joined_at, last_read_seq`
+const memberCols = `room_id, user_id, role, joined_at, last_read_seq, notify`
 
 func scanMember(row pgx.Row) (store.Member, error) {
 	var m store.Member
-	err := row.Scan(&m.RoomID, &m.UserID, &m.Role, &m.JoinedAt, (*seqCol)(&m.LastReadSeq))
+	err := row.Scan(&m.RoomID, &m.UserID, &m.Role, &m.JoinedAt, (*seqCol)(&m.LastReadSeq), &m.Notify)
 	m.JoinedAt = m.JoinedAt.UTC()
 	return m, err
 }
@@ -169,7 +173,7 @@ func (s *Store) AddMember(ctx context.Context, roomID, userID int64, role store.
 	if !role.Valid() {
 		return store.Member{}, fmt.Errorf("store: add user %d to room %d: role %q: %w", userID, roomID, role, store.ErrInvalid)
 	}
-	m := store.Member{RoomID: roomID, UserID: userID, Role: role, JoinedAt: now()}
+	m := store.Member{RoomID: roomID, UserID: userID, Role: role, JoinedAt: now(), Notify: store.NotifyAll}
 	err := s.execOne(ctx, `INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)`,
 		roomID, userID, string(role), m.JoinedAt)
 	if err != nil {

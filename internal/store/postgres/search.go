@@ -63,19 +63,20 @@ func tokens(text string) []string {
 }
 
 // tsQuery turns user text into a tsquery that matches messages containing
-// every word: the tokens of one word and the words are ANDed, and a word
-// ending in '*' matches its last token as a prefix. It returns "" when the
-// text has no token.
+// every word: the tokens of one word and the words are ANDed, and each
+// word's last token matches as a prefix (a trailing '*' is ignored). It
+// returns "" when the text has no token.
 func tsQuery(q string) string {
 	var parts []string
 	for _, w := range strings.Fields(q) {
-		prefix := strings.HasSuffix(w, "*")
 		toks := tokens(w)
 		for i, tok := range toks {
 			// Tokens hold only letters and digits, so quoting cannot be
 			// escaped; the replacement is a second guard.
 			p := "'" + strings.ReplaceAll(tok, "'", "''") + "'"
-			if prefix && i == len(toks)-1 {
+			// Every word's last token is a prefix: people type the start of
+			// what they remember ("welc" for "welcome").
+			if i == len(toks)-1 {
 				p += ":*"
 			}
 			parts = append(parts, p)

@@ -83,9 +83,12 @@ func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
 	switch ev.Kind {
 	case store.EventMessage:
 		ev.Target, ev.Emoji = 0, ""
+		if len(ev.ClientID) > store.MaxClientID {
+			return bad("client id too long")
+		}
 	case store.EventEdit:
 		ev.ReplyTo, ev.Emoji = 0, ""
-	case store.EventDelete:
+	case store.EventDelete, store.EventPin, store.EventUnpin:
 		ev.Body, ev.ReplyTo, ev.Emoji = "", 0, ""
 	case store.EventReactionAdd, store.EventReactionRemove:
 		ev.Body, ev.ReplyTo = "", 0
@@ -95,6 +98,11 @@ func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
 	default:
 		return bad("unknown kind")
 	}
+	if ev.Kind != store.EventMessage {
+		ev.ClientID, ev.Thread, ev.Mentions, ev.MentionRoom = "", 0, nil, false
+	}
+	ev.Mentions = slices.Compact(slices.Sorted(slices.Values(ev.Mentions)))
+	ev.Duplicate = false
 	if ev.Kind != store.EventMessage && ev.Target == 0 {
 		return bad("no target message")
 	}
@@ -162,6 +170,8 @@ type batchState struct {
 	msgs      map[msgKey]msgState
 	reactions map[reactionKey]bool
 	lastAt    map[int64]time.Time // room → created_at of its newest event in the batch
+	clientIDs map[clientKey]store.Event
+	pins      map[msgKey]bool
 }
 
 // applyBatch runs the batch's transaction. It fills results for each request
@@ -198,6 +208,10 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 	w := newWrites()
 	for _, i := range live {
 		ev := batch[i].ev
+		if dup, ok := st.clientIDs[clientKey{ev.RoomID, ev.UserID, ev.ClientID}]; ok && ev.Kind == store.EventMessage && ev.ClientID != "" {
+			results[i].ev = dup
+			continue
+		}
 		if err := s.check(st, ev); err != nil {
 			results[i].err = fmt.Errorf("store: append %s to room %d: %w", ev.Kind, ev.RoomID, err)
 			continue
@@ -233,6 +247,8 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appendReq, live []int) (*batchState, error) {
 	var rooms, users, tRooms, tSeqs, rRooms, rSeqs, rUsers []int64
 	var rEmojis []string
+	var cRooms, cUsers, pRooms, pSeqs []int64
+	var cIDs []string
 	for _, i := range live {
 		ev := batch[i].ev
 		rooms = append(rooms, ev.RoomID)
@@ -245,6 +261,15 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 		}
 		if target != 0 {
 			tRooms, tSeqs = append(tRooms, ev.RoomID), append(tSeqs, clampSeq(target))
+		}
+		if ev.Thread != 0 {
+			tRooms, tSeqs = append(tRooms, ev.RoomID), append(tSeqs, clampSeq(ev.Thread))
+		}
+		if ev.ClientID != "" {
+			cRooms, cUsers, cIDs = append(cRooms, ev.RoomID), append(cUsers, ev.UserID), append(cIDs, ev.ClientID)
+		}
+		if ev.Kind == store.EventPin || ev.Kind == store.EventUnpin {
+			pRooms, pSeqs = append(pRooms, ev.RoomID), append(pSeqs, clampSeq(ev.Target))
 		}
 		if ev.Kind == store.EventReactionAdd || ev.Kind == store.EventReactionRemove {
 			rRooms, rSeqs = append(rRooms, ev.RoomID), append(rSeqs, clampSeq(ev.Target))
@@ -263,13 +288,15 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 	b.Queue(`SELECT x.room_id, x.seq, x.emoji, x.user_id FROM reactions x
 		JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) t (r, q, e, u)
 		ON x.room_id = t.r AND x.seq = t.q AND x.emoji = t.e AND x.user_id = t.u`, rRooms, rSeqs, rEmojis, rUsers)
+	queueChatReads(b, cRooms, cUsers, cIDs, pRooms, pSeqs)
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 
 	if _, err := br.Exec(); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	st := &batchState{heads: map[int64]uint64{}, msgs: map[msgKey]msgState{}, reactions: map[reactionKey]bool{}, lastAt: map[int64]time.Time{}}
+	st := &batchState{heads: map[int64]uint64{}, msgs: map[msgKey]msgState{}, reactions: map[reactionKey]bool{}, lastAt: map[int64]time.Time{},
+		clientIDs: map[clientKey]store.Event{}, pins: map[msgKey]bool{}}
 	var id int64
 	var last seqCol
 	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &last}, func() error {
@@ -300,6 +327,9 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 	}); err != nil {
 		return nil, fmt.Errorf("read reactions: %w", err)
 	}
+	if err := readChatState(br, st); err != nil {
+		return nil, err
+	}
 	return st, br.Close()
 }
 
@@ -329,7 +359,24 @@ func (s *Store) check(st *batchState, ev store.Event) error {
 	switch ev.Kind {
 	case store.EventMessage:
 		if ev.ReplyTo != 0 {
-			return target(ev.ReplyTo, true)
+			if err := target(ev.ReplyTo, true); err != nil {
+				return err
+			}
+		}
+		if ev.Thread != 0 {
+			return target(ev.Thread, false)
+		}
+		return nil
+	case store.EventPin, store.EventUnpin:
+		if err := target(ev.Target, false); err != nil {
+			return err
+		}
+		pinned := st.pins[msgKey{ev.RoomID, ev.Target}]
+		if pinned && ev.Kind == store.EventPin {
+			return fmt.Errorf("message %d is already pinned: %w", ev.Target, store.ErrConflict)
+		}
+		if !pinned && ev.Kind == store.EventUnpin {
+			return fmt.Errorf("message %d is not pinned: %w", ev.Target, store.ErrNotFound)
 		}
 		return nil
 	case store.EventReactionAdd, store.EventReactionRemove:
@@ -357,10 +404,18 @@ type writes struct {
 	mRoom, mSeq, mAuthor, mReply []int64
 	mBody, mLex                  []string
 	mAt                          []time.Time
-	// events
+	// events (and, for messages, the same columns of messages)
 	eRoom, eSeq, eUser, eReply, eTarget []int64
 	eKind, eBody, eEmoji                []string
 	eAt                                 []time.Time
+	eClient                             []string
+	eThread                             []int64
+	eMentions                           []string // as bigint[] literals
+	eMentionRoom                        []bool
+	mClient                             []string
+	mThread                             []int64
+	mMentions                           []string
+	mMentionRoom                        []bool
 	ops                                 pgx.Batch
 }
 
@@ -374,11 +429,16 @@ func (w *writes) add(st *batchState, ev store.Event) {
 	w.eReply, w.eTarget = append(w.eReply, int64(ev.ReplyTo)), append(w.eTarget, target)
 	w.eKind, w.eBody, w.eEmoji = append(w.eKind, string(ev.Kind)), append(w.eBody, ev.Body), append(w.eEmoji, ev.Emoji)
 	w.eAt = append(w.eAt, ev.CreatedAt)
+	w.eClient, w.eThread = append(w.eClient, ev.ClientID), append(w.eThread, int64(ev.Thread))
+	w.eMentions, w.eMentionRoom = append(w.eMentions, idArray(ev.Mentions)), append(w.eMentionRoom, ev.MentionRoom)
 	switch ev.Kind {
 	case store.EventMessage:
 		st.msgs[msgKey{room, ev.Seq}] = msgState{}
 		w.mRoom, w.mSeq, w.mAuthor, w.mReply = append(w.mRoom, room), append(w.mSeq, q), append(w.mAuthor, ev.UserID), append(w.mReply, int64(ev.ReplyTo))
 		w.mBody, w.mLex, w.mAt = append(w.mBody, ev.Body), append(w.mLex, strings.Join(lexemes(ev.Body), " ")), append(w.mAt, ev.CreatedAt)
+		w.mClient, w.mThread = append(w.mClient, ev.ClientID), append(w.mThread, int64(ev.Thread))
+		w.mMentions, w.mMentionRoom = append(w.mMentions, idArray(ev.Mentions)), append(w.mMentionRoom, ev.MentionRoom)
+		w.addMessageExtras(st, ev)
 	case store.EventEdit:
 		w.ops.Queue(`UPDATE messages SET body = $1, edited_at = $2, tsv = array_to_tsvector(string_to_array($3, ' '))
 			WHERE room_id = $4 AND seq = $5`, ev.Body, ev.CreatedAt, strings.Join(lexemes(ev.Body), " "), room, target)
@@ -390,6 +450,14 @@ func (w *writes) add(st *batchState, ev store.Event) {
 		w.ops.Queue(`UPDATE messages SET body = '', deleted = true, tsv = ''::tsvector WHERE room_id = $1 AND seq = $2`, room, target)
 		w.ops.Queue(`DELETE FROM reactions WHERE room_id = $1 AND seq = $2`, room, target)
 		w.ops.Queue(`UPDATE events SET body = '' WHERE room_id = $1 AND (seq = $2 OR (kind = 'edit' AND target = $2))`, room, target)
+		delete(st.pins, msgKey{room, ev.Target})
+		w.ops.Queue(`DELETE FROM pins WHERE room_id = $1 AND seq = $2`, room, target)
+	case store.EventPin:
+		st.pins[msgKey{room, ev.Target}] = true
+		w.ops.Queue(`INSERT INTO pins (room_id, seq, user_id, created_at) VALUES ($1, $2, $3, $4)`, room, target, ev.UserID, ev.CreatedAt)
+	case store.EventUnpin:
+		delete(st.pins, msgKey{room, ev.Target})
+		w.ops.Queue(`DELETE FROM pins WHERE room_id = $1 AND seq = $2`, room, target)
 	case store.EventReactionAdd:
 		st.reactions[reactionKey{msgKey{room, ev.Target}, ev.Emoji, ev.UserID}] = true
 		w.ops.Queue(`INSERT INTO reactions (room_id, seq, emoji, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
@@ -407,14 +475,19 @@ func (w *writes) add(st *batchState, ev store.Event) {
 func (w *writes) send(ctx context.Context, conn *pgxpool.Conn, st *batchState, commit bool) error {
 	b := &pgx.Batch{}
 	if len(w.mRoom) > 0 {
-		b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv)
-			SELECT r, q, a, b, p, c, array_to_tsvector(string_to_array(l, ' '))
-			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[])
-				AS t (r, q, a, b, p, c, l)`, w.mRoom, w.mSeq, w.mAuthor, w.mBody, w.mReply, w.mAt, w.mLex)
+		b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv, client_id, thread, mentions, mention_room)
+			SELECT r, q, a, b, p, c, array_to_tsvector(string_to_array(l, ' ')), ci, th, mn::bigint[], mr
+			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[],
+				$8::text[], $9::bigint[], $10::text[], $11::boolean[])
+				AS t (r, q, a, b, p, c, l, ci, th, mn, mr)`, w.mRoom, w.mSeq, w.mAuthor, w.mBody, w.mReply, w.mAt, w.mLex,
+			w.mClient, w.mThread, w.mMentions, w.mMentionRoom)
 	}
-	b.Queue(`INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[])`,
-		w.eRoom, w.eSeq, w.eKind, w.eUser, w.eBody, w.eReply, w.eTarget, w.eEmoji, w.eAt)
+	b.Queue(`INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at, client_id, thread, mentions, mention_room)
+		SELECT r, q, k, u, b, p, g, e, c, ci, th, mn::bigint[], mr
+		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[],
+			$10::text[], $11::bigint[], $12::text[], $13::boolean[]) AS t (r, q, k, u, b, p, g, e, c, ci, th, mn, mr)`,
+		w.eRoom, w.eSeq, w.eKind, w.eUser, w.eBody, w.eReply, w.eTarget, w.eEmoji, w.eAt,
+		w.eClient, w.eThread, w.eMentions, w.eMentionRoom)
 	b.QueuedQueries = append(b.QueuedQueries, w.ops.QueuedQueries...)
 	var hRoom, hSeq []int64
 	var hAt []time.Time

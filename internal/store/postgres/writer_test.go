@@ -27,12 +27,12 @@ func TestTokensFoldCaseAndDiacritics(t *testing.T) {
 
 func TestTSQueryIsAlwaysQuotedLexemes(t *testing.T) {
 	cases := map[string]string{
-		"brown fox":     `'brown' & 'fox'`,
+		"brown fox":     `'brown':* & 'fox':*`,
 		"qui*":          `'qui':*`,
 		"Éclair*":       `'eclair':*`,
-		"col:brown":     `'col' & 'brown'`,
-		"brown & !fox":  `'brown' & 'fox'`,
-		`it's`:          `'it' & 's'`,
+		"col:brown":     `'col' & 'brown':*`,
+		"brown & !fox":  `'brown':* & 'fox':*`,
+		`it's`:          `'it' & 's':*`,
 		"a-b*":          `'a' & 'b':*`,
 		"*** ' \\ ( ) ": ``,
 		"":              ``,

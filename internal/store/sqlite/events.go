@@ -16,11 +16,14 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-const eventCols = `room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at`
+const eventCols = `room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at, client_id, thread, mentions, mention_room`
 
 func scanEvent(row interface{ Scan(...any) error }) (store.Event, error) {
 	var e store.Event
-	err := row.Scan(&e.RoomID, (*seq)(&e.Seq), &e.Kind, &e.UserID, &e.Body, (*seq)(&e.ReplyTo), (*seq)(&e.Target), &e.Emoji, (*micros)(&e.CreatedAt))
+	var mentions string
+	err := row.Scan(&e.RoomID, (*seq)(&e.Seq), &e.Kind, &e.UserID, &e.Body, (*seq)(&e.ReplyTo), (*seq)(&e.Target), &e.Emoji, (*micros)(&e.CreatedAt),
+		&e.ClientID, (*seq)(&e.Thread), &mentions, &e.MentionRoom)
+	e.Mentions = parseIDs(mentions)
 	return e, err
 }
 
@@ -78,11 +81,15 @@ func (s *Store) RoomPosition(ctx context.Context, roomID int64) (store.Position,
 	return p, nil
 }
 
-const messageCols = `m.room_id, m.seq, m.author_id, m.body, m.reply_to, m.created_at, m.edited_at, m.deleted`
+const messageCols = `m.room_id, m.seq, m.author_id, m.body, m.reply_to, m.created_at, m.edited_at, m.deleted,
+	m.client_id, m.thread, m.mentions, m.mention_room, m.thread_replies, m.thread_last_seq`
 
 func scanMessage(row interface{ Scan(...any) error }) (store.Message, error) {
 	var m store.Message
-	err := row.Scan(&m.RoomID, (*seq)(&m.Seq), &m.AuthorID, &m.Body, (*seq)(&m.ReplyTo), (*micros)(&m.CreatedAt), (*micros)(&m.EditedAt), &m.Deleted)
+	var mentions string
+	err := row.Scan(&m.RoomID, (*seq)(&m.Seq), &m.AuthorID, &m.Body, (*seq)(&m.ReplyTo), (*micros)(&m.CreatedAt), (*micros)(&m.EditedAt), &m.Deleted,
+		&m.ClientID, (*seq)(&m.Thread), &mentions, &m.MentionRoom, &m.ThreadReplies, (*seq)(&m.ThreadLastSeq))
+	m.Mentions = parseIDs(mentions)
 	return m, err
 }
 
@@ -180,11 +187,11 @@ func (s *Store) SearchMessages(ctx context.Context, roomIDs []int64, query strin
 // ftsQuery turns user text into an FTS5 query that cannot be a syntax error:
 // every word becomes a quoted string (quotes doubled inside), so operators
 // such as AND, NEAR, '-', '^' or ':' are plain text. A trailing '*' on a word
-// is kept outside the quotes as a prefix match. The words are ANDed.
+// is accepted and ignored: every word matches as a prefix. The words are
+// ANDed.
 func ftsQuery(q string) string {
 	var b strings.Builder
 	for _, w := range strings.Fields(q) {
-		prefix := strings.HasSuffix(w, "*")
 		w = strings.ReplaceAll(w, "*", "")
 		if w == "" {
 			continue
@@ -195,9 +202,9 @@ func ftsQuery(q string) string {
 		b.WriteByte('"')
 		b.WriteString(strings.ReplaceAll(w, `"`, `""`))
 		b.WriteByte('"')
-		if prefix {
-			b.WriteByte('*')
-		}
+		// Every word is a prefix: people type the start of what they
+		// remember ("welc" for "welcome").
+		b.WriteByte('*')
 	}
 	return b.String()
 }

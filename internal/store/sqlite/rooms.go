@@ -156,9 +156,10 @@ func (s *Store) ListPublicRooms(ctx context.Context) ([]store.Room, error) {
 // ListUserRooms implements store.Store. The unread count is a range scan
 // of the room's messages after the read receipt, on the (room_id, seq) index.
 func (s *Store) ListUserRooms(ctx context.Context, userID int64) ([]store.RoomSummary, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+roomCols+`, m.role, m.last_read_seq,
+	rows, err := s.r.QueryContext(ctx, `SELECT `+roomCols+`, m.role, m.last_read_seq, m.notify,
 			(SELECT count(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.last_read_seq
-				AND x.author_id != m.user_id AND x.deleted = 0)
+				AND x.author_id != m.user_id AND x.deleted = 0),
+			`+unreadMentions+`
 		FROM members m JOIN rooms r ON r.id = m.room_id
 		WHERE m.user_id = ?
 		ORDER BY max(r.created_at, coalesce((SELECT created_at FROM events WHERE room_id = r.id ORDER BY seq DESC LIMIT 1), 0)) DESC,
@@ -168,7 +169,10 @@ func (s *Store) ListUserRooms(ctx context.Context, userID int64) ([]store.RoomSu
 	}
 	out, err := collect(rows, func(row interface{ Scan(...any) error }) (store.RoomSummary, error) {
 		var rs store.RoomSummary
-		err := row.Scan(scanRoomInto(&rs.Room, &rs.Role, (*seq)(&rs.LastReadSeq), &rs.Unread)...)
+		err := row.Scan(scanRoomInto(&rs.Room, &rs.Role, (*seq)(&rs.LastReadSeq), &rs.Notify, &rs.Unread, &rs.Mentions)...)
+		if rs.Kind == store.RoomDirect {
+			rs.Mentions = rs.Unread
+		}
 		return rs, err
 	})
 	if err != nil {
@@ -186,11 +190,11 @@ func (s *Store) SetTopic(ctx context.Context, roomID int64, topic string) error 
 	return nil
 }
 
-const memberCols = `room_id, user_id, role, joined_at, last_read_seq`
+const memberCols = `room_id, user_id, role, joined_at, last_read_seq, notify`
 
 func scanMember(row interface{ Scan(...any) error }) (store.Member, error) {
 	var m store.Member
-	err := row.Scan(&m.RoomID, &m.UserID, &m.Role, (*micros)(&m.JoinedAt), (*seq)(&m.LastReadSeq))
+	err := row.Scan(&m.RoomID, &m.UserID, &m.Role, (*micros)(&m.JoinedAt), (*seq)(&m.LastReadSeq), &m.Notify)
 	return m, err
 }
 
@@ -199,7 +203,7 @@ func (s *Store) AddMember(ctx context.Context, roomID, userID int64, role store.
 	if !role.Valid() {
 		return store.Member{}, fmt.Errorf("store: add user %d to room %d: role %q: %w", userID, roomID, role, store.ErrInvalid)
 	}
-	m := store.Member{RoomID: roomID, UserID: userID, Role: role, JoinedAt: now()}
+	m := store.Member{RoomID: roomID, UserID: userID, Role: role, JoinedAt: now(), Notify: store.NotifyAll}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`,
 		roomID, userID, string(role), toMicros(m.JoinedAt))
 	if err != nil {

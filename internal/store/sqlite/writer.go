@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -67,9 +68,12 @@ func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
 	switch ev.Kind {
 	case store.EventMessage:
 		ev.Target, ev.Emoji = 0, ""
+		if len(ev.ClientID) > store.MaxClientID {
+			return bad("client id too long")
+		}
 	case store.EventEdit:
 		ev.ReplyTo, ev.Emoji = 0, ""
-	case store.EventDelete:
+	case store.EventDelete, store.EventPin, store.EventUnpin:
 		ev.Body, ev.ReplyTo, ev.Emoji = "", 0, ""
 	case store.EventReactionAdd, store.EventReactionRemove:
 		ev.Body, ev.ReplyTo = "", 0
@@ -79,6 +83,11 @@ func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
 	default:
 		return bad("unknown kind")
 	}
+	if ev.Kind != store.EventMessage {
+		ev.ClientID, ev.Thread, ev.Mentions, ev.MentionRoom = "", 0, nil, false
+	}
+	ev.Mentions = slices.Compact(slices.Sorted(slices.Values(ev.Mentions)))
+	ev.Duplicate = false
 	if ev.Kind != store.EventMessage && ev.Target == 0 {
 		return bad("no target message")
 	}
@@ -304,6 +313,9 @@ func (a *applier) applyOne(ev store.Event) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, err
 	}
+	if dup, ok, err := a.duplicate(ev); err != nil || ok {
+		return dup, err
+	}
 	if err := a.check(ev); err != nil {
 		return store.Event{}, err
 	}
@@ -333,9 +345,16 @@ func (a *applier) check(ev store.Event) error {
 	switch ev.Kind {
 	case store.EventMessage:
 		if ev.ReplyTo != 0 {
-			return a.target(ev.RoomID, ev.ReplyTo, true)
+			if err := a.target(ev.RoomID, ev.ReplyTo, true); err != nil {
+				return err
+			}
+		}
+		if ev.Thread != 0 {
+			return a.target(ev.RoomID, ev.Thread, false)
 		}
 		return nil
+	case store.EventPin, store.EventUnpin:
+		return a.checkPin(ev)
 	case store.EventReactionAdd, store.EventReactionRemove:
 		if err := a.target(ev.RoomID, ev.Target, false); err != nil {
 			return err
@@ -381,7 +400,11 @@ func (a *applier) write(ev store.Event) error {
 	switch ev.Kind {
 	case store.EventMessage:
 		var res sql.Result
-		if res, err = a.stmt(stmtInsertMessage).ExecContext(a.ctx, room, q, ev.UserID, ev.Body, int64(ev.ReplyTo), at); err != nil {
+		if res, err = a.stmt(stmtInsertMessage).ExecContext(a.ctx, room, q, ev.UserID, ev.Body, int64(ev.ReplyTo), at,
+			ev.ClientID, int64(ev.Thread), formatIDs(ev.Mentions), ev.MentionRoom); err != nil {
+			break
+		}
+		if err = a.writeMessageExtras(ev); err != nil {
 			break
 		}
 		var rowid int64
@@ -396,7 +419,7 @@ func (a *applier) write(ev store.Event) error {
 		// The tombstone stays in messages with an empty body; the index
 		// keeps an (empty) entry for it so that it matches its content table.
 		a.fts = append(a.fts, ftsRemove(a.targetRow, a.targetBody), ftsAdd(a.targetRow, ""))
-		for _, id := range []int{stmtDeleteMessage, stmtDeleteReactions, stmtScrubEvents} {
+		for _, id := range []int{stmtDeleteMessage, stmtDeleteReactions, stmtScrubEvents, stmtDeletePin} {
 			if _, err = a.stmt(id).ExecContext(a.ctx, room, int64(ev.Target)); err != nil {
 				break
 			}
@@ -405,12 +428,16 @@ func (a *applier) write(ev store.Event) error {
 		_, err = a.stmt(stmtAddReaction).ExecContext(a.ctx, room, int64(ev.Target), ev.Emoji, ev.UserID, at)
 	case store.EventReactionRemove:
 		_, err = a.stmt(stmtRemoveReaction).ExecContext(a.ctx, room, int64(ev.Target), ev.Emoji, ev.UserID)
+	case store.EventPin:
+		_, err = a.stmt(stmtAddPin).ExecContext(a.ctx, room, int64(ev.Target), ev.UserID, at)
+	case store.EventUnpin:
+		_, err = a.stmt(stmtDeletePin).ExecContext(a.ctx, room, int64(ev.Target))
 	}
 	if err != nil {
 		return classify(err)
 	}
 	_, err = a.stmt(stmtInsertEvent).ExecContext(a.ctx, room, q, string(ev.Kind), ev.UserID, ev.Body,
-		int64(ev.ReplyTo), int64(ev.Target), ev.Emoji, at)
+		int64(ev.ReplyTo), int64(ev.Target), ev.Emoji, at, ev.ClientID, int64(ev.Thread), formatIDs(ev.Mentions), ev.MentionRoom)
 	return classify(err)
 }
 
@@ -446,13 +473,21 @@ const (
 	stmtGetReaction
 	stmtGetUser
 	stmtIndex
+	stmtGetClientID
+	stmtThreadReply
+	stmtAddMention
+	stmtGetPin
+	stmtAddPin
+	stmtDeletePin
 	numStmts
 )
 
 var writerSQL = [numStmts]string{
-	stmtGetHead:         `SELECT (SELECT max(seq) FROM events WHERE room_id = rooms.id) FROM rooms WHERE id = ?`,
-	stmtInsertEvent:     `INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-	stmtInsertMessage:   `INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	stmtGetHead: `SELECT (SELECT max(seq) FROM events WHERE room_id = rooms.id) FROM rooms WHERE id = ?`,
+	stmtInsertEvent: `INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at, client_id, thread, mentions, mention_room)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	stmtInsertMessage: `INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, client_id, thread, mentions, mention_room)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	stmtGetMessageState: `SELECT id, body, deleted FROM messages WHERE room_id = ? AND seq = ?`,
 	stmtEditMessage:     `UPDATE messages SET body = ?, edited_at = ? WHERE room_id = ? AND seq = ?`,
 	stmtDeleteMessage:   `UPDATE messages SET body = '', deleted = 1 WHERE room_id = ? AND seq = ?`,
@@ -467,6 +502,13 @@ var writerSQL = [numStmts]string{
 	// One statement for the whole batch: see migrations/0001_init.sql.
 	stmtIndex: `INSERT INTO messages_fts (messages_fts, rowid, body)
 		SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) ORDER BY key`,
+	stmtGetClientID: `SELECT seq, created_at, body, reply_to, thread, mentions, mention_room FROM messages
+		WHERE room_id = ? AND author_id = ? AND client_id = ?`,
+	stmtThreadReply: `UPDATE messages SET thread_replies = thread_replies + 1, thread_last_seq = ?3 WHERE room_id = ?1 AND seq = ?2`,
+	stmtAddMention:  `INSERT INTO mentions (user_id, room_id, seq) VALUES (?, ?, ?)`,
+	stmtGetPin:      `SELECT 1 FROM pins WHERE room_id = ? AND seq = ?`,
+	stmtAddPin:      `INSERT INTO pins (room_id, seq, user_id, created_at) VALUES (?, ?, ?, ?)`,
+	stmtDeletePin:   `DELETE FROM pins WHERE room_id = ? AND seq = ?`,
 }
 
 func prepareWriter(ctx context.Context, db *sql.DB) ([numStmts]*sql.Stmt, error) {
