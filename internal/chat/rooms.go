@@ -153,6 +153,9 @@ func (s *Service) Invite(ctx context.Context, actor store.User, roomID int64, in
 	}
 	s.signal(ctx, roomID, actor.Username, map[string]any{"type": "member_joined", "member": u.Username, "by": actor.Username})
 	s.notify(ctx, u.Username, actor.Username, map[string]any{"type": "invited", "room": roomID, "role": nm.Role})
+	if s.cfg.Notifier != nil && u.ID != actor.ID {
+		s.cfg.Notifier.Notify(ctx, Notice{UserID: u.ID, User: u.Username, Type: "invited", RoomID: roomID, By: actor.Username})
+	}
 	return nm, nil
 }
 

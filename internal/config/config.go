@@ -45,12 +45,15 @@ type Config struct {
 	QueueBytes          int      `json:"queue_bytes"`
 	CommandRate         float64  `json:"command_rate"`
 	CommandBurst        int      `json:"command_burst"`
-	LoginRate           float64  `json:"login_rate"`   // password attempts a minute per client address
-	LoginBurst          int      `json:"login_burst"`  // password attempts at once per client address
-	UploadQuota         int      `json:"upload_quota"` // bytes of files one user may keep stored
-	UploadRate          float64  `json:"upload_rate"`  // uploads a minute per user
-	UploadBurst         int      `json:"upload_burst"` // uploads at once per user
-	DiskReserve         int      `json:"disk_reserve"` // bytes the data dir's file system keeps free of uploads
+	LoginRate           float64  `json:"login_rate"`    // password attempts a minute per client address
+	LoginBurst          int      `json:"login_burst"`   // password attempts at once per client address
+	UploadQuota         int      `json:"upload_quota"`  // bytes of files one user may keep stored
+	UploadRate          float64  `json:"upload_rate"`   // uploads a minute per user
+	UploadBurst         int      `json:"upload_burst"`  // uploads at once per user
+	DiskReserve         int      `json:"disk_reserve"`  // bytes the data dir's file system keeps free of uploads
+	PushGrace           Duration `json:"push_grace"`    // how long a Web Push notice waits for the user to be connected
+	VAPIDKey            string   `json:"vapid_key"`     // Web Push private key, base64url; generated in the data dir when empty (not in cluster mode)
+	VAPIDSubject        string   `json:"vapid_subject"` // Web Push contact (mailto: or https:)
 	HandshakeTimeout    Duration `json:"handshake_timeout"`
 	BodyTimeout         Duration `json:"body_timeout"`          // base time to read a request body
 	MaxBodyReadsPerIP   int      `json:"max_body_reads_per_ip"` // requests reading a body at once per client address
@@ -177,6 +180,7 @@ func Default() Config {
 		UploadRate:          30,
 		UploadBurst:         10,
 		DiskReserve:         1 << 30,
+		PushGrace:           Duration(10 * time.Second),
 		HandshakeTimeout:    Duration(10 * time.Second),
 		BodyTimeout:         Duration(10 * time.Second),
 		MaxBodyReadsPerIP:   64,
@@ -376,6 +380,9 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	float(&c.UploadRate, "upload-rate", "file uploads a minute per user")
 	integer(&c.UploadBurst, "upload-burst", "file uploads at once per user")
 	integer(&c.DiskReserve, "disk-reserve", "bytes the data dir's file system keeps free: uploads stop (error 121) before chat writes run out of space; 0 = off")
+	dur(&c.PushGrace, "push-grace", "how long a Web Push notice waits: it is sent only if none of the user's devices is connected then")
+	str(&c.VAPIDKey, "vapid-key", "Web Push (VAPID) private key, base64url (default: generated in the data dir; required for push in cluster mode)")
+	str(&c.VAPIDSubject, "vapid-subject", "Web Push contact for push services, mailto: or https: (default mailto:admin@localhost)")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
 	dur(&c.BodyTimeout, "body-timeout", "time to read an HTTP request's body, plus 1s per 16 KiB of it; a slower body is cut off")
 	integer(&c.MaxBodyReadsPerIP, "max-body-reads-per-ip", "most HTTP requests one client address may have reading a body at once; more get 429")

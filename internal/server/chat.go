@@ -46,10 +46,17 @@ func (s *Server) mountChat() error {
 	// credentials were revoked since the token was issued.
 	s.verifier.SetCheck(acc.CheckToken)
 	stopPoll := revoked.poll(st, credentialPollInterval)
+	pusher, err := s.newPush(st)
+	if err != nil {
+		stopPoll()
+		_ = st.Close()
+		return err
+	}
 	svc, err := chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node, remoteControl{s.bus}},
 		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg),
 		UploadQuota: int64(s.cfg.UploadQuota), DiskReserve: int64(s.cfg.DiskReserve), Blobs: blobsOf(st),
+		Notifier: notifier(pusher),
 	})
 	if err != nil {
 		stopPoll()
@@ -67,6 +74,7 @@ func (s *Server) mountChat() error {
 	}
 
 	accountsrest.New(acc).Routes(s.Handle)
+	s.pushRoutes(acc, pusher)
 	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log,
 		Upload: ratelimit.New(ratelimit.Config{Rate: s.cfg.UploadRate / 60, Burst: s.cfg.UploadBurst})}).Routes(s.Handle)
 	s.OnShutdown(func(context.Context) error { stopPoll(); return st.Close() })

@@ -1,13 +1,25 @@
 package server
 
-import "github.com/sori-dev/sori/internal/clock"
+import (
+	"net/http"
+
+	"github.com/sori-dev/sori/internal/clock"
+)
 
 // Option adjusts what New builds beyond the configuration file: things a
 // test needs to control, never settings an operator sets.
 type Option func(*options)
 
 type options struct {
-	clock clock.Clock
+	clock         clock.Clock
+	pushHTTP      *http.Client
+	pushAllowHTTP bool
+}
+
+// WithPushClient makes Web Push requests go through c and accept plain
+// http:// endpoints: tests run a local push service.
+func WithPushClient(c *http.Client) Option {
+	return func(o *options) { o.pushHTTP, o.pushAllowHTTP = c, true }
 }
 
 // WithClock makes the session layer (connect timeout, heartbeats, token

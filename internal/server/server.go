@@ -48,6 +48,7 @@ type Server struct {
 	drains   []func(context.Context) error // run after the node's shutdown, before the listener closes
 	onListen []func(net.Addr)              // told the listener's address by Serve
 	probe    *storeProbe                   // cluster mode: is PostgreSQL reachable (readiness.go)
+	opts     options
 }
 
 // New builds a server from cfg. It creates the data dir and, when no token
@@ -79,7 +80,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 			cfg.APIKeys = []string{secrets.APIKey}
 		}
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), mux: http.NewServeMux(), opts: o}
 	s.verifier, err = auth.NewVerifier(auth.VerifierConfig{
 		HMACSecret: []byte(cfg.TokenSecret), PublicKeyFiles: cfg.TokenPublicKeys,
 		Issuer: cfg.TokenIssuer, Audience: cfg.TokenAudience,

@@ -152,6 +152,19 @@ type Store interface {
 	// ErrNotFound), and the page starts after it in that order.
 	ListFiles(ctx context.Context, roomID int64, before string, limit int) ([]File, error)
 
+	// AddPushSubscription stores a Web Push subscription of s.UserID and
+	// returns it with ID (random) and CreatedAt set. A subscription with the
+	// same endpoint is replaced (a browser keeps its endpoint when it
+	// subscribes again, possibly for another user); then, if the user holds
+	// more than max, their oldest ones are deleted. ErrNotFound if the user
+	// does not exist.
+	AddPushSubscription(ctx context.Context, s PushSubscription, max int) (PushSubscription, error)
+	// ListPushSubscriptions returns a user's subscriptions, oldest first.
+	ListPushSubscriptions(ctx context.Context, userID int64) ([]PushSubscription, error)
+	// DeletePushSubscription removes subscription id of userID; ErrNotFound
+	// if userID has no such subscription.
+	DeletePushSubscription(ctx context.Context, userID int64, id string) error
+
 	// Close waits for pending appends to commit, stops the writer and
 	// releases the database. Later calls fail with ErrClosed. It is safe to
 	// call more than once.

@@ -233,6 +233,18 @@ type Pin struct {
 	PinnedAt time.Time
 }
 
+// PushSubscription is a browser's Web Push subscription (RFC 8030): where to
+// POST, and the keys to encrypt to (RFC 8291), base64url as the browser's
+// PushSubscription.toJSON() gives them.
+type PushSubscription struct {
+	ID        string
+	UserID    int64
+	Endpoint  string
+	P256DH    string
+	Auth      string
+	CreatedAt time.Time
+}
+
 // MaxClientID bounds Event.ClientID, in bytes.
 const MaxClientID = 64
 

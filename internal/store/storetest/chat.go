@@ -229,3 +229,40 @@ func testMentions(t *testing.T, h Harness) {
 	stranger := mkUser(t, s, "dave")
 	wantErr(t, s.SetNotify(ctx, room.ID, stranger.ID, store.NotifyAll), store.ErrNotFound)
 }
+
+func testPushSubscriptions(t *testing.T, h Harness) {
+	s, ctx := open(t, h), ctxT(t)
+	alice := mkUser(t, s, "alice")
+	bob := mkUser(t, s, "bob")
+	sub := func(user int64, endpoint string) store.PushSubscription {
+		t.Helper()
+		return ok(s.AddPushSubscription(ctx, store.PushSubscription{UserID: user, Endpoint: endpoint, P256DH: "k-" + endpoint, Auth: "a"}, 3)).must(t)
+	}
+	a1 := sub(alice.ID, "https://push.example/1")
+	if a1.ID == "" || a1.CreatedAt.IsZero() {
+		t.Fatalf("added %+v", a1)
+	}
+	sub(alice.ID, "https://push.example/2")
+	// The same endpoint again (say, after another login in that browser)
+	// replaces the first, even for another user.
+	b1 := sub(bob.ID, "https://push.example/1")
+	if got := ok(s.ListPushSubscriptions(ctx, alice.ID)).must(t); len(got) != 1 || got[0].Endpoint != "https://push.example/2" {
+		t.Fatalf("alice's after bob took endpoint 1: %+v", got)
+	}
+	if got := ok(s.ListPushSubscriptions(ctx, bob.ID)).must(t); len(got) != 1 || got[0].ID != b1.ID || got[0].P256DH != "k-https://push.example/1" {
+		t.Fatalf("bob's: %+v", got)
+	}
+	// Bounded: the oldest go.
+	for i := 3; i <= 6; i++ {
+		sub(alice.ID, fmt.Sprint("https://push.example/", i))
+	}
+	got := ok(s.ListPushSubscriptions(ctx, alice.ID)).must(t)
+	if len(got) != 3 || got[0].Endpoint != "https://push.example/4" || got[2].Endpoint != "https://push.example/6" {
+		t.Fatalf("alice's after 6: %+v", got)
+	}
+	wantErr(t, s.DeletePushSubscription(ctx, alice.ID, b1.ID), store.ErrNotFound)
+	noErr(t, s.DeletePushSubscription(ctx, bob.ID, b1.ID))
+	wantErr(t, s.DeletePushSubscription(ctx, bob.ID, b1.ID), store.ErrNotFound)
+	_, err := s.AddPushSubscription(ctx, store.PushSubscription{UserID: 999, Endpoint: "https://x", P256DH: "k", Auth: "a"}, 3)
+	wantErr(t, err, store.ErrNotFound)
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"Threads", testThreads},
 		{"Pins", testPins},
 		{"Mentions", testMentions},
+		{"PushSubscriptions", testPushSubscriptions},
 		{"Files", testFiles},
 		{"ContextAndClose", testContextAndClose},
 		{"Durability", testDurability},
