@@ -105,7 +105,9 @@ func New(cfg Config) (*Service, error) {
 
 // PublicKey returns the VAPID public key, base64url without padding: the
 // browser's applicationServerKey.
-func (s *Service) PublicKey() string { return base64.RawURLEncoding.EncodeToString(s.cfg.Key.PublicKey()) }
+func (s *Service) PublicKey() string {
+	return base64.RawURLEncoding.EncodeToString(s.cfg.Key.PublicKey())
+}
 
 // Subscription is a browser's PushSubscription.toJSON().
 type Subscription struct {
