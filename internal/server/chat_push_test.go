@@ -26,7 +26,6 @@ type pushEndpoint struct {
 	browsers map[string]*ecdh.PrivateKey
 	auth     []byte
 	got      chan pushed
-	vapid    chan []byte
 }
 
 type pushed struct {
