@@ -75,6 +75,7 @@ func (s *Server) mountChat() error {
 
 	accountsrest.New(acc).Routes(s.Handle)
 	s.pushRoutes(acc, pusher)
+	s.adminRoutes(acc, st)
 	rest.New(rest.Config{Chat: svc, Accounts: acc, Log: s.log,
 		Upload: ratelimit.New(ratelimit.Config{Rate: s.cfg.UploadRate / 60, Burst: s.cfg.UploadBurst})}).Routes(s.Handle)
 	s.OnShutdown(func(context.Context) error { stopPoll(); return st.Close() })

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sori-dev/sori/internal/accounts"
+	"github.com/sori-dev/sori/internal/httpx"
+	"github.com/sori-dev/sori/internal/protocol"
+	"github.com/sori-dev/sori/internal/store"
+)
+
+// Server administration (docs/api.md, "Server administration"): endpoints
+// for users with is_admin (`sori user add --admin`, or --admin).
+
+var errNotServerAdmin = protocol.ErrPermissionDenied.WithMessage("server administrators only")
+
+// adminRoutes registers the admin endpoints.
+func (s *Server) adminRoutes(acc *accounts.Service, st store.Store) {
+	serve := func(h func(r *http.Request, id accounts.Identity) (any, int, error)) http.Handler {
+		return acc.Require(func(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+			if !id.User.IsAdmin {
+				httpx.WriteError(w, errNotServerAdmin)
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, httpx.MaxJSONBody)
+			res, status, err := h(r, id)
+			if err != nil {
+				perr := httpx.ProtocolError(err)
+				if perr == nil {
+					s.log.Error("admin request failed", "path", r.URL.Path, "err", err)
+					perr = protocol.ErrInternal
+				}
+				httpx.WriteError(w, perr)
+				return
+			}
+			httpx.WriteJSON(w, status, res)
+		})
+	}
+	user := func(r *http.Request) (store.User, error) {
+		u, err := st.GetUserByName(r.Context(), r.PathValue("name"))
+		if errors.Is(err, store.ErrNotFound) {
+			return u, protocol.ErrNotFound.WithMessage("no such user")
+		}
+		return u, err
+	}
+	s.Handle("GET /api/v1/admin/users", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		us, err := st.ListUsers(r.Context())
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]map[string]any, 0, len(us))
+		for _, u := range us {
+			out = append(out, map[string]any{"username": u.Username, "is_admin": u.IsAdmin, "created_at": u.CreatedAt,
+				"online": len(s.node.UserSessions(u.Username)) > 0})
+		}
+		return map[string]any{"users": out}, http.StatusOK, nil
+	}))
+	s.Handle("POST /api/v1/admin/users/{name}/reset-password", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		u, err := user(r)
+		if err != nil {
+			return nil, 0, err
+		}
+		b := make([]byte, 15)
+		rand.Read(b)
+		pw := base64.RawURLEncoding.EncodeToString(b)
+		if err := acc.SetPassword(r.Context(), u.ID, pw); err != nil {
+			return nil, 0, err
+		}
+		return map[string]any{"password": pw}, http.StatusOK, nil
+	}))
+	s.Handle("GET /api/v1/admin/users/{name}/sessions", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		u, err := user(r)
+		if err != nil {
+			return nil, 0, err
+		}
+		ss, err := st.ListSessions(r.Context(), u.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]map[string]any, 0, len(ss))
+		for _, x := range ss {
+			v := map[string]any{"id": x.ID, "kind": x.Kind, "label": x.Label, "created_at": x.CreatedAt}
+			if !x.ExpiresAt.IsZero() {
+				v["expires_at"] = x.ExpiresAt
+			}
+			out = append(out, v)
+		}
+		return map[string]any{"sessions": out, "connections": len(s.node.UserSessions(u.Username))}, http.StatusOK, nil
+	}))
+	s.Handle("DELETE /api/v1/admin/users/{name}/sessions", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		u, err := user(r)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := acc.LogOutEverywhere(r.Context(), u.ID); err != nil {
+			return nil, 0, err
+		}
+		return struct{}{}, http.StatusOK, nil
+	}))
+	stats := &statsRate{}
+	s.Handle("GET /api/v1/admin/stats", serve(func(_ *http.Request, _ accounts.Identity) (any, int, error) {
+		return s.stats(stats)
+	}))
+}
+
+// statsRate remembers the publication count of the previous stats read, to
+// answer messages_per_second as the rate since then.
+type statsRate struct {
+	mu    sync.Mutex
+	at    time.Time
+	count float64
+	rate  float64
+}
+
+// stats reads the same registry /metrics serves.
+func (s *Server) stats(r *statsRate) (any, int, error) {
+	mfs, err := s.metrics.Registry().Gather()
+	if err != nil {
+		return nil, 0, err
+	}
+	transports := map[string]float64{"websocket": 0, "sse": 0, "poll": 0}
+	var channels, subs, pubs, slow float64
+	value := func(m *dto.Metric) float64 {
+		switch {
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue()
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue()
+		}
+		return 0
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "sori_connections":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "transport" {
+						transports[l.GetValue()] += value(m)
+					}
+				}
+			case "sori_channels":
+				channels += value(m)
+			case "sori_subscriptions":
+				subs += value(m)
+			case "sori_publications_total":
+				pubs += value(m)
+			case "sori_slow_consumer_disconnects_total":
+				slow += value(m)
+			}
+		}
+	}
+	var conns float64
+	for _, v := range transports {
+		conns += v
+	}
+	now := time.Now()
+	r.mu.Lock()
+	if !r.at.IsZero() && now.Sub(r.at) >= 500*time.Millisecond {
+		r.rate = (pubs - r.count) / now.Sub(r.at).Seconds()
+	}
+	if r.at.IsZero() || now.Sub(r.at) >= 500*time.Millisecond {
+		r.at, r.count = now, pubs
+	}
+	rate := r.rate
+	r.mu.Unlock()
+	return map[string]any{
+		"connections": conns, "channels": channels, "subscriptions": subs, "publications_total": pubs,
+		"messages_per_second": rate, "slow_consumer_disconnects": slow, "transports": transports,
+		"time": now.UTC(),
+	}, http.StatusOK, nil
+}
