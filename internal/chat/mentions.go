@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -157,12 +158,16 @@ func (s *Service) tell(ctx context.Context, ev store.Event, author string, targe
 		if err != nil {
 			continue
 		}
-		if !direct {
+		// Named, or @room: a mention event; in a direct room the rest is
+		// "dm" for the Notifier only (the message itself is on the room's
+		// channel).
+		mentioned := ev.MentionRoom || slices.Contains(ev.Mentions, uid)
+		if mentioned {
 			s.notify(ctx, name, author, map[string]any{"type": "mention", "room": ev.RoomID, "seq": ev.Seq})
 		}
 		if s.cfg.Notifier != nil {
 			kind := "mention"
-			if direct {
+			if !mentioned {
 				kind = "dm"
 			}
 			s.cfg.Notifier.Notify(ctx, Notice{UserID: uid, User: name, Type: kind, RoomID: ev.RoomID, Seq: ev.Seq, By: author, Text: ev.Body})
