@@ -27,10 +27,10 @@ func TestUpgradeKeepsEventLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range ms[:2] {
-		if _, err := db.Exec(m.sql); err != nil {
-			t.Fatal(m.name, err)
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatal(m.Name, err)
 		}
-		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, m.version, m.name); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, m.Version, m.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
