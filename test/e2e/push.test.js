@@ -48,7 +48,10 @@ test('a push shows a notification through /sw.js, text only, one per room', asyn
   assert.deepEqual(await notifications(), [{ title: 'bob mentioned you in #general', body: '<img src=x onerror=alert(1)> hi @alice',
     tag: 'sori-room-7', data: { room: 7, seq: 42, type: 'mention' } }]);
   // A second push for the room replaces the first; another room adds one; junk is bounded text.
+  // Each push is awaited as shown before the next is delivered, so the test
+  // waits on the worker's events, not on how fast it handles two at once.
   await deliver({ type: 'mention', room: 7, seq: 43, by: 'bob', title: 'again', body: 'second' });
+  await waitFor(async () => (await notifications()).some((n) => n.tag === 'sori-room-7' && n.body === 'second'), { message: 'the replacement' });
   await deliver({ type: 'dm', room: 9, seq: 1, by: 'carol', title: 'x'.repeat(500), body: 'y'.repeat(5000) });
   await waitFor(async () => (await notifications()).length === 2 && (await notifications()).some((n) => n.tag === 'sori-room-9'), { message: 'two rooms' });
   const all = await notifications();
