@@ -233,7 +233,11 @@ func (l *JSLog) Append(ctx context.Context, channel string, pub protocol.Publica
 		var apiErr *jetstream.APIError
 		conflict := errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-		if !conflict || attempt >= 20 {
+		// Each conflict means another node's append won, so the loop as a
+		// whole makes progress; a node slowed down (e.g. by -race under load)
+		// lost 20 in a row to two busy writers, so the bound is generous and
+		// the caller's context ends it sooner.
+		if !conflict || attempt >= 1000 || ctx.Err() != nil {
 			return protocol.Publication{}, "", fmt.Errorf("cluster: append to %s: %w", channel, err)
 		}
 	}
