@@ -69,13 +69,18 @@ func TestRTCLabMeshVsSFU(t *testing.T) {
 			t.Fatalf("missing results:\n%s", b.String())
 		}
 	}
-	if r := m3.UpBytesPS / m2.UpBytesPS; r < 1.6 || r > 2.4 {
+	// Bytes per unit of video the senders actually wrote (Paced): a loaded
+	// machine starves the senders of larger rooms (paced 0.76 at N=3 once in
+	// CI), which changes the rates but not the topology this test checks.
+	up := func(x *RTCResult) float64 { return x.UpBytesPS / max(x.Paced, 0.01) }
+	down := func(x *RTCResult) float64 { return x.DownBytesPS / max(x.Paced, 0.01) }
+	if r := up(m3) / up(m2); r < 1.6 || r > 2.4 {
 		t.Errorf("mesh uplink 3 vs 2 participants: ×%.2f, want about 2", r)
 	}
-	if r := s3.UpBytesPS / m3.UpBytesPS; r > 0.7 {
+	if r := up(s3) / up(m3); r > 0.7 {
 		t.Errorf("SFU uplink at N=3 is %.2f of the mesh's, want about 1/2", r)
 	}
-	if r := s3.DownBytesPS / m3.DownBytesPS; r < 0.8 || r > 1.25 {
+	if r := down(s3) / down(m3); r < 0.8 || r > 1.25 {
 		t.Errorf("SFU downlink at N=3 is %.2f of the mesh's, want about 1", r)
 	}
 }
