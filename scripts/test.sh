@@ -19,6 +19,10 @@
 #              binary, then `npm test` in every package (JS client, Node ws
 #              client, browser tests, docs, web unit tests) against it (SORI_BIN).
 #      Each lane's lines are printed as they come, prefixed with the lane.
+#   4. last, a summary of what failed (scripts/test-summary.sh): every failed
+#      Go test and package (with races, panics and build errors) and every
+#      failed node test by file and name, then one line per lane, so a log
+#      kept only as its tail still says what failed.
 #
 # Environment:
 #   SORI_TEST_SLOW=1        also the slow tests: Go tests that skip under -short,
@@ -54,7 +58,8 @@ fi
 # the packages without -race, which the node lane's binary reuses.
 checks() {
   echo "== static checks"
-  "$GO" mod tidy -diff && "$GO" vet ./... && "$GO" run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+  "$GO" mod tidy -diff && "$GO" vet ./... && "$GO" run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... &&
+    bash scripts/test-summary.sh --self-test
 }
 
 # The lanes run as `fn || rc=$?`, where bash ignores set -e: each step's
@@ -67,19 +72,22 @@ go_lane() {
   [ -n "$slow" ] && short=
   local cmd="$GO test -race -count=1 -timeout 20m $short ./..."
   if [ -n "${SORI_TEST_POSTGRES:-}" ]; then
-    $cmd || failed=1
+    $cmd || { echo "FAILED: $cmd"; failed=1; }
   else
     # pg_virtualenv exports PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE
     # for its cluster; the tests read the one variable below.
-    pg_virtualenv -t -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd" || failed=1
+    pg_virtualenv -t -- bash -c 'export SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"; exec '"$cmd" ||
+      { echo "FAILED: $cmd (in pg_virtualenv)"; failed=1; }
   fi
   if [ -n "$slow" ]; then
     # A short run of each fuzz target on top of its committed seed corpus
     # (the seeds themselves already ran as ordinary tests above).
-    "$GO" test -run '^$' -fuzz '^FuzzDecodeCommands$' -fuzztime 10s ./internal/protocol || failed=1
-    "$GO" test -run '^$' -fuzz '^FuzzDecodeCommandsMsgpack$' -fuzztime 10s ./internal/protocol || failed=1
-    "$GO" test -run '^$' -fuzz FuzzFrameLoop -fuzztime 10s ./internal/transport/ws || failed=1
-    "$GO" test -run '^$' -fuzz FuzzForwarder -fuzztime 10s ./internal/rtc/sfu || failed=1
+    local target pkg
+    for target in '^FuzzDecodeCommands$:./internal/protocol' '^FuzzDecodeCommandsMsgpack$:./internal/protocol' \
+      'FuzzFrameLoop:./internal/transport/ws' 'FuzzForwarder:./internal/rtc/sfu'; do
+      pkg=${target#*:} target=${target%%:*}
+      "$GO" test -run '^$' -fuzz "$target" -fuzztime 10s "$pkg" || { echo "FAILED: fuzz $target $pkg"; failed=1; }
+    done
   fi
   return $failed
 }
@@ -100,11 +108,35 @@ node_lane() {
 }
 
 # lane NAME FUNCTION: runs FUNCTION with every output line prefixed by NAME,
-# and records its exit status and duration.
+# keeps its raw lines in $work/NAME.log for the summary, and records its exit
+# status and duration.
 lane() {
   local name=$1 fn=$2 t0=$SECONDS rc=0
-  { "$fn" 2>&1 || rc=$?; echo "$rc $((SECONDS - t0))" >"$work/$name.status"; } | sed -u "s/^/[$name] /"
+  { "$fn" 2>&1 || rc=$?; echo "$rc $((SECONDS - t0))" >"$work/$name.status"; } |
+    tee "$work/$name.log" | sed -u "s/^/[$name] /"
 }
+
+# summary: what failed, then one line per lane; the last lines of the output.
+summary() {
+  bash scripts/test-summary.sh "$root" go="$work/go.log" node="$work/node.log" || echo "(test-summary.sh failed)"
+  local name rc secs
+  passed=0 failed=0
+  for name in go node; do
+    if ! read -r rc secs 2>/dev/null <"$work/$name.status"; then
+      rc=unfinished secs=?
+    fi
+    if [ "$rc" = 0 ]; then
+      passed=$((passed + 1)); echo "$name lane: ok (${secs}s)"
+    else
+      failed=$((failed + 1)); echo "$name lane: FAILED, exit $rc (${secs}s); its lines above start with [$name]"
+    fi
+  done
+  echo "test lanes: $passed passed, $failed failed ($((SECONDS - start))s in all)"
+}
+
+# Stopped from outside (a CI timeout sends SIGTERM): still say what had
+# failed so far.
+trap 'echo "== interrupted"; summary; exit 130' INT TERM
 
 echo "== tests (go and node lanes in parallel)"
 lane go go_lane &
@@ -112,15 +144,7 @@ go_pid=$!
 lane node node_lane &
 node_pid=$!
 wait $go_pid $node_pid || true
+trap - INT TERM
 
-passed=0 failed=0
-for name in go node; do
-  read -r rc secs <"$work/$name.status" || { rc=1 secs=?; }
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1)); echo "$name lane: ok (${secs}s)"
-  else
-    failed=$((failed + 1)); echo "$name lane: FAILED, exit $rc (${secs}s); its lines above start with [$name]"
-  fi
-done
-echo "test lanes: $passed passed, $failed failed ($((SECONDS - start))s in all)"
+summary
 [ "$failed" = 0 ]
