@@ -52,6 +52,7 @@ var (
 	ErrQuota             = &Error{120, "storage quota exceeded"}
 	ErrStorageLow        = &Error{121, "the server is low on storage"}
 	ErrStoreDown         = &Error{122, "the chat store is unreachable from this node: try again shortly"}
+	ErrNeedsSFU          = &Error{123, "only a call on the SFU can do this"}
 )
 
 // Disconnect is a numbered reason for closing a connection. On WebSocket the

@@ -222,15 +222,20 @@ func TestCallSignalingRolesStateAndLeave(t *testing.T) {
 func TestCallJoinRefusals(t *testing.T) {
 	ts := startServer(t, nil)
 	room, ccs := callRoom(t, ts, "ann", "ben", "cy", "dee", "eli")
+	var last map[string]any
 	for _, cc := range ccs[:4] {
-		cc.must("call.join", map[string]any{"room": room})
+		last = cc.must("call.join", map[string]any{"room": room})
 	}
 	perr := ccs[4].refused("call.join", map[string]any{"room": room}, 119)
 	if !strings.Contains(perr["message"].(string), "4") {
 		t.Fatalf("mesh limit error %v: want the limit in the message", perr)
 	}
 	ccs[0].refused("call.join", map[string]any{"room": room}, 118)
-
+	// Choosing a quality needs the SFU: in a mesh the sender decides.
+	annID := participantsOf(last)[0]["id"]
+	if perr := ccs[3].refused("call.quality", map[string]any{"room": room, "peer": annID, "layer": "low"}, 123); !strings.Contains(perr["message"].(string), "SFU") {
+		t.Fatalf("call.quality in a mesh: %v, want a message naming the SFU", perr)
+	}
 	// Not a member of the room: refused, and nobody in the call hears of it.
 	outsider := newCallClient(t, connectChat(t, ts, signup(t, ts.URL, "mallory")))
 	outsider.refused("call.join", map[string]any{"room": room}, 104)

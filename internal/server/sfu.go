@@ -113,6 +113,20 @@ func (x sfuRoom) Signal(participant string, description, candidate json.RawMessa
 	return p.Signal(sig)
 }
 
+// SetQuality implements signal.QualityRoom.
+func (x sfuRoom) SetQuality(subscriber, publisher, layer string) error {
+	q, err := sfu.ParseQuality(layer)
+	if err != nil {
+		return err
+	}
+	p := x.r.Peer(subscriber)
+	if p == nil {
+		return fmt.Errorf("participant %s is not on the SFU", subscriber)
+	}
+	p.SetQuality(publisher, q)
+	return nil
+}
+
 func (x sfuRoom) Leave(participant string) { x.r.Leave(participant) }
 
 func (x sfuRoom) Close() { x.r.Close() }

@@ -32,6 +32,8 @@ type sfuClient struct {
 	pending  []webrtc.ICECandidateInit
 	received map[string]int
 	modes    []string
+	// notify is signalled (without blocking) after every packet received.
+	notify chan struct{}
 }
 
 func newSFUClient(t *testing.T, name string, cc *callClient, room string) *sfuClient {
@@ -50,7 +52,7 @@ func newSFUClient(t *testing.T, name string, cc *callClient, room string) *sfuCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &sfuClient{t: t, name: name, cc: cc, room: room, pc: pc, track: track, received: map[string]int{}}
+	c := &sfuClient{t: t, name: name, cc: cc, room: room, pc: pc, track: track, received: map[string]int{}, notify: make(chan struct{}, 1)}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
@@ -59,6 +61,10 @@ func newSFUClient(t *testing.T, name string, cc *callClient, room string) *sfuCl
 			c.mu.Lock()
 			c.received[tr.StreamID()]++
 			c.mu.Unlock()
+			select {
+			case c.notify <- struct{}{}:
+			default:
+			}
 		}
 	})
 	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
@@ -172,6 +178,23 @@ func (c *sfuClient) handle(ctx context.Context) error {
 	}
 }
 
+// waitGot waits until c has received n packets from participant from,
+// woken by each packet (the deadline only ends a hung test).
+func (c *sfuClient) waitGot(from string, n int) {
+	c.t.Helper()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for c.got(from) < n {
+		select {
+		case <-c.notify:
+		case <-deadline.C:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.t.Fatalf("%s got %d packets from %s, want %d (%v)", c.name, c.received[from], from, n, c.received)
+		}
+	}
+}
+
 func (c *sfuClient) got(from string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -221,23 +244,30 @@ func TestCallMovesToSFU(t *testing.T) {
 		c.connect(ctx)
 		clients = append(clients, c)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	for i, c := range clients {
 		for j, id := range ids {
-			if i == j {
-				continue
-			}
-			for c.got(id) < 10 {
-				if time.Now().After(deadline) {
-					t.Fatalf("%s got %d packets from %s (%v)", c.name, c.got(id), clients[j].name, c.received)
-				}
-				select {
-				case <-time.After(20 * time.Millisecond): // poll the counters the media goroutines fill
-				case <-ctx.Done():
-				}
+			if i != j {
+				c.waitGot(id, 10)
 			}
 		}
 	}
+	// call.quality "off": ann stops receiving ben's video and still gets
+	// cy's; the packets ben's track sent before it have all arrived once 20
+	// of cy's sent after it have (one socket, in order) — 20 more, and ben's
+	// count must not have moved. "auto" brings ben's video back.
+	ann := clients[0]
+	ccs[0].must("call.quality", map[string]any{"room": room, "peer": ids[1], "layer": "off"})
+	ann.waitGot(ids[2], ann.got(ids[2])+20)
+	before := ann.got(ids[1])
+	ann.waitGot(ids[2], ann.got(ids[2])+20)
+	if n := ann.got(ids[1]); n != before {
+		t.Errorf("ann turned ben's video off, yet got %d more packets of it", n-before)
+	}
+	ccs[0].must("call.quality", map[string]any{"room": room, "peer": ids[1], "layer": "auto"})
+	ann.waitGot(ids[1], before+10)
+	ccs[0].refused("call.quality", map[string]any{"room": room, "peer": ids[1], "layer": "best"}, 101)
+	ccs[0].refused("call.quality", map[string]any{"room": room, "peer": ids[0], "layer": "low"}, 101)
+	ccs[0].refused("call.quality", map[string]any{"room": room, "peer": "nobody", "layer": "low"}, 117)
 	// "sfu" is not a participant in mesh calls, and participants cannot
 	// reach each other directly in SFU mode.
 	ccs[0].refused("call.signal", map[string]any{"room": room, "to": ids[1], "restart": true}, 117)

@@ -38,6 +38,7 @@ type DownTrack struct {
 
 	// allocator state (guarded by the subscriber's Peer.mu)
 	upgradeSince int64
+	chosen       bool // the subscriber changed its quality choice: the next allocation may climb at once
 }
 
 const (

@@ -109,11 +109,12 @@ type Peer struct {
 	estimator  cc.BandwidthEstimator
 	remb       uint64
 	rembAt     time.Time
-	lastEst    int64     // estimate at the last allocation
-	fellAt     time.Time // when the estimate last fell by more than 10%
-	feedback   bool      // REMB or TWCC feedback came in: the estimate is not a guess
-	oneShot    bool      // negotiated once over HTTP (WHIP/WHEP): never offered to
-	viewer     bool      // receives only: its tracks are ignored (set before register)
+	lastEst    int64              // estimate at the last allocation
+	fellAt     time.Time          // when the estimate last fell by more than 10%
+	feedback   bool               // REMB or TWCC feedback came in: the estimate is not a guess
+	oneShot    bool               // negotiated once over HTTP (WHIP/WHEP): never offered to
+	viewer     bool               // receives only: its tracks are ignored (set before register)
+	caps       map[string]Quality // per publisher id: the subscriber's choice (SetQuality); absent = auto
 	done       chan struct{}
 	closed     bool
 }
@@ -419,8 +420,13 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 	d.sender = sender
 	p.downs[u] = d
 	// Start low: the lowest layer costs the least keyframe and the
-	// allocator climbs from there as the estimate allows.
-	d.fwd.SetTarget(0)
+	// allocator climbs from there as the estimate allows. A camera the
+	// subscriber turned off stays paused.
+	if u.kind == webrtc.RTPCodecTypeVideo && !u.screen && p.caps[u.pub.id] == QualityOff {
+		d.fwd.SetTarget(-1)
+	} else {
+		d.fwd.SetTarget(0)
+	}
 	u.addDown(d)
 	go d.rtcpLoop()
 	return true
@@ -595,26 +601,38 @@ func (p *Peer) allocate(now time.Time) {
 	var probeRate int64
 	for _, d := range video {
 		have, rate := d.up.available()
-		best := -1
-		for l := maxLayers - 1; l >= 0; l-- {
+		// The subscriber's cap for this publisher's camera (screen shares
+		// are never capped).
+		top := maxLayers - 1
+		if !d.up.screen {
+			top = p.caps[d.up.pub.id].maxLayer()
+		}
+		if top < 0 {
+			d.upgradeSince, d.chosen = 0, false
+			d.setTarget(-1)
+			continue
+		}
+		best, lowest := -1, -1
+		for l := top; l >= 0; l-- {
 			if have[l] && int64(rate[l]) <= budget {
 				best = l
 				break
 			}
 		}
-		if best < 0 { // nothing fits: the lowest layer there is
-			for l := 0; l < maxLayers; l++ {
-				if have[l] {
-					best = l
-					break
-				}
+		for l := 0; l < maxLayers; l++ {
+			if have[l] {
+				lowest = l
+				break
 			}
+		}
+		if best < 0 { // nothing fits: the lowest layer there is
+			best = lowest
 		}
 		if best < 0 {
 			continue
 		}
 		cur := d.target()
-		if best < cur && cur < maxLayers && have[cur] && float64(rate[cur]) <= keepSlack*float64(budget) {
+		if best < cur && cur <= top && have[cur] && float64(rate[cur]) <= keepSlack*float64(budget) {
 			// GCC answers one overuse by setting its estimate to 0.85× the
 			// rate received, below the very layer being received: keep the
 			// layer through one such step, drop it when the estimate falls
@@ -625,9 +643,22 @@ func (p *Peer) allocate(now time.Time) {
 		case best < cur:
 			d.upgradeSince = 0
 			d.setTarget(best)
+		case cur < 0:
+			// Paused by the subscriber and now allowed again: resume at
+			// once, low unless the estimate is evidence.
+			d.upgradeSince = 0
+			if !p.feedback {
+				best = lowest
+			}
+			d.setTarget(best)
 		case best > cur && !p.feedback:
 			// No feedback from the subscriber yet: the estimate is the
 			// configured guess, not evidence.
+		case best > cur && d.chosen:
+			// The subscriber just raised its choice: go where the
+			// estimate allows without waiting out the hold.
+			d.upgradeSince = 0
+			d.setTarget(best)
 		case best > cur:
 			if d.upgradeSince == 0 {
 				d.upgradeSince = now.UnixNano()
@@ -642,8 +673,9 @@ func (p *Peer) allocate(now time.Time) {
 		default:
 			d.upgradeSince = 0
 		}
+		d.chosen = false
 		t := d.target()
-		if next := t + 1; probe == nil && t >= 0 && next < maxLayers && have[next] && int64(rate[next]) > budget {
+		if next := t + 1; probe == nil && t >= 0 && next <= top && next < maxLayers && have[next] && int64(rate[next]) > budget {
 			// Held below a layer there is by the budget: probe for
 			// the difference.
 			probe, probeRate = d, int64(rate[next])-int64(rate[t])

@@ -38,6 +38,15 @@ type ViewerRoom interface {
 	JoinViewer(participant string, send func(description, candidate json.RawMessage)) error
 }
 
+// QualityRoom is a MediaRoom that takes a subscriber's quality choice
+// (call.quality). It is called without the Service's lock.
+type QualityRoom interface {
+	// SetQuality caps what subscriber receives of publisher's camera
+	// video; layer is one of Qualities. It fails for a participant not on
+	// the SFU.
+	SetQuality(subscriber, publisher, layer string) error
+}
+
 // Speaker is one entry of the "speakers" push.
 type Speaker struct {
 	ID    string  `json:"id"`

@@ -16,14 +16,15 @@ type recMedia struct {
 }
 
 type recRoom struct {
-	name     Room
-	speakers func([]Speaker)
-	mu       sync.Mutex
-	sends    map[string]func(description, candidate json.RawMessage)
-	signals  []string // "participant:description"
-	left     []string
-	viewers  []string // joined with JoinViewer
-	closed   bool
+	name      Room
+	speakers  func([]Speaker)
+	mu        sync.Mutex
+	sends     map[string]func(description, candidate json.RawMessage)
+	signals   []string // "participant:description"
+	left      []string
+	viewers   []string // joined with JoinViewer
+	qualities []string // "subscriber>publisher:layer"
+	closed    bool
 }
 
 func (m *recMedia) NewRoom(room Room, speakers func([]Speaker)) (MediaRoom, error) {

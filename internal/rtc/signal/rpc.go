@@ -12,7 +12,7 @@ import (
 type Method func(ctx context.Context, c Conn, data json.RawMessage) (any, error)
 
 // Methods returns the rpc methods of calls, by name: call.join, call.leave,
-// call.signal, call.state and call.status (notify.go).
+// call.signal, call.state, call.quality and call.status (notify.go).
 func (s *Service) Methods() map[string]Method {
 	return map[string]Method{
 		"call.status": s.statusMethod,
@@ -36,6 +36,13 @@ func (s *Service) Methods() map[string]Method {
 				return nil, err
 			}
 			return struct{}{}, s.Signal(c, req)
+		},
+		"call.quality": func(_ context.Context, c Conn, data json.RawMessage) (any, error) {
+			var req QualityRequest
+			if err := decode(data, &req); err != nil {
+				return nil, err
+			}
+			return struct{}{}, s.SetQuality(c, req)
 		},
 		"call.state": func(_ context.Context, c Conn, data json.RawMessage) (any, error) {
 			var req StateRequest

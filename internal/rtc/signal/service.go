@@ -163,6 +163,9 @@ var (
 	errNotHost     = protocol.ErrPermissionDenied.WithMessage("only the room's owners and admins may start a broadcast")
 	errNoBroadcast = protocol.ErrBadRequest.WithMessage("broadcast calls need the SFU (--sfu-listen)")
 	errCallRunning = protocol.ErrConflict.WithMessage("a call that is not a broadcast is running in this room")
+	errQualityMesh = protocol.ErrNeedsSFU.WithMessage("call.quality needs a call on the SFU: in a mesh call each sender chooses what it sends")
+	errBadLayer    = protocol.ErrBadRequest.WithMessage("layer must be one of auto, high, mid, low, off")
+	errQualitySelf = protocol.ErrBadRequest.WithMessage("peer must be another participant of the call")
 )
 
 // view describes p to a receiver whose join order is viewer.
@@ -462,6 +465,45 @@ func (s *Service) Signal(c Conn, req SignalRequest) error {
 	}
 	to.conn.Send(encode(Push{Room: req.Room, Event: EventSignal, From: from.id,
 		Description: req.Description, Candidate: req.Candidate, Restart: req.Restart}))
+	return nil
+}
+
+// SetQuality applies c's choice of how much of another participant's
+// camera video it receives (call.quality); only an SFU call can honour it.
+func (s *Service) SetQuality(c Conn, req QualityRequest) error {
+	valid := false
+	for _, q := range Qualities {
+		valid = valid || req.Layer == q
+	}
+	if !valid {
+		return errBadLayer
+	}
+	s.mu.Lock()
+	from := s.conns[c][req.Room]
+	if from == nil {
+		s.mu.Unlock()
+		return errNotInCall
+	}
+	r := s.rooms[req.Room]
+	to := r.members[req.Peer]
+	media := r.media
+	s.mu.Unlock()
+	switch {
+	case to == from:
+		return errQualitySelf
+	case to == nil || !r.sees(from, to):
+		return errNoPeer
+	case media == nil:
+		return errQualityMesh
+	}
+	qr, ok := media.(QualityRoom)
+	if !ok {
+		return errQualityMesh
+	}
+	if err := qr.SetQuality(from.id, to.id, req.Layer); err != nil {
+		// The caller or the peer left the SFU since the lookup above.
+		return errNoPeer.WithMessage("no such participant on the SFU: " + err.Error())
+	}
 	return nil
 }
 

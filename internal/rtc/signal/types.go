@@ -145,6 +145,21 @@ type StateRequest struct {
 	Screen *bool `json:"screen,omitempty"`
 }
 
+// QualityRequest is the data of call.quality: the most the caller receives
+// of Peer's camera video in an SFU call.
+type QualityRequest struct {
+	Room Room   `json:"room"`
+	Peer string `json:"peer"`
+	// Layer is one of Qualities.
+	Layer string `json:"layer"`
+}
+
+// Qualities are the values of QualityRequest.Layer: "auto" lets the
+// caller's bandwidth estimate decide, "high", "mid" and "low" cap the
+// simulcast layer (the estimate still decides below the cap), "off" pauses
+// the video (audio is untouched).
+var Qualities = []string{"auto", "high", "mid", "low", "off"}
+
 // Events of the "call" push.
 const (
 	EventJoined = "joined"
