@@ -16,7 +16,7 @@ func TestAllocateKeepSlackAndProbing(t *testing.T) {
 	s := &SFU{cfg: Config{InitialBitrate: 300_000, UpgradeHold: time.Second}}
 	r := &Room{sfu: s, log: slog.New(slog.DiscardHandler)}
 	p := &Peer{room: r, downs: map[*upTrack]*DownTrack{}, feedback: true}
-	u := &upTrack{room: r, kind: webrtc.RTPCodecTypeVideo, id: "a/camera"}
+	u := &upTrack{room: r, pub: &Peer{id: "a"}, kind: webrtc.RTPCodecTypeVideo, id: "a/camera"}
 	for i, rate := range []uint64{100_000, 500_000, 1_000_000} {
 		l := &layer{}
 		l.bitrate.Store(rate)
