@@ -138,14 +138,14 @@ test('reading: one header per run of an author, a day divider, a "New messages" 
   await createRoom(b, 'elsewhere');
   await type(a, 'while bob was away');
   await type(a, 'and more');
-  await b.locator('#room-list a', { hasText: 'reading' }).locator('.badge').first().waitFor();
+  await b.locator('#room-list a', { hasText: 'reading' }).locator('.badge:not(.mention-badge)', { hasText: /^2$/ }).waitFor();
   await b.locator('#room-list a', { hasText: 'reading' }).click();
   const line = b.locator('#messages .msg .new-line');
   await line.waitFor();
   assert.equal(await line.count(), 1);
-  // KNOWN BUG (issue 14, open): against the server with mentions/notify the line can sit higher than
-  // 'while bob was away' (bob's last_read_seq comes back lower than he read); only its presence is checked here.
-  assert.equal(await b.locator('#messages .msg', { has: b.locator('.new-line') }).getAttribute('data-user'), 'alice');
+  // (The line used to sit higher when the room list was reloaded before bob's read receipt reached the
+  // server: rooms-read.test.js makes that happen on purpose.)
+  assert.equal(await b.locator('#messages .msg', { has: b.locator('.new-line') }).locator('.msg-body').textContent(), 'while bob was away');
   await screenshot(b, 'reading-new-line');
 });
 

@@ -111,6 +111,33 @@ test('a room listing older than what arrived live does not roll the counts back'
   assert.equal(m.unread, 2);
 });
 
+test('a room listing taken before my read receipt reached the server does not move the read position back', () => {
+  // Bob reads up to 4 (two of them mention him, one is his own); the
+  // listing was taken while the debounced chat.read was still on its way,
+  // with the server's receipt at 1: it must neither move the "New
+  // messages" line up to 1 nor count 2–4 as unread again.
+  const m = new RoomModel(room, 'bob');
+  m.applyPublication(message(1, 'alice', 'one'));
+  m.applyPublication(message(2, 'alice', 'two @bob'));
+  m.applyPublication(pub(3, { type: 'message', user: 'alice', text: 'three', mentions: ['bob'] }));
+  m.applyPublication(message(4, 'bob', 'mine'));
+  m.markedRead(4);
+  m.updateInfo({ ...room, last_seq: 4, last_read_seq: 1, unread: 2, mentions: 2 });
+  assert.equal(m.lastRead, 4);
+  assert.equal(m.unread, 0);
+  assert.equal(m.mentions, 0);
+  // The same listing, with a message that came after the read: only it counts.
+  m.updateInfo({ ...room, last_seq: 5, last_read_seq: 1, unread: 3, mentions: 2 });
+  assert.equal(m.lastRead, 4);
+  assert.equal(m.unread, 1);
+  assert.equal(m.mentions, 0);
+  // A listing ahead of what I read is taken as it is.
+  m.updateInfo({ ...room, last_seq: 6, last_read_seq: 5, unread: 1, mentions: 1 });
+  assert.equal(m.lastRead, 5);
+  assert.equal(m.unread, 1);
+  assert.equal(m.mentions, 1);
+});
+
 test('receipts point at the newest loaded message at or below each reader\'s position', () => {
   const m = new RoomModel(room, 'alice');
   for (const p of live.slice(0, 2)) m.applyPublication(p);

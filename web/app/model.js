@@ -105,12 +105,38 @@ export class RoomModel extends EventTarget {
     this.loaded = false;
   }
 
-  /** Updates the room's summary from a REST listing. */
+  /**
+   * Updates the room's summary from a REST listing. The read position never
+   * moves back: a listing can be older than what this page knows, in two
+   * ways. Its last_seq can be behind messages that arrived live (keep our
+   * counts), or its last_read_seq behind what was read here, because the
+   * read receipt (chat.read, sent 300 ms after reading) had not reached the
+   * server when the listing was taken. Taking that lower receipt put the
+   * "New messages" line above messages already read, and it stayed there:
+   * the room's "read" signal, which would have corrected it, is not heard
+   * once the page has switched to another room. Then the listing's counts
+   * include the messages read meanwhile; those held here are taken off.
+   */
   updateInfo(info) {
-    const keepCounts = (info.last_seq ?? 0) < this.lastSeq; // we are ahead of that listing
-    const { unread, mentions, last_seq: lastSeq, last_read_seq: lastRead } = this.info;
+    const behind = (info.last_seq ?? 0) < this.lastSeq; // we are ahead of that listing
+    const { unread, mentions, last_seq: lastSeq, last_read_seq: lastRead = 0 } = this.info;
     this.info = { ...this.info, ...info };
-    if (keepCounts) Object.assign(this.info, { unread, mentions, last_seq: lastSeq, last_read_seq: Math.max(lastRead ?? 0, info.last_read_seq ?? 0) });
+    if (behind) {
+      Object.assign(this.info, { unread, mentions, last_seq: lastSeq, last_read_seq: Math.max(lastRead, info.last_read_seq ?? 0) });
+    } else if ('last_read_seq' in info && (info.last_read_seq ?? 0) < lastRead) {
+      let read = 0;
+      let readMentions = 0;
+      for (const m of this.messages.values()) {
+        if (m.seq <= info.last_read_seq || m.seq > lastRead || m.user === this.me || m.deleted) continue;
+        read++;
+        if (this.info.kind === 'direct' || this.mentionsMe(m)) readMentions++;
+      }
+      Object.assign(this.info, {
+        last_read_seq: lastRead,
+        unread: Math.max(0, (info.unread ?? 0) - read),
+        mentions: Math.max(0, (info.mentions ?? 0) - readMentions),
+      });
+    }
     this.emit('info');
   }
 
@@ -179,7 +205,7 @@ export class RoomModel extends EventTarget {
       reactions: new Map((raw.reactions ?? []).map((r) => [r.emoji, new Set(r.users)])),
       client_id: typeof raw.client_id === 'string' ? raw.client_id : '',
       thread: Number(raw.thread ?? 0), thread_replies: Number(raw.thread_replies ?? 0), thread_last_seq: Number(raw.thread_last_seq ?? 0),
-      mentions: Array.isArray(raw.mentions) ? raw.mentions : [], mention_room: Boolean(raw.mention_room),
+      mentions: Array.isArray(raw.mentions) ? raw.mentions : undefined, mention_room: Boolean(raw.mention_room),
     };
     if (existed) {
       // A live "message" event for a message a snapshot already gave us:

@@ -37,6 +37,7 @@ export class RoomView {
     this.loadingOlder = false;
     this.lastTypingSent = 0;
     this.readTimer = 0;
+    this.unsentRead = null; // {model, seq}: a read receipt waiting for readTimer
     this.typingTimer = 0;
     this.liveSub = null;
     this.listeners = [];
@@ -167,6 +168,7 @@ export class RoomView {
   }
 
   hide() {
+    this.#sendRead();
     this.threadPanel?.close();
     if (!this.model) return;
     for (const [type, fn] of this.listeners) this.model.removeEventListener(type, fn);
@@ -883,9 +885,17 @@ export class RoomView {
     if (!seq || (seq <= model.lastRead && model.unread === 0)) return;
     model.markedRead(seq);
     clearTimeout(this.readTimer);
-    this.readTimer = setTimeout(() => {
-      this.ctx.rpc('chat.read', { room: model.id, seq }).catch(() => api.read(model.id, seq).catch(() => {}));
-    }, 300);
+    this.unsentRead = { model, seq };
+    this.readTimer = setTimeout(() => this.#sendRead(), 300);
+  }
+
+  /** Sends the read receipt waiting for its timer now (also when the room is left: it is not dropped by the next room's). */
+  #sendRead() {
+    clearTimeout(this.readTimer);
+    const r = this.unsentRead;
+    this.unsentRead = null;
+    if (!r) return;
+    this.ctx.rpc('chat.read', { room: r.model.id, seq: r.seq }).catch(() => api.read(r.model.id, r.seq).catch(() => {}));
   }
 
   #atBottom() {
