@@ -94,7 +94,7 @@ test('permalinks scroll to an old message and open a thread reply in its thread'
   const rootSeq = Number(await messageLocator(a, 'root message').getAttribute('data-seq'));
   const replySeq = rootSeq + 1; // bob's reply came right after the root
   await b.goto(`/#/rooms/${roomId}/messages/${rootSeq}`);
-  const flashed = b.locator('#messages .msg.flash', { hasText: 'root message' });
+  const flashed = b.locator('#messages .msg.linked', { hasText: 'root message' });
   await flashed.waitFor();
   assert.ok(await flashed.isVisible());
   await b.goto(`/#/rooms/${roomId}/messages/${replySeq}`);

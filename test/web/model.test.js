@@ -268,3 +268,39 @@ test('pins: listing, live pin/unpin, a deleted message is unpinned', () => {
   m.applyPublication(pub(5, { type: 'delete', target: 2, user: 'bob' }));
   assert.deepEqual([...m.pins.keys()], []);
 });
+
+test('a permalink far back: the page around it is held apart from the recent ones until the gap closes', async () => {
+  const { PAGE } = await import('../../web/app/model.js');
+  const msg = (seq) => ({ seq, user: 'bob', text: `m${seq}`, created_at: new Date(t0 + seq).toISOString() });
+  const range = (lo, hi) => Array.from({ length: hi - lo + 1 }, (_, i) => msg(lo + i));
+  const m = new RoomModel(room, 'alice');
+  const reloads = [];
+  m.addEventListener('reloaded', () => reloads.push(m.timeline().length));
+  m.applySnapshot(range(951, 1000)); // the recent page
+  assert.equal(m.missing(120), true);
+  assert.equal(m.missing(975), false);
+  m.applyAround(range(95, 144)); // around 120
+  assert.deepEqual(m.gap, { after: 144, before: 951 });
+  assert.equal(m.oldest, 95);
+  assert.equal(m.hasOlder, true);
+  assert.equal(m.missing(120), false);
+  assert.equal(m.missing(500), true, 'in the gap');
+  assert.equal(m.missing(50), true, 'older than held');
+  // Filling: a full page moves the gap's start; the page reaching 951 closes it.
+  m.fillGap(range(145, 144 + PAGE));
+  assert.deepEqual(m.gap, { after: 144 + PAGE, before: 951 });
+  // A second jump, into the gap: the first window is forgotten.
+  m.applyAround(range(476, 525));
+  assert.deepEqual(m.gap, { after: 525, before: 951 });
+  assert.equal(m.oldest, 476);
+  assert.equal(m.messages.has(120), false);
+  m.fillGap(range(526, 940)); // more than a page: reaches the recent ones
+  m.fillGap(range(941, 960));
+  assert.equal(m.gap, null);
+  // A jump to a message already next to the held ones leaves no gap.
+  m.applyAround(range(450, 499));
+  assert.equal(m.gap, null);
+  assert.equal(m.oldest, 450);
+  assert.equal(reloads.length, 6);
+  assert.deepEqual(m.timeline().map((x) => x.seq), [...range(450, 960), ...range(961, 1000)].map((x) => x.seq));
+});

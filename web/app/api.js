@@ -84,10 +84,11 @@ export const api = {
   revokeToken: (id) => request('DELETE', `/api/v1/auth/tokens/${enc(id)}`),
   setNotify: (id, level) => request('PUT', `/api/v1/rooms/${id}/notify`, { level }),
 
-  messages: (id, { before, after, limit = 50 } = {}) => {
+  messages: (id, { before, after, around, limit = 50 } = {}) => {
     const q = new URLSearchParams({ limit: String(limit) });
     if (before) q.set('before', String(before));
     if (after) q.set('after', String(after));
+    if (around) q.set('around', String(around));
     return request('GET', `/api/v1/rooms/${id}/messages?${q}`);
   },
   post: (id, text, replyTo) => request('POST', `/api/v1/rooms/${id}/messages`, replyTo ? { text, reply_to: replyTo } : { text }),

@@ -24,6 +24,11 @@ export class RoomModel extends EventTarget {
     this.messages = new Map(); // seq -> message
     this.oldest = 0; // smallest seq loaded through REST (0 = nothing yet)
     this.hasOlder = true;
+    // Messages a permalink far back jumped to (?around=) are held apart from
+    // the recent ones: {after, before} says that seqs between the two (both
+    // excluded) may be missing. One gap at most: a second jump forgets the
+    // first window. null: everything from oldest on is loaded.
+    this.gap = null;
     this.loaded = false;
     this.log = []; // recent edit/delete/reaction events, replayed over snapshots
     this.members = new Map(); // username -> {role, last_read_seq}
@@ -103,6 +108,7 @@ export class RoomModel extends EventTarget {
     this.oldest = 0;
     this.hasOlder = true;
     this.loaded = false;
+    this.gap = null;
   }
 
   /**
@@ -290,6 +296,64 @@ export class RoomModel extends EventTarget {
     this.loaded = true;
     this.emit('snapshot', { added, seqs });
     if (added.length && (this.acked.size || this.pending.length)) this.emit('pending');
+  }
+
+  /**
+   * Merges the page of messages around a permalink's seq (?around=). When
+   * it ends before the oldest message held, the two are not known to meet:
+   * a gap stays between them until fillGap closes it. A window of an
+   * earlier jump is forgotten first. Emits 'reloaded' (the view renders the
+   * whole timeline again) instead of 'snapshot'.
+   * @param {any[]} list the messages, oldest first
+   */
+  applyAround(list) {
+    if (!list.length) return;
+    const seqs = list.map((r) => Number(r.seq));
+    const lo = Math.min(...seqs);
+    const hi = Math.max(...seqs);
+    if (this.gap) {
+      for (const seq of [...this.messages.keys()]) if (seq < this.gap.before) this.messages.delete(seq);
+      this.oldest = this.gap.before;
+      this.gap = null;
+    }
+    const wasOldest = this.oldest;
+    if (this.loaded && wasOldest && hi < wasOldest) this.gap = { after: hi, before: wasOldest };
+    this.#merge(list);
+    if (!wasOldest || lo < wasOldest) this.hasOlder = true; // the next page back says whether there is more
+    this.loaded = true;
+    this.emit('reloaded');
+  }
+
+  /**
+   * Merges the page after the gap's start (GET ?after=gap.after): the gap
+   * closes when the page reaches the messages after it or is not full.
+   * @param {any[]} list
+   */
+  fillGap(list) {
+    if (!this.gap) return;
+    const { before } = this.gap;
+    const seqs = list.map((r) => Number(r.seq));
+    if (list.length < PAGE || seqs.some((s) => s >= before)) this.gap = null;
+    else this.gap = { after: Math.max(...seqs), before };
+    this.#merge(list);
+    this.emit('reloaded');
+  }
+
+  /** Whether seq falls where messages may be missing (older than held, or in the gap). */
+  missing(seq) {
+    if (this.messages.has(seq)) return false;
+    return !this.oldest || seq < this.oldest || Boolean(this.gap && seq > this.gap.after && seq < this.gap.before);
+  }
+
+  #merge(list) {
+    for (const raw of list) {
+      const seq = Number(raw.seq);
+      this.messages.delete(seq);
+      this.#put(raw, false);
+      if (!this.oldest || seq < this.oldest) this.oldest = seq;
+    }
+    const seqs = new Set(list.map((r) => Number(r.seq)));
+    for (const { ev } of this.log) if (seqs.has(Number(ev.target))) this.#applyEvent(ev);
   }
 
   /**

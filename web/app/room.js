@@ -43,6 +43,7 @@ export class RoomView {
     this.listeners = [];
     this.mention = null; // the open @mention list: {at, found, active}
     this.newFrom = null; // seq after which the "New messages" line goes (null: none)
+    this.linkedSeq = 0; // the message a permalink opened (highlighted until another one is)
     this.regroupQueued = false;
     this.dom = {
       title: $('#room-title'), topic: $('#room-topic'), timeline: $('#timeline'), list: $('#messages'),
@@ -119,6 +120,7 @@ export class RoomView {
     this.els.clear();
     this.setReply(null);
     this.setAttachment(null);
+    this.linkedSeq = 0;
     // The "New messages" line goes above the first message after what was read when the room opened.
     this.newFrom = model && model.unread > 0 ? model.lastRead : null;
     d.jump.hidden = true;
@@ -133,6 +135,7 @@ export class RoomView {
     on('message', (e) => this.#onMessage(e.detail.message));
     on('change', (e) => this.#renderMessage(e.detail.message));
     on('snapshot', (e) => this.#onSnapshot(e.detail));
+    on('reloaded', () => this.#renderAll());
     on('receipts', () => { this.#renderReceipts(); this.membersPanel.render(); });
     on('online', () => { this.#renderOnline(); this.membersPanel.render(); });
     on('typing', () => this.#renderTyping());
@@ -252,8 +255,38 @@ export class RoomView {
       return li;
     }));
     this.dom.older.hidden = !m.loaded || !m.hasOlder;
+    this.#renderGap();
     this.#regroup();
     this.#renderReceipts();
+  }
+
+  /**
+   * The "Load newer messages" button where messages may be missing: after
+   * the page a far permalink jumped to, before the recent ones (model.gap).
+   */
+  #renderGap() {
+    this.dom.list.querySelector(':scope > .gap')?.remove();
+    const gap = this.model?.gap;
+    if (!gap) return;
+    let next = null;
+    for (const el of this.dom.list.children) { if (Number(el.dataset.seq) >= gap.before) { next = el; break; } }
+    this.dom.list.insertBefore(h('li', { class: 'gap' },
+      h('button', { type: 'button', onclick: (e) => this.loadNewer(e.currentTarget) }, 'Load newer messages')), next);
+  }
+
+  /** Loads the page after the gap's start; the gap closes when it reaches the recent messages. */
+  async loadNewer(button) {
+    const model = this.model;
+    if (!model?.gap || this.loadingNewer) return;
+    this.loadingNewer = true;
+    if (button) button.disabled = true;
+    try {
+      const res = await api.messages(model.id, { after: model.gap.after, limit: PAGE });
+      if (this.model === model) model.fillGap(res.messages ?? []);
+    } catch (err) { this.ctx.onError(err); } finally {
+      this.loadingNewer = false;
+      if (button) button.disabled = false;
+    }
   }
 
   #onSnapshot({ added, seqs }) {
@@ -264,6 +297,7 @@ export class RoomView {
     const oldFirst = this.dom.list.firstElementChild ? Number(this.dom.list.firstElementChild.dataset.seq) : Infinity;
     for (const seq of seqs) this.#renderMessage(m.messages.get(seq));
     this.dom.older.hidden = !m.hasOlder;
+    this.#renderGap();
     this.#renderReceipts();
     const prepended = added.some((x) => x.seq < oldFirst);
     if (prepended && !wasBottom) {
@@ -335,6 +369,7 @@ export class RoomView {
     let prevDay = '';
     let newShown = false;
     for (const li of this.dom.list.children) {
+      if (li.classList.contains('gap')) { prev = null; prevDay = ''; continue; } // no run or day spans missing messages
       const msg = this.model?.messages.get(Number(li.dataset.seq));
       if (!msg) continue;
       const t = new Date(msg.created_at);
@@ -368,7 +403,7 @@ export class RoomView {
 
   #build(msg) {
     const mine = msg.user === this.ctx.me;
-    const li = h('li', { class: `msg${mine ? ' mine' : ''}${msg.deleted ? ' deleted' : ''}`, id: `msg-${msg.seq}`,
+    const li = h('li', { class: `msg${mine ? ' mine' : ''}${msg.deleted ? ' deleted' : ''}${msg.seq === this.linkedSeq ? ' linked' : ''}`, id: `msg-${msg.seq}`,
       dataset: { seq: String(msg.seq), user: msg.user } });
     const time = h('time', { class: 'msg-time', datetime: msg.created_at ?? '', text: formatTime(msg.created_at) });
     li.append(h('div', { class: 'msg-head' },
@@ -851,18 +886,36 @@ export class RoomView {
     }
   }
 
-  /** Scrolls to a message, loading older pages until it is there. */
+  /**
+   * Scrolls to a message and highlights it. A message up to two pages back
+   * is reached by scrolling back (the timeline stays continuous); further
+   * back, the page around it is fetched (?around=) and shown above the
+   * recent messages with a "Load newer messages" gap between them, rather
+   * than loading every page in between.
+   */
   async reveal(seq) {
     const model = this.model;
-    for (let i = 0; i < 20 && model && !model.messages.has(seq) && model.hasOlder && model.oldest > seq; i++) {
+    if (!model) return false;
+    for (let i = 0; i < 2 && model.missing(seq) && !model.gap && model.hasOlder && model.oldest > seq; i++) {
       await this.loadOlder();
     }
-    const known = model?.messages.get(seq);
+    if (this.model !== model) return false;
+    if (model.missing(seq) && (model.hasOlder || model.gap || seq > model.oldest)) {
+      try {
+        const res = await api.messages(model.id, { around: seq, limit: PAGE });
+        if (this.model !== model) return false;
+        model.applyAround(res.messages ?? []);
+      } catch (err) { this.ctx.onError(err); return false; }
+    }
+    const known = model.messages.get(seq);
     if (known?.thread) return this.threadPanel.open(known.thread, seq); // a reply: shown in its thread
     const li = this.els.get(seq);
     if (!li) return false;
+    for (const el of this.dom.list.querySelectorAll('.msg.linked')) el.classList.remove('linked');
+    this.linkedSeq = seq;
     li.scrollIntoView({ block: 'center' });
-    li.classList.add('flash');
+    // "linked" marks the message the link is about until another one is opened; "flash" draws the eye once.
+    li.classList.add('flash', 'linked');
     li.tabIndex = -1;
     li.focus({ preventScroll: true });
     setTimeout(() => li.classList.remove('flash'), 2500);
