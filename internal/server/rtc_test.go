@@ -361,18 +361,7 @@ func newMediaPeer(t *testing.T, name string, cc *callClient, room string, join m
 	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
 
-	var servers []webrtc.ICEServer
-	for _, s := range join["ice_servers"].([]any) {
-		m := s.(map[string]any)
-		var is webrtc.ICEServer
-		for _, u := range m["urls"].([]any) {
-			is.URLs = append(is.URLs, u.(string))
-		}
-		is.Username, _ = m["username"].(string)
-		is.Credential, _ = m["credential"].(string)
-		servers = append(servers, is)
-	}
-	conf := webrtc.Configuration{ICEServers: servers}
+	conf := webrtc.Configuration{ICEServers: iceServersOf(join)}
 	if relayOnly {
 		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
@@ -404,6 +393,22 @@ func newMediaPeer(t *testing.T, name string, cc *callClient, room string, join m
 		_, _, _ = cc.rpc("call.signal", map[string]any{"room": room, "to": p.peer(), "candidate": c.ToJSON()})
 	})
 	return p
+}
+
+// iceServersOf reads the ice_servers of a call.join result.
+func iceServersOf(join map[string]any) []webrtc.ICEServer {
+	var servers []webrtc.ICEServer
+	for _, s := range join["ice_servers"].([]any) {
+		m := s.(map[string]any)
+		var is webrtc.ICEServer
+		for _, u := range m["urls"].([]any) {
+			is.URLs = append(is.URLs, u.(string))
+		}
+		is.Username, _ = m["username"].(string)
+		is.Credential, _ = m["credential"].(string)
+		servers = append(servers, is)
+	}
+	return servers
 }
 
 func (p *mediaPeer) peer() string { p.remoteMu.Lock(); defer p.remoteMu.Unlock(); return p.remote }

@@ -38,12 +38,19 @@ type sfuClient struct {
 
 func newSFUClient(t *testing.T, name string, cc *callClient, room string) *sfuClient {
 	t.Helper()
+	return newSFUClientWith(t, name, cc, room, webrtc.Configuration{})
+}
+
+// newSFUClientWith is newSFUClient with a configuration (ICE servers, a
+// relay-only policy).
+func newSFUClientWith(t *testing.T, name string, cc *callClient, room string, conf webrtc.Configuration) *sfuClient {
+	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,4 +278,73 @@ func TestCallMovesToSFU(t *testing.T) {
 	// "sfu" is not a participant in mesh calls, and participants cannot
 	// reach each other directly in SFU mode.
 	ccs[0].refused("call.signal", map[string]any{"room": room, "to": ids[1], "restart": true}, 117)
+}
+
+// TestSFUThroughRelay: three pion peers that may use relay candidates only
+// (ICETransportPolicy relay, credentials from their call.join results) move
+// to the SFU and exchange video through the embedded TURN server: each
+// receives the other two, and each one's selected pair is its relay
+// candidate against the SFU's own media port. (Loopback is allow-listed for
+// the relay, as any test on one machine must; TestMayRelayToSelf checks
+// the rule that lets a public server's relay reach its own SFU port.)
+func TestSFUThroughRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("WebRTC end-to-end")
+	}
+	ts := startServer(t, func(c *config.Config) {
+		c.MeshLimit = 2
+		c.SFUListen = "127.0.0.1:0"
+		c.TURNAllowPeers = []string{"127.0.0.1"}
+	})
+	room, ccs := callRoom(t, ts, "ann", "ben", "cy")
+	var ids []string
+	var joins []map[string]any
+	for _, cc := range ccs {
+		res := cc.must("call.join", map[string]any{"room": room})
+		ids = append(ids, res["participant"].(string))
+		joins = append(joins, res)
+	}
+	if joins[2]["mode"] != "sfu" {
+		t.Fatalf("third join: mode %v, want sfu", joins[2]["mode"])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var clients []*sfuClient
+	for i, cc := range ccs {
+		conf := webrtc.Configuration{ICEServers: iceServersOf(joins[i]), ICETransportPolicy: webrtc.ICETransportPolicyRelay}
+		c := newSFUClientWith(t, []string{"ann", "ben", "cy"}[i], cc, room, conf)
+		c.connect(ctx)
+		clients = append(clients, c)
+	}
+	for i, c := range clients {
+		for j, id := range ids {
+			if i != j {
+				c.waitGot(id, 10)
+			}
+		}
+	}
+	sfuPort := 0
+	for _, c := range clients {
+		var pair *webrtc.ICECandidatePair
+		for _, tr := range c.pc.GetTransceivers() {
+			if tr.Sender() != nil && tr.Sender().Transport() != nil {
+				var err error
+				if pair, err = tr.Sender().Transport().ICETransport().GetSelectedCandidatePair(); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		if pair == nil || pair.Local.Typ != webrtc.ICECandidateTypeRelay || pair.Remote.Typ != webrtc.ICECandidateTypeHost {
+			t.Fatalf("%s: selected pair %v, want its relay candidate to the SFU's host candidate", c.name, pair)
+		}
+		if sfuPort == 0 {
+			sfuPort = int(pair.Remote.Port)
+		} else if int(pair.Remote.Port) != sfuPort {
+			t.Fatalf("%s reaches the SFU on port %d, another on %d: one media port per node", c.name, pair.Remote.Port, sfuPort)
+		}
+	}
+	if n := scrapeGauge(t, ts, "sori_turn_allocations"); n < 3 {
+		t.Fatalf("sori_turn_allocations %v while three relayed peers send, want at least 3", n)
+	}
 }
