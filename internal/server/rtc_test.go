@@ -339,6 +339,7 @@ type mediaPeer struct {
 	remoteMu sync.Mutex
 	remote   string // the other participant's id
 	received atomic.Int64
+	arrived  chan struct{}             // signalled (without blocking) after each packet
 	pending  []webrtc.ICECandidateInit // candidates that came before the remote description
 }
 
@@ -373,13 +374,17 @@ func newMediaPeer(t *testing.T, name string, cc *callClient, room string, join m
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &mediaPeer{t: t, name: name, cc: cc, room: room, pc: pc, track: track}
+	p := &mediaPeer{t: t, name: name, cc: cc, room: room, pc: pc, track: track, arrived: make(chan struct{}, 1)}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
 			}
 			p.received.Add(1)
+			select {
+			case p.arrived <- struct{}{}:
+			default:
+			}
 		}
 	})
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -581,7 +586,8 @@ func TestCallMediaFlows(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatalf("RTP packets received: alice %d, bob %d, want %d each (ICE: alice %s, bob %s)",
 						alice.received.Load(), bob.received.Load(), want, alice.pc.ICEConnectionState(), bob.pc.ICEConnectionState())
-				case <-time.After(20 * time.Millisecond):
+				case <-alice.arrived:
+				case <-bob.arrived:
 				}
 			}
 			for _, p := range []*mediaPeer{alice, bob} {

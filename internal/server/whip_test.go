@@ -100,9 +100,24 @@ func TestWHIPToWHEP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+	pubTr, err := pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
 		t.Fatal(err)
 	}
+	// RTCP from the SFU (its receiver reports, about once a second) says
+	// the publisher's packets are arriving: the viewer's retries wait for it.
+	fromSFU := make(chan struct{}, 1)
+	go func() {
+		for {
+			if _, _, err := pubTr.Sender().ReadRTCP(); err != nil {
+				return
+			}
+			select {
+			case fromSFU <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	offer := completeOffer(t, pub)
 	for _, c := range []struct {
 		token, ctype string
@@ -148,8 +163,10 @@ func TestWHIPToWHEP(t *testing.T) {
 	// again.
 	var viewer *webrtc.PeerConnection
 	var received atomic.Int64
+	arrived := make(chan struct{}, 1)
 	var location string
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
 	for {
 		viewer = loopbackPC(t)
 		if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -161,6 +178,10 @@ func TestWHIPToWHEP(t *testing.T) {
 					return
 				}
 				received.Add(1)
+				select {
+				case arrived <- struct{}{}:
+				default:
+				}
 			}
 		})
 		resp, answer := whipDo(t, http.MethodPost, whep, users[1].token, "application/sdp", completeOffer(t, viewer))
@@ -178,17 +199,18 @@ func TestWHIPToWHEP(t *testing.T) {
 			t.Fatalf("WHEP POST: %d %s", resp.StatusCode, answer)
 		}
 		_ = viewer.Close()
-		if time.Now().After(deadline) {
+		select { // ask again once the SFU reports on the publisher's packets
+		case <-fromSFU:
+		case <-deadline.C:
 			t.Fatal("the publisher's track never reached the SFU")
 		}
-		time.Sleep(100 * time.Millisecond) // the publisher's first packets are on their way
 	}
-	deadline = time.Now().Add(20 * time.Second)
 	for received.Load() < 10 {
-		if time.Now().After(deadline) {
+		select {
+		case <-arrived:
+		case <-deadline.C:
 			t.Fatalf("the WHEP viewer got %d packets (viewer %s, publisher %s)", received.Load(), viewer.ConnectionState(), pub.ConnectionState())
 		}
-		time.Sleep(20 * time.Millisecond) // polls the counter the media goroutine fills
 	}
 
 	// Trickle: a candidate fragment is accepted by the owner only.

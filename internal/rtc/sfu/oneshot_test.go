@@ -82,30 +82,31 @@ func TestJoinOneShot(t *testing.T) {
 		}
 	}()
 	// Wait for the publisher's track to reach the room.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		room.mu.Lock()
-		n := len(room.tracks)
-		room.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for n, next := room.TrackPublished(); n == 0; n, next = room.TrackPublished() {
+		select {
+		case <-next:
+		case <-deadline.C:
 			t.Fatal("no published track")
 		}
-		time.Sleep(20 * time.Millisecond) // polls the room for pion's OnTrack
 	}
 	viewer := loopbackPC(t)
 	if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
 	var got atomic.Int64
+	arrived := make(chan struct{}, 1)
 	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
 			}
 			got.Add(1)
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
 		}
 	})
 	vp, answer, err := room.JoinOneShot(ctx, "viewer", completeOffer(t, viewer))
@@ -116,7 +117,9 @@ func TestJoinOneShot(t *testing.T) {
 		t.Fatal(err)
 	}
 	for got.Load() < 10 {
-		if time.Now().After(deadline) {
+		select {
+		case <-arrived:
+		case <-deadline.C:
 			vp.mu.Lock()
 			var info string
 			for _, d := range vp.downs {
@@ -127,6 +130,5 @@ func TestJoinOneShot(t *testing.T) {
 			vp.mu.Unlock()
 			t.Fatalf("viewer got %d packets; downs: %s; stats %+v; viewer %s", got.Load(), info, room.Stats(), viewer.ConnectionState())
 		}
-		time.Sleep(20 * time.Millisecond) // polls the counter the media goroutine fills
 	}
 }

@@ -69,13 +69,23 @@ type Room struct {
 	closed   bool
 	speakers []Speaker
 	loudness map[string]float64
+	// tracksCh is closed (and replaced) whenever a track is published.
+	tracksCh chan struct{}
 
 	done chan struct{}
 }
 
+// TrackPublished returns the number of tracks published in the room and a
+// channel that is closed when the next one is.
+func (r *Room) TrackPublished() (int, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tracks), r.tracksCh
+}
+
 // NewRoom returns an empty room.
 func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
-	r := &Room{sfu: s, cfg: cfg, log: s.log, peers: map[string]*Peer{}, loudness: map[string]float64{}, done: make(chan struct{})}
+	r := &Room{sfu: s, cfg: cfg, log: s.log, peers: map[string]*Peer{}, loudness: map[string]float64{}, tracksCh: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -381,6 +391,8 @@ func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 	if isNew {
 		u = newUpTrack(r, pub, t, recv)
 		r.tracks = append(r.tracks, u)
+		close(r.tracksCh)
+		r.tracksCh = make(chan struct{})
 	}
 	var subs []*Peer
 	if isNew {

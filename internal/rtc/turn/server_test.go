@@ -35,14 +35,23 @@ type countingMetrics struct {
 	created, deleted, quota atomic.Int64
 	mu                      sync.Mutex
 	auth, peer              map[string]int
+	// deletedCh is signalled (without blocking) after each deletion, which
+	// the server reports after releasing the user's quota slot.
+	deletedCh chan struct{}
 }
 
 func newCountingMetrics() *countingMetrics {
-	return &countingMetrics{auth: map[string]int{}, peer: map[string]int{}}
+	return &countingMetrics{auth: map[string]int{}, peer: map[string]int{}, deletedCh: make(chan struct{}, 1)}
 }
 func (m *countingMetrics) AllocationCreated() { m.created.Add(1) }
-func (m *countingMetrics) AllocationDeleted() { m.deleted.Add(1) }
-func (m *countingMetrics) QuotaRefused()      { m.quota.Add(1) }
+func (m *countingMetrics) AllocationDeleted() {
+	m.deleted.Add(1)
+	select {
+	case m.deletedCh <- struct{}{}:
+	default:
+	}
+}
+func (m *countingMetrics) QuotaRefused() { m.quota.Add(1) }
 func (m *countingMetrics) AuthRefused(r string) {
 	m.mu.Lock()
 	m.auth[r]++
@@ -349,12 +358,14 @@ func TestUserQuota(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
 	for s.quota.activeFor("dave") != 1 {
-		if time.Now().After(deadline) {
+		select {
+		case <-metrics.deletedCh:
+		case <-deadline.C:
 			t.Fatal("deallocation not seen")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	allocate(t, newClient(t, s, s.Mint("dave", now)))
 	if got := metrics.created.Load(); got != 4 {
