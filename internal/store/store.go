@@ -165,6 +165,47 @@ type Store interface {
 	// if userID has no such subscription.
 	DeletePushSubscription(ctx context.Context, userID int64, id string) error
 
+	// GetUsers returns the users with the given ids that exist, in id
+	// order (for showing many members or authors with one read).
+	GetUsers(ctx context.Context, ids []int64) ([]User, error)
+	// SetDisplayName replaces a user's display name and returns the user.
+	SetDisplayName(ctx context.Context, userID int64, name string) (User, error)
+	// SetAvatar stores a user's avatar (replacing any), or removes it when
+	// a.Data is empty, sets the user's AvatarAt (zero after a removal) and
+	// returns the user.
+	SetAvatar(ctx context.Context, userID int64, a Avatar) (User, error)
+	// GetAvatar returns a user's avatar; ErrNotFound if the user has none.
+	GetAvatar(ctx context.Context, userID int64) (Avatar, error)
+	// SetDisabled disables or enables a user and returns the user.
+	// Disabling also does what RevokeCredentials does, in the same
+	// transaction, so no credential of the user outlives it.
+	SetDisabled(ctx context.Context, userID int64, disabled bool) (User, error)
+
+	// CreateInvite stores inv (ID and CreatedBy set by the caller; Used
+	// starts at 0) and returns it with CreatedAt set; ErrConflict if the
+	// id is taken.
+	CreateInvite(ctx context.Context, inv Invite) (Invite, error)
+	// ListInvites returns every stored invite, newest first.
+	ListInvites(ctx context.Context) ([]Invite, error)
+	// DeleteInvite removes an invite; ErrNotFound if there is none.
+	DeleteInvite(ctx context.Context, id string) error
+	// CreateUserWithInvite spends one use of invite inviteID and creates u,
+	// in one transaction: the invite must exist, be unexpired at now and
+	// have a use left (else ErrNotFound, nothing created); a taken username
+	// is ErrConflict and spends nothing. Concurrent sign-ups never spend
+	// more uses than the invite has.
+	CreateUserWithInvite(ctx context.Context, u User, inviteID string, now time.Time) (User, error)
+
+	// GetSetting returns a server setting stored by SetSetting; ErrNotFound
+	// when it was never set (or was cleared).
+	GetSetting(ctx context.Context, key string) (string, error)
+	// SetSetting stores a server setting, shared by every node on the same
+	// store; an empty value clears it.
+	SetSetting(ctx context.Context, key, value string) error
+	// ListRooms returns up to limit rooms of every kind with id > after, in
+	// id order, with their member counts (server administration).
+	ListRooms(ctx context.Context, after int64, limit int) ([]RoomInfo, error)
+
 	// Close waits for pending appends to commit, stops the writer and
 	// releases the database. Later calls fail with ErrClosed. It is safe to
 	// call more than once.

@@ -24,6 +24,43 @@ type User struct {
 	// generation they were minted under, or are judged by their issue time.
 	CredentialsGen       int64
 	CredentialsChangedAt time.Time
+	// DisplayName is the name shown for the user ("" = the username).
+	// AvatarAt is when the user's avatar was last set, zero when the user
+	// has none: it versions the avatar's URL, so caches never show a
+	// replaced one.
+	DisplayName string
+	AvatarAt    time.Time
+	// Disabled users cannot log in and hold no credential: disabling also
+	// revokes every one (see Store.SetDisabled).
+	Disabled bool
+}
+
+// Avatar is a user's profile picture. ContentType is one of the image
+// types the accounts layer accepts, sniffed from Data.
+type Avatar struct {
+	UserID      int64
+	ContentType string
+	Data        []byte
+	UpdatedAt   time.Time
+}
+
+// Invite is a sign-up invitation. Like a session, the store keeps only the
+// TokenID of its code. Uses is how many sign-ups it allows, Used how many
+// it was spent on; it is valid while Used < Uses and before ExpiresAt.
+type Invite struct {
+	ID        string // TokenID of the code
+	CreatedBy int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	Uses      int
+	Used      int
+}
+
+// RoomInfo is a room with its member count, as a server administrator
+// lists rooms.
+type RoomInfo struct {
+	Room
+	Members int64
 }
 
 // SessionKind tells a browser session from an API bearer token.

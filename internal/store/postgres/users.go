@@ -9,15 +9,19 @@ import (
 	"github.com/sori-dev/sori/internal/store"
 )
 
-const userCols = `id, username, password_hash, is_admin, created_at, credentials_gen, credentials_changed_at`
+const userCols = `id, username, password_hash, is_admin, created_at, credentials_gen, credentials_changed_at, display_name, avatar_at, disabled`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
-	var changed *time.Time
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &u.CreatedAt, &u.CredentialsGen, &changed)
+	var changed, avatar *time.Time
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &u.CreatedAt, &u.CredentialsGen, &changed,
+		&u.DisplayName, &avatar, &u.Disabled)
 	u.CreatedAt = u.CreatedAt.UTC()
 	if changed != nil {
 		u.CredentialsChangedAt = changed.UTC()
+	}
+	if avatar != nil {
+		u.AvatarAt = avatar.UTC()
 	}
 	return u, err
 }

@@ -8,14 +8,16 @@ import (
 	"github.com/sori-dev/sori/internal/store"
 )
 
-const userCols = `id, username, password_hash, is_admin, created_at, credentials_gen, credentials_changed_at`
+const userCols = `id, username, password_hash, is_admin, created_at, credentials_gen, credentials_changed_at, display_name, avatar_at, disabled`
 
 func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
-	var created, changed int64
-	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created, &u.CredentialsGen, &changed)
+	var created, changed, avatar int64
+	err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created, &u.CredentialsGen, &changed,
+		&u.DisplayName, &avatar, &u.Disabled)
 	u.CreatedAt = fromMicros(created)
 	u.CredentialsChangedAt = fromMicros(changed)
+	u.AvatarAt = fromMicros(avatar)
 	return u, err
 }
 
