@@ -253,13 +253,16 @@ func (s *Service) SetTopic(ctx context.Context, actor store.User, roomID int64, 
 	return nil
 }
 
-// MemberInfo is a member with their username.
+// MemberInfo is a member with their username and profile (User has no
+// password hash).
 type MemberInfo struct {
 	store.Member
 	Username string
+	User     store.User
 }
 
-// Members lists a room's members, for members only.
+// Members lists a room's members, for members only, with their profiles
+// read in one store call.
 func (s *Service) Members(ctx context.Context, actor store.User, roomID int64) ([]MemberInfo, error) {
 	if _, err := s.member(ctx, actor, roomID); err != nil {
 		return nil, err
@@ -268,13 +271,44 @@ func (s *Service) Members(ctx context.Context, actor store.User, roomID int64) (
 	if err != nil {
 		return nil, fmt.Errorf("chat: members of room %d: %w", roomID, err)
 	}
+	ids := make([]int64, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	users, err := s.Users(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]MemberInfo, 0, len(ms))
 	for _, m := range ms {
-		n, err := s.userName(ctx, m.UserID)
-		if err != nil {
-			return nil, err
+		u, ok := users[m.UserID]
+		if !ok {
+			return nil, fmt.Errorf("chat: member %d of room %d has no user", m.UserID, roomID)
 		}
-		out = append(out, MemberInfo{Member: m, Username: n})
+		out = append(out, MemberInfo{Member: m, Username: u.Username, User: u})
+	}
+	return out, nil
+}
+
+// Users returns the users with the given ids (duplicates allowed) by id,
+// without password hashes: the profiles shown beside members and authors.
+func (s *Service) Users(ctx context.Context, ids []int64) (map[int64]store.User, error) {
+	seen := make(map[int64]bool, len(ids))
+	uniq := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	us, err := s.st.GetUsers(ctx, uniq)
+	if err != nil {
+		return nil, fmt.Errorf("chat: users: %w", err)
+	}
+	out := make(map[int64]store.User, len(us))
+	for _, u := range us {
+		u.PasswordHash = ""
+		out[u.ID] = u
 	}
 	return out, nil
 }

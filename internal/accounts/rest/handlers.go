@@ -14,15 +14,18 @@ import (
 
 // UserJSON is a user as the API shows it.
 type UserJSON struct {
-	ID        int64     `json:"id"`
-	Username  string    `json:"username"`
-	IsAdmin   bool      `json:"is_admin"`
-	CreatedAt time.Time `json:"created_at"`
+	ID          int64     `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"` // "" = none: show the username
+	AvatarURL   string    `json:"avatar_url"`   // "" = none
+	IsAdmin     bool      `json:"is_admin"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // UserView returns the public view of u (never its password hash).
 func UserView(u store.User) UserJSON {
-	return UserJSON{ID: u.ID, Username: u.Username, IsAdmin: u.IsAdmin, CreatedAt: u.CreatedAt}
+	return UserJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, AvatarURL: accounts.AvatarURL(u),
+		IsAdmin: u.IsAdmin, CreatedAt: u.CreatedAt}
 }
 
 type credentials struct {

@@ -126,7 +126,8 @@ func (a *API) members(r *http.Request, id accounts.Identity, rid int64) (any, in
 	}
 	out := make([]MemberJSON, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, MemberJSON{Username: m.Username, Role: string(m.Role), JoinedAt: m.JoinedAt, LastReadSeq: m.LastReadSeq})
+		out = append(out, MemberJSON{Username: m.Username, DisplayName: m.User.DisplayName, AvatarURL: accounts.AvatarURL(m.User),
+			Role: string(m.Role), JoinedAt: m.JoinedAt, LastReadSeq: m.LastReadSeq})
 	}
 	return map[string]any{"members": out}, http.StatusOK, nil
 }

@@ -180,6 +180,8 @@ func roomView(r store.Room) RoomJSON {
 // MemberJSON is a room member.
 type MemberJSON struct {
 	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"` // "" = none
+	AvatarURL   string    `json:"avatar_url"`   // "" = none
 	Role        string    `json:"role"`
 	JoinedAt    time.Time `json:"joined_at"`
 	LastReadSeq uint64    `json:"last_read_seq"`
@@ -193,16 +195,19 @@ type ReactionJSON struct {
 
 // MessageJSON is a message in its current state.
 type MessageJSON struct {
-	Room      int64          `json:"room"`
-	Seq       uint64         `json:"seq"`
-	User      string         `json:"user"`
-	Text      string         `json:"text"`
-	ReplyTo   uint64         `json:"reply_to,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
-	EditedAt  *time.Time     `json:"edited_at,omitempty"`
-	Deleted   bool           `json:"deleted,omitempty"`
-	Reactions []ReactionJSON `json:"reactions,omitempty"`
-	ClientID  string         `json:"client_id,omitempty"`
+	Room int64  `json:"room"`
+	Seq  uint64 `json:"seq"`
+	User string `json:"user"`
+	// The author's profile now (not when the message was written).
+	DisplayName string         `json:"display_name,omitempty"`
+	AvatarURL   string         `json:"avatar_url,omitempty"`
+	Text        string         `json:"text"`
+	ReplyTo     uint64         `json:"reply_to,omitempty"`
+	CreatedAt   time.Time      `json:"created_at"`
+	EditedAt    *time.Time     `json:"edited_at,omitempty"`
+	Deleted     bool           `json:"deleted,omitempty"`
+	Reactions   []ReactionJSON `json:"reactions,omitempty"`
+	ClientID    string         `json:"client_id,omitempty"`
 	// Thread is the root's seq for a thread reply; a root has
 	// ThreadReplies and ThreadLastSeq.
 	Thread        uint64   `json:"thread,omitempty"`
@@ -214,12 +219,21 @@ type MessageJSON struct {
 
 func (a *API) messageViews(r *http.Request, ms []store.Message) ([]MessageJSON, error) {
 	out := make([]MessageJSON, 0, len(ms))
+	ids := make([]int64, len(ms))
+	for i, m := range ms {
+		ids[i] = m.AuthorID
+	}
+	authors, err := a.chat.Users(r.Context(), ids)
+	if err != nil {
+		return nil, err
+	}
 	for _, m := range ms {
 		name, err := a.chat.UserName(r.Context(), m.AuthorID)
 		if err != nil {
 			return nil, err
 		}
-		v := MessageJSON{Room: m.RoomID, Seq: m.Seq, User: name, Text: m.Body, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt, Deleted: m.Deleted,
+		au := authors[m.AuthorID]
+		v := MessageJSON{Room: m.RoomID, Seq: m.Seq, User: name, DisplayName: au.DisplayName, AvatarURL: accounts.AvatarURL(au), Text: m.Body, ReplyTo: m.ReplyTo, CreatedAt: m.CreatedAt, Deleted: m.Deleted,
 			ClientID: m.ClientID, Thread: m.Thread, ThreadReplies: m.ThreadReplies, ThreadLastSeq: m.ThreadLastSeq, MentionRoom: m.MentionRoom}
 		if v.Mentions, err = a.chat.UserNames(r.Context(), m.Mentions); err != nil {
 			return nil, err
