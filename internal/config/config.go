@@ -87,6 +87,7 @@ type Config struct {
 	// SFU (docs/calls.md): off unless SFUListen is set.
 	SFUListen     string `json:"sfu_listen"`
 	SFUExternalIP string `json:"sfu_external_ip"`
+	SFUTCP        bool   `json:"sfu_tcp"`
 	SFULimit      int    `json:"sfu_limit"`
 	// MeshReturn is how long a call on the SFU must stay below the mesh
 	// limit before it returns to mesh (the hysteresis of the switch).
@@ -407,6 +408,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	list(&c.TURNAllowPeers, "turn-allow-peers", "addresses or CIDR prefixes the relay may reach despite the private/loopback refusal (tests, private networks)")
 	str(&c.SFUListen, "sfu-listen", "UDP address of the SFU, one port for all calls (off when empty: calls stay peer-to-peer)")
 	str(&c.SFUExternalIP, "sfu-external-ip", "public IP announced for the SFU port, for servers behind 1:1 NAT")
+	boolean(&c.SFUTCP, "sfu-tcp", "also accept ICE over TCP on the SFU's port number, for clients whose network blocks UDP")
 	integer(&c.SFULimit, "sfu-limit", "most participants of a call on the SFU")
 	dur(&c.MeshReturn, "mesh-return", "how long a call on the SFU must stay below the mesh limit before it returns to peer-to-peer")
 	integer(&c.BroadcastLimit, "broadcast-limit", "most participants (hosts and viewers) of a broadcast call on the SFU")

@@ -23,12 +23,16 @@ func (s *Server) startSFU() signal.Media {
 	if s.cfg.SFUExternalIP != "" {
 		nat = []string{s.cfg.SFUExternalIP}
 	}
-	m, err := sfu.New(sfu.Config{UDPAddr: s.cfg.SFUListen, NAT1To1IPs: nat, Logger: s.log})
+	m, err := sfu.New(sfu.Config{UDPAddr: s.cfg.SFUListen, TCP: s.cfg.SFUTCP, NAT1To1IPs: nat, Logger: s.log})
 	if err != nil {
 		s.log.Error("SFU not started; calls stay peer-to-peer", "err", err)
 		return nil
 	}
-	s.log.Info("SFU listening", "udp", m.Addr().String())
+	if ta := m.TCPAddr(); ta != nil {
+		s.log.Info("SFU listening", "udp", m.Addr().String(), "tcp", ta.String())
+	} else {
+		s.log.Info("SFU listening", "udp", m.Addr().String())
+	}
 	s.OnShutdown(func(context.Context) error { return m.Close() })
 	s.mountWHIP(m)
 	return sfuMedia{m}

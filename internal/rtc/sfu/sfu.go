@@ -22,6 +22,11 @@ type Config struct {
 	// UDPAddr is the one UDP address every peer connection of the node
 	// shares (ICE UDP mux), e.g. ":7882"; "127.0.0.1:0" picks a free port.
 	UDPAddr string
+	// TCP also accepts ICE over TCP (RFC 6544: the SFU's candidates are
+	// passive TCP ones) on the same port number as UDPAddr, for clients
+	// whose network blocks UDP but lets them out on that TCP port. UDP is
+	// still preferred: ICE ranks TCP candidates below UDP ones.
+	TCP bool
 	// NAT1To1IPs are public addresses announced in host candidates instead
 	// of the local one, for a node behind 1:1 NAT (most cloud VMs).
 	NAT1To1IPs []string
@@ -51,6 +56,8 @@ type SFU struct {
 	log      *slog.Logger
 	conn     net.PacketConn
 	mux      ice.UDPMux
+	tcp      net.Listener // with Config.TCP
+	tcpMux   ice.TCPMux
 	settings webrtc.SettingEngine
 
 	mu     sync.Mutex
@@ -82,7 +89,21 @@ func New(cfg Config) (*SFU, error) {
 	s := &SFU{cfg: cfg, log: cfg.Logger, conn: conn, rooms: map[*Room]struct{}{}}
 	s.mux = webrtc.NewICEUDPMux(nil, conn)
 	s.settings.SetICEUDPMux(s.mux)
-	s.settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCP {
+		// The same port number as the UDP socket, so that one firewall
+		// rule (or port forward) names both.
+		ln, err := net.Listen("tcp", conn.LocalAddr().String())
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("sfu: listen for ICE-TCP on %s: %w", conn.LocalAddr(), err)
+		}
+		s.tcp = ln
+		s.tcpMux = webrtc.NewICETCPMux(nil, ln, 32)
+		s.settings.SetICETCPMux(s.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	s.settings.SetNetworkTypes(networks)
 	if host, _, _ := net.SplitHostPort(conn.LocalAddr().String()); net.ParseIP(host).IsLoopback() {
 		s.settings.SetIncludeLoopbackCandidate(true)
 	}
@@ -92,7 +113,7 @@ func New(cfg Config) (*SFU, error) {
 		if err := s.settings.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External: cfg.NAT1To1IPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
 		}); err != nil {
-			_ = conn.Close()
+			_ = s.closeSockets()
 			return nil, fmt.Errorf("sfu: external addresses %v: %w", cfg.NAT1To1IPs, err)
 		}
 	}
@@ -114,11 +135,32 @@ func (s *SFU) Close() error {
 	for _, r := range rooms {
 		r.Close()
 	}
+	return s.closeSockets()
+}
+
+// closeSockets closes the UDP port and the ICE-TCP listener.
+func (s *SFU) closeSockets() error {
 	err := s.mux.Close()
 	if cerr := s.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 		err = cerr
 	}
+	if s.tcpMux != nil {
+		if cerr := s.tcpMux.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = cerr
+		}
+		if cerr := s.tcp.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = cerr
+		}
+	}
 	return err
+}
+
+// TCPAddr is the ICE-TCP address, or nil without Config.TCP.
+func (s *SFU) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
 }
 
 // Payload types the SFU offers and accepts. Fixed, so that every peer
