@@ -4,8 +4,11 @@
 // requests of one HTTP fallback session rarely reach the same node. A backend
 // that refuses the connection is skipped for that request (the request has
 // not been sent yet, so trying another is safe), the way a load balancer
-// with health checks stops sending to a dead node. It must never import
-// server, session, hub or chat: it only moves bytes.
+// with health checks stops sending to a dead node. With Check running, a
+// backend whose readiness endpoint does not answer 200 in time (a stopped
+// process accepts connections but never answers; a node cut off from NATS
+// or PostgreSQL answers 503) gets no new requests until it answers again.
+// It must never import server, session, hub or chat: it only moves bytes.
 package lb
 
 import (
@@ -34,6 +37,7 @@ type Proxy struct {
 	rp     *httputil.ReverseProxy
 	dialer net.Dialer
 	picks  sync.Map // host:port -> *atomic.Int64, requests sent there
+	down   sync.Map // host:port -> struct{}: failed its last health check (see Check)
 }
 
 // New returns a proxy in front of backends (host:port or http://host:port).
@@ -101,9 +105,21 @@ func (p *Proxy) Picks(backend string) int64 {
 // when one refuses.
 func (p *Proxy) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 	p.mu.Lock()
-	order := append([]string(nil), p.backends...)
+	all := append([]string(nil), p.backends...)
 	p.mu.Unlock()
-	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	// Healthy backends first; the unhealthy ones stay a last resort (when
+	// every check failed, the checks are more likely wrong than the nodes).
+	order := make([]string, 0, len(all))
+	var later []string
+	for _, b := range all {
+		if _, down := p.down.Load(b); down {
+			later = append(later, b)
+		} else {
+			order = append(order, b)
+		}
+	}
+	order = append(order, later...)
 	var errs []error
 	for _, b := range order {
 		c, err := p.dialer.DialContext(ctx, network, b)
@@ -122,3 +138,48 @@ func (p *Proxy) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
+
+// Down reports whether backend failed its last health check.
+func (p *Proxy) Down(backend string) bool {
+	_, down := p.down.Load(backend)
+	return down
+}
+
+// Check asks every backend for path (e.g. "/readyz") every `every`, in
+// parallel, and takes a backend out of rotation while its answer is not 200
+// within timeout; it runs until ctx ends. A stopped (SIGSTOP) node still
+// accepts TCP connections, so only a check like this one keeps new clients
+// away from it.
+func (p *Proxy) Check(ctx context.Context, path string, every, timeout time.Duration) {
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		bs := append([]string(nil), p.backends...)
+		p.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, b := range bs {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b+path, nil)
+				resp, err := hc.Do(req)
+				ok := err == nil && resp.StatusCode == http.StatusOK
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if ok {
+					p.down.Delete(b)
+				} else if ctx.Err() == nil {
+					p.down.Store(b, struct{}{})
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

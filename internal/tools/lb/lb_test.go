@@ -1,11 +1,14 @@
 package lb
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Requests of one client spread over every backend (no stickiness, even
@@ -45,5 +48,69 @@ func TestRandomAndSkipsDeadBackends(t *testing.T) {
 	}
 	if p.Picks(deadAddr) != 0 {
 		t.Fatal("a request went to the dead backend")
+	}
+}
+
+// A backend that accepts connections but does not answer its health check
+// (a stopped process) gets no requests while another backend is healthy,
+// and gets them again once it answers.
+func TestCheckSkipsUnhealthyBackends(t *testing.T) {
+	var sick atomic.Bool
+	sick.Store(true)
+	checked := make(chan string, 64)
+	mk := func(name string, ill *atomic.Bool) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/readyz" {
+				if ill != nil && ill.Load() {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+				select {
+				case checked <- name:
+				default:
+				}
+				return
+			}
+			w.Write([]byte(name))
+		}))
+		t.Cleanup(s.Close)
+		return s.Listener.Addr().String()
+	}
+	good, bad := mk("good", nil), mk("bad", &sick)
+	p, err := New([]string{good, bad}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Check(ctx, "/readyz", 20*time.Millisecond, 5*time.Second)
+	for !p.Down(bad) { // the first round marks it
+		<-checked
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	get := func() string {
+		resp, err := http.Get(front.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	for range 30 {
+		if got := get(); got != "good" {
+			t.Fatalf("a request reached %q, which fails its health check", got)
+		}
+	}
+	sick.Store(false)
+	for p.Down(bad) {
+		<-checked
+	}
+	seen := map[string]bool{}
+	for range 60 {
+		seen[get()] = true
+	}
+	if !seen["bad"] {
+		t.Fatal("a backend healthy again got none of 60 requests")
 	}
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:7700", "address to listen on")
+	check := flag.String("check", "/readyz", "health check path: a backend that does not answer 200 within a second gets no new requests (empty: no checks)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: sorilb [-listen ADDR] BACKEND...\n")
 		flag.PrintDefaults()
@@ -32,6 +34,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if *check != "" {
+		go p.Check(context.Background(), *check, 500*time.Millisecond, time.Second)
 	}
 	log.Info("sorilb listening", "addr", *listen, "backends", flag.Args())
 	srv := &http.Server{Addr: *listen, Handler: p, ReadHeaderTimeout: 10 * time.Second}
