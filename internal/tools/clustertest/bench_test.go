@@ -227,10 +227,7 @@ func idleCost(t *testing.T, cl *cluster, conns int) float64 {
 
 func (c *cluster) restTo(base, auth, method, path string, body any) map[string]any {
 	c.t.Helper()
-	saved := c.URL
-	c.URL = base
-	defer func() { c.URL = saved }()
-	out, code, err := c.tryAuth(auth, method, path, body)
+	out, code, err := c.tryAt(base, auth, method, path, body)
 	if err != nil || code != 200 {
 		c.t.Fatalf("%s %s: %v %d %v", method, path, err, code, out)
 	}

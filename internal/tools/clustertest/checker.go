@@ -13,6 +13,7 @@ type History struct {
 	acked   map[uint64]string // offset -> payload, from publish replies
 	ackedBy map[string]uint64 // payload -> offset
 	unsure  map[string]bool   // payloads whose publish got an error or no reply
+	refused map[string]bool   // of those, payloads the server answered with an error
 	readers map[string]*readerLog
 	errs    []string
 }
@@ -26,7 +27,7 @@ type readerLog struct {
 
 // NewHistory returns an empty history.
 func NewHistory() *History {
-	return &History{acked: map[uint64]string{}, ackedBy: map[string]uint64{}, unsure: map[string]bool{}, readers: map[string]*readerLog{}}
+	return &History{acked: map[uint64]string{}, ackedBy: map[string]uint64{}, unsure: map[string]bool{}, refused: map[string]bool{}, readers: map[string]*readerLog{}}
 }
 
 // Acked records a publish that the server confirmed at offset.
@@ -64,6 +65,43 @@ func (h *History) AckedCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.acked)
+}
+
+// Refused records a publish the server answered with an error: like
+// Unsure for the checks; Uncertain counts those that were committed anyway.
+func (h *History) Refused(payload string) {
+	h.mu.Lock()
+	h.unsure[payload] = true
+	h.refused[payload] = true
+	h.mu.Unlock()
+}
+
+// Uncertain returns how many publishes got no answer or an error, and how
+// many of those a reader received all the same (committed, but the writer
+// was never told: allowed, once), and how many of those the server had
+// answered with an error.
+func (h *History) Uncertain() (unsure, committed, refusedCommitted int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	for _, r := range h.readers {
+		for _, p := range r.got {
+			seen[p] = true
+		}
+	}
+	for p := range h.unsure {
+		if _, acked := h.ackedBy[p]; acked {
+			continue
+		}
+		unsure++
+		if seen[p] {
+			committed++
+			if h.refused[p] {
+				refusedCommitted++
+			}
+		}
+	}
+	return unsure, committed, refusedCommitted
 }
 
 // Subscribed records a reader's subscribe reply: the epoch it is at and

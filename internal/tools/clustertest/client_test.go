@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -65,6 +66,7 @@ type client struct {
 	ws      *websocket.Conn
 	session string // HTTP fallback session
 	hc      *http.Client
+	ctx     context.Context // ends with the connection
 	cancel  context.CancelFunc
 }
 
@@ -74,7 +76,7 @@ var errClosed = errors.New("connection closed")
 func dial(ctx context.Context, base, kind string) (*client, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &client{kind: kind, base: base, pending: map[uint64]chan msg{}, pushes: make(chan msg, 1024),
-		closed: make(chan struct{}), hc: &http.Client{}, cancel: cancel}
+		closed: make(chan struct{}), hc: &http.Client{}, ctx: cctx, cancel: cancel}
 	switch kind {
 	case "ws":
 		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", &websocket.DialOptions{Subprotocols: []string{"sori.v1"}})
@@ -130,7 +132,10 @@ func (c *client) fail(err error) {
 // Close ends the connection.
 func (c *client) Close() {
 	if c.session != "" {
-		req, _ := http.NewRequest("POST", c.base+"/http/close?session="+url.QueryEscape(c.session), nil)
+		// Bounded: the session's holder may be a stopped node.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", c.base+"/http/close?session="+url.QueryEscape(c.session), nil)
 		if resp, err := c.hc.Do(req); err == nil {
 			resp.Body.Close()
 		}
@@ -295,8 +300,12 @@ func (c *client) call(ctx context.Context, cmd map[string]any) (json.RawMessage,
 	if c.ws != nil {
 		err = c.ws.Write(ctx, websocket.MessageText, b)
 	} else {
+		// The request ends with the connection too (a watchdog gave up).
+		rctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(c.ctx, cancel)
+		defer func() { stop(); cancel() }()
 		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, "POST", c.sessionURL("/http/send", ""), bytes.NewReader(b))
+		req, err = http.NewRequestWithContext(rctx, "POST", c.sessionURL("/http/send", ""), bytes.NewReader(b))
 		if err == nil {
 			var resp *http.Response
 			resp, err = c.hc.Do(req)
@@ -343,6 +352,18 @@ func (cl *cluster) connectTo(ctx context.Context, base, kind string, u user) (*c
 	if err != nil {
 		return nil, err
 	}
+	return cl.dialToken(ctx, base, kind, tok)
+}
+
+// dialToken opens a connection of kind to base and connects with tok.
+func (cl *cluster) dialToken(ctx context.Context, base, kind, tok string) (*client, error) {
+	if cl.watch > 0 {
+		// The node this lands on may be stopped: give up and let the
+		// caller dial again (through the balancer: likely another node).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*cl.watch)
+		defer cancel()
+	}
 	c, err := dial(ctx, base, kind)
 	if err != nil {
 		return nil, err
@@ -354,5 +375,30 @@ func (cl *cluster) connectTo(ctx context.Context, base, kind string, u user) (*c
 		}
 		return nil, err
 	}
+	if cl.watch > 0 {
+		go c.watchdog(cl.watch)
+	}
 	return c, nil
+}
+
+// watchdog pings every d/4 and ends the connection when a ping is not
+// answered within d, as the JS SDK does when the server's pings stop: a
+// stopped node keeps its TCP connections open and answers nothing.
+func (c *client) watchdog(d time.Duration) {
+	t := time.NewTicker(d / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_, _, err := c.call(ctx, map[string]any{"op": "ping"})
+		cancel()
+		if err != nil {
+			c.fail(fmt.Errorf("no answer to a ping within %v: %w", d, err))
+			return
+		}
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sori-dev/sori/internal/store/postgres/pgtest"
@@ -63,14 +64,26 @@ func TestMain(m *testing.M) {
 type cluster struct {
 	t      testing.TB
 	dsn    string
+	app    string // the nodes' PostgreSQL application_name: cutPostgres ends their connections only
 	nats   *natsserver.Server
-	secret string
-	apiKey string
-	nodes  []*node
-	lb     *lb.Proxy
-	URL    string // the balancer: http://host:port
-	extra  []string
-	plain  bool // a single node without the bus (baselines): SQLite unless dsn is set
+	natsMu sync.Mutex // guards nats across restartNATS
+	natsOp natsserver.Options
+	// natsURL is the NATS URL node nd connects to (default: the server's;
+	// a fault-injecting proxy in TestDroppedAndReorderedBusMessages).
+	natsURL func(nd *node) string
+	// watch > 0: clients ping every watch/4 and give a connection up when
+	// a ping is not answered within watch (a stopped node answers
+	// nothing); REST requests and dials time out too. 0: no timeouts.
+	watch   time.Duration
+	hc      *http.Client
+	checkLB bool // the balancer health-checks /readyz (option withLBCheck)
+	secret  string
+	apiKey  string
+	nodes   []*node
+	lb      *lb.Proxy
+	URL     string // the balancer: http://host:port
+	extra   []string
+	plain   bool // a single node without the bus (baselines): SQLite unless dsn is set
 }
 
 // node is one `sori serve` child process.
@@ -100,28 +113,51 @@ func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	return startNodes(t, n, false, true, extra...)
 }
 
+// option changes a cluster before its nodes start.
+type option func(*cluster)
+
+// withWatch makes clients give up a connection whose pings go unanswered
+// for d (see cluster.watch).
+func withWatch(d time.Duration) option {
+	return func(c *cluster) { c.watch, c.hc = d, &http.Client{Timeout: 2 * d} }
+}
+
+// withLBCheck makes the balancer send no new requests to a node whose
+// /readyz does not answer 200 (as a load balancer with health checks).
+func withLBCheck() option { return func(c *cluster) { c.checkLB = true } }
+
 // startNodes starts n nodes; plain nodes get no bus (and no PostgreSQL
 // unless pg): the single-node baselines of the benchmarks.
 func startNodes(t testing.TB, n int, plain, pg bool, extra ...string) *cluster {
+	t.Helper()
+	return startNodesWith(t, n, plain, pg, extra, nil)
+}
+
+func startNodesWith(t testing.TB, n int, plain, pg bool, extra []string, opts []option) *cluster {
 	t.Helper()
 	pgtest.DSN(t) // skips without PostgreSQL: TestMain built no binary then
 	var dsn string
 	if pg {
 		dsn = pgtest.Schema(t)
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()}) // JetStream: the history of app:/feed:/user: channels
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	var b [24]byte
+	// A fixed port, so that restartNATS brings the server back where the
+	// nodes reconnect to.
+	port, _ := strconv.Atoi(strings.TrimPrefix(freePort(t), "127.0.0.1:"))
+	nopts := natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()} // JetStream: the history of app:/feed:/user: channels
+	ns := startNATS(t, nopts)
+	var b [27]byte
 	rand.Read(b[:])
-	c := &cluster{t: t, dsn: dsn, nats: ns, secret: hex.EncodeToString(b[:16]), apiKey: hex.EncodeToString(b[16:]), extra: extra, plain: plain}
+	c := &cluster{t: t, dsn: dsn, nats: ns, natsOp: nopts, secret: hex.EncodeToString(b[:16]), apiKey: hex.EncodeToString(b[16:24]), extra: extra, plain: plain,
+		app: "sori-clustertest-" + hex.EncodeToString(b[24:]), hc: http.DefaultClient}
+	t.Cleanup(func() {
+		c.natsMu.Lock()
+		defer c.natsMu.Unlock()
+		c.nats.Shutdown()
+	})
+	for _, o := range opts {
+		o(c)
+	}
 	var addrs []string
 	for i := range n {
 		nd := &node{id: fmt.Sprintf("n%d", i+1), addr: freePort(t), dir: t.TempDir()}
@@ -152,6 +188,12 @@ func startNodes(t testing.TB, n int, plain, pg bool, extra ...string) *cluster {
 		t.Fatal(err)
 	}
 	c.lb = p
+	if c.checkLB {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); p.Check(ctx, "/readyz", 200*time.Millisecond, time.Second) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	c.URL = srv.URL
@@ -187,7 +229,11 @@ func (c *cluster) start(nd *node) {
 		"--max-connections-per-ip", "100000", "--login-rate", "1000000", "--login-burst", "100000",
 		"--max-body-reads-per-ip", "100000"}
 	if !c.plain {
-		args = append(args, "--node-id", nd.id, "--postgres", c.dsn, "--nats", c.nats.ClientURL())
+		url := c.natsOp.Host + ":" + strconv.Itoa(c.natsOp.Port)
+		if c.natsURL != nil {
+			url = c.natsURL(nd)
+		}
+		args = append(args, "--node-id", nd.id, "--postgres", c.dsn+" application_name="+c.app, "--nats", "nats://"+strings.TrimPrefix(url, "nats://"))
 	} else if c.dsn != "" {
 		args = append(args, "--postgres", c.dsn) // one node on PostgreSQL, no bus
 	}
@@ -250,19 +296,24 @@ func (c *cluster) try(token, method, path string, body any) (map[string]any, int
 // tryAuth sends a request through the balancer with auth as its
 // Authorization header ("" = none).
 func (c *cluster) tryAuth(auth, method, path string, body any) (map[string]any, int, error) {
+	return c.tryAt(c.URL, auth, method, path, body)
+}
+
+// tryAt sends a request to base (a node or the balancer).
+func (c *cluster) tryAt(base, auth, method, path string, body any) (map[string]any, int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, c.URL+path, rd)
+	req, _ := http.NewRequest(method, base+path, rd)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -342,4 +393,135 @@ func (c *cluster) busiest() *node {
 		}
 	}
 	return best
+}
+
+// startNATS starts an embedded NATS server with opts.
+func startNATS(t testing.TB, opts natsserver.Options) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	return ns
+}
+
+// stopNATS shuts the NATS server down (JetStream's files stay).
+func (c *cluster) stopNATS() {
+	c.natsMu.Lock()
+	defer c.natsMu.Unlock()
+	c.nats.Shutdown()
+	c.nats.WaitForShutdown()
+}
+
+// startNATSAgain starts the NATS server again on the same port and store.
+func (c *cluster) startNATSAgain() {
+	c.natsMu.Lock()
+	defer c.natsMu.Unlock()
+	c.nats = startNATS(c.t, c.natsOp)
+}
+
+// signal sends sig to nd's process.
+func (c *cluster) signal(nd *node, sig syscall.Signal) {
+	c.t.Helper()
+	if err := nd.cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("signal %v to %s: %v", sig, nd.id, err)
+	}
+}
+
+// cutPostgres ends every PostgreSQL connection of the nodes
+// (pg_terminate_backend: to the nodes it is a database restart) and
+// returns how many it ended.
+func (c *cluster) cutPostgres(ctx context.Context) int {
+	c.t.Helper()
+	conn, err := pgx.Connect(ctx, pgtest.DSN(c.t))
+	if err != nil {
+		c.t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, c.app).Scan(&n); err != nil {
+		c.t.Fatalf("terminate the nodes' PostgreSQL connections: %v", err)
+	}
+	return n
+}
+
+// logSize returns the length of nd's log, a mark for waitLog.
+func (nd *node) logSize() int64 {
+	fi, err := os.Stat(nd.log)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// waitLog waits until nd's log, after byte from, has a line containing
+// every one of parts. It polls the file (the child process is seen from
+// outside only); ctx bounds a broken test.
+func (c *cluster) waitLog(ctx context.Context, nd *node, from int64, parts ...string) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(nd.log); err == nil && int64(len(b)) > from {
+		lines:
+			for _, line := range strings.Split(string(b[from:]), "\n") {
+				for _, p := range parts {
+					if !strings.Contains(line, p) {
+						continue lines
+					}
+				}
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s logged no line with %q: %w", nd.id, parts, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// ready reports whether nd's /readyz answers 200 within a second.
+func (c *cluster) ready(nd *node) bool {
+	hc := http.Client{Timeout: time.Second}
+	resp, err := hc.Get(nd.url() + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitReady waits until every node's readiness is want.
+func (c *cluster) waitReady(ctx context.Context, want bool, nodes ...*node) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		all := true
+		for _, nd := range nodes {
+			if c.ready(nd) != want {
+				all = false
+			}
+		}
+		if all {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes not ready=%v: %w", want, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// readFrom returns the file's bytes after offset from.
+func readFrom(path string, from int64) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < from {
+		return nil, err
+	}
+	return b[from:], nil
 }
