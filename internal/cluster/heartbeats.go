@@ -72,6 +72,7 @@ func (n *NATS) Heartbeats(every, timeout time.Duration) {
 	n.send(ControlSubject, Control{Kind: KindHeartbeat})
 	t := time.NewTicker(every)
 	defer t.Stop()
+	prev := time.Now()
 	for {
 		select {
 		case <-n.stop:
@@ -80,10 +81,18 @@ func (n *NATS) Heartbeats(every, timeout time.Duration) {
 		}
 		n.send(ControlSubject, Control{Kind: KindHeartbeat})
 		now := time.Now()
+		// A tick later than the timeout means this node was the silent one
+		// (SIGSTOP, a starved process): the others' beats wait unread in
+		// the inbox. Give them a fresh timeout instead of declaring every
+		// one gone and pushing leaves for all their clients.
+		away := now.Sub(prev) > timeout
+		prev = now
 		var silent []string
 		n.mu.Lock()
 		for id, p := range n.peers {
-			if !p.gone && now.Sub(p.last) > timeout {
+			if away && !p.gone {
+				p.last = now
+			} else if !p.gone && now.Sub(p.last) > timeout {
 				silent = append(silent, id)
 			}
 		}
