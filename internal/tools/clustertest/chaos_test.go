@@ -229,7 +229,7 @@ type scenario struct {
 	// is whole again; `after` more are acknowledged before the check.
 	fault     func(t *testing.T, ctx context.Context, cl *cluster, w *workload)
 	prepare   func(t *testing.T, ctx context.Context, cl *cluster, w *workload) // before the clients start
-	maxBreaks int // a reader's connections may break this often (default: kills)
+	maxBreaks int                                                               // a reader's connections may break this often (default: kills)
 	opts      []option
 }
 
