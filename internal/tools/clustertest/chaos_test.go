@@ -228,8 +228,11 @@ type scenario struct {
 	// `before` publications were acknowledged and returns when the cluster
 	// is whole again; `after` more are acknowledged before the check.
 	fault     func(t *testing.T, ctx context.Context, cl *cluster, w *workload)
-	prepare   func(t *testing.T, ctx context.Context, cl *cluster, w *workload) // before the clients start
-	maxBreaks int                                                               // a reader's connections may break this often (default: kills)
+	// prepare, when set, runs before the clients start.
+	prepare func(t *testing.T, ctx context.Context, cl *cluster, w *workload)
+	// maxBreaks is how often a reader's connection may break (default:
+	// kills).
+	maxBreaks int
 	opts      []option
 }
 
