@@ -227,7 +227,7 @@ type scenario struct {
 	// fault, when set, is the chaos instead of kills: it starts once
 	// `before` publications were acknowledged and returns when the cluster
 	// is whole again; `after` more are acknowledged before the check.
-	fault     func(t *testing.T, ctx context.Context, cl *cluster, w *workload)
+	fault func(t *testing.T, ctx context.Context, cl *cluster, w *workload)
 	// prepare, when set, runs before the clients start.
 	prepare func(t *testing.T, ctx context.Context, cl *cluster, w *workload)
 	// maxBreaks is how often a reader's connection may break (default:
