@@ -34,6 +34,17 @@ type msg struct {
 	Code    int             `json:"code"`
 }
 
+// String describes a protocol error reply ("" for nil).
+func (m *msg) String() string {
+	if m == nil {
+		return ""
+	}
+	if m.Error != nil {
+		return fmt.Sprintf("error %d: %s", m.Error.Code, m.Error.Message)
+	}
+	return fmt.Sprintf("%s %s", m.Result, m.Push)
+}
+
 // pub is a publication as clients see it.
 type pub struct {
 	Offset uint64          `json:"offset"`
