@@ -304,3 +304,34 @@ test('a permalink far back: the page around it is held apart from the recent one
   assert.equal(reloads.length, 6);
   assert.deepEqual(m.timeline().map((x) => x.seq), [...range(450, 960), ...range(961, 1000)].map((x) => x.seq));
 });
+
+test('profiles: display names and avatars from members and messages; initials', async () => {
+  const { Profiles, initials, hue } = await import('../../web/app/profile.js');
+  assert.equal(initials('Alice Liddell'), 'AL');
+  assert.equal(initials('bob'), 'BO');
+  assert.equal(initials('carol.smith'), 'CS');
+  assert.equal(initials('🎉 ünïcode'), 'ÜN');
+  assert.equal(initials('  '), '?');
+  assert.equal(hue('alice'), hue('alice'));
+  const p = new Profiles();
+  const changes = [];
+  p.addEventListener('change', (e) => changes.push(e.detail));
+  const m = new RoomModel(room, 'alice', p);
+  m.setMembers([{ username: 'alice', role: 'owner', display_name: 'Alice L', avatar_url: '/api/v1/users/alice/avatar?v=2' },
+    { username: 'bob', role: 'member' }]);
+  assert.equal(p.displayName('alice'), 'Alice L');
+  assert.equal(p.displayName('bob'), 'bob');
+  assert.equal(p.avatarURL('alice'), '/api/v1/users/alice/avatar?v=2');
+  // REST messages leave the fields out when unset: that keeps what is known; a value replaces it.
+  m.applySnapshot([{ seq: 1, user: 'alice', text: 'hi' }, { seq: 2, user: 'bob', text: 'yo', display_name: 'Bobby' }]);
+  assert.equal(p.displayName('alice'), 'Alice L');
+  assert.equal(p.displayName('bob'), 'Bobby');
+  // A member list is complete: a cleared name or avatar goes.
+  m.setMembers([{ username: 'alice', role: 'owner', display_name: '', avatar_url: '' }, { username: 'bob', role: 'member', display_name: 'Bobby' }]);
+  assert.equal(p.displayName('alice'), 'alice');
+  assert.equal(p.avatarURL('alice'), '');
+  assert.deepEqual(changes, [['alice', 'bob'], ['bob'], ['alice']]);
+  // Only same-origin paths are used as avatar URLs.
+  p.update([{ username: 'eve', avatar_url: 'https://evil.example/x.png' }]);
+  assert.equal(p.avatarURL('eve'), '');
+});

@@ -4,7 +4,7 @@
 // (password, API tokens). The server checks every right again; the buttons
 // only leave out what would be refused.
 import { api } from './api.js';
-import { $, h, replace, formatTime } from './dom.js';
+import { $, h, replace, formatTime, formatSize } from './dom.js';
 
 const RANK = { member: 0, admin: 1, owner: 2 };
 
@@ -27,7 +27,7 @@ export function allowedActions(myRole, member, me) {
 
 /** Renders the members of the open room into the Members panel. */
 export class MembersPanel {
-  /** @param {{me: string, onError: (e: Error) => void, refresh: () => void}} ctx */
+  /** @param {{me: string, profiles?: import('./profile.js').Profiles, onError: (e: Error) => void, refresh: () => void}} ctx */
   constructor(ctx) {
     this.ctx = ctx;
     this.model = null;
@@ -53,7 +53,8 @@ export class MembersPanel {
       const online = m.online.has(x.username);
       return h('li', { class: 'member', dataset: { user: x.username } },
         h('span', { class: `online-dot${online ? '' : ' off'}`, 'aria-hidden': 'true', text: '●' }),
-        h('span', { class: 'member-name', text: x.username === this.ctx.me ? `${x.username} (you)` : x.username }),
+        this.ctx.profiles?.avatar(x.username, 'small'),
+        h('span', { class: 'member-name', text: this.#name(x.username) }),
         x.role !== 'member' ? h('span', { class: 'role', text: x.role }) : null,
         online ? h('span', { class: 'visually-hidden', text: ', online' }) : null,
         can.roles.length || can.kick ? h('span', { class: 'member-actions' },
@@ -62,6 +63,13 @@ export class MembersPanel {
           can.kick ? h('button', { type: 'button', class: 'danger', 'aria-label': `Remove ${x.username} from the room`,
             onclick: (e) => this.#kick(e.currentTarget, x.username) }, 'Remove') : null) : null);
     }));
+  }
+
+  /** "Alice Liddell (@alice)", or the username alone when no display name is set; "(you)" for me. */
+  #name(username) {
+    const shown = this.ctx.profiles?.displayName(username) ?? username;
+    const name = shown === username ? username : `${shown} (@${username})`;
+    return username === this.ctx.me ? `${name} (you)` : name;
   }
 
   async #setRole(username, role) {
@@ -85,10 +93,21 @@ export class MembersPanel {
   }
 }
 
-/** The account dialog: change password, API tokens. */
+/** The largest avatar the server takes (docs/api.md, "Profile"). */
+export const MAX_AVATAR = 1 << 20;
+
+/** The account dialog: profile (display name, avatar), change password, API tokens. */
 export class AccountDialog {
-  constructor() {
+  /** @param {{me: string, profiles: import('./profile.js').Profiles, hasProfiles: boolean}} ctx */
+  constructor(ctx) {
+    this.ctx = ctx;
     this.dialog = $('#account');
+    // A server without profiles (its /me has no display_name) gets no profile section.
+    $('#profile-title').parentElement.hidden = !ctx.hasProfiles;
+    $('#profile-form').addEventListener('submit', (e) => { e.preventDefault(); this.#saveName(e.currentTarget); });
+    $('#profile-avatar-file').addEventListener('change', (e) => this.#upload(e.currentTarget));
+    $('#profile-avatar-remove').addEventListener('click', () => this.#removeAvatar());
+    ctx.profiles.addEventListener('change', (e) => { if (e.detail.includes(ctx.me)) this.#renderProfile(); });
     $('#account-open').addEventListener('click', () => this.open());
     $('#account-close').addEventListener('click', () => this.dialog.close());
     $('#password-form').addEventListener('submit', (e) => { e.preventDefault(); this.#changePassword(e.currentTarget); });
@@ -98,8 +117,52 @@ export class AccountDialog {
   open() {
     for (const el of this.dialog.querySelectorAll('.error, [role="status"]')) el.textContent = '';
     replace($('#token-secret'));
+    this.#renderProfile();
+    $('#profile-name').value = this.ctx.profiles.byName.get(this.ctx.me)?.display_name ?? '';
     this.dialog.showModal();
     this.#loadTokens();
+  }
+
+  #renderProfile() {
+    replace($('#profile-avatar'), this.ctx.profiles.avatar(this.ctx.me, 'large'));
+    $('#profile-avatar-remove').hidden = !this.ctx.profiles.avatarURL(this.ctx.me);
+  }
+
+  /** Shows the outcome of a profile change: the server answers with /me's shape. */
+  #profileDone(res, text) {
+    if (res?.user) this.ctx.profiles.update([res.user], { complete: true });
+    $('#profile-status').textContent = text;
+  }
+
+  #profileReset() {
+    $('#profile-error').textContent = '';
+    $('#profile-status').textContent = '';
+  }
+
+  async #saveName(form) {
+    this.#profileReset();
+    const name = form.elements.display_name.value.trim();
+    try {
+      const res = await api.setDisplayName(name);
+      this.#profileDone(res, name ? `Your display name is ${res?.user?.display_name ?? name}.` : 'Your display name is cleared: your username is shown.');
+    } catch (ex) { $('#profile-error').textContent = ex.message; }
+  }
+
+  async #upload(input) {
+    this.#profileReset();
+    const file = input.files?.[0];
+    if (!file) return;
+    try {
+      if (file.size > MAX_AVATAR) throw new Error(`${file.name} is ${formatSize(file.size)}: an avatar can be up to ${formatSize(MAX_AVATAR)}.`);
+      this.#profileDone(await api.setAvatar(file), 'Your avatar is updated.');
+    } catch (ex) {
+      $('#profile-error').textContent = ex.message;
+    } finally { input.value = ''; }
+  }
+
+  async #removeAvatar() {
+    this.#profileReset();
+    try { this.#profileDone(await api.removeAvatar(), 'Your avatar is removed.'); } catch (ex) { $('#profile-error').textContent = ex.message; }
   }
 
   async #changePassword(form) {

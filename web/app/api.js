@@ -54,7 +54,12 @@ const enc = encodeURIComponent;
 
 export const api = {
   me: () => request('GET', '/api/v1/me'),
-  signup: (username, password) => request('POST', '/api/v1/auth/signup', { username, password }),
+  setDisplayName: (name) => request('PATCH', '/api/v1/me', { display_name: name }),
+  setAvatar: (file) => request('PUT', '/api/v1/me/avatar', file),
+  removeAvatar: () => request('DELETE', '/api/v1/me/avatar'),
+  signup: (username, password, invite) => request('POST', '/api/v1/auth/signup', invite ? { username, password, invite } : { username, password }),
+  /** The sign-up mode: {mode: 'open'|'invite'|'closed'} (anyone may ask). */
+  registration: () => request('GET', '/api/v1/auth/registration'),
   login: (username, password) => request('POST', '/api/v1/auth/login', { username, password }),
   logout: () => request('POST', '/api/v1/auth/logout'),
   connectToken: () => request('POST', '/api/v1/auth/connect-token'),

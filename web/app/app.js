@@ -9,6 +9,8 @@ import { pushSupported, pushEnabled, enablePush, disablePush, registerWorker } f
 import { RoomView } from './room.js';
 import { CallPanel } from './call.js';
 import { AccountDialog } from './admin.js';
+import { Profiles } from './profile.js';
+import { ServerAdmin } from './serveradmin.js';
 
 const STATE_TEXT = { connecting: 'connecting…', connected: 'online', reconnecting: 'reconnecting…', disconnected: 'offline' };
 
@@ -24,6 +26,7 @@ const app = {
   wasDown: false,
   depth: false, // the server has threads, pins, notification levels (its room list says "notify")
   outbox: null, // SDK Outbox: messages not acknowledged yet, kept in localStorage per user
+  profiles: new Profiles(), // display names and avatars, by username
 };
 
 // Theme: system, light or dark, chosen in the top bar and kept in this browser.
@@ -46,9 +49,34 @@ window.addEventListener('storage', (e) => { if (e.key === THEME_KEY) applyTheme(
 // Authentication.
 
 let signingUp = false;
+let registration = 'open'; // the server's sign-up mode: open, invite or closed
 
-function showAuth(mode = 'login') {
-  signingUp = mode === 'signup';
+/** Asks the server's sign-up mode (an older server without the endpoint is open). */
+async function loadRegistration() {
+  try {
+    const res = await api.registration();
+    if (['open', 'invite', 'closed'].includes(res?.mode)) registration = res.mode;
+  } catch { /* 404 from an older server: open */ }
+  return registration;
+}
+
+/** The invite code of an invite link (#/invite/CODE), or ''. */
+function inviteFromHash() {
+  const m = location.hash.match(/^#\/invite\/([^/?#]+)$/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+/**
+ * The login or sign-up form, as the sign-up mode allows: closed has no
+ * sign-up form at all, invite asks for an invite code (prefilled from an
+ * invite link).
+ */
+function showAuth(mode = 'login', invite = '') {
+  signingUp = mode === 'signup' && registration !== 'closed';
+  $('#auth-switch-row').hidden = registration === 'closed';
+  $('#auth-closed').hidden = registration !== 'closed' || mode !== 'signup';
+  $('#auth-invite-row').hidden = !(signingUp && registration === 'invite');
+  if (invite) $('#auth-invite').value = invite;
   $('#auth-view').hidden = false;
   $('#chat-view').hidden = true;
   $('#logout').hidden = true;
@@ -72,18 +100,28 @@ $('#auth-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const username = $('#auth-username').value.trim();
   const password = $('#auth-password').value;
+  const invite = signingUp && registration === 'invite' ? $('#auth-invite').value.trim() : '';
   const err = $('#auth-error');
   err.textContent = '';
   if (!username || !password) { err.textContent = 'Enter a username and a password.'; return; }
   if (signingUp && password.length < 8) { err.textContent = 'The password needs at least 8 characters.'; return; }
+  if (signingUp && registration === 'invite' && !invite) { err.textContent = 'Enter your invite code.'; return; }
   const button = $('#auth-submit');
   button.disabled = true;
   try {
-    const res = signingUp ? await api.signup(username, password) : await api.login(username, password);
+    const res = signingUp ? await api.signup(username, password, invite) : await api.login(username, password);
     $('#auth-password').value = '';
+    if (inviteFromHash() || location.hash === '#/signup') history.replaceState(null, '', '#/');
     await startChat(res.user);
   } catch (ex) {
-    err.textContent = ex.status === 401 ? 'Wrong username or password.' : ex.message;
+    err.textContent = ex.status === 401 && !signingUp ? 'Wrong username or password.' : ex.message;
+    if (signingUp && ex.status === 403) {
+      // The mode changed since the page was loaded (or the invite is spent): show what it is now.
+      await loadRegistration();
+      const msg = err.textContent;
+      showAuth('signup');
+      $('#auth-error').textContent = msg;
+    }
   } finally {
     button.disabled = false;
   }
@@ -137,7 +175,12 @@ async function startChat(user) {
   $('#conn').hidden = false;
   $('#sidebar-toggle').hidden = false;
   $('#account-open').hidden = false;
-  app.account ??= new AccountDialog();
+  app.profiles.update([user], { complete: true });
+  if (user.is_admin) {
+    app.admin = new ServerAdmin({ me: app.me, onError: showError });
+    $('#admin-open').hidden = false;
+  }
+  app.account ??= new AccountDialog({ me: app.me, profiles: app.profiles, hasProfiles: 'display_name' in user });
   const who = $('#whoami');
   who.hidden = false;
   who.textContent = `Signed in as ${user.username}`;
@@ -166,7 +209,7 @@ async function startChat(user) {
   });
   setConnState('connecting');
   app.view = new RoomView({
-    client: app.client, me: app.me, rooms: app.rooms, rpc, outbox: app.outbox,
+    client: app.client, me: app.me, rooms: app.rooms, rpc, outbox: app.outbox, profiles: app.profiles,
     isOnline: () => app.state === 'connected',
     hasDepth: () => app.depth,
     roomSub: (id) => app.subs.get(id),
@@ -255,7 +298,7 @@ function loadRooms() {
         if (model) {
           model.updateInfo(info);
         } else {
-          model = new RoomModel(info, app.me);
+          model = new RoomModel(info, app.me, app.profiles);
           app.rooms.set(info.id, model);
           model.setPending(app.outbox.items);
           model.addEventListener('info', () => renderRoomList());
@@ -565,7 +608,19 @@ document.addEventListener('keydown', (e) => {
 
 // Routing: #/room/<id>.
 
+/** Shows the server-admin page (#/admin, administrators only) instead of the chat, or the chat again. */
+function showAdmin(on) {
+  const was = !$('#admin-view').hidden;
+  $('#admin-view').hidden = !on;
+  $('#chat-view').hidden = on;
+  $('#admin-open').setAttribute('aria-current', on ? 'page' : 'false');
+  if (on) app.admin.show();
+  else if (was) { app.admin?.hide(); app.view?.renderTitle(); }
+}
+
 async function route() {
+  if (location.hash === '#/admin' && app.admin) { showAdmin(true); return; }
+  showAdmin(false);
   // #/room/ID, or a permalink #/rooms/ID/messages/SEQ (scrolls to the message and highlights it).
   const link = location.hash.match(/^#\/rooms\/(\d+)\/messages\/(\d+)$/);
   const m = link ?? location.hash.match(/^#\/room\/(\d+)$/);
@@ -613,7 +668,9 @@ window.addEventListener('hashchange', () => { if (app.me) route(); });
     const res = await api.me();
     await startChat(res.user);
   } catch (err) {
-    showAuth(location.hash === '#/signup' ? 'signup' : 'login');
+    await loadRegistration();
+    const invite = inviteFromHash();
+    showAuth(location.hash === '#/signup' || invite ? 'signup' : 'login', invite);
     if (err.status !== 401 && err.status !== undefined) $('#auth-error').textContent = err.message;
   }
 })();

@@ -16,9 +16,16 @@ export const PAGE = 50;
 const LOG_LIMIT = 2000;
 
 export class RoomModel extends EventTarget {
-  constructor(info, me) {
+  /**
+   * @param {any} info the room as GET /api/v1/rooms lists it
+   * @param {string} me my username
+   * @param {{update: (list: any[], opts?: {complete?: boolean}) => void}} [profiles] given the authors of
+   *   REST messages and the members (display names, avatars: profile.js)
+   */
+  constructor(info, me, profiles = null) {
     super();
     this.me = me;
+    this.profiles = profiles;
     this.info = { ...info };
     this.id = info.id;
     this.messages = new Map(); // seq -> message
@@ -260,6 +267,7 @@ export class RoomModel extends EventTarget {
 
   /** Merges a thread from REST (its root and replies) without touching the timeline's paging. */
   applyThread(root, replies) {
+    this.profiles?.update([root, ...replies].filter(Boolean));
     const added = [];
     for (const raw of [root, ...replies]) {
       if (!raw) continue;
@@ -281,6 +289,7 @@ export class RoomModel extends EventTarget {
 
   /** Merges a page of messages from REST (their current state) and replays recent events over it. */
   applySnapshot(list, { older = false } = {}) {
+    this.profiles?.update(list);
     const added = [];
     for (const raw of list) {
       const seq = Number(raw.seq);
@@ -308,6 +317,7 @@ export class RoomModel extends EventTarget {
    */
   applyAround(list) {
     if (!list.length) return;
+    this.profiles?.update(list);
     const seqs = list.map((r) => Number(r.seq));
     const lo = Math.min(...seqs);
     const hi = Math.max(...seqs);
@@ -331,6 +341,7 @@ export class RoomModel extends EventTarget {
    */
   fillGap(list) {
     if (!this.gap) return;
+    this.profiles?.update(list);
     const { before } = this.gap;
     const seqs = list.map((r) => Number(r.seq));
     if (list.length < PAGE || seqs.some((s) => s >= before)) this.gap = null;
@@ -420,6 +431,7 @@ export class RoomModel extends EventTarget {
   }
 
   setMembers(list) {
+    this.profiles?.update(list, { complete: true });
     this.members = new Map(list.map((m) => [m.username, { role: m.role, last_read_seq: Number(m.last_read_seq) || 0 }]));
     if (this.info.kind === 'direct') this.peer = list.find((m) => m.username !== this.me)?.username ?? this.peer;
     this.emit('receipts');

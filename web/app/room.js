@@ -54,7 +54,22 @@ export class RoomView {
       menu: $('#room-menu'), results: $('#search-results'), resultList: $('#search-list'), pending: $('#pending'),
     };
     this.threadPanel = new ThreadPanel(this);
-    this.membersPanel = new MembersPanel({ me: ctx.me, onError: (e) => ctx.onError(e), refresh: () => this.refreshMembers() });
+    // A profile changed (a member list or a page of messages brought it): the open room shows it.
+    ctx.profiles?.addEventListener('change', (e) => {
+      const m = this.model;
+      if (!m || this.profileRender) return;
+      const names = new Set(e.detail);
+      if (![...m.members.keys()].some((u) => names.has(u)) && ![...m.messages.values()].some((x) => names.has(x.user))) return;
+      this.profileRender = true;
+      queueMicrotask(() => {
+        this.profileRender = false;
+        if (this.model !== m) return;
+        for (const msg of m.timeline()) this.#renderMessage(msg);
+        this.membersPanel.render();
+        this.threadPanel.render();
+      });
+    });
+    this.membersPanel = new MembersPanel({ me: ctx.me, profiles: ctx.profiles, onError: (e) => ctx.onError(e), refresh: () => this.refreshMembers() });
     this.#wire();
   }
 
@@ -328,6 +343,18 @@ export class RoomView {
     }
   }
 
+  /**
+   * A message's author: avatar, then the display name with the username
+   * after it when they differ (the username is what @mentions use).
+   */
+  #author(user) {
+    const p = this.ctx.profiles;
+    const shown = p ? p.displayName(user) : user;
+    return h('span', { class: 'msg-user' }, p ? p.avatar(user, 'small') : null,
+      h('span', { class: 'msg-name', text: shown }),
+      shown !== user ? h('span', { class: 'msg-username', text: `@${user}` }) : null);
+  }
+
   /** Inserts or replaces the element of msg, in seq order. */
   #renderMessage(msg) {
     if (!msg) return;
@@ -407,7 +434,7 @@ export class RoomView {
       dataset: { seq: String(msg.seq), user: msg.user } });
     const time = h('time', { class: 'msg-time', datetime: msg.created_at ?? '', text: formatTime(msg.created_at) });
     li.append(h('div', { class: 'msg-head' },
-      h('span', { class: 'msg-user', text: msg.user }), time,
+      this.#author(msg.user), time,
       msg.edited && !msg.deleted ? h('span', { class: 'msg-edited', text: '(edited)' }) : null,
       this.model?.pins.has(msg.seq) ? h('span', { class: 'msg-pinned', title: `Pinned by ${this.model.pins.get(msg.seq).pinned_by}`, text: '📌 pinned' }) : null));
     if (msg.reply_to) li.append(this.#quote(msg.reply_to));
@@ -662,7 +689,7 @@ export class RoomView {
     const status = item.state === 'failed' ? `Not sent: ${item.error?.message ?? 'refused'}`
       : item.state === 'sent' ? 'Sent' : item.state === 'sending' ? 'Sending…' : online ? 'Queued' : 'Waiting for the connection…';
     return h('li', { class: `msg mine pending${item.state === 'failed' ? ' failed' : ''}`, dataset: { clientId: item.id, state: item.state } },
-      h('div', { class: 'msg-head' }, h('span', { class: 'msg-user', text: this.ctx.me }),
+      h('div', { class: 'msg-head' }, this.#author(this.ctx.me),
         h('span', { class: 'msg-status', role: item.state === 'failed' ? 'alert' : null, text: status })),
       body, files.length ? h('p', { class: 'hint', text: '📎 file' }) : null,
       item.state === 'failed' ? h('span', { class: 'row' },
