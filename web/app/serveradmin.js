@@ -66,7 +66,7 @@ function chart(label, values, format = (v) => String(v)) {
   const last = values.length ? values[values.length - 1] : 0;
   const box = svg('svg', { viewBox: '0 0 120 32', width: 120, height: 32, class: 'spark', 'aria-hidden': 'true' });
   box.append(svg('path', { d: sparkPath(values, 120, 30), fill: 'none', stroke: 'currentColor', 'stroke-width': 1.5 }));
-  return h('div', { class: 'stat', dataset: { stat: label } },
+  return h('div', { class: 'stat', dataset: { stat: label, values: values.join(' ') } },
     h('span', { class: 'stat-label', text: label }),
     h('span', { class: 'stat-value', text: format(last) }), box);
 }
