@@ -146,6 +146,12 @@ function setConnState(state) {
   conn.textContent = STATE_TEXT[state] ?? state;
   conn.title = state === 'reconnecting' ? 'The connection was lost; reconnecting by itself.' : '';
   app.view?.connectionChanged();
+  if (state === 'disconnected' && prev !== 'disconnected') {
+    // The server ended the connection for good: when it is because this
+    // session ended (logged out everywhere, password reset, account
+    // disabled), go back to the login form.
+    api.me().catch((err) => { if (err.status === 401) location.reload(); });
+  }
   if (state === 'reconnecting' || state === 'disconnected') {
     app.wasDown = true;
     app.view?.model?.setOnline([]); // presence is unknown until the connection is back

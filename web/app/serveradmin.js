@@ -72,7 +72,7 @@ function chart(label, values, format = (v) => String(v)) {
 }
 
 /** Missing on this server: a 404/405 from an endpoint the contract names but the server has not got yet. */
-function unsupported(err) { return err?.status === 404 || err?.status === 405; }
+function unsupported(err) { return (err?.status === 404 && /^no API endpoint/.test(err.message)) || err?.status === 405; }
 
 export class ServerAdmin {
   /** @param {{me: string, onError: (e: Error) => void}} ctx */
