@@ -26,9 +26,9 @@ type Config struct {
 	Verifier     *auth.Verifier
 	SessionTTL   time.Duration // browser sessions; 0 = 14 days
 	ConnTokenTTL time.Duration // minted connection tokens; 0 = 1 hour
-	// ClosedSignup refuses self-service sign-up; users are then created with
-	// `sori user add` only.
-	ClosedSignup bool
+	// Registration is the sign-up mode unless a server admin has stored
+	// another (see RegistrationMode); "" = RegistrationOpen.
+	Registration Registration
 	// LoginRate and LoginBurst limit password attempts (sign-up, login,
 	// password change) per client address: LoginRate a minute on average,
 	// LoginBurst at once; 0 = 10 a minute, 20 at once. Each username gets
@@ -64,8 +64,11 @@ type Service struct {
 	userAttempts   *ratelimit.Limiter // keyed by userKey
 
 	// tokenMu makes counting a user's API tokens and creating one a single
-	// step, so that concurrent requests cannot pass MaxAPITokens together.
-	tokenMu sync.Mutex
+	// step, so that concurrent requests cannot pass MaxAPITokens together;
+	// inviteMu does the same for MaxInvites (per process: in a cluster two
+	// nodes may pass it by one each).
+	tokenMu  sync.Mutex
+	inviteMu sync.Mutex
 }
 
 // New returns a Service for cfg.
@@ -81,6 +84,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Registration == "" {
+		cfg.Registration = RegistrationOpen
+	}
+	if !cfg.Registration.Valid() {
+		return nil, fmt.Errorf("accounts: registration mode %q: want open, invite or closed", cfg.Registration)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -115,15 +124,9 @@ var (
 )
 
 // CreateUser validates name and password and creates the user; the CLI's
-// `sori user add` and the sign-up endpoint both end here.
+// `sori user add` and open sign-up both end here.
 func (s *Service) CreateUser(ctx context.Context, name, password string, admin bool) (store.User, error) {
-	if perr := ValidateUsername(name); perr != nil {
-		return store.User{}, perr
-	}
-	if perr := ValidatePassword(password); perr != nil {
-		return store.User{}, perr
-	}
-	hash, err := s.h.Hash(ctx, password)
+	hash, err := s.checkNew(ctx, name, password)
 	if err != nil {
 		return store.User{}, err
 	}
@@ -137,12 +140,16 @@ func (s *Service) CreateUser(ctx context.Context, name, password string, admin b
 	return u, nil
 }
 
-// SignUp creates a regular user, unless sign-up is closed.
-func (s *Service) SignUp(ctx context.Context, name, password string) (store.User, error) {
-	if s.cfg.ClosedSignup {
-		return store.User{}, ErrSignupClosed
+// checkNew validates a new user's name and password and hashes the
+// password.
+func (s *Service) checkNew(ctx context.Context, name, password string) (string, error) {
+	if perr := ValidateUsername(name); perr != nil {
+		return "", perr
 	}
-	return s.CreateUser(ctx, name, password, false)
+	if perr := ValidatePassword(password); perr != nil {
+		return "", perr
+	}
+	return s.h.Hash(ctx, password)
 }
 
 // Login checks a username and password. An unknown username costs the same

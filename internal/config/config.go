@@ -54,6 +54,8 @@ type Config struct {
 	PushGrace           Duration `json:"push_grace"`    // how long a Web Push notice waits for the user to be connected
 	VAPIDKey            string   `json:"vapid_key"`     // Web Push private key, base64url; generated in the data dir when empty (not in cluster mode)
 	VAPIDSubject        string   `json:"vapid_subject"` // Web Push contact (mailto: or https:)
+	PushHosts           []string `json:"push_hosts"`    // push service hosts subscriptions may name; empty = the major browsers' services
+	Registration        string   `json:"registration"`  // self-service sign-up: open, invite or closed
 	HandshakeTimeout    Duration `json:"handshake_timeout"`
 	BodyTimeout         Duration `json:"body_timeout"`          // base time to read a request body
 	MaxBodyReadsPerIP   int      `json:"max_body_reads_per_ip"` // requests reading a body at once per client address
@@ -182,6 +184,7 @@ func Default() Config {
 		UploadBurst:         10,
 		DiskReserve:         1 << 30,
 		PushGrace:           Duration(10 * time.Second),
+		Registration:        "open",
 		HandshakeTimeout:    Duration(10 * time.Second),
 		BodyTimeout:         Duration(10 * time.Second),
 		MaxBodyReadsPerIP:   64,
@@ -239,6 +242,11 @@ func (c *Config) Validate() error {
 	}
 	if c.CommandRate <= 0 {
 		return errors.New("config: command rate must be positive")
+	}
+	switch c.Registration {
+	case "open", "invite", "closed":
+	default:
+		return fmt.Errorf("config: registration %q: want open, invite or closed", c.Registration)
 	}
 	if c.LoginRate <= 0 {
 		return errors.New("config: login rate must be positive")
@@ -384,6 +392,8 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	dur(&c.PushGrace, "push-grace", "how long a Web Push notice waits: it is sent only if none of the user's devices is connected then")
 	str(&c.VAPIDKey, "vapid-key", "Web Push (VAPID) private key, base64url (default: generated in the data dir; required for push in cluster mode)")
 	str(&c.VAPIDSubject, "vapid-subject", "Web Push contact for push services, mailto: or https: (default mailto:admin@localhost)")
+	list(&c.PushHosts, "push-hosts", "push service hosts a Web Push subscription may name; *.example.com matches its subdomains (default: the push services of Chrome, Firefox, Edge and Safari)")
+	str(&c.Registration, "registration", "self-service sign-up: open (anyone), invite (with an invite from a server admin) or closed (`sori user add` only); a server admin's choice (PUT /api/v1/admin/registration) overrides it")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
 	dur(&c.BodyTimeout, "body-timeout", "time to read an HTTP request's body, plus 1s per 16 KiB of it; a slower body is cut off")
 	integer(&c.MaxBodyReadsPerIP, "max-body-reads-per-ip", "most HTTP requests one client address may have reading a body at once; more get 429")

@@ -270,3 +270,30 @@ func TestLoadFileNamespacesReplaceDefaults(t *testing.T) {
 		t.Fatalf("namespaces = %+v, want the defaults kept", c2.Namespaces)
 	}
 }
+
+// TestRegistrationAndPushHosts: the registration mode and push hosts come
+// from the file, the environment and flags; an unknown mode is refused.
+func TestRegistrationAndPushHosts(t *testing.T) {
+	if c := Default(); c.Registration != "open" || len(c.PushHosts) != 0 {
+		t.Fatalf("defaults: registration %q, push hosts %v", c.Registration, c.PushHosts)
+	}
+	file := filepath.Join(t.TempDir(), "sori.json")
+	if err := os.WriteFile(file, []byte(`{"registration":"closed","push_hosts":["push.example"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := load(t, file, nil); c.Registration != "closed" || len(c.PushHosts) != 1 || c.PushHosts[0] != "push.example" {
+		t.Fatalf("from the file: %q %v", c.Registration, c.PushHosts)
+	}
+	t.Setenv("SORI_REGISTRATION", "invite")
+	if c := load(t, file, nil); c.Registration != "invite" {
+		t.Fatalf("from the environment: %q", c.Registration)
+	}
+	c := load(t, file, []string{"--registration", "open", "--push-hosts", "a.example, *.b.example"})
+	if c.Registration != "open" || len(c.PushHosts) != 2 || c.PushHosts[1] != "*.b.example" {
+		t.Fatalf("from flags: %q %v", c.Registration, c.PushHosts)
+	}
+	c.Registration = "sideways"
+	if err := c.Validate(); err == nil {
+		t.Fatal("registration sideways validated")
+	}
+}

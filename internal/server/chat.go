@@ -35,7 +35,7 @@ func (s *Server) mountChat() error {
 		return err
 	}
 	revoked := credentialRevocations{node: s.node, log: s.log}
-	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier,
+	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier, Registration: accounts.Registration(s.cfg.Registration),
 		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log, OnRevoke: revoked.closeStale})
 	if err != nil {
 		_ = st.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,10 +105,94 @@ func (s *Server) adminRoutes(acc *accounts.Service, st store.Store) {
 		}
 		return struct{}{}, http.StatusOK, nil
 	}))
+	s.Handle("GET /api/v1/admin/registration", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		return registrationView(r, acc, s.cfg.Registration)
+	}))
+	s.Handle("PUT /api/v1/admin/registration", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		var req struct {
+			Mode *string `json:"mode"`
+		}
+		if perr := httpx.DecodeJSON(nil, r, &req); perr != nil {
+			return nil, 0, perr
+		}
+		if req.Mode == nil {
+			return nil, 0, protocol.ErrBadRequest.WithMessage(`body must be {"mode":"open"|"invite"|"closed"} ("" = the configured mode)`)
+		}
+		if err := acc.SetRegistrationMode(r.Context(), accounts.Registration(*req.Mode)); err != nil {
+			return nil, 0, err
+		}
+		return registrationView(r, acc, s.cfg.Registration)
+	}))
+	s.Handle("POST /api/v1/admin/invites", serve(func(r *http.Request, id accounts.Identity) (any, int, error) {
+		var req struct {
+			TTLSeconds int64 `json:"ttl_seconds"`
+			Uses       int   `json:"uses"`
+		}
+		if perr := httpx.DecodeJSON(nil, r, &req); perr != nil {
+			return nil, 0, perr
+		}
+		if req.TTLSeconds < 0 || req.TTLSeconds > int64(accounts.MaxInviteTTL/time.Second) {
+			return nil, 0, protocol.ErrBadRequest.WithMessage("ttl_seconds must be between 60 and 7776000 (90 days); 0 = 7 days")
+		}
+		code, inv, err := acc.CreateInvite(r.Context(), id.User, time.Duration(req.TTLSeconds)*time.Second, req.Uses)
+		if err != nil {
+			return nil, 0, err
+		}
+		v := inviteView(inv, id.User.Username)
+		v["code"], v["url"] = code, origin(r)+"/#/invite/"+code
+		return v, http.StatusCreated, nil
+	}))
+	s.Handle("GET /api/v1/admin/invites", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		invs, err := acc.ListInvites(r.Context())
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]map[string]any, 0, len(invs))
+		for _, inv := range invs {
+			by := ""
+			if u, err := st.GetUser(r.Context(), inv.CreatedBy); err == nil {
+				by = u.Username
+			}
+			out = append(out, inviteView(inv, by))
+		}
+		return map[string]any{"invites": out}, http.StatusOK, nil
+	}))
+	s.Handle("DELETE /api/v1/admin/invites/{id}", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		if err := acc.RevokeInvite(r.Context(), r.PathValue("id")); err != nil {
+			return nil, 0, err
+		}
+		return struct{}{}, http.StatusOK, nil
+	}))
 	stats := &statsRate{}
 	s.Handle("GET /api/v1/admin/stats", serve(func(_ *http.Request, _ accounts.Identity) (any, int, error) {
 		return s.stats(stats)
 	}))
+}
+
+func registrationView(r *http.Request, acc *accounts.Service, configured string) (any, int, error) {
+	mode, source, err := acc.RegistrationMode(r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
+	return map[string]any{"mode": mode, "source": source, "configured": configured}, http.StatusOK, nil
+}
+
+// inviteView is an invite as the admin API shows it (never its code, which
+// only the creation answer carries).
+func inviteView(inv store.Invite, by string) map[string]any {
+	return map[string]any{"id": inv.ID, "created_by": by, "created_at": inv.CreatedAt, "expires_at": inv.ExpiresAt,
+		"uses": inv.Uses, "used": inv.Used}
+}
+
+// origin is the scheme and host the request was sent to, for links handed
+// back to the admin who asked (behind a TLS-terminating proxy, one that
+// sets X-Forwarded-Proto).
+func origin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // statsRate remembers the publication count of the previous stats read, to

@@ -17,15 +17,7 @@ func TestServerAdminEndpoints(t *testing.T) {
 	var dir string
 	ts := startServer(t, func(c *config.Config) { dir = c.DataDir })
 	root, bob := signup(t, ts.URL, "root"), signup(t, ts.URL, "bob")
-	// What `sori user add --admin` sets, written as it would be.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.DefaultFileName)+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`UPDATE users SET is_admin = 1 WHERE username = 'root'`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	makeAdmin(t, dir, "root")
 
 	paths := []struct{ method, path string }{
 		{"GET", "/api/v1/admin/users"},
@@ -62,4 +54,77 @@ func TestServerAdminEndpoints(t *testing.T) {
 		t.Fatalf("bob's connection closed with %d, want 4501", code)
 	}
 	restCall(t, ts.URL, "", "POST", "/api/v1/auth/login", map[string]string{"username": "bob", "password": pw, "kind": "api"}, http.StatusOK)
+}
+
+// makeAdmin sets is_admin on a user in the data dir's SQLite file, as
+// `sori user add --admin` would have.
+func makeAdmin(t *testing.T, dir, name string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.DefaultFileName)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE users SET is_admin = 1 WHERE username = ?`, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerRegistrationAndInvites: --registration invite refuses a
+// sign-up without an invite; an admin's invite works once; the admin can
+// change the mode at run time; every endpoint is for admins only.
+func TestServerRegistrationAndInvites(t *testing.T) {
+	var dir string
+	ts := startServer(t, func(c *config.Config) { dir = c.DataDir; c.Registration = "open" })
+	root, bob := signup(t, ts.URL, "root"), signup(t, ts.URL, "bob")
+	makeAdmin(t, dir, "root")
+
+	for _, p := range []struct{ method, path string }{
+		{"GET", "/api/v1/admin/registration"}, {"PUT", "/api/v1/admin/registration"},
+		{"GET", "/api/v1/admin/invites"}, {"POST", "/api/v1/admin/invites"}, {"DELETE", "/api/v1/admin/invites/x"},
+	} {
+		bob.call(t, ts, p.method, p.path, map[string]any{}, http.StatusForbidden)
+		restCall(t, ts.URL, "", p.method, p.path, map[string]any{}, http.StatusUnauthorized)
+	}
+	reg := func() map[string]any { return restCall(t, ts.URL, "", "GET", "/api/v1/auth/registration", nil, http.StatusOK) }
+	if m := reg()["mode"]; m != "open" {
+		t.Fatalf("mode %v, want open", m)
+	}
+	got := root.call(t, ts, "PUT", "/api/v1/admin/registration", map[string]any{"mode": "invite"}, http.StatusOK)
+	if got["mode"] != "invite" || got["source"] != "admin" || got["configured"] != "open" {
+		t.Fatalf("PUT registration: %v", got)
+	}
+	root.call(t, ts, "PUT", "/api/v1/admin/registration", map[string]any{"mode": "sideways"}, http.StatusBadRequest)
+	if m := reg()["mode"]; m != "invite" {
+		t.Fatalf("mode %v, want invite", m)
+	}
+	creds := func(name, invite string) map[string]string {
+		return map[string]string{"username": name, "password": "password-" + name, "kind": "api", "invite": invite}
+	}
+	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("carol", ""), http.StatusForbidden)
+
+	root.call(t, ts, "POST", "/api/v1/admin/invites", map[string]any{"ttl_seconds": 5}, http.StatusBadRequest)
+	inv := root.call(t, ts, "POST", "/api/v1/admin/invites", map[string]any{"ttl_seconds": 3600, "uses": 1}, http.StatusCreated)
+	code, _ := inv["code"].(string)
+	if code == "" || inv["url"] != ts.URL+"/#/invite/"+code || inv["uses"] != 1.0 || inv["expires_at"] == nil {
+		t.Fatalf("invite: %v", inv)
+	}
+	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("carol", code), http.StatusCreated)
+	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("dave", code), http.StatusForbidden)
+	list := root.call(t, ts, "GET", "/api/v1/admin/invites", nil, http.StatusOK)["invites"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["used"] != 1.0 || list[0].(map[string]any)["created_by"] != "root" || list[0].(map[string]any)["code"] != nil {
+		t.Fatalf("invites: %v", list)
+	}
+	second := root.call(t, ts, "POST", "/api/v1/admin/invites", map[string]any{}, http.StatusCreated)
+	root.call(t, ts, "DELETE", "/api/v1/admin/invites/"+second["id"].(string), nil, http.StatusOK)
+	root.call(t, ts, "DELETE", "/api/v1/admin/invites/"+second["id"].(string), nil, http.StatusNotFound)
+	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("erin", second["code"].(string)), http.StatusForbidden)
+
+	root.call(t, ts, "PUT", "/api/v1/admin/registration", map[string]any{"mode": "closed"}, http.StatusOK)
+	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("fay", ""), http.StatusForbidden)
+	got = root.call(t, ts, "PUT", "/api/v1/admin/registration", map[string]any{"mode": ""}, http.StatusOK)
+	if got["mode"] != "open" || got["source"] != "config" {
+		t.Fatalf("cleared registration: %v", got)
+	}
+	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("fay", ""), http.StatusCreated)
 }

@@ -35,6 +35,8 @@ type credentials struct {
 	// bearer token in the body, for scripts and SDKs.
 	Kind  string `json:"kind"`
 	Label string `json:"label"`
+	// Invite is the invite code sign-up needs in invite mode.
+	Invite string `json:"invite"`
 }
 
 type loginResult struct {
@@ -87,7 +89,7 @@ func (a *API) handleSignup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := a.acc.SignUp(r.Context(), c.Username, c.Password)
+	u, err := a.acc.SignUp(r.Context(), c.Username, c.Password, c.Invite)
 	if err != nil {
 		a.acc.WriteError(w, r, err)
 		return
@@ -325,4 +327,15 @@ func (a *API) handleRevokeToken(w http.ResponseWriter, r *http.Request, id accou
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, struct{}{})
+}
+
+// handleRegistration tells anyone the sign-up mode, so that a sign-up page
+// can ask for an invite, or say there is no sign-up, before the attempt.
+func (a *API) handleRegistration(w http.ResponseWriter, r *http.Request) {
+	mode, _, err := a.acc.RegistrationMode(r.Context())
+	if err != nil {
+		a.acc.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"mode": string(mode)})
 }

@@ -23,6 +23,7 @@ func New(acc *accounts.Service) *API { return &API{acc: acc} }
 
 // Routes registers the account endpoints (see docs/api.md) with handle.
 func (a *API) Routes(handle func(pattern string, h http.Handler)) {
+	handle("GET /api/v1/auth/registration", http.HandlerFunc(a.handleRegistration))
 	handle("POST /api/v1/auth/signup", http.HandlerFunc(a.handleSignup))
 	handle("POST /api/v1/auth/login", http.HandlerFunc(a.handleLogin))
 	handle("POST /api/v1/auth/logout", a.acc.Require(a.handleLogout))

@@ -326,7 +326,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 }
 
 func TestClosedSignup(t *testing.T) {
-	f := newFixture(t, func(c *accounts.Config) { c.ClosedSignup = true })
+	f := newFixture(t, func(c *accounts.Config) { c.Registration = accounts.RegistrationClosed })
 	resp, out := f.do(t, req{method: "POST", path: "/api/v1/auth/signup", body: map[string]string{"username": "gina", "password": "secret-pass"}})
 	if resp.StatusCode != 403 || errCode(out) != 104 {
 		t.Fatalf("closed signup: %d %v", resp.StatusCode, out)
