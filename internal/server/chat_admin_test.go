@@ -86,7 +86,9 @@ func TestServerRegistrationAndInvites(t *testing.T) {
 		bob.call(t, ts, p.method, p.path, map[string]any{}, http.StatusForbidden)
 		restCall(t, ts.URL, "", p.method, p.path, map[string]any{}, http.StatusUnauthorized)
 	}
-	reg := func() map[string]any { return restCall(t, ts.URL, "", "GET", "/api/v1/auth/registration", nil, http.StatusOK) }
+	reg := func() map[string]any {
+		return restCall(t, ts.URL, "", "GET", "/api/v1/auth/registration", nil, http.StatusOK)
+	}
 	if m := reg()["mode"]; m != "open" {
 		t.Fatalf("mode %v, want open", m)
 	}
