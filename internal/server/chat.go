@@ -63,7 +63,7 @@ func (s *Server) mountChat() error {
 		_ = st.Close()
 		return err
 	}
-	s.chat = svc
+	s.chat, s.accounts, s.store = svc, acc, st
 	s.hub.SetBackend(chat.Namespace, svc.Backend())
 	s.node.SetAuthorizer(chat.Namespace, svc.Authorizer())
 

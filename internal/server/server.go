@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sori-dev/sori/internal/accounts"
+	"github.com/sori-dev/sori/internal/store"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,7 +41,9 @@ type Server struct {
 	node     *session.Node
 	verifier *auth.Verifier
 	apiKeys  *auth.APIKeys
-	chat     *chat.Service // set by mountChat
+	chat     *chat.Service     // set by mountChat
+	accounts *accounts.Service // set by mountChat (stream keys authenticate with it)
+	store    store.Store       // set by mountChat
 	mux      *http.ServeMux
 	http     *http.Server
 	ready    atomic.Bool

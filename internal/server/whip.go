@@ -17,6 +17,7 @@ import (
 	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/rtc/sfu"
+	"github.com/sori-dev/sori/internal/store"
 )
 
 // Live streaming over HTTP (docs/calls.md, "WHIP and WHEP"): WHIP ingest
@@ -34,8 +35,11 @@ const (
 )
 
 type whipService struct {
-	srv *Server
-	sfu *sfu.SFU
+	srv   *Server
+	sfu   *sfu.SFU
+	store store.Store // stream keys (whip_keys.go)
+
+	keysMu sync.Mutex // serializes changes to the stored stream keys
 
 	mu        sync.Mutex
 	rooms     map[string]*sfu.Room
@@ -49,7 +53,10 @@ type whipResource struct {
 }
 
 func (s *Server) mountWHIP(m *sfu.SFU) {
-	w := &whipService{srv: s, sfu: m, rooms: map[string]*sfu.Room{}, resources: map[string]*whipResource{}, perUser: map[string]int{}}
+	w := &whipService{srv: s, sfu: m, store: s.store, rooms: map[string]*sfu.Room{}, resources: map[string]*whipResource{}, perUser: map[string]int{}}
+	if s.accounts != nil && s.store != nil && s.chat != nil {
+		w.keyRoutes(s.accounts)
+	}
 	for _, kind := range []string{"whip", "whep"} {
 		s.mux.HandleFunc("POST /rtc/"+kind+"/{room}", func(rw http.ResponseWriter, r *http.Request) { w.post(rw, r, kind) })
 		s.mux.HandleFunc("PATCH /rtc/"+kind+"/{room}/{id}", w.patch)
@@ -76,8 +83,45 @@ func (w *whipService) options(rw http.ResponseWriter, _ *http.Request) {
 	rw.WriteHeader(http.StatusNoContent)
 }
 
-// authorize returns the token's user if it may use room's streams.
-func (w *whipService) authorize(rw http.ResponseWriter, r *http.Request, room string) (string, bool) {
+// bearerStreamKey returns the stream key a request carries as its bearer
+// token, if it carries one.
+func bearerStreamKey(r *http.Request) (string, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !strings.HasPrefix(tok, streamKeyPrefix) {
+		return "", false
+	}
+	return tok, true
+}
+
+// keyUser checks the stream key of a request for room and returns the
+// owner name of the resources made with it.
+func (w *whipService) keyUser(rw http.ResponseWriter, r *http.Request, room, key string) (string, bool) {
+	id, err := w.checkStreamKey(r.Context(), room, key)
+	if err != nil {
+		perr := httpx.ProtocolError(err)
+		if perr == nil {
+			w.srv.log.Error("whip: stream key check", "room", room, "err", err)
+			httpx.WriteError(rw, protocol.ErrInternal)
+			return "", false
+		}
+		rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
+		httpx.WriteErrorStatus(rw, http.StatusUnauthorized, perr)
+		return "", false
+	}
+	return streamKeyUser(id), true
+}
+
+// authorize returns who may use room's streams: the token's user (a
+// member of the room), or, for WHIP ingest, a stream key of the room.
+func (w *whipService) authorize(rw http.ResponseWriter, r *http.Request, room, kind string) (string, bool) {
+	if key, ok := bearerStreamKey(r); ok && w.store != nil {
+		if kind != "whip" {
+			rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
+			httpx.WriteErrorStatus(rw, http.StatusUnauthorized, errStreamKeyWHEP)
+			return "", false
+		}
+		return w.keyUser(rw, r, room, key)
+	}
 	claims, perr := w.srv.bearerClaims(r)
 	if perr != nil {
 		rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
@@ -104,7 +148,7 @@ func (w *whipService) post(rw http.ResponseWriter, r *http.Request, kind string)
 		httpx.WriteError(rw, protocol.ErrBadRequest.WithMessage("room must be 1-64 letters, digits, '_', '-' or '.'"))
 		return
 	}
-	user, ok := w.authorize(rw, r, room)
+	user, ok := w.authorize(rw, r, room, kind)
 	if !ok {
 		return
 	}
@@ -214,16 +258,24 @@ func (w *whipService) release(res *whipResource) {
 // is its owner's.
 func (w *whipService) lookup(rw http.ResponseWriter, r *http.Request) *whipResource {
 	cors(rw)
-	claims, perr := w.srv.bearerClaims(r)
-	if perr != nil {
-		rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
-		httpx.WriteErrorStatus(rw, http.StatusUnauthorized, perr)
-		return nil
+	var user string
+	if key, ok := bearerStreamKey(r); ok && w.store != nil {
+		if user, ok = w.keyUser(rw, r, r.PathValue("room"), key); !ok {
+			return nil
+		}
+	} else {
+		claims, perr := w.srv.bearerClaims(r)
+		if perr != nil {
+			rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
+			httpx.WriteErrorStatus(rw, http.StatusUnauthorized, perr)
+			return nil
+		}
+		user = claims.User()
 	}
 	w.mu.Lock()
 	res := w.resources[r.PathValue("id")]
 	w.mu.Unlock()
-	if res == nil || res.room != r.PathValue("room") || res.user != claims.User() || res.peer == nil {
+	if res == nil || res.room != r.PathValue("room") || res.user != user || res.peer == nil {
 		httpx.WriteError(rw, protocol.ErrNotFound.WithMessage("no such WHIP/WHEP session"))
 		return nil
 	}
