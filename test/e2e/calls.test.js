@@ -4,12 +4,15 @@
 // getStats shows inbound video with framesDecoded > 0 (the app writes it
 // on the tile), with its resolution and bitrate; the fake microphone's
 // beeps mark the other's tile speaking (audio level from getStats). Mute, camera and screen-share state reach the other side,
-// a shared screen arrives as a second video, leaving ends the other's tile,
-// and a member kicked from the room is taken out of its call.
+// a shared screen (Chromium's fake display capture) arrives as a large tile
+// of its own that decodes frames and goes when the share stops, a mesh tile
+// has no quality menu, leaving ends the other's tile, and a member kicked
+// from the room is taken out of its call.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, signUp, createRoom, joinPublicRoom } from './driver.js';
+import { startServer, screenshot, waitFor } from './helpers.js';
+import { signUp, createRoom, joinPublicRoom } from './driver.js';
+import { launchCallBrowser, newCallPage, decodingTile, decodingScreen } from './calls-lib.js';
 
 let server;
 let browser;
@@ -21,12 +24,9 @@ after(async () => {
 
 test('two pages join a call and decode each other\'s video', async () => {
   server = await startServer();
-  browser = await launchBrowser(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required']);
-  const alice = await newPage(browser, server.url);
-  const bob = await newPage(browser, server.url);
-  await maybeRouteSDK(alice.context);
-  await maybeRouteSDK(bob.context);
+  browser = await launchCallBrowser();
+  const alice = await newCallPage(browser, server.url);
+  const bob = await newCallPage(browser, server.url);
   const a = alice.page;
   const b = bob.page;
   await signUp(a, 'alice');
@@ -41,15 +41,14 @@ test('two pages join a call and decode each other\'s video', async () => {
   for (const [p, other] of [[a, 'bob'], [b, 'alice']]) {
     const tile = p.locator(`#call-panel .tile[data-user="${other}"]`);
     await tile.waitFor();
-    await waitFor(async () => Number(await tile.getAttribute('data-frames-decoded')) > 0,
-      { timeout: 30000, message: `${other}'s video decoded` });
+    await decodingTile(p, other).waitFor();
     await tile.locator('.tile-quality', { hasText: /good|fair|poor/ }).waitFor();
     // The quality line names the received resolution and bitrate.
     await waitFor(async () => /^\d+x\d+$/.test(await tile.getAttribute('data-resolution') ?? '') && Number(await tile.getAttribute('data-kbps')) > 0,
-      { timeout: 30000, message: `${other}'s resolution and bitrate on the tile` });
+      { timeout: 60000, interval: 250, message: `${other}'s resolution and bitrate on the tile` });
     await tile.locator('.tile-quality', { hasText: /\d+×\d+ · \d+ kbit\/s/ }).waitFor();
     // The fake microphone beeps: its audio level marks the tile speaking (mesh: from getStats).
-    await p.locator(`#call-panel .tile.speaking[data-user="${other}"]`).waitFor({ timeout: 30000 });
+    await p.locator(`#call-panel .tile.speaking[data-user="${other}"]`).waitFor();
   }
   await screenshot(a, 'call-alice');
 
@@ -61,14 +60,22 @@ test('two pages join a call and decode each other\'s video', async () => {
   await a.getByRole('button', { name: 'Unmute' }).click();
   await b.locator('#call-panel .tile[data-user="alice"] .tile-name', { hasText: /^alice · camera off$/ }).waitFor();
 
-  // Screen sharing adds a second video to alice's tile on bob's page.
+  // A mesh sends one stream per camera: no quality menu on the tiles.
+  assert.equal(await b.locator('#call-panel .tile[data-user="alice"] .tile-layer').isHidden(), true);
+
+  // Screen sharing: bob gets alice's screen as a large tile of its own,
+  // which decodes frames, and her camera tile keeps its one video.
   const aliceTile = b.locator('#call-panel .tile[data-user="alice"]');
   await a.getByRole('button', { name: 'Share screen' }).click();
   await aliceTile.locator('.tile-name', { hasText: 'sharing' }).waitFor();
-  await waitFor(async () => (await aliceTile.locator('video').count()) === 2, { timeout: 20000, message: 'the screen share video' });
+  const screenTile = b.locator('#call-panel .tile.screen-tile[data-screen-of="alice"]');
+  await screenTile.locator('video[aria-label="alice\'s screen"]').waitFor();
+  await decodingScreen(b, 'alice').waitFor();
+  assert.equal(await aliceTile.locator('video').count(), 1);
   await screenshot(b, 'call-bob-screen-share');
   await a.getByRole('button', { name: 'Stop sharing' }).click();
   await waitFor(async () => !(await aliceTile.locator('.tile-name').textContent()).includes('sharing'), { message: 'sharing to stop' });
+  await screenTile.waitFor({ state: 'detached' });
 
   // Leaving removes the tile on the other side.
   await a.getByRole('button', { name: 'Leave call' }).first().click();

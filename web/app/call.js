@@ -10,6 +10,18 @@
 // no renegotiation), screen sharing as an extra video track, a tile per
 // participant, and a connection-quality hint from getStats.
 //
+// Screen share: the shared screen is a video track of its own, in its own
+// MediaStream. Browsers let no page choose a stream's or track's id, so the
+// descriptions we signal name them "screen-<id>" in their msid lines
+// (markScreen): the SFU serves a stream whose id contains "screen" before
+// cameras, and the receiving side tells a screen from a camera by the msid
+// of the m-section it came in (screenMsid), and shows it as a large tile of
+// its own.
+//
+// Quality menu: on the SFU each remote tile has a select (auto, high, mid,
+// low, off) that caps the layer we receive of that participant's camera,
+// through rpc call.quality; a mesh has no layers, and hides it.
+//
 // SFU mode (docs/calls.md, "Mesh limit and the SFU"): when the join result or
 // a "mode" push says "sfu", the mesh connections close and one connection to
 // the pseudo-participant "sfu" carries everything: our camera as simulcast
@@ -49,6 +61,43 @@ export function simulcastLayers(height) {
   }
   return undefined;
 }
+
+/**
+ * Renames the screen share's stream and track in a session description we
+ * are about to signal: the msid "<stream> <track>" of stream's tracks becomes
+ * "screen-<stream> screen-<track>", in a=msid and in a=ssrc lines alike. Only
+ * the copy that travels is renamed; our own peer connection keeps its
+ * description, and msid names nothing on the wire (RTP carries none).
+ */
+export function markScreen(sdp, stream) {
+  if (!stream || !sdp) return sdp;
+  let out = sdp;
+  for (const t of stream.getTracks()) {
+    out = out.split(`msid:${stream.id} ${t.id}`).join(`msid:screen-${stream.id} screen-${t.id}`);
+  }
+  return out;
+}
+
+/** The msid ("<stream> <track>") of the m-section with the given mid in sdp, or ''. */
+export function msidOf(sdp, mid) {
+  if (!sdp || mid === null || mid === undefined) return '';
+  for (const section of sdp.split(/\r?\n(?=m=)/)) {
+    const lines = section.split(/\r?\n/);
+    if (!lines[0].startsWith('m=')) continue; // the session part
+    if (!lines.some((l) => l === `a=mid:${mid}`)) continue;
+    const msid = lines.find((l) => l.startsWith('a=msid:'));
+    return msid ? msid.slice('a=msid:'.length).trim() : '';
+  }
+  return '';
+}
+
+/** Whether the remote track of the m-section with mid is a screen share (its msid names "screen"). */
+export function screenMsid(sdp, mid) {
+  return /screen/i.test(msidOf(sdp, mid));
+}
+
+/** The layers call.quality takes (docs/calls.md), in the order the menu lists them. */
+export const QUALITY_LAYERS = ['auto', 'high', 'mid', 'low', 'off'];
 
 export class CallPanel {
   constructor({ client, me, rpc, slot, panel }) {
@@ -357,27 +406,86 @@ export class CallPanel {
 
   // Peers and perfect negotiation.
 
+  /** Our local description as we signal it: the screen share's msid renamed (markScreen). */
+  #outgoing(pc) {
+    const d = pc.localDescription.toJSON();
+    return { ...d, sdp: markScreen(d.sdp, this.screen) };
+  }
+
+  /**
+   * What a peer shows: cam holds its camera and microphone tracks (the
+   * tile's video plays it, sound included), screens one stream per shared
+   * screen track (each its own large tile). tracks and screenTracks hold the
+   * receiving track ids, to attribute getStats entries.
+   */
+  #newPeer(p, pc) {
+    return { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc,
+      makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), cam: new MediaStream(), screens: new Map(),
+      tracks: new Set(), screenTracks: new Set(), tile: null, quality: '', layer: 'auto' };
+  }
+
+  /** Forgets a peer's received media (its connection is going away) and the videos showing it. */
+  #dropMedia(peer) {
+    peer.cam = new MediaStream();
+    peer.tracks = new Set();
+    peer.screenTracks = new Set();
+    for (const s of peer.screens.values()) s.tile?.remove();
+    peer.screens.clear();
+    peer.tile?.querySelector('.tile-videos')?.replaceChildren();
+    this.#countTiles();
+  }
+
+  /**
+   * A track arrived from peer over pc (its own connection, or the one to
+   * "sfu"). A screen share (screenMsid) gets a stream of its own; anything
+   * else joins the peer's camera stream. It leaves when the sender's stream
+   * loses it (the remote side removed the track) or it ends.
+   */
+  #onTrack(peer, pc, { track, streams, transceiver }) {
+    const screen = track.kind === 'video' && screenMsid(pc.remoteDescription?.sdp, transceiver?.mid);
+    peer.tracks.add(track.id);
+    if (screen) {
+      peer.screenTracks.add(track.id);
+      peer.screens.set(track.id, { stream: new MediaStream([track]), tile: null });
+    } else {
+      peer.cam.getTracks().filter((t) => t.kind === track.kind && t !== track).forEach((t) => peer.cam.removeTrack(t));
+      peer.cam.addTrack(track);
+    }
+    const gone = () => {
+      if (screen) {
+        peer.screens.get(track.id)?.tile?.remove();
+        peer.screens.delete(track.id);
+        peer.screenTracks.delete(track.id);
+        this.#countTiles();
+      } else if (peer.cam.getTracks().includes(track)) {
+        peer.cam.removeTrack(track);
+      }
+      this.#renderTile(peer);
+    };
+    track.addEventListener('ended', gone, { once: true });
+    for (const st of streams) st.addEventListener('removetrack', (e) => { if (e.track === track) gone(); });
+    this.#renderTile(peer);
+  }
+
   #addPeer(p) {
     const call = this.call;
     if (!call || call.peers.has(p.id)) return call?.peers.get(p.id);
     if (call.mode === 'sfu') {
       // A tile only: its media comes over the connection to "sfu".
-      const peer = { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc: null,
-        streams: new Map(), tracks: new Set(), tile: null, quality: '' };
+      const peer = this.#newPeer(p, null);
       call.peers.set(p.id, peer);
       this.#renderTile(peer);
       return peer;
     }
     const pc = new RTCPeerConnection({ iceServers: call.ice });
-    const peer = { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc,
-      makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), streams: new Map(), tile: null, quality: '' };
+    const peer = this.#newPeer(p, pc);
     call.peers.set(p.id, peer);
     const signal = (msg) => this.rpc('call.signal', { room: call.roomId, to: p.id, ...msg }).catch(() => {});
     pc.onnegotiationneeded = async () => {
       try {
         peer.makingOffer = true;
         await pc.setLocalDescription();
-        signal({ description: pc.localDescription.toJSON() });
+        signal({ description: this.#outgoing(pc) });
       } catch (err) {
         console.warn('call: offer failed', err);
       } finally {
@@ -392,13 +500,7 @@ export class CallPanel {
       }
       this.#renderTile(peer);
     };
-    pc.ontrack = ({ track, streams }) => {
-      const stream = streams[0] ?? new MediaStream([track]);
-      peer.streams.set(stream.id, stream);
-      track.addEventListener('ended', () => this.#renderTile(peer));
-      stream.addEventListener('removetrack', () => { if (!stream.getTracks().length) peer.streams.delete(stream.id); this.#renderTile(peer); });
-      this.#renderTile(peer);
-    };
+    pc.ontrack = (ev) => this.#onTrack(peer, pc, ev);
     for (const t of this.local?.getTracks() ?? []) pc.addTrack(t, this.local);
     // Without a camera or microphone, still ask to receive both.
     if (!this.local?.getAudioTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -414,8 +516,8 @@ export class CallPanel {
     for (const peer of call.peers.values()) {
       peer.pc?.close();
       peer.pc = null;
-      peer.streams.clear();
-      peer.tracks = new Set();
+      this.#dropMedia(peer);
+      peer.layer = 'auto'; // a new subscription on the SFU starts uncapped
     }
     call.mode = 'sfu';
     this.panel.dataset.mode = 'sfu';
@@ -427,7 +529,7 @@ export class CallPanel {
       try {
         sfu.makingOffer = true;
         await pc.setLocalDescription();
-        signal({ description: pc.localDescription.toJSON() });
+        signal({ description: this.#outgoing(pc) });
       } catch (err) {
         console.warn('call: offer to the SFU failed', err);
       } finally {
@@ -439,15 +541,10 @@ export class CallPanel {
       if (pc.iceConnectionState === 'failed') pc.restartIce(); // the new offer goes out through negotiationneeded
       for (const peer of call.peers.values()) this.#renderTile(peer);
     };
-    pc.ontrack = ({ track, streams }) => {
-      const stream = streams[0];
-      const peer = stream && call.peers.get(stream.id);
-      if (!peer) return;
-      peer.streams.set(stream.id, stream);
-      peer.tracks.add(track.id);
-      track.addEventListener('ended', () => this.#renderTile(peer));
-      stream.addEventListener('removetrack', () => { if (!stream.getTracks().length) peer.streams.delete(stream.id); this.#renderTile(peer); });
-      this.#renderTile(peer);
+    pc.ontrack = (ev) => {
+      // The stream id names the publisher (docs/calls.md).
+      const peer = ev.streams[0] && call.peers.get(ev.streams[0].id);
+      if (peer) this.#onTrack(peer, pc, ev);
     };
     const [camera] = this.local?.getVideoTracks() ?? [];
     const [mic] = this.local?.getAudioTracks() ?? [];
@@ -473,7 +570,7 @@ export class CallPanel {
     call.mode = 'mesh';
     this.panel.dataset.mode = 'mesh';
     const ps = [...call.peers.values()].map(({ id, user, polite, state }) => ({ id, user, polite, state }));
-    for (const peer of call.peers.values()) peer.tile?.remove();
+    for (const peer of call.peers.values()) { this.#dropMedia(peer); peer.tile?.remove(); }
     call.peers.clear();
     for (const p of ps) this.#addPeer(p);
   }
@@ -497,6 +594,7 @@ export class CallPanel {
         if (!peer) break;
         peer.pc?.close();
         call.peers.delete(peer.id);
+        this.#dropMedia(peer);
         peer.tile?.remove();
         this.#countTiles();
         announce(`${peer.user} left the call`);
@@ -541,7 +639,7 @@ export class CallPanel {
       await pc.setRemoteDescription(description); // a polite peer rolls back implicitly
       if (description.type === 'offer') {
         await pc.setLocalDescription();
-        await this.rpc('call.signal', { room: this.call.roomId, to: peer.id, description: pc.localDescription.toJSON() });
+        await this.rpc('call.signal', { room: this.call.roomId, to: peer.id, description: this.#outgoing(pc) });
       }
     }
     if (candidate) {
@@ -649,29 +747,61 @@ export class CallPanel {
   #renderTile(peer) {
     if (!this.tiles || !this.call?.peers.has(peer.id)) return;
     if (!peer.tile) {
+      const menu = h('select', { class: 'tile-layer', 'aria-label': `Video quality of ${peer.user}`,
+        onchange: () => this.#setLayer(peer, menu.value) },
+      ...QUALITY_LAYERS.map((l) => h('option', { value: l }, l)));
       peer.tile = h('li', { class: 'tile', dataset: { participant: peer.id, user: peer.user } },
-        h('div', { class: 'tile-videos' }), h('span', { class: 'tile-name' }), h('span', { class: 'tile-quality' }));
+        h('div', { class: 'tile-videos' }), h('span', { class: 'tile-name' }), h('span', { class: 'tile-quality' }), menu);
       this.tiles.append(peer.tile);
       this.#countTiles();
     }
     const videos = peer.tile.querySelector('.tile-videos');
-    const shown = new Set();
-    for (const [id, stream] of peer.streams) {
-      if (!stream.getTracks().some((t) => t.readyState === 'live')) continue;
-      shown.add(id);
-      if (videos.querySelector(`video[data-stream="${CSS.escape(id)}"]`)) continue;
-      const isScreen = peer.streams.size > 1 && [...peer.streams.keys()].indexOf(id) > 0;
-      const v = h('video', { autoplay: true, playsInline: true, dataset: { stream: id },
-        class: isScreen ? 'screen' : '', 'aria-label': isScreen ? `${peer.user}'s screen` : `${peer.user}'s camera` });
-      v.srcObject = stream;
+    const hasCam = peer.cam.getTracks().some((t) => t.readyState === 'live');
+    let v = videos.querySelector('video');
+    if (hasCam && !v) {
+      v = h('video', { autoplay: true, playsInline: true, 'aria-label': `${peer.user}'s camera` });
+      v.srcObject = peer.cam;
       videos.append(v);
+    } else if (!hasCam && v) {
+      v.remove();
     }
-    for (const v of videos.querySelectorAll('video')) if (!shown.has(v.dataset.stream)) v.remove();
+    // Screen shares: a large tile each, first in the grid.
+    for (const [id, sc] of peer.screens) {
+      if (sc.tile) continue;
+      const sv = h('video', { class: 'screen', autoplay: true, playsInline: true, muted: true, 'aria-label': `${peer.user}'s screen` });
+      sv.muted = true;
+      sv.srcObject = sc.stream;
+      sc.tile = h('li', { class: 'tile screen-tile', dataset: { participant: peer.id, screenOf: peer.user, track: id } },
+        sv, h('span', { class: 'tile-name', text: `${peer.user}'s screen` }));
+      this.tiles.prepend(sc.tile);
+      this.#countTiles();
+    }
     const s = peer.state ?? {};
     const conn = (peer.pc ?? this.call.sfu?.pc)?.iceConnectionState ?? 'new';
     peer.tile.querySelector('.tile-name').textContent = `${peer.user}${s.muted ? ' · muted' : ''}${s.camera === false ? ' · camera off' : ''}${s.screen ? ' · sharing' : ''}`;
     peer.tile.querySelector('.tile-quality').textContent = conn === 'connected' || conn === 'completed' ? peer.quality : conn;
     peer.tile.dataset.connection = conn;
+    const menu = peer.tile.querySelector('.tile-layer');
+    menu.hidden = this.call.mode !== 'sfu'; // a mesh sends one stream: nothing to choose
+    if (document.activeElement !== menu) menu.value = peer.layer;
+    peer.tile.dataset.layer = peer.layer;
+  }
+
+  /** The quality menu of peer's tile: caps the layer the SFU sends us of its camera (rpc call.quality). */
+  async #setLayer(peer, layer) {
+    const call = this.call;
+    if (!call || call.mode !== 'sfu') return;
+    const was = peer.layer;
+    peer.layer = layer;
+    this.#renderTile(peer);
+    try {
+      await this.rpc('call.quality', { room: call.roomId, peer: peer.id, layer });
+      announce(`${peer.user}'s video: ${layer}`);
+    } catch (err) {
+      if (peer.layer === layer) peer.layer = was;
+      this.#renderTile(peer);
+      this.#error(`Could not change ${peer.user}'s video quality: ${err.message}`);
+    }
   }
 
   /**
@@ -698,6 +828,15 @@ export class CallPanel {
         if (s.type !== 'inbound-rtp') return;
         const peer = peerOf(s);
         if (!peer) return;
+        if (s.kind === 'video' && peer.screenTracks.has(s.trackIdentifier)) {
+          // A shared screen: its own tile's figures, not the camera's.
+          const sc = peer.screens.get(s.trackIdentifier);
+          if (sc?.tile) {
+            Object.assign(sc.tile.dataset, { framesDecoded: String(s.framesDecoded ?? 0),
+              resolution: s.frameWidth ? `${s.frameWidth}x${s.frameHeight}` : '' });
+          }
+          return;
+        }
         const v = totals(peer);
         v.lost += s.packetsLost ?? 0;
         v.received += s.packetsReceived ?? 0;
@@ -715,7 +854,7 @@ export class CallPanel {
       try { report = await call.sfu.pc.getStats(); } catch { return; }
       let rtt = null;
       const peers = [...call.peers.values()];
-      read(report, (s) => peers.find((p) => p.tracks?.has(s.trackIdentifier)), (r) => { rtt = r; });
+      read(report, (s) => peers.find((p) => p.tracks.has(s.trackIdentifier)), (r) => { rtt = r; });
       for (const peer of peers) totals(peer).rtt = rtt;
     } else {
       for (const peer of call.peers.values()) {

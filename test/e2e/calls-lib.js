@@ -1,0 +1,51 @@
+// What the call tests share: a Chromium with fake camera, microphone and
+// screen, and pages whose media is kept small. Every page of a call test
+// encodes its camera and decodes everybody else's on a machine that also
+// runs the Go tests, so the fake devices send few pixels at a low frame rate
+// (a 640×360 camera at 30 fps per page is what made clicks time out at a
+// load average of 50), and actions get a minute rather than 15 s.
+import { launchBrowser, newPage } from './helpers.js';
+import { maybeRouteSDK } from './driver.js';
+
+/**
+ * Headless Chromium with fake media devices; the fake display capture
+ * answers getDisplayMedia without a picker. (The frame rate is set by
+ * newCallPage's constraints: with the device's own option,
+ * --use-fake-device-for-media-stream=fps=10, two pages' connections stayed
+ * at ICE state "new" for a minute.)
+ */
+export function launchCallBrowser() {
+  return launchBrowser(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required']);
+}
+
+/**
+ * A page whose camera is asked for width×height at fps, whatever the app
+ * asks for (the app's own constraints stay in place on a real device), and
+ * whose shared screen is 320×180 at 5 fps. At 270 lines and up the app sends
+ * its camera to the SFU as two simulcast layers (full and half), below that
+ * as one stream.
+ */
+export async function newCallPage(browser, baseURL, { width = 320, height = 180, fps = 10, viewport = { width: 900, height: 700 } } = {}) {
+  const { context, page } = await newPage(browser, baseURL, { viewport });
+  await maybeRouteSDK(context);
+  await context.addInitScript(([w, h, f]) => {
+    const md = navigator.mediaDevices;
+    const get = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => get(c?.video ? { ...c, video: { width: w, height: h, frameRate: f } } : c);
+    const display = md.getDisplayMedia?.bind(md);
+    if (display) md.getDisplayMedia = (c) => display({ ...c, video: { width: 320, height: 180, frameRate: 5 } });
+  }, [width, height, fps]);
+  context.setDefaultTimeout(60000);
+  return { context, page };
+}
+
+/** The locator of page's tile of user once it has decoded a frame (the app writes getStats' framesDecoded on it). */
+export function decodingTile(page, user) {
+  return page.locator(`#call-panel .tile[data-user="${user}"][data-frames-decoded]:not([data-frames-decoded="0"])`);
+}
+
+/** The locator of page's large tile of user's shared screen once it has decoded a frame. */
+export function decodingScreen(page, user) {
+  return page.locator(`#call-panel .tile.screen-tile[data-screen-of="${user}"][data-frames-decoded]:not([data-frames-decoded="0"])`);
+}

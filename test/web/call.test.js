@@ -1,0 +1,45 @@
+// Unit tests of call.js's DOM-free helpers: the screen share's msid renaming
+// of outgoing descriptions (docs/calls.md, "Screen share") and the lookup of
+// a received m-section's msid that tells a screen from a camera.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { markScreen, msidOf, screenMsid } from '../../web/app/call.js';
+
+const offer = [
+  'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0',
+  'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=mid:0', 'a=sendrecv', 'a=msid:cam-1 mic-1',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:1', 'a=sendrecv', 'a=msid:cam-1 video-1', 'a=ssrc:11 msid:cam-1 video-1',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:2', 'a=sendonly', 'a=msid:disp-9 track-9', 'a=ssrc:22 msid:disp-9 track-9',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:3', 'a=recvonly', '',
+].join('\r\n');
+
+const stream = (id, ...tracks) => ({ id, getTracks: () => tracks.map((t) => ({ id: t })) });
+
+test('markScreen renames only the screen stream and track, in msid and ssrc lines', () => {
+  const out = markScreen(offer, stream('disp-9', 'track-9'));
+  assert.match(out, /^a=msid:screen-disp-9 screen-track-9$/m);
+  assert.match(out, /^a=ssrc:22 msid:screen-disp-9 screen-track-9$/m);
+  assert.match(out, /^a=msid:cam-1 video-1$/m);
+  assert.match(out, /^a=ssrc:11 msid:cam-1 video-1$/m);
+  assert.equal(out.replace(/screen-/g, ''), offer);
+});
+
+test('markScreen leaves a description alone without a screen share', () => {
+  assert.equal(markScreen(offer, null), offer);
+  assert.equal(markScreen(offer, stream('other', 'x')), offer);
+});
+
+test('msidOf and screenMsid read the m-section of a mid', () => {
+  const marked = markScreen(offer, stream('disp-9', 'track-9'));
+  assert.equal(msidOf(marked, '1'), 'cam-1 video-1');
+  assert.equal(msidOf(marked, '2'), 'screen-disp-9 screen-track-9');
+  assert.equal(msidOf(marked, '3'), '');
+  assert.equal(msidOf(marked, '7'), '');
+  assert.equal(msidOf(marked, null), '');
+  assert.equal(screenMsid(marked, '2'), true);
+  assert.equal(screenMsid(marked, '1'), false);
+  assert.equal(screenMsid(offer, '2'), false);
+  // The SFU's forwarded track: stream = publisher id, track = "<publisher>/<track>".
+  assert.equal(screenMsid('m=video 9 X 96\r\na=mid:4\r\na=msid:pub1 pub1/screen-track-9\r\n', '4'), true);
+  assert.equal(screenMsid('m=video 9 X 96\r\na=mid:4\r\na=msid:pub1 pub1/video-1\r\n', '4'), false);
+});
