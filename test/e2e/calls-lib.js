@@ -49,3 +49,23 @@ export function decodingTile(page, user) {
 export function decodingScreen(page, user) {
   return page.locator(`#call-panel .tile.screen-tile[data-screen-of="${user}"][data-frames-decoded]:not([data-frames-decoded="0"])`);
 }
+
+/** Every tile of page's call panel, with its data-* and what it shows: for a failing test's log. */
+export async function tilesOf(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#call-panel .tile')]
+    .map((t) => ({ ...t.dataset, videos: t.querySelectorAll('video').length, text: t.textContent })))
+    .catch((err) => `(unreadable: ${err.message})`);
+}
+
+/**
+ * Waits for locator; on failure logs what each page's tiles show (names
+ * maps a label to its page) before rethrowing.
+ */
+export async function waitOrDump(locator, pages, opts) {
+  try {
+    await locator.waitFor(opts);
+  } catch (err) {
+    for (const [name, p] of Object.entries(pages)) console.log(`# ${name}'s tiles: ${JSON.stringify(await tilesOf(p))}`);
+    throw err;
+  }
+}

@@ -24,6 +24,12 @@ test('markScreen renames only the screen stream and track, in msid and ssrc line
   assert.equal(out.replace(/screen-/g, ''), offer);
 });
 
+test('markScreen renames whatever track part the browser wrote for the screen stream', () => {
+  const out = markScreen(offer, stream('disp-9', 'not-the-msid-track'));
+  assert.match(out, /^a=msid:screen-disp-9 screen-track-9$/m);
+  assert.match(out, /^a=msid:cam-1 video-1$/m);
+});
+
 test('markScreen leaves a description alone without a screen share', () => {
   assert.equal(markScreen(offer, null), offer);
   assert.equal(markScreen(offer, stream('other', 'x')), offer);

@@ -64,18 +64,18 @@ export function simulcastLayers(height) {
 
 /**
  * Renames the screen share's stream and track in a session description we
- * are about to signal: the msid "<stream> <track>" of stream's tracks becomes
- * "screen-<stream> screen-<track>", in a=msid and in a=ssrc lines alike. Only
- * the copy that travels is renamed; our own peer connection keeps its
- * description, and msid names nothing on the wire (RTP carries none).
+ * are about to signal: every msid "<stream> <track>" of the screen stream
+ * becomes "screen-<stream> screen-<track>", in a=msid and in a=ssrc lines
+ * alike (the track part is whatever the browser wrote: Chromium's is not
+ * always the track's id). Both parts: a mesh peer sees the stream id, an SFU
+ * subscriber only the track id ("<publisher>/<track>"). Only the copy that
+ * travels is renamed; our own peer connection keeps its description, and
+ * msid names nothing on the wire (RTP carries none).
  */
 export function markScreen(sdp, stream) {
   if (!stream || !sdp) return sdp;
-  let out = sdp;
-  for (const t of stream.getTracks()) {
-    out = out.split(`msid:${stream.id} ${t.id}`).join(`msid:screen-${stream.id} screen-${t.id}`);
-  }
-  return out;
+  const id = stream.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return sdp.replace(new RegExp(`msid:${id} (\\S+)`, 'g'), (_, track) => `msid:screen-${stream.id} screen-${track}`);
 }
 
 /** The msid ("<stream> <track>") of the m-section with the given mid in sdp, or ''. */
