@@ -665,7 +665,12 @@ async function routeTo(id) {
   else if (!app.rooms.size) setSidebar(true);
 }
 
-window.addEventListener('hashchange', () => { if (app.me) route(); });
+window.addEventListener('hashchange', () => {
+  if (app.me) { route(); return; }
+  // Logged out: an invite link or #/signup followed from this page opens the sign-up form.
+  const invite = inviteFromHash();
+  if (invite || location.hash === '#/signup') showAuth('signup', invite);
+});
 
 // Boot: who am I?
 

@@ -285,7 +285,7 @@ export class ServerAdmin {
     try {
       const inv = await adminAPI.createInvite(Math.round(hours * 3600), Math.round(uses));
       const link = inviteLink(inv, location.origin);
-      const out = h('input', { readonly: true, value: link, 'aria-label': 'Invite link', class: 'token-value' });
+      const out = h('input', { readonly: true, value: link, 'aria-label': 'Invite link', class: 'token-value', dataset: { invite: inv.id ?? '' } });
       replace($('#invite-new'),
         h('p', { role: 'status', text: `Invite ${inv.code} created; it expires ${formatTime(inv.expires_at)}.` }), out,
         h('button', { type: 'button', onclick: async () => {
