@@ -1,14 +1,15 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -444,43 +445,59 @@ func TestChatCrashKeepsAcknowledgedMessages(t *testing.T) {
 	}
 }
 
-// runSori starts the binary on a free loopback port and waits until it is
-// healthy. stop kills it with SIGKILL; cleanup does too.
+// runSori starts the binary on a random loopback port (no free-port guess
+// another process could take first) with the embedded TURN server off (not
+// under test; port 3478 may be held by another suite: CI's node lane runs
+// servers beside this one) and returns its URL once it logs that it listens.
 func runSori(t *testing.T, bin, data string) (baseURL string, stop func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--turn=false")
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve", "--data", data, "--listen", addr, "--log-level", "warn")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The scanner reads stderr to its end, so the child never blocks on a
+	// full pipe; its end means the child exited. log is read after that.
+	addr := make(chan string, 1)
+	exited := make(chan struct{})
+	var log strings.Builder
+	go func() {
+		defer close(exited)
+		re := regexp.MustCompile(`msg="sori listening" addr=(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if log.Len() < 64<<10 {
+				log.WriteString(sc.Text() + "\n")
+			}
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			_ = cmd.Process.Kill() // SIGKILL: no shutdown code runs
+			<-exited
 			_ = cmd.Wait()
 		})
 	}
 	t.Cleanup(stop)
-	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base, stop
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sori serve did not become healthy: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case a := <-addr:
+		return "http://" + a, stop
+	case <-exited:
+		stop()
+		t.Fatalf("sori serve exited before listening:\n%s", log.String())
+	case <-time.After(30 * time.Second):
+		stop()
+		t.Fatalf("sori serve did not report its address in 30 s:\n%s", log.String())
 	}
+	return "", nil
 }
