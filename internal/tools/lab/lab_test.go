@@ -21,12 +21,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		// The rtc lab's pion peers: an offer still being made when a peer
-		// connection is closed can leave its ICE agent's task loop running
-		// (seen once in CI, and every time with GracefulClose under -race).
-		// `sori lab rtc` is a command whose process ends with the run; the
-		// server side's pion goroutines are checked in internal/server.
-		goleak.IgnoreTopFunction("github.com/pion/ice/v4/internal/taskloop.(*Loop).runLoop"),
 	)
 }
 

@@ -301,10 +301,43 @@ type rtcPeer struct {
 }
 
 type rtcConn struct {
-	pc      *webrtc.PeerConnection
-	pending []webrtc.ICECandidateInit
-	queue   chan map[string]any // signals, applied in order
-	done    chan struct{}       // closed with the connection: ends applySignals
+	pc    *webrtc.PeerConnection
+	queue chan map[string]any // signals, applied in order
+	done  chan struct{}       // closed with the connection: ends applySignals
+
+	// mu serializes every negotiation call on pc with its Close. pion's
+	// SetLocalDescription checks for a closed connection only on entry and
+	// creates the ICE agent at its end; a Close in between found no agent to
+	// close, and the agent made afterwards kept its task loop running for
+	// good (an offer racing enterSFU or close; goleak caught it in CI).
+	mu      sync.Mutex
+	closed  bool                      // guarded by mu
+	pending []webrtc.ICECandidateInit // guarded by mu: candidates before the remote description
+}
+
+// negotiate runs fn on the peer connection unless it is closed (false).
+// Signalling goes out after it returns: fn must not wait on the network.
+func (c *rtcConn) negotiate(fn func(pc *webrtc.PeerConnection)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	fn(c.pc)
+	return true
+}
+
+// close closes the peer connection once no negotiation call is running on
+// it, and ends applySignals. Safe to call more than once.
+func (c *rtcConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.pc.Close()
+	close(c.done)
 }
 
 func newRTCPeer(ctx context.Context, base string, u rtcUser, room string) (*rtcPeer, error) {
@@ -317,22 +350,35 @@ func newRTCPeer(ctx context.Context, base string, u rtcUser, room string) (*rtcP
 		return nil, fmt.Errorf("lab rtc: dial: %w", err)
 	}
 	ws.SetReadLimit(1 << 20)
+	p, err := newRTCMedia(u)
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	p.room, p.ws = room, ws
+	go p.readLoop()
+	if _, err := p.rpcOp(ctx, map[string]any{"op": "connect", "token": tok.Token}); err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	return p, nil
+}
+
+// newRTCMedia is a peer's media side (pion API on loopback UDP, tracks),
+// without a Sori connection yet.
+func newRTCMedia(u rtcUser) (*rtcPeer, error) {
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	p := &rtcPeer{user: u, room: room, ws: ws, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)),
+	p := &rtcPeer{user: u, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)),
 		pcs: map[string]*rtcConn{}, gotFrom: map[string]bool{}, readDone: make(chan struct{})}
+	var err error
 	if p.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "camera", u.name); err != nil {
 		return nil, err
 	}
 	if p.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic", u.name); err != nil {
-		return nil, err
-	}
-	go p.readLoop()
-	if _, err := p.rpcOp(ctx, map[string]any{"op": "connect", "token": tok.Token}); err != nil {
-		ws.CloseNow()
 		return nil, err
 	}
 	return p, nil
@@ -458,11 +504,8 @@ func (p *rtcPeer) connect(remote string, offer bool) *rtcConn {
 	})
 	go p.applySignals(remote, c)
 	if offer {
-		_, _ = pc.AddTrack(p.video)
-		_, _ = pc.AddTrack(p.audio)
 		go func() {
-			o, err := pc.CreateOffer(nil)
-			if err == nil && pc.SetLocalDescription(o) == nil {
+			if o, ok := p.offer(c); ok {
 				p.signal(remote, map[string]any{"description": o})
 			}
 		}()
@@ -470,14 +513,31 @@ func (p *rtcPeer) connect(remote string, offer bool) *rtcConn {
 	return c
 }
 
+// offer adds our tracks to c and sets a fresh offer as its local
+// description; false when c was closed first or pion refused.
+func (p *rtcPeer) offer(c *rtcConn) (webrtc.SessionDescription, bool) {
+	var o webrtc.SessionDescription
+	var err error
+	if !c.negotiate(func(pc *webrtc.PeerConnection) {
+		_, _ = pc.AddTrack(p.video)
+		_, _ = pc.AddTrack(p.audio)
+		if o, err = pc.CreateOffer(nil); err == nil {
+			err = pc.SetLocalDescription(o)
+		}
+	}) {
+		return o, false
+	}
+	return o, err == nil
+}
+
 func (p *rtcPeer) enterSFU() {
 	p.mu.Lock()
-	for id, c := range p.pcs {
-		_ = c.pc.Close() // before the measurement: its bytes do not count
-		close(c.done)
-		delete(p.pcs, id)
-	}
+	mesh := p.pcs
+	p.pcs = map[string]*rtcConn{}
 	p.mu.Unlock()
+	for _, c := range mesh {
+		c.close() // before the measurement: its bytes do not count
+	}
 	p.connect("sfu", true)
 }
 
@@ -512,23 +572,15 @@ func (p *rtcPeer) applySignals(remote string, c *rtcConn) {
 		if d, ok := m["description"]; ok {
 			var desc webrtc.SessionDescription
 			b, _ := json.Marshal(d)
-			if json.Unmarshal(b, &desc) != nil || c.pc.SetRemoteDescription(desc) != nil {
+			if json.Unmarshal(b, &desc) != nil {
 				continue
 			}
-			for _, ci := range c.pending {
-				_ = c.pc.AddICECandidate(ci)
+			var answer *webrtc.SessionDescription
+			if !c.negotiate(func(*webrtc.PeerConnection) { answer = p.applyDescription(c, remote, desc) }) {
+				return
 			}
-			c.pending = nil
-			if desc.Type == webrtc.SDPTypeOffer {
-				if remote != "sfu" && len(c.pc.GetSenders()) == 0 {
-					_, _ = c.pc.AddTrack(p.video)
-					_, _ = c.pc.AddTrack(p.audio)
-				}
-				a, err := c.pc.CreateAnswer(nil)
-				if err != nil || c.pc.SetLocalDescription(a) != nil {
-					continue
-				}
-				p.signal(remote, map[string]any{"description": a})
+			if answer != nil {
+				p.signal(remote, map[string]any{"description": *answer})
 			}
 		}
 		if cand, ok := m["candidate"]; ok {
@@ -537,13 +589,42 @@ func (p *rtcPeer) applySignals(remote string, c *rtcConn) {
 			if json.Unmarshal(b, &ci) != nil {
 				continue
 			}
-			if c.pc.RemoteDescription() == nil {
-				c.pending = append(c.pending, ci)
-			} else {
-				_ = c.pc.AddICECandidate(ci)
+			if !c.negotiate(func(pc *webrtc.PeerConnection) {
+				if pc.RemoteDescription() == nil {
+					c.pending = append(c.pending, ci)
+				} else {
+					_ = pc.AddICECandidate(ci)
+				}
+			}) {
+				return
 			}
 		}
 	}
+}
+
+// applyDescription sets a remote description on c (under c.mu) with the
+// candidates that came before it; for an offer it returns the answer to
+// send (adding our tracks to a peer's first offer), nil otherwise.
+func (p *rtcPeer) applyDescription(c *rtcConn, remote string, desc webrtc.SessionDescription) *webrtc.SessionDescription {
+	if c.pc.SetRemoteDescription(desc) != nil {
+		return nil
+	}
+	for _, ci := range c.pending {
+		_ = c.pc.AddICECandidate(ci)
+	}
+	c.pending = nil
+	if desc.Type != webrtc.SDPTypeOffer {
+		return nil
+	}
+	if remote != "sfu" && len(c.pc.GetSenders()) == 0 {
+		_, _ = c.pc.AddTrack(p.video)
+		_, _ = c.pc.AddTrack(p.audio)
+	}
+	a, err := c.pc.CreateAnswer(nil)
+	if err != nil || c.pc.SetLocalDescription(a) != nil {
+		return nil
+	}
+	return &a
 }
 
 // sendMedia writes synthetic video at bitrate (1,000-byte packets, every
@@ -615,7 +696,6 @@ func (p *rtcPeer) close() {
 	p.pcs = map[string]*rtcConn{}
 	p.mu.Unlock()
 	for _, c := range conns {
-		_ = c.pc.Close()
-		close(c.done)
+		c.close()
 	}
 }

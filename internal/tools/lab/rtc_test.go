@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
 )
 
 // The report: a Markdown row per N with the SFU's figures as ratios of the
@@ -82,5 +85,43 @@ func TestRTCLabMeshVsSFU(t *testing.T) {
 	}
 	if r := down(s3) / down(m3); r < 0.8 || r > 1.25 {
 		t.Errorf("SFU downlink at N=3 is %.2f of the mesh's, want about 1", r)
+	}
+}
+
+// An offer made while its peer connection closes (enterSFU, or the end of a
+// run) must leave no pion goroutine behind. pion's SetLocalDescription
+// checks for a closed connection on entry and creates the ICE agent at its
+// end, so a Close in between used to leave the agent's task loop running
+// (goleak caught it once in CI). Here the close starts from pion's own
+// signaling-state event, which it fires (on a goroutine of its own) in the
+// middle of SetLocalDescription; rtcConn makes the close wait for the offer.
+// (With a close that does not wait, 1 of 3 runs here failed: the offer
+// broke off, or goleak found the task loop.)
+func TestOfferRacingCloseLeavesNoAgent(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	p, err := newRTCMedia(rtcUser{name: "racer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		pc, err := p.api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &rtcConn{pc: pc, queue: make(chan map[string]any, 1), done: make(chan struct{})}
+		closed := make(chan struct{})
+		pc.OnSignalingStateChange(func(s webrtc.SignalingState) {
+			if s == webrtc.SignalingStateHaveLocalOffer {
+				c.close()
+				close(closed)
+			}
+		})
+		if _, ok := p.offer(c); !ok {
+			t.Fatal("the offer failed: the close did not wait for it")
+		}
+		<-closed
+		if _, ok := p.offer(c); ok {
+			t.Fatal("an offer was made on a closed connection")
+		}
 	}
 }
