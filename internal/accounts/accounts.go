@@ -114,9 +114,11 @@ var (
 	ErrBadCredentials = protocol.ErrPermissionDenied.WithMessage("wrong username or password")
 	ErrUsernameTaken  = protocol.ErrConflict.WithMessage("username is taken")
 	ErrSignupClosed   = protocol.ErrPermissionDenied.WithMessage("sign-up is closed on this server")
-	ErrNotLoggedIn    = protocol.ErrPermissionDenied.WithMessage("log in first")
-	ErrCSRF           = protocol.ErrPermissionDenied.WithMessage("missing or wrong X-CSRF-Token header")
-	ErrTooManyTokens  = protocol.ErrConflict.WithMessage("a user may hold at most " + strconv.Itoa(MaxAPITokens) + " API tokens: revoke one first")
+	// ErrAccountDisabled answers a correct password of a disabled user.
+	ErrAccountDisabled = protocol.ErrPermissionDenied.WithMessage("this account is disabled: ask a server administrator")
+	ErrNotLoggedIn     = protocol.ErrPermissionDenied.WithMessage("log in first")
+	ErrCSRF            = protocol.ErrPermissionDenied.WithMessage("missing or wrong X-CSRF-Token header")
+	ErrTooManyTokens   = protocol.ErrConflict.WithMessage("a user may hold at most " + strconv.Itoa(MaxAPITokens) + " API tokens: revoke one first")
 	// ErrNeedsLogin refuses a credential change to a request that proved
 	// itself with a connection token: a token that travels in WebSocket
 	// frames and lives an hour must not be able to outlive itself.
@@ -176,6 +178,11 @@ func (s *Service) Login(ctx context.Context, name, password string) (store.User,
 	if !ok {
 		return store.User{}, ErrBadCredentials
 	}
+	if u.Disabled {
+		// Said only to whoever knows the password: it reveals nothing to
+		// a guesser, and tells the user whom to ask.
+		return store.User{}, ErrAccountDisabled
+	}
 	if s.h.NeedsRehash(u.PasswordHash) {
 		if hash, err := s.h.Hash(ctx, password); err == nil {
 			if err := s.st.SetPasswordHash(ctx, u.ID, hash); err != nil {
@@ -198,6 +205,24 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, password string
 		return err
 	}
 	return s.revoke(ctx, userID, hash)
+}
+
+// SetDisabled disables or enables a user. Disabling revokes every
+// credential the user holds in the same store transaction (sessions, API
+// tokens, connection tokens) and closes their connections (OnRevoke);
+// while disabled they cannot log in, and no token, even one minted by an
+// application with the server's secret, is accepted for them. Enabling
+// gives nothing back: the user logs in again.
+func (s *Service) SetDisabled(ctx context.Context, userID int64, disabled bool) (store.User, error) {
+	u, err := s.st.SetDisabled(ctx, userID, disabled)
+	if err != nil {
+		return store.User{}, fmt.Errorf("accounts: set disabled: %w", err)
+	}
+	if disabled && s.cfg.OnRevoke != nil {
+		s.cfg.OnRevoke(u)
+	}
+	s.log.Info("user disabled or enabled", "user", u.Username, "disabled", disabled)
+	return u, nil
 }
 
 // LogOutEverywhere revokes every credential of the user, as SetPassword
@@ -241,8 +266,12 @@ func (s *Service) CheckToken(c *auth.Claims) error {
 }
 
 // TokenStands reports (as nil) whether claims issued to u still stand after
-// u's credential revocations; see CheckToken.
+// u's credential revocations; see CheckToken. No token of a disabled user
+// stands, whenever and by whomever it was minted.
 func TokenStands(u store.User, c *auth.Claims) error {
+	if u.Disabled {
+		return errors.New("the account is disabled")
+	}
 	if c.Gen != nil {
 		if *c.Gen != u.CredentialsGen {
 			return errors.New("credentials changed since the token was minted")

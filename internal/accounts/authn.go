@@ -49,6 +49,9 @@ func (s *Service) fromSession(ctx context.Context, tok string, kind store.Sessio
 	if err != nil {
 		return Identity{}, err
 	}
+	if u.Disabled { // a session made while the account was being disabled
+		return Identity{}, ErrNotLoggedIn.WithMessage("this account is disabled")
+	}
 	return Identity{User: u, Method: m, SessionID: sess.ID, CSRFToken: sess.CSRFToken}, nil
 }
 

@@ -15,6 +15,8 @@ import (
 func TestTokenStands(t *testing.T) {
 	changed := time.Date(2026, 11, 30, 12, 0, 10, 300_000_000, time.UTC)
 	u := store.User{Username: "frank", CredentialsGen: 2, CredentialsChangedAt: changed}
+	disabled := u
+	disabled.Disabled = true
 	gen := func(g int64) *int64 { return &g }
 	claims := func(g *int64, iat time.Time) *auth.Claims {
 		c := &auth.Claims{Gen: g}
@@ -36,6 +38,8 @@ func TestTokenStands(t *testing.T) {
 		{"iat before", u, claims(nil, changed.Add(-time.Minute)), false},
 		{"no iat after a change", u, claims(nil, time.Time{}), false},
 		{"no iat, never changed", store.User{Username: "new"}, claims(nil, time.Time{}), true},
+		{"disabled, current generation", disabled, claims(gen(2), changed.Add(time.Hour)), false},
+		{"disabled, iat long after", disabled, claims(nil, changed.Add(time.Hour)), false},
 	} {
 		if err := TokenStands(tc.user, tc.c); (err == nil) != tc.stand {
 			t.Errorf("%s: %v, want stand=%v", tc.name, err, tc.stand)

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sori-dev/sori/internal/accounts"
+	"github.com/sori-dev/sori/internal/chat"
 	"github.com/sori-dev/sori/internal/httpx"
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/store"
@@ -20,7 +23,10 @@ import (
 // Server administration (docs/api.md, "Server administration"): endpoints
 // for users with is_admin (`sori user add --admin`, or --admin).
 
-var errNotServerAdmin = protocol.ErrPermissionDenied.WithMessage("server administrators only")
+var (
+	errNotServerAdmin = protocol.ErrPermissionDenied.WithMessage("server administrators only")
+	errDisableSelf    = protocol.ErrConflict.WithMessage("you cannot disable your own account: ask another server administrator")
+)
 
 // adminRoutes registers the admin endpoints.
 func (s *Server) adminRoutes(acc *accounts.Service, st store.Store) {
@@ -58,10 +64,65 @@ func (s *Server) adminRoutes(acc *accounts.Service, st store.Store) {
 		}
 		out := make([]map[string]any, 0, len(us))
 		for _, u := range us {
-			out = append(out, map[string]any{"username": u.Username, "is_admin": u.IsAdmin, "created_at": u.CreatedAt,
+			out = append(out, map[string]any{"username": u.Username, "display_name": u.DisplayName, "avatar_url": accounts.AvatarURL(u),
+				"is_admin": u.IsAdmin, "disabled": u.Disabled, "created_at": u.CreatedAt,
 				"online": len(s.node.UserSessions(u.Username)) > 0})
 		}
 		return map[string]any{"users": out}, http.StatusOK, nil
+	}))
+	disable := func(disabled bool) http.Handler {
+		return serve(func(r *http.Request, id accounts.Identity) (any, int, error) {
+			u, err := user(r)
+			if err != nil {
+				return nil, 0, err
+			}
+			if disabled && u.ID == id.User.ID {
+				return nil, 0, errDisableSelf
+			}
+			if u, err = acc.SetDisabled(r.Context(), u.ID, disabled); err != nil {
+				return nil, 0, err
+			}
+			return map[string]any{"username": u.Username, "disabled": u.Disabled}, http.StatusOK, nil
+		})
+	}
+	s.Handle("POST /api/v1/admin/users/{name}/disable", disable(true))
+	s.Handle("POST /api/v1/admin/users/{name}/enable", disable(false))
+	s.Handle("DELETE /api/v1/admin/users/{name}/sessions/{id}", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		u, err := user(r)
+		if err != nil {
+			return nil, 0, err
+		}
+		ss, err := st.ListSessions(r.Context(), u.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, x := range ss {
+			if x.ID == r.PathValue("id") {
+				if err := acc.EndSession(r.Context(), x.ID); err != nil {
+					return nil, 0, err
+				}
+				return struct{}{}, http.StatusOK, nil
+			}
+		}
+		return nil, 0, protocol.ErrNotFound.WithMessage("no such session of this user")
+	}))
+	s.Handle("GET /api/v1/admin/rooms", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
+		q := r.URL.Query()
+		after, err1 := strconv.ParseInt(cmp.Or(q.Get("after"), "0"), 10, 64)
+		limit, err2 := strconv.Atoi(cmp.Or(q.Get("limit"), "0"))
+		if err1 != nil || err2 != nil || after < 0 || limit < 0 || limit > store.MaxLimit {
+			return nil, 0, protocol.ErrBadRequest.WithMessage("after must be a room id (≥ 0), limit 1–1000")
+		}
+		rooms, err := st.ListRooms(r.Context(), after, limit)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]map[string]any, 0, len(rooms))
+		for _, rm := range rooms {
+			out = append(out, map[string]any{"id": rm.ID, "name": rm.Name, "title": rm.Title, "topic": rm.Topic, "kind": rm.Kind,
+				"channel": chat.RoomChannel(rm.ID), "last_seq": rm.LastSeq, "created_at": rm.CreatedAt, "members": rm.Members})
+		}
+		return map[string]any{"rooms": out}, http.StatusOK, nil
 	}))
 	s.Handle("POST /api/v1/admin/users/{name}/reset-password", serve(func(r *http.Request, _ accounts.Identity) (any, int, error) {
 		u, err := user(r)

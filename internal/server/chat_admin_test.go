@@ -4,7 +4,10 @@ import (
 	"database/sql"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sori-dev/sori/internal/config"
 	"github.com/sori-dev/sori/internal/store/sqlite"
@@ -129,4 +132,71 @@ func TestServerRegistrationAndInvites(t *testing.T) {
 		t.Fatalf("cleared registration: %v", got)
 	}
 	restCall(t, ts.URL, "", "POST", "/api/v1/auth/signup", creds("fay", ""), http.StatusCreated)
+}
+
+// TestServerAdminDisableAndRooms: disabling a user ends their connection
+// (4501), their tokens and sessions, and refuses their login and any fresh
+// connection token, until enabled; an admin cannot disable themselves; the
+// room list shows every room with its member count; one session can be
+// ended. Non-admins get 403 and anonymous callers 401 everywhere.
+func TestServerAdminDisableAndRooms(t *testing.T) {
+	var dir string
+	ts := startServer(t, func(c *config.Config) { dir = c.DataDir })
+	root, bob, carol := signup(t, ts.URL, "root"), signup(t, ts.URL, "bob"), signup(t, ts.URL, "carol")
+	makeAdmin(t, dir, "root")
+	for _, p := range []struct{ method, path string }{
+		{"POST", "/api/v1/admin/users/carol/disable"}, {"POST", "/api/v1/admin/users/carol/enable"},
+		{"GET", "/api/v1/admin/rooms"}, {"DELETE", "/api/v1/admin/users/carol/sessions/x"},
+	} {
+		bob.call(t, ts, p.method, p.path, nil, http.StatusForbidden)
+		restCall(t, ts.URL, "", p.method, p.path, nil, http.StatusUnauthorized)
+	}
+
+	room := bob.call(t, ts, "POST", "/api/v1/rooms", map[string]any{"name": "lobby", "kind": "public"}, http.StatusCreated)
+	carol.call(t, ts, "POST", "/api/v1/rooms/"+strconv.Itoa(int(num(room["id"])))+"/join", nil, http.StatusOK)
+	carol.call(t, ts, "POST", "/api/v1/direct/bob", nil, http.StatusCreated)
+	rooms := root.call(t, ts, "GET", "/api/v1/admin/rooms?limit=1", nil, http.StatusOK)["rooms"].([]any)
+	if len(rooms) != 1 || rooms[0].(map[string]any)["name"] != "lobby" || num(rooms[0].(map[string]any)["members"]) != 2 {
+		t.Fatalf("rooms page 1: %v", rooms)
+	}
+	rooms = root.call(t, ts, "GET", "/api/v1/admin/rooms?after="+strconv.Itoa(int(num(room["id"]))), nil, http.StatusOK)["rooms"].([]any)
+	if len(rooms) != 1 || rooms[0].(map[string]any)["kind"] != "direct" {
+		t.Fatalf("rooms page 2: %v", rooms)
+	}
+	root.call(t, ts, "GET", "/api/v1/admin/rooms?limit=5000", nil, http.StatusBadRequest)
+
+	// One session of carol's ends; her other token stays.
+	second := restCall(t, ts.URL, "", "POST", "/api/v1/auth/login", map[string]string{"username": "carol", "password": "password-carol", "kind": "api"}, http.StatusOK)
+	root.call(t, ts, "DELETE", "/api/v1/admin/users/carol/sessions/"+second["token_id"].(string), nil, http.StatusOK)
+	root.call(t, ts, "DELETE", "/api/v1/admin/users/carol/sessions/"+second["token_id"].(string), nil, http.StatusNotFound)
+	restCall(t, ts.URL, second["token"].(string), "GET", "/api/v1/me", nil, http.StatusUnauthorized)
+	carol.call(t, ts, "GET", "/api/v1/me", nil, http.StatusOK)
+
+	cc := connectChat(t, ts, carol)
+	cc.call(map[string]any{"op": "subscribe", "channel": "user:carol"})
+	root.call(t, ts, "POST", "/api/v1/admin/users/root/disable", nil, http.StatusConflict)
+	root.call(t, ts, "POST", "/api/v1/admin/users/nobody/disable", nil, http.StatusNotFound)
+	got := root.call(t, ts, "POST", "/api/v1/admin/users/carol/disable", nil, http.StatusOK)
+	if got["disabled"] != true {
+		t.Fatalf("disable: %v", got)
+	}
+	if code := cc.waitClose().Code; code != 4501 {
+		t.Fatalf("carol's connection closed with %d, want 4501", code)
+	}
+	carol.call(t, ts, "GET", "/api/v1/me", nil, http.StatusUnauthorized)
+	out := restCall(t, ts.URL, "", "POST", "/api/v1/auth/login", map[string]string{"username": "carol", "password": "password-carol", "kind": "api"}, http.StatusUnauthorized)
+	if msg, _ := out["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "disabled") {
+		t.Fatalf("disabled login: %v", out)
+	}
+	cl := dial(t, ts, nil)
+	cl.callErr(map[string]any{"op": "connect", "token": ts.mint(t, "carol", time.Hour)}, 113)
+	users := root.call(t, ts, "GET", "/api/v1/admin/users", nil, http.StatusOK)["users"].([]any)
+	if u := users[2].(map[string]any); u["username"] != "carol" || u["disabled"] != true || u["online"] != false {
+		t.Fatalf("users: %v", users)
+	}
+
+	root.call(t, ts, "POST", "/api/v1/admin/users/carol/enable", nil, http.StatusOK)
+	carol.call(t, ts, "GET", "/api/v1/me", nil, http.StatusUnauthorized) // enabling gives no token back
+	fresh := restCall(t, ts.URL, "", "POST", "/api/v1/auth/login", map[string]string{"username": "carol", "password": "password-carol", "kind": "api"}, http.StatusOK)
+	restCall(t, ts.URL, fresh["token"].(string), "GET", "/api/v1/me", nil, http.StatusOK)
 }
