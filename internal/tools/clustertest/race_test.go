@@ -39,7 +39,16 @@ func TestSubscribePublishRace(t *testing.T) {
 	// commands per second than a connection may send by default.
 	cl := startCluster(t, 3, "--command-rate", "100000", "--command-burst", "100000")
 	const workers = 12
-	appTok := cl.restTo(cl.nodes[0].url(), "apikey "+cl.apiKey, "POST", "/api/token", map[string]any{"user": "racer", "ttl": "1h", "channels": []string{"app:*"}})["token"].(string)
+	// An app: subscriber's fresh channels count against its user's bound on
+	// channels kept alive (1000 per node, each lingering a minute after its
+	// last subscriber): the worker changes user every 200 rounds.
+	appTok := func(name string) string {
+		out, code, err := cl.tryAt(cl.nodes[0].url(), "apikey "+cl.apiKey, "POST", "/api/token", map[string]any{"user": name, "ttl": "1h", "channels": []string{"app:*"}})
+		if err != nil || code != 200 {
+			return "" // the connect that follows fails and says so
+		}
+		return out["token"].(string)
+	}
 	owner := cl.signup("raceowner")
 	var next atomic.Int64
 	var live, before, slowest atomic.Int64 // rounds where "a" came live / was at or below the position; slowest "b" ack→push in µs
@@ -68,11 +77,11 @@ func TestSubscribePublishRace(t *testing.T) {
 			}
 		} else {
 			var err error
-			if sub, err = cl.dialToken(ctx, a.url(), "ws", appTok); err != nil {
+			if sub, err = cl.dialToken(ctx, a.url(), "ws", appTok(fmt.Sprintf("racer%d", wk))); err != nil {
 				t.Fatal(err)
 			}
 		}
-		defer sub.Close()
+		defer func() { sub.Close() }() // the last one (see rotation below)
 		if pubc != nil {
 			defer pubc.Close()
 		}
@@ -102,7 +111,19 @@ func TestSubscribePublishRace(t *testing.T) {
 			return ep, uint64(off), nil
 		}
 		jobs = append(jobs, func() {
-			for {
+			for k := 1; ; k++ {
+				if !chat && k%200 == 0 {
+					sub.Close()
+					c, err := cl.dialToken(ctx, a.url(), "ws", appTok(fmt.Sprintf("racer%d-%d", wk, k)))
+					if err != nil {
+						if ctx.Err() == nil {
+							fail("worker %d: %v", wk, err)
+						}
+						cancel()
+						return
+					}
+					sub = c
+				}
 				i := next.Add(1)
 				if i > int64(rounds) || ctx.Err() != nil {
 					return
