@@ -20,6 +20,9 @@ type workload struct {
 	epoch   string
 	hist    *History
 	owner   user // the room's owner
+	// token mints a connection token for a client (nil: the chat's
+	// connect token); app: channels need the token to grant them.
+	token func(ctx context.Context, u user) (string, error)
 
 	stop     chan struct{} // closed: writers stop; readers catch up to target
 	target   atomic.Uint64 // readers stop once their last offset reaches it (0 = not yet known)
@@ -31,14 +34,28 @@ type workload struct {
 	refusals atomic.Int64 // publishes answered with an error
 	wbreaks  atomic.Int64 // writer connections that broke
 
-	mu        sync.Mutex
-	breaks    map[string]int  // reader -> connections (sessions) that broke
-	codes     map[int]int     // error code -> publishes refused with it
-	recovered []time.Duration // per broken reader connection: break -> caught up to the acks of that moment
+	mu     sync.Mutex
+	breaks map[string]int // reader -> connections (sessions) that broke
+	codes  map[int]int    // error code -> publishes refused with it
+	// subRefused counts the subscribe errors readers got, by error.
+	subRefused map[string]int
+	recovered  []time.Duration // per broken reader connection: break -> caught up to the acks of that moment
 }
 
 func newWorkload(cl *cluster, channel, epoch string) *workload {
-	return &workload{cl: cl, channel: channel, epoch: epoch, hist: NewHistory(), breaks: map[string]int{}, codes: map[int]int{}, stop: make(chan struct{}), acks: make(chan struct{}, 1<<16)}
+	return &workload{cl: cl, channel: channel, epoch: epoch, hist: NewHistory(), breaks: map[string]int{}, codes: map[int]int{}, subRefused: map[string]int{}, stop: make(chan struct{}), acks: make(chan struct{}, 1<<16)}
+}
+
+// connect opens a client connection through the balancer.
+func (w *workload) connect(ctx context.Context, kind string, u user) (*client, error) {
+	if w.token == nil {
+		return w.cl.connect(ctx, kind, u)
+	}
+	tok, err := w.token(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return w.cl.dialToken(ctx, w.cl.URL, kind, tok)
 }
 
 func (w *workload) stopped() bool {
@@ -59,7 +76,7 @@ func (w *workload) writer(ctx context.Context, i int, u user, kind string) {
 	defer w.wg.Done()
 	n := 0
 	for !w.stopped() && ctx.Err() == nil {
-		c, err := w.cl.connect(ctx, kind, u)
+		c, err := w.connect(ctx, kind, u)
 		if err != nil {
 			time.Sleep(retryPause)
 			continue
@@ -121,7 +138,7 @@ func (w *workload) reader(ctx context.Context, name string, u user, kind string)
 		}
 	}
 	for ctx.Err() == nil && !done() {
-		c, err := w.cl.connect(ctx, kind, u)
+		c, err := w.connect(ctx, kind, u)
 		if err != nil {
 			time.Sleep(retryPause)
 			continue
@@ -132,6 +149,11 @@ func (w *workload) reader(ctx context.Context, name string, u user, kind string)
 		}
 		res, perr, err := c.call(ctx, map[string]any{"op": "subscribe", "channel": w.channel, "recover": true, "epoch": epoch, "offset": last})
 		if err != nil || perr != nil {
+			if perr != nil {
+				w.mu.Lock()
+				w.subRefused[perr.String()]++
+				w.mu.Unlock()
+			}
 			c.Close()
 			time.Sleep(retryPause)
 			continue
@@ -234,6 +256,9 @@ type scenario struct {
 	// kills).
 	maxBreaks int
 	opts      []option
+	// app: the workload's channel is an app: channel (history in
+	// JetStream) instead of a chat room (history in PostgreSQL).
+	app bool
 }
 
 func runScenario(t *testing.T, sc scenario) *workload {
@@ -248,8 +273,32 @@ func runScenario(t *testing.T, sc scenario) *workload {
 	for i := range sc.readers {
 		rs = append(rs, cl.signup(fmt.Sprintf("reader%d", i)))
 	}
-	channel, epoch := cl.room(owner, append(slices.Clone(ws), rs...)...)
-	w := newWorkload(cl, channel, epoch)
+	var w *workload
+	if sc.app {
+		// A channel whose history is in JetStream: its first
+		// publication gives it an epoch (and offset 1) before the readers
+		// start, so that none sees an epoch change.
+		channel := fmt.Sprintf("app:chaos-%d", roomSeq.Add(1))
+		out := cl.rest("", "POST", "/api/publish", map[string]any{"channel": channel, "data": map[string]any{"text": "first"}}, 200)
+		w = newWorkload(cl, channel, out["epoch"].(string))
+		w.hist.Acked(uint64(out["offset"].(float64)), "first")
+		w.token = func(ctx context.Context, u user) (string, error) {
+			for {
+				out, code, err := cl.tryAuth("apikey "+cl.apiKey, "POST", "/api/token", map[string]any{"user": u.name, "ttl": "1h", "channels": []string{"app:*"}, "publish": []string{"app:*"}})
+				if err == nil && code == 200 {
+					return out["token"].(string), nil
+				}
+				select {
+				case <-ctx.Done():
+					return "", fmt.Errorf("token: %v %d: %w", err, code, ctx.Err())
+				case <-time.After(retryPause):
+				}
+			}
+		}
+	} else {
+		channel, epoch := cl.room(owner, append(slices.Clone(ws), rs...)...)
+		w = newWorkload(cl, channel, epoch)
+	}
 	w.owner = owner
 	if sc.prepare != nil {
 		sc.prepare(t, ctx, cl, w)
@@ -295,6 +344,9 @@ func runScenario(t *testing.T, sc scenario) *workload {
 		w.hist.AckedCount(), sc.readers, w.drops.Load(), w.resumes.Load(), median.Round(time.Millisecond), worst.Round(time.Millisecond))
 	t.Logf("writers: %d connections broke, %d publishes refused with an error (codes %v), %d without an answer or refused in all, of which %d were committed all the same (%d of them refused)",
 		w.wbreaks.Load(), w.refusals.Load(), w.codes, unsure, committed, refusedCommitted)
+	if len(w.subRefused) > 0 {
+		t.Logf("readers' subscribes refused: %v", w.subRefused)
+	}
 	// A reader's connection breaks only when the node holding it dies: at
 	// most once per kill. HTTP-fallback readers whose requests land on
 	// random nodes would break again and again if the other nodes did not

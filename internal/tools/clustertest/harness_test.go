@@ -279,7 +279,13 @@ func (c *cluster) kill(nd *node) {
 // rest calls the REST API through the balancer.
 func (c *cluster) rest(token, method, path string, body any, want int) map[string]any {
 	c.t.Helper()
-	out, code, err := c.try(token, method, path, body)
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	} else if strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/api/v1/") {
+		auth = "apikey " + c.apiKey // the server API
+	}
+	out, code, err := c.tryAuth(auth, method, path, body)
 	if err != nil || code != want {
 		c.t.Fatalf("%s %s: %v, status %d (want %d): %v", method, path, err, code, want, out)
 	}
