@@ -29,10 +29,11 @@ type workload struct {
 	acks     chan struct{} // one per acknowledged publication (non-blocking)
 	wg       sync.WaitGroup
 	rwg      sync.WaitGroup
-	drops    atomic.Int64 // reader connections that broke
-	resumes  atomic.Int64 // resubscriptions with recover after a break
-	refusals atomic.Int64 // publishes answered with an error
-	wbreaks  atomic.Int64 // writer connections that broke
+	subbed   sync.WaitGroup // readers that have not subscribed once yet
+	drops    atomic.Int64   // reader connections that broke
+	resumes  atomic.Int64   // resubscriptions with recover after a break
+	refusals atomic.Int64   // publishes answered with an error
+	wbreaks  atomic.Int64   // writer connections that broke
 
 	mu     sync.Mutex
 	breaks map[string]int // reader -> connections (sessions) that broke
@@ -123,6 +124,8 @@ func (w *workload) writer(ctx context.Context, i int, u user, kind string) {
 // records every publication until it has caught up with target after stop.
 func (w *workload) reader(ctx context.Context, name string, u user, kind string) {
 	defer w.rwg.Done()
+	var first sync.Once
+	defer first.Do(w.subbed.Done) // never subscribed: the test is ending anyway
 	var brokeAt time.Time
 	var needAt uint64 // acked top when the connection broke
 	done := func() bool {
@@ -169,6 +172,7 @@ func (w *workload) reader(ctx context.Context, name string, u user, kind string)
 		if last > 0 {
 			w.resumes.Add(1)
 		}
+		first.Do(w.subbed.Done)
 		w.hist.Subscribed(name, r.Epoch, r.Recovered, last > 0)
 		for _, p := range r.Publications {
 			w.hist.Delivered(name, p.Offset, p.text())
@@ -226,6 +230,11 @@ func (w *workload) finish(t *testing.T, ctx context.Context) {
 	if ctx.Err() != nil {
 		t.Fatalf("readers did not catch up: %v", ctx.Err())
 	}
+	w.mu.Lock()
+	if len(w.subRefused) > 0 {
+		t.Logf("readers' subscribes refused: %v", w.subRefused)
+	}
+	w.mu.Unlock()
 	if errs := w.hist.Check(); len(errs) > 0 {
 		t.Fatalf("%d violations, first ones:\n%s", len(errs), fmtFirst(errs, 20))
 	}
@@ -305,7 +314,18 @@ func runScenario(t *testing.T, sc scenario) *workload {
 	}
 	for i, u := range rs {
 		w.rwg.Add(1)
+		w.subbed.Add(1)
 		go w.reader(ctx, fmt.Sprintf("r%d-%s", i, sc.kinds[i%len(sc.kinds)]), u, sc.kinds[i%len(sc.kinds)])
+	}
+	// Writers start once every reader has subscribed: an app: channel
+	// keeps only its last 100 publications, which a reader subscribing
+	// late could not recover.
+	subbed := make(chan struct{})
+	go func() { w.subbed.Wait(); close(subbed) }()
+	select {
+	case <-subbed:
+	case <-ctx.Done():
+		t.Fatal("readers did not subscribe")
 	}
 	for i, u := range ws {
 		w.wg.Add(1)
@@ -344,9 +364,6 @@ func runScenario(t *testing.T, sc scenario) *workload {
 		w.hist.AckedCount(), sc.readers, w.drops.Load(), w.resumes.Load(), median.Round(time.Millisecond), worst.Round(time.Millisecond))
 	t.Logf("writers: %d connections broke, %d publishes refused with an error (codes %v), %d without an answer or refused in all, of which %d were committed all the same (%d of them refused)",
 		w.wbreaks.Load(), w.refusals.Load(), w.codes, unsure, committed, refusedCommitted)
-	if len(w.subRefused) > 0 {
-		t.Logf("readers' subscribes refused: %v", w.subRefused)
-	}
 	// A reader's connection breaks only when the node holding it dies: at
 	// most once per kill. HTTP-fallback readers whose requests land on
 	// random nodes would break again and again if the other nodes did not
