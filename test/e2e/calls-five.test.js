@@ -12,6 +12,15 @@
 // on a condition in the page (a locator), not a poll over the DevTools
 // protocol. Before that (320×180 at 15 fps, 50 ms polls) it never finished
 // on the shared development VM.
+//
+// Status: still opt-in (SORI_TEST_FIVE=1), not in CI. On the development VM
+// at a load average of 40–65 (eight sessions on 2 cores) the light version
+// reached the SFU (5 pages signed up in 115 s, on the SFU at 212 s), some
+// tiles decoded, then every page's connection to the SFU sat at ICE
+// "disconnected" and two pages had missed a participant's join; the same
+// stall (one page's SFU connection "disconnected", the others no longer
+// listing it) failed one of four runs of the three-page SFU test at that
+// load. Run it on a quieter machine before making it part of CI.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, screenshot } from './helpers.js';

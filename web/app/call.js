@@ -799,6 +799,8 @@ export class CallPanel {
       announce(`${peer.user}'s video: ${layer}`);
     } catch (err) {
       if (peer.layer === layer) peer.layer = was;
+      const menu = peer.tile?.querySelector('.tile-layer');
+      if (menu) menu.value = peer.layer; // even while it has the focus
       this.#renderTile(peer);
       this.#error(`Could not change ${peer.user}'s video quality: ${err.message}`);
     }
