@@ -53,13 +53,13 @@ test('five pages move to the SFU, decode each other, and return to mesh when two
   try {
     await fivePages();
   } catch (err) {
-    console.log(`# server log (end):\n${server?.log().slice(-4000)}`);
+    console.log(`# server log (end):\n${server?.log().slice(-12000)}`);
     throw err;
   }
 });
 
 async function fivePages() {
-  server = await startServer({ args: ['--sfu-listen', '127.0.0.1:0', '--mesh-return', '1s'] });
+  server = await startServer({ args: ['--sfu-listen', '127.0.0.1:0', '--mesh-return', '1s', '--log-level', 'info'] });
   browser = await launchCallBrowser();
   const names = ['alice', 'bob', 'carol', 'dave', 'erin'];
   const pages = [];
