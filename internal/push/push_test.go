@@ -194,7 +194,7 @@ func TestPushDecision(t *testing.T) {
 	var online atomic.Bool
 	clk := clock.NewFake(time.Now())
 	svc, err := New(Config{Store: st, Key: key, Online: func(user string) bool { return online.Load() }, Grace: 5 * time.Second,
-		Clock: clk, AllowHTTP: true})
+		Clock: clk, AllowHTTP: true, AllowPrivate: true, Hosts: []string{"127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

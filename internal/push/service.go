@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,12 +59,20 @@ type Config struct {
 	// then, so a page that is reconnecting, or a second device, gets it
 	// live instead. 0 = DefaultGrace.
 	Grace time.Duration
-	Clock clock.Clock  // nil = the real clock
-	HTTP  *http.Client // nil = a client with sendTimeout
-	// AllowHTTP lets endpoints be plain http:// URLs (tests). Browsers'
-	// push services are always https.
-	AllowHTTP bool
-	Log       *slog.Logger // nil = discard
+	Clock clock.Clock // nil = the real clock
+	// HTTP sends the pushes; nil = a client that connects only to public
+	// addresses and follows no redirect (see hosts.go). Whatever client is
+	// given, redirects are not followed.
+	HTTP *http.Client
+	// Hosts are the push services subscriptions may name ("*.example.com"
+	// matches subdomains); nil = DefaultHosts.
+	Hosts []string
+	// AllowHTTP lets endpoints be plain http:// URLs, and AllowPrivate lets
+	// them be IP literals on any port (tests run a local push service).
+	// Browsers' push services are always https on public addresses.
+	AllowHTTP    bool
+	AllowPrivate bool
+	Log          *slog.Logger // nil = discard
 }
 
 // Service keeps subscriptions and sends notices to them. It is safe for
@@ -92,7 +101,19 @@ func New(cfg Config) (*Service, error) {
 		cfg.Clock = clock.Real()
 	}
 	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: sendTimeout}
+		cfg.HTTP = guardedClient(!cfg.AllowPrivate)
+	} else {
+		c := *cfg.HTTP
+		c.CheckRedirect = noRedirect
+		cfg.HTTP = &c
+	}
+	if cfg.Hosts == nil {
+		cfg.Hosts = DefaultHosts
+	}
+	for _, h := range cfg.Hosts {
+		if err := ValidHostPattern(h); err != nil && !(cfg.AllowPrivate && net.ParseIP(h) != nil) {
+			return nil, err
+		}
 	}
 	if cfg.Subject == "" {
 		cfg.Subject = "mailto:admin@localhost"
@@ -122,10 +143,8 @@ func badRequest(msg string) *protocol.Error { return protocol.ErrBadRequest.With
 
 // Subscribe validates and stores sub for user, returning its id.
 func (s *Service) Subscribe(ctx context.Context, user store.User, sub Subscription) (string, error) {
-	u, err := url.Parse(sub.Endpoint)
-	if err != nil || len(sub.Endpoint) > maxEndpoint || u.Host == "" || u.User != nil ||
-		!(u.Scheme == "https" || s.cfg.AllowHTTP && u.Scheme == "http") {
-		return "", badRequest("endpoint must be an https URL of at most 2048 bytes")
+	if err := s.checkEndpoint(sub.Endpoint); err != nil {
+		return "", err
 	}
 	p, err := base64.RawURLEncoding.DecodeString(trimPad(sub.Keys.P256DH))
 	if err != nil || len(p) != 65 || p[0] != 4 {
@@ -278,6 +297,12 @@ var errGone = errors.New("push: subscription gone")
 // or 410 answer means the subscription ended (the user unsubscribed, or
 // the browser dropped it): it is deleted.
 func (s *Service) sendOne(ctx context.Context, sub store.PushSubscription, payload []byte) error {
+	// A subscription stored before the allow-list (or a narrower one)
+	// is not sent to; the user's browser subscribes again on its next
+	// visit if its push service is allowed.
+	if err := s.checkEndpoint(sub.Endpoint); err != nil {
+		return fmt.Errorf("push: endpoint no longer allowed: %w", err)
+	}
 	p256dh, err1 := base64.RawURLEncoding.DecodeString(sub.P256DH)
 	auth, err2 := base64.RawURLEncoding.DecodeString(sub.Auth)
 	if err := errors.Join(err1, err2); err != nil {

@@ -35,7 +35,7 @@ func (s *Server) newPush(st store.Store) (*push.Service, error) {
 	}
 	return push.New(push.Config{
 		Store: st, Key: key, Subject: s.cfg.VAPIDSubject, Online: s.userOnline, Grace: s.cfg.PushGrace.D(),
-		HTTP: s.opts.pushHTTP, AllowHTTP: s.opts.pushAllowHTTP, Log: s.log,
+		HTTP: s.opts.pushHTTP, Hosts: s.cfg.PushHosts, AllowHTTP: s.opts.pushAllowHTTP, AllowPrivate: s.opts.pushAllowHTTP, Log: s.log,
 	})
 }
 

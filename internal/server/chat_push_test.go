@@ -88,7 +88,10 @@ func (p *pushEndpoint) next(t *testing.T) pushed {
 // endpoints need a login and touch only one's own subscriptions.
 func TestWebPushEndToEnd(t *testing.T) {
 	ep := newPushEndpoint(t, "/bob", "/carol")
-	ts := startServer(t, func(c *config.Config) { c.PushGrace = config.Duration(50 * time.Millisecond) },
+	ts := startServer(t, func(c *config.Config) {
+		c.PushGrace = config.Duration(50 * time.Millisecond)
+		c.PushHosts = []string{"127.0.0.1"}
+	},
 		server.WithPushClient(ep.srv.Client()))
 	alice, bob, carol := signup(t, ts.URL, "alice"), signup(t, ts.URL, "bob"), signup(t, ts.URL, "carol")
 
@@ -143,4 +146,31 @@ func TestWebPushEndToEnd(t *testing.T) {
 	alice.call(t, ts, "DELETE", "/api/v1/push/subscriptions/"+bobSub, nil, http.StatusNotFound)
 	bob.call(t, ts, "DELETE", "/api/v1/push/subscriptions/"+bobSub, nil, http.StatusOK)
 	bob.call(t, ts, "DELETE", "/api/v1/push/subscriptions/"+bobSub, nil, http.StatusNotFound)
+}
+
+// TestWebPushSubscriptionSSRF: a real server with the default push hosts
+// keeps a subscription to a browser push service and refuses one to any
+// other host or an internal address (400, error 101), so a user cannot make
+// the server POST where they like; --push-hosts replaces the list.
+func TestWebPushSubscriptionSSRF(t *testing.T) {
+	ep := newPushEndpoint(t, "/bob")
+	sub := func(endpoint string) map[string]any {
+		s := ep.subscription("/bob")
+		s["endpoint"] = endpoint
+		return s
+	}
+	ts := startServer(t, nil)
+	bob := signup(t, ts.URL, "bob")
+	bob.call(t, ts, "POST", "/api/v1/push/subscriptions", sub("https://fcm.googleapis.com/fcm/send/abc"), http.StatusCreated)
+	for _, bad := range []string{ep.srv.URL + "/bob", "https://169.254.169.254/latest/meta-data", "https://localhost/x",
+		"https://intranet.example/admin", "https://[fd00::1]/x"} {
+		out := bob.call(t, ts, "POST", "/api/v1/push/subscriptions", sub(bad), http.StatusBadRequest)
+		if out["error"].(map[string]any)["code"] != 101.0 {
+			t.Fatalf("%s: %v", bad, out)
+		}
+	}
+	ts2 := startServer(t, func(c *config.Config) { c.PushHosts = []string{"*.push.example"} })
+	carol := signup(t, ts2.URL, "carol")
+	carol.call(t, ts2, "POST", "/api/v1/push/subscriptions", sub("https://eu.push.example/x"), http.StatusCreated)
+	carol.call(t, ts2, "POST", "/api/v1/push/subscriptions", sub("https://fcm.googleapis.com/fcm/send/abc"), http.StatusBadRequest)
 }

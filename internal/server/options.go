@@ -17,7 +17,8 @@ type options struct {
 }
 
 // WithPushClient makes Web Push requests go through c and accept plain
-// http:// endpoints: tests run a local push service.
+// http:// endpoints on IP addresses and any port (the hosts allowed are
+// still --push-hosts): tests run a local push service.
 func WithPushClient(c *http.Client) Option {
 	return func(o *options) { o.pushHTTP, o.pushAllowHTTP = c, true }
 }
