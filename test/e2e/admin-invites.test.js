@@ -60,7 +60,7 @@ test('closed, then invite-only: an invite link signs a new user up once; a revok
   // Closed: the login page has no sign-up, not even from #/signup; the API refuses it too.
   await setMode(r, 'Nobody (closed)', 'Sign-up is closed.');
   const v1 = await visitor();
-  await v1.page.goto('/#/signup');
+  await v1.page.goto('/#/signup', { waitUntil: 'domcontentloaded' });
   await v1.page.locator('#auth-closed').waitFor();
   assert.equal(await v1.page.getByRole('button', { name: 'Create an account' }).count(), 0);
   assert.equal(await v1.page.getByRole('button', { name: 'Sign up' }).count(), 0);
@@ -85,13 +85,13 @@ test('closed, then invite-only: an invite link signs a new user up once; a revok
 
   // Without a code the form asks for one; the link fills it in and signs carol up.
   const v2 = await visitor();
-  await v2.page.goto('/#/signup');
+  await v2.page.goto('/#/signup', { waitUntil: 'domcontentloaded' });
   await v2.page.getByLabel('Invite code').waitFor();
   await v2.page.getByLabel('Username', { exact: true }).fill('dave');
   await v2.page.getByLabel('Password', { exact: true }).fill('correct horse battery');
   await v2.page.getByRole('button', { name: 'Sign up' }).click();
   await v2.page.locator('#auth-error', { hasText: 'Enter your invite code.' }).waitFor();
-  await v2.page.goto(link);
+  await v2.page.goto(link, { waitUntil: 'domcontentloaded' });
   const code = decodeURIComponent(link.split('/#/invite/')[1]);
   await v2.page.getByLabel('Invite code').waitFor();
   assert.equal(await v2.page.getByLabel('Invite code').inputValue(), code);
@@ -105,7 +105,7 @@ test('closed, then invite-only: an invite link signs a new user up once; a revok
 
   // The invite is spent: a second sign-up with it is refused, and the form says so.
   const v3 = await visitor();
-  await v3.page.goto(link);
+  await v3.page.goto(link, { waitUntil: 'domcontentloaded' });
   await v3.page.getByLabel('Username', { exact: true }).fill('erin');
   await v3.page.getByLabel('Password', { exact: true }).fill('correct horse battery');
   await v3.page.getByRole('button', { name: 'Sign up' }).click();
@@ -134,7 +134,7 @@ test("the admin page lists the server's rooms", async (t) => {
   const r = root.page;
   await r.getByRole('link', { name: 'Back to the chat' }).click();
   await createRoom(r, 'roots');
-  await r.goto('/#/admin');
+  await r.goto('/#/admin', { waitUntil: 'domcontentloaded' });
   await r.locator('#admin-rooms tr', { hasText: '#roots' }).waitFor();
   if (has.registration) await r.locator('#admin-rooms tr', { hasText: '#carols' }).waitFor();
 });

@@ -37,7 +37,7 @@ test('a permalink 21 pages back loads the page around the message and highlights
   };
   // In order: 30 older ones, the target, then 1060 more (more than 20 pages of 50), 20 at a time
   // (group commit), while the page is away (it need not render them live).
-  await a.goto('about:blank');
+  await a.goto('about:blank', { waitUntil: 'commit' });
   for (let i = 1; i <= 30; i++) await post(`old ${i}`);
   const target = await post('the far target');
   const later = [];
@@ -50,7 +50,7 @@ test('a permalink 21 pages back loads the page around the message and highlights
   const pages = []; // the message listings the app asks for
   a.on('request', (r) => { if (/\/api\/v1\/rooms\/\d+\/messages\?/.test(r.url())) pages.push(new URL(r.url()).searchParams); });
   // A fresh page opened on the link (as when it is pasted into the address bar).
-  await a.goto(`/#/rooms/${roomId}/messages/${target}`);
+  await a.goto(`/#/rooms/${roomId}/messages/${target}`, { waitUntil: 'domcontentloaded' });
   const linked = a.locator('#messages .msg.linked');
   await linked.waitFor();
   assert.equal(await linked.locator('.msg-body').textContent(), 'the far target');

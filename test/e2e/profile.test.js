@@ -78,7 +78,7 @@ test('a display name and an avatar show in the timeline and the member list; ini
   await author(b, 'before the profile').locator('.msg-name', { hasText: 'Bobby Tables' }).waitFor();
 
   // Alice's page learns profiles from member lists and REST messages: a reload gets both.
-  await a.reload();
+  await a.reload({ waitUntil: 'domcontentloaded' });
   await openRoom(a, 'faces');
   const head = author(a, 'before the profile');
   await head.locator('.msg-name', { hasText: 'Bobby Tables' }).waitFor();
@@ -119,7 +119,7 @@ test('a hostile display name is shown as text; a non-image avatar is refused', a
   await b.locator('#profile-error').filter({ hasText: /\S/ }).waitFor();
   await b.getByRole('button', { name: 'Close' }).click();
   await send(b, 'hostile name');
-  await a.reload();
+  await a.reload({ waitUntil: 'domcontentloaded' });
   await openRoom(a, 'faces');
   const head = author(a, 'hostile name');
   await head.locator('.msg-name', { hasText: hostile }).waitFor();

@@ -1004,6 +1004,7 @@ export class RoomView {
     try {
       const res = await api.search(q, here && this.model ? this.model.id : 0);
       const list = res.messages ?? [];
+      this.ctx.profiles?.update(list);
       if (!list.length) { replace(d.resultList, h('li', { class: 'hint', text: `Nothing found for “${q}”.` })); return; }
       const terms = searchTerms(q);
       replace(d.resultList, list.map((m) => {
@@ -1015,7 +1016,7 @@ export class RoomView {
         const open = (e) => { if (!e.target.closest('a, button')) this.ctx.openMessage(m.room, m.seq); };
         return h('li', { class: 'search-hit', onclick: open },
           h('button', { type: 'button', class: 'search-open', onclick: () => this.ctx.openMessage(m.room, m.seq) },
-            h('span', { class: 'search-meta', text: `${m.user} in ${where} · ${formatTime(m.created_at)}` })),
+            h('span', { class: 'search-meta', text: `${this.ctx.profiles?.displayName(m.user) ?? m.user} in ${where} · ${formatTime(m.created_at)}` })),
           h('div', { class: 'msg-body' }, formatBlocks(rest, { me: this.ctx.me, terms }), files.length ? ' 📎' : null));
       }));
       announce(`${list.length} result${list.length === 1 ? '' : 's'}`);

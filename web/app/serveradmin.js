@@ -15,13 +15,17 @@ export const adminAPI = {
   resetPassword: (name) => request('POST', `/api/v1/admin/users/${enc(name)}/reset-password`),
   sessions: (name) => request('GET', `/api/v1/admin/users/${enc(name)}/sessions`),
   endSessions: (name) => request('DELETE', `/api/v1/admin/users/${enc(name)}/sessions`),
-  rooms: () => request('GET', '/api/v1/admin/rooms'),
+  endSession: (name, id) => request('DELETE', `/api/v1/admin/users/${enc(name)}/sessions/${enc(id)}`),
+  rooms: (after = 0) => request('GET', `/api/v1/admin/rooms?after=${after}&limit=${ROOM_PAGE}`),
   stats: () => request('GET', '/api/v1/admin/stats'),
   setRegistration: (mode) => request('PUT', '/api/v1/admin/registration', { mode }),
   invites: () => request('GET', '/api/v1/admin/invites'),
   createInvite: (ttlSeconds, uses) => request('POST', '/api/v1/admin/invites', { ttl_seconds: ttlSeconds, uses }),
   revokeInvite: (id) => request('DELETE', `/api/v1/admin/invites/${enc(id)}`),
 };
+
+/** Rooms per page of the admin room list. */
+const ROOM_PAGE = 100;
 
 /** How many samples the charts keep (at one every POLL_MS: two minutes). */
 export const HISTORY = 60;
@@ -202,8 +206,16 @@ export class ServerAdmin {
       const ss = res.sessions ?? [];
       replace(cell,
         h('p', { class: 'session-summary', text: `${ss.length} session${ss.length === 1 ? '' : 's'} and token${ss.length === 1 ? '' : 's'}, ${res.connections ?? 0} open connection${res.connections === 1 ? '' : 's'}` }),
-        h('ul', { class: 'plain-list' }, ss.map((x) => h('li', {
-          text: `${x.kind}${x.label ? ` “${x.label}”` : ''}, since ${formatTime(x.created_at)}${x.expires_at ? `, until ${formatTime(x.expires_at)}` : ''}` }))),
+        h('ul', { class: 'plain-list' }, ss.map((x) => h('li', { dataset: { session: x.id } },
+          h('span', { text: `${x.kind}${x.label ? ` “${x.label}”` : ''}, since ${formatTime(x.created_at)}${x.expires_at ? `, until ${formatTime(x.expires_at)}` : ''} ` }),
+          h('button', { type: 'button', 'aria-label': `End this ${x.kind} of ${u.username}`, onclick: async (e) => {
+            e.currentTarget.disabled = true;
+            try {
+              await adminAPI.endSession(u.username, x.id);
+              button.setAttribute('aria-expanded', 'false');
+              await this.#sessions(button, u, row, cell);
+            } catch (err) { $('#admin-users-status').textContent = unsupported(err) ? 'This server cannot end one session yet.' : err.message; }
+          } }, 'End')))),
         u.username === this.ctx.me ? null : h('button', { type: 'button', class: 'danger', onclick: async (e) => {
           e.currentTarget.disabled = true;
           try {
@@ -216,18 +228,26 @@ export class ServerAdmin {
     } catch (err) { replace(cell, h('p', { class: 'error', text: err.message })); }
   }
 
-  async loadRooms() {
+  /** Lists the rooms, a page at a time (after: the last room id shown; 0 starts over). */
+  async loadRooms(after = 0) {
     const list = $('#admin-rooms');
     try {
-      const res = await adminAPI.rooms();
+      const res = await adminAPI.rooms(after);
       const rooms = res.rooms ?? [];
-      replace(list, rooms.length ? rooms.map((r) => h('tr', { dataset: { room: String(r.id) } },
+      list.querySelector('.more-rooms')?.remove();
+      const rows = rooms.map((r) => h('tr', { dataset: { room: String(r.id) } },
         h('th', { scope: 'row', text: r.kind === 'direct' ? `direct ${r.id}` : `#${r.name}` }),
         h('td', { text: r.title ?? '' }),
         h('td', { text: r.kind ?? '' }),
         h('td', { class: 'num', text: String(r.members ?? r.member_count ?? '') }),
         h('td', { class: 'num', text: String(r.last_seq ?? '') }),
-        h('td', { text: formatTime(r.created_at) }))) : h('tr', {}, h('td', { colspan: 6, class: 'hint', text: 'No rooms yet.' })));
+        h('td', { text: formatTime(r.created_at) })));
+      if (rooms.length >= ROOM_PAGE) {
+        const last = rooms[rooms.length - 1].id;
+        rows.push(h('tr', { class: 'more-rooms' }, h('td', { colspan: 6 }, h('button', { type: 'button', onclick: () => this.loadRooms(last) }, 'More rooms'))));
+      }
+      if (after) list.append(...rows);
+      else replace(list, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'hint', text: 'No rooms yet.' })));
     } catch (err) {
       replace(list, h('tr', {}, h('td', { colspan: 6, class: unsupported(err) ? 'hint' : 'error',
         text: unsupported(err) ? 'This server does not list rooms to administrators yet.' : err.message })));
