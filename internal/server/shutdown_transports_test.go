@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sori-dev/sori/internal/session"
 )
 
 // TestShutdownTellsEveryTransportToReconnect (issue 9.11): on shutdown every
@@ -18,6 +20,15 @@ import (
 // shutting down: the listener stays open until they fetched the disconnect.
 func TestShutdownTellsEveryTransportToReconnect(t *testing.T) {
 	ts := startServer(t, nil)
+	// A token after each session's close (no session is open yet); the
+	// hooks run once the session left the node.
+	closed := make(chan struct{}, 1)
+	ts.Node().OnClosed(func(*session.Session) {
+		select {
+		case closed <- struct{}{}:
+		default: // a token is already waiting: the loop re-checks the count
+		}
+	})
 	hc := &http.Client{Timeout: 20 * time.Second}
 	t.Cleanup(hc.CloseIdleConnections)
 	open := func(kind, user string) string {
@@ -96,7 +107,11 @@ func TestShutdownTellsEveryTransportToReconnect(t *testing.T) {
 	// Every session has been closed (the WebSocket one with its close
 	// frame written) before the pollers come back.
 	for ts.Node().Count() > 0 {
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-closed:
+		case err := <-shut:
+			t.Fatalf("shutdown returned (%v) with %d sessions left", err, ts.Node().Count())
+		}
 	}
 	for i, p := range pollers {
 		msgs, _, err := poll(p.sid, p.ack)

@@ -39,6 +39,7 @@ type env struct {
 	verifier *auth.Verifier
 	handler  *httpstream.Handler
 	client   *http.Client
+	closed   chan struct{} // a token after each session's close (Node.OnClosed)
 }
 
 func start(t *testing.T, cfg session.Config, opts httpstream.Options) *env {
@@ -52,6 +53,13 @@ func start(t *testing.T, cfg session.Config, opts httpstream.Options) *env {
 		t.Fatal(err)
 	}
 	node := session.NewNode(cfg, h, v, nil, nil)
+	closed := make(chan struct{}, 1)
+	node.OnClosed(func(*session.Session) {
+		select {
+		case closed <- struct{}{}:
+		default: // a token is already waiting: waitGone re-checks the count
+		}
+	})
 	hs := httpstream.New(node, opts)
 	mux := http.NewServeMux()
 	hs.Mount(mux.Handle)
@@ -62,7 +70,7 @@ func start(t *testing.T, cfg session.Config, opts httpstream.Options) *env {
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
 	tr := &http.Transport{}
-	e := &env{t: t, url: "http://" + ln.Addr().String(), hub: h, node: node, verifier: v, handler: hs,
+	e := &env{t: t, url: "http://" + ln.Addr().String(), hub: h, node: node, verifier: v, handler: hs, closed: closed,
 		client: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -400,17 +408,21 @@ func TestAuthFailureClosesWithDisconnectPush(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Fatalf("send to a closed session: %d, want 404", resp.StatusCode)
 	}
-	waitCount(t, e.node, 0)
+	e.waitGone()
 }
 
-func waitCount(t *testing.T, n *session.Node, want int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Count() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions, want %d", n.Count(), want)
+// waitGone waits until the node has no session left, woken by each close
+// (OnClosed hooks run after the session left the node, so no close is
+// missed between the count and the wait).
+func (e *env) waitGone() {
+	e.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for e.node.Count() != 0 {
+		select {
+		case <-e.closed:
+		case <-timeout:
+			e.t.Fatalf("%d sessions left after 10 s, want none", e.node.Count())
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -471,7 +483,7 @@ func TestLimitsAndBadInput(t *testing.T) {
 func TestAbandonedSessionIsClosed(t *testing.T) {
 	e := start(t, session.Config{}, httpstream.Options{SessionTimeout: 100 * time.Millisecond, Linger: 100 * time.Millisecond})
 	sid := e.open("longpoll", fmt.Sprintf(`{"id":1,"op":"connect","token":%q}`, e.token("dave")))
-	waitCount(t, e.node, 0)
+	e.waitGone()
 	// Within the linger the client can still learn why.
 	_, msgs, _ := e.poll(sid, 0, "0")
 	if len(msgs) != 2 || msgs[1]["push"] != "disconnect" || num(msgs[1]["code"]) != 4002 {
@@ -531,7 +543,7 @@ func TestClosedSessionsCountAgainstThePerIPLimitUntilForgotten(t *testing.T) {
 			t.Fatalf("close: %d %s", resp.StatusCode, b)
 		}
 	}
-	waitCount(t, e.node, 0)
+	e.waitGone()
 	resp, b := e.do("POST", httpstream.PathOpen, "", nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":4503`) || !strings.Contains(string(b), "per-IP") {
 		t.Fatalf("open with 3 lingering sessions: %d %s, want 503 with disconnect 4503 (per-IP)", resp.StatusCode, b)
