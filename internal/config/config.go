@@ -29,7 +29,8 @@ type Config struct {
 
 	AllowedOrigins []string `json:"allowed_origins"`
 	Compression    bool     `json:"compression"`
-	WSPoll         bool     `json:"ws_poll"` // idle WebSocket connections wait in epoll, not on a goroutine (Linux)
+	WSPoll         bool     `json:"ws_poll"`       // idle WebSocket connections wait in epoll, not on a goroutine (Linux)
+	WSWritePool    bool     `json:"ws_write_pool"` // WebSocket writes from a few shared goroutines (Linux)
 	AllowAnonymous bool     `json:"allow_anonymous"`
 
 	TokenSecret     string   `json:"token_secret"`
@@ -170,6 +171,7 @@ func Default() Config {
 		LogLevel:            "info",
 		Compression:         true,
 		WSPoll:              true,
+		WSWritePool:         true,
 		MaxConnections:      100000,
 		MaxConnectionsPerIP: 1000,
 		MaxSubscriptions:    256,
@@ -370,6 +372,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	list(&c.AllowedOrigins, "allowed-origins", "browser origins allowed besides the server's own; * for any")
 	boolean(&c.Compression, "compression", "accept WebSocket permessage-deflate")
 	boolean(&c.WSPoll, "ws-poll", "park idle WebSocket connections in epoll instead of a goroutine each (Linux; ignored elsewhere)")
+	boolean(&c.WSWritePool, "ws-write-pool", "write to WebSocket connections from a pool of GOMAXPROCS goroutines with non-blocking writes instead of a goroutine per connection with frames queued (Linux; ignored elsewhere)")
 	boolean(&c.AllowAnonymous, "allow-anonymous", "allow connections without a token")
 	str(&c.TokenSecret, "token-secret", "HMAC secret for connection tokens (default: generated in the data dir)")
 	list(&c.TokenPublicKeys, "token-public-keys", "PEM files with RSA/ECDSA public keys for connection tokens")

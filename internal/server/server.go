@@ -149,6 +149,7 @@ func (s *Server) routes() {
 		WriteTimeout:   s.cfg.WriteTimeout.D(),
 		Compression:    s.cfg.Compression,
 		Poll:           s.cfg.WSPoll,
+		WritePool:      s.cfg.WSWritePool,
 		Origins:        s.Origins(),
 		Logger:         s.log,
 	}))

@@ -19,9 +19,13 @@ import (
 // starts a fresh goroutine for the wait and ends (nextSoon), so an idle
 // connection's only goroutine has a minimal stack; with a poller
 // (Options.Poll, poll.go) an idle connection has no goroutine at all, and
-// the poller starts the reader when the socket becomes readable. The writer (write.go) is a
-// goroutine started on demand when frames are queued (Wake) and ended when the
-// queue is empty: an idle connection has no writer and holds no buffer.
+// the poller starts the reader when the socket becomes readable. The writer
+// (write.go) runs only while frames are queued (Wake) and stops when the
+// queue is empty: an idle connection has no writer and holds no buffer. With
+// a write pool (Options.WritePool, writepool.go) the writer is one turn of a
+// shared pool goroutine at a time; without one, or once a write has to wait
+// for the peer or a close is pending, it is a goroutine of the connection.
+// Either way one writer at a time (the writing flag).
 // Close may be called from any goroutine, any number of times; the first call
 // wins.
 //
@@ -39,7 +43,7 @@ type conn struct {
 	binary      bool  // the binary codec (sori.v1.msgpack) negotiated: binary frames both ways
 	deflateBits uint8 // the server's LZ77 window the peer allows (RFC 7692 §7.1.2.1); 8–15
 
-	writing   atomic.Bool                // a writer goroutine is running
+	writing   atomic.Bool                // a writer runs (or the conn waits on the write pool's list)
 	closing   atomic.Pointer[closeState] // set once, by the first Close
 	closeSent atomic.Bool                // the writer is done with the close frame (written or failed)
 
@@ -48,6 +52,9 @@ type conn struct {
 	hasFirst      bool     // reader
 	readErr       error    // reader: the error waitQuiet's read ended with, for the frame loop
 	writeDeadline int64    // writer: unix nanos of the deadline it last set
+
+	wp *writePool      // nil: each writer is a goroutine of the connection
+	wc syscall.RawConn // the socket, for the pool's non-blocking writes
 
 	// Read-ahead while the peer keeps sending (see nextSoon); reader only.
 	rbuf       *[]byte // from readPool; nil on an idle connection
@@ -80,7 +87,11 @@ func (c *conn) Kind() string { return "websocket" }
 // Wake implements session.Transport.
 func (c *conn) Wake() {
 	if c.writing.CompareAndSwap(false, true) {
-		go c.writeLoop()
+		if c.wp != nil {
+			c.wp.submit(c)
+		} else {
+			go c.writeLoop()
+		}
 	}
 }
 

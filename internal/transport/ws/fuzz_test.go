@@ -137,6 +137,9 @@ func runLoopPolled(t testing.TB, input []byte, deflate bool) *recordingPeer {
 	opts.setDefaults(time.Second)
 	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate, deflateBits: 15, slot: -1,
 		pl: newPoller(opts), rc: rawConnOf(server)}
+	if writePoolSupported {
+		c.wp, c.wc = newWritePool(), c.rc // replies and pongs go through the pooled writer
+	}
 	if c.rc == nil {
 		t.Fatal("a TCP connection exposes no socket")
 	}

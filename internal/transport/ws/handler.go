@@ -24,7 +24,11 @@ type Options struct {
 	// Poll parks idle connections in an epoll poller instead of a goroutine
 	// each (Linux; elsewhere, and for connections that do not expose their
 	// socket, the reader waits on a goroutine as without it).
-	Poll        bool
+	Poll bool
+	// WritePool writes for every connection from a few shared goroutines
+	// (GOMAXPROCS) with non-blocking writes, instead of a goroutine per
+	// connection each time its queue fills (Linux; writepool.go).
+	WritePool   bool
 	CompressMin int // frames shorter than this are sent uncompressed; default 128 bytes
 	Origins     transport.OriginPolicy
 	Logger      *slog.Logger
@@ -94,7 +98,8 @@ type Handler struct {
 	node     *session.Node
 	opts     Options
 	upgrader ws.HTTPUpgrader
-	pl       *poller // nil without Options.Poll
+	pl       *poller    // nil without Options.Poll
+	wp       *writePool // nil without Options.WritePool
 }
 
 // NewHandler returns the http.Handler of the /ws endpoint.
@@ -103,6 +108,9 @@ func NewHandler(node *session.Node, opts Options) *Handler {
 	h := &Handler{node: node, opts: opts}
 	if opts.Poll && pollSupported {
 		h.pl = newPoller(&h.opts)
+	}
+	if opts.WritePool && writePoolSupported {
+		h.wp = newWritePool()
 	}
 	h.upgrader = ws.HTTPUpgrader{
 		Timeout:  opts.WriteTimeout,
@@ -139,9 +147,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits, slot: -1,
 		binary: hs.Protocol == protocol.SubprotocolMsgpack}
-	if h.pl != nil {
-		if c.rc = rawConnOf(nc); c.rc != nil {
-			c.pl = h.pl
+	if h.pl != nil || h.wp != nil {
+		if rc := rawConnOf(nc); rc != nil {
+			if h.pl != nil {
+				c.rc, c.pl = rc, h.pl
+			}
+			if h.wp != nil {
+				c.wc, c.wp = rc, h.wp
+			}
 		}
 	}
 	if rw != nil && rw.Reader.Buffered() > 0 {

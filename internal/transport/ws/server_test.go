@@ -24,11 +24,13 @@ type wsServer struct {
 	verifier *auth.Verifier
 }
 
-// startWS starts a server with the default reader (parked in the poller on
-// Linux); startWSOpts takes the options as they are.
+// startWS starts a server with the defaults of `sori serve` (the reader
+// parked in the poller, writes from the write pool, on Linux); startWSOpts
+// takes the options as they are.
 func startWS(t *testing.T, cfg session.Config, opts ws.Options) *wsServer {
 	t.Helper()
 	opts.Poll = true
+	opts.WritePool = true
 	return startWSOpts(t, cfg, opts)
 }
 

@@ -78,39 +78,45 @@ func dropsQueue(d protocol.Disconnect) bool { return d.Code == protocol.Disconne
 // still unwritten.
 func (c *conn) writeFrames(frames []session.Frame) error {
 	bp := bufPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	var (
-		oldest int64
-		n      int
-		zp     *[]byte // compression scratch, only for deflate connections
-		err    error
-	)
-	flush := func() {
-		if len(b) == 0 || err != nil {
-			return
-		}
-		if c.closing.Load() == nil {
-			c.refreshWriteDeadline()
-		}
-		if _, err = c.nc.Write(b); err == nil {
-			c.peer.Wrote(n, len(b), oldest)
-		}
-		b, n, oldest = b[:0], 0, 0
+	var zp *[]byte // compression scratch, only for deflate connections
+	err := c.writeFramesBlocking(bp, frames, &zp)
+	putBuf(bp, *bp)
+	if zp != nil {
+		putBuf(zp, *zp)
 	}
-	for i := range frames {
-		f := &frames[i]
+	return err
+}
+
+// writeFramesBlocking is writeFrames with the caller's buffers; *bp holds
+// the last chunk on return.
+func (c *conn) writeFramesBlocking(bp *[]byte, frames []session.Frame, zp **[]byte) error {
+	for i := 0; i < len(frames); {
 		if c.closeSent.Load() {
 			break // nothing may follow a close frame (RFC 6455 §5.5.1)
 		}
-		if len(b) >= maxWrite {
-			flush()
-			if err != nil {
-				break
-			}
-			if cs := c.closing.Load(); cs != nil && dropsQueue(cs.d) {
-				break // the session dropped its queue: the close frame goes next
-			}
+		b, next, n, oldest := c.encode((*bp)[:0], frames, i, zp)
+		*bp = b
+		if c.closing.Load() == nil {
+			c.refreshWriteDeadline()
 		}
+		if _, err := c.nc.Write(b); err != nil {
+			return err
+		}
+		c.peer.Wrote(n, len(b), oldest)
+		i = next
+		if cs := c.closing.Load(); cs != nil && dropsQueue(cs.d) {
+			break // the session dropped its queue: the close frame goes next
+		}
+	}
+	return nil
+}
+
+// encode appends frames[i:] to b until b holds maxWrite bytes or more, or
+// the frames end. It returns the index of the first frame not encoded, how
+// many it encoded and the oldest publication time among them.
+func (c *conn) encode(b []byte, frames []session.Frame, i int, zp **[]byte) (_ []byte, next, n int, oldest int64) {
+	for ; i < len(frames) && len(b) < maxWrite; i++ {
+		f := &frames[i]
 		switch f.Control {
 		case 0:
 			data, op := f.Data, byte(opText)
@@ -129,11 +135,11 @@ func (c *conn) writeFrames(frames []session.Frame) error {
 				if f.PublishedAt != 0 && len(data) <= zcacheMax && c.opts.zc != nil {
 					z = c.opts.zc.compress(data, c.deflateBits) // a publication: shared by its subscribers
 				} else {
-					if zp == nil {
-						zp = bufPool.Get().(*[]byte)
+					if *zp == nil {
+						*zp = bufPool.Get().(*[]byte)
 					}
-					*zp = compress((*zp)[:0], data, int(c.deflateBits))
-					z = *zp
+					**zp = compress((**zp)[:0], data, int(c.deflateBits))
+					z = **zp
 				}
 				b = appendHeader(b, op, true, len(z))
 				b = append(b, z...)
@@ -153,12 +159,104 @@ func (c *conn) writeFrames(frames []session.Frame) error {
 		}
 		n++
 	}
-	flush()
-	putBuf(bp, b)
+	return b, i, n, oldest
+}
+
+// serveWrite is one turn of a pool goroutine for c (writepool.go), whose
+// writing flag is set: it writes what is queued without blocking. It
+// reports true when c must go back on the ready list (more frames were
+// queued meanwhile). When it hands c to a goroutine of its own (a full
+// socket, a close), that goroutine is c's writer from then on.
+func (c *conn) serveWrite() (again bool) {
+	if c.closing.Load() != nil {
+		go c.writeLoop() // the close frame may have to wait for the peer
+		return false
+	}
+	if frames := c.peer.Drain(); len(frames) > 0 {
+		handedOff, err := c.writeFramesPooled(frames)
+		if err != nil {
+			c.writeFailed()
+			return false
+		}
+		if handedOff {
+			return false
+		}
+		if c.peer.Pending() || c.closePending() {
+			return true
+		}
+	}
+	c.peer.Idle()
+	c.writing.Store(false)
+	// A frame or a close may have arrived between Drain and Store.
+	return (c.peer.Pending() || c.closePending()) && c.writing.CompareAndSwap(false, true)
+}
+
+// writeFramesPooled writes frames with non-blocking writes. When the socket
+// cannot take a chunk whole, the rest of the chunk and of the frames is
+// handed to a goroutine of c's own (finishBlocking), and it reports true.
+func (c *conn) writeFramesPooled(frames []session.Frame) (handedOff bool, err error) {
+	bp := bufPool.Get().(*[]byte)
+	var zp *[]byte
+	defer func() {
+		if !handedOff {
+			putBuf(bp, *bp)
+			if zp != nil {
+				putBuf(zp, *zp)
+			}
+		}
+	}()
+	for i := 0; i < len(frames); {
+		b, next, n, oldest := c.encode((*bp)[:0], frames, i, &zp)
+		*bp = b
+		w, err := c.tryWrite(b)
+		if err != nil {
+			return false, err
+		}
+		if w < len(b) {
+			go c.finishBlocking(bp, zp, w, n, oldest, frames[next:])
+			return true, nil
+		}
+		c.peer.Wrote(n, len(b), oldest)
+		i = next
+		if c.closing.Load() != nil {
+			// A close arrived: the rest goes through writeLoop's close
+			// handling (a slow consumer's queue is dropped there).
+			go c.finishBlocking(bp, zp, len(b), 0, 0, frames[i:])
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// finishBlocking is c's writer after a pooled write found the socket full:
+// it writes the unwritten part of the chunk in *bp (from written on) and the
+// remaining frames with blocking writes under the write deadline, then stays
+// c's writer until the queue is empty (writeLoop).
+func (c *conn) finishBlocking(bp, zp *[]byte, written, n int, oldest int64, rest []session.Frame) {
+	b := *bp
+	var err error
+	if written < len(b) {
+		if c.closing.Load() == nil {
+			c.refreshWriteDeadline()
+		}
+		if _, err = c.nc.Write(b[written:]); err == nil {
+			c.peer.Wrote(n, len(b), oldest)
+		}
+	}
+	if err == nil && len(rest) > 0 {
+		if cs := c.closing.Load(); cs == nil || !dropsQueue(cs.d) {
+			err = c.writeFramesBlocking(bp, rest, &zp)
+		}
+	}
+	putBuf(bp, *bp)
 	if zp != nil {
 		putBuf(zp, *zp)
 	}
-	return err
+	if err != nil {
+		c.writeFailed()
+		return
+	}
+	c.writeLoop()
 }
 
 // refreshWriteDeadline gives the next write at least half of WriteTimeout.
