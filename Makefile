@@ -5,7 +5,7 @@
 GO ?= go
 export GO
 
-.PHONY: run build test check fuzz bench cluster-demo test-cluster bench-cluster
+.PHONY: run build test check fuzz bench cluster-demo test-cluster bench-cluster bench-peers
 
 run:
 	$(GO) run ./cmd/sori serve
@@ -45,3 +45,8 @@ test-cluster:
 # The cluster benchmarks of docs/benchmarks.md (three nodes against one, same run).
 bench-cluster:
 	pg_virtualenv -t -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_CLUSTER_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run TestClusterBench ./internal/tools/clustertest'
+
+# Sori beside Centrifugo, Node ws, Socket.IO and uWebSockets.js: idle memory and
+# fan-out CPU, same run (docs/benchmarks.md). Installs the peers outside the repo.
+bench-peers:
+	bash scripts/bench-peers.sh

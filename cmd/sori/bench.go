@@ -50,7 +50,8 @@ func benchFlags(cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, jsonOut,
 	fs.DurationVar(&cfg.Drain, "drain", 0, "wait this long after publishing for late deliveries (default 2s)")
 	fs.IntVar(&cfg.Publishers, "publishers", 4, "concurrent server API publishers")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
-	fs.BoolVar(&cfg.Compression, "compression", false, "offer WebSocket permessage-deflate")
+	fs.BoolVar(&cfg.Compression, "compression", false, "offer WebSocket permessage-deflate (Sori's protocol only)")
+	fs.StringVar(&cfg.Protocol, "protocol", "sori", "the server's protocol: sori, centrifugo (v6 JSON, --api-key is its HTTP API key), plain or socketio (the peers of scripts/bench-peers.sh)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id on this machine: CPU from /proc/<pid>/stat (any server), pinning with --server-cpu")
 	cpuFlag := func(name, usage string, pin *bool, core *int) {
 		fs.Func(name, usage, func(v string) error {

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // Patterns of subscription.
@@ -44,7 +42,10 @@ type Config struct {
 	Drain       time.Duration // wait after the last publication for deliveries; default 2s
 	Publishers  int           // concurrent API publishers; default 4
 	AllowRemote bool          // allow a non-loopback target
-	Compression bool          // offer permessage-deflate
+	Compression bool          // offer permessage-deflate (Sori's protocol)
+	// Protocol is the server's protocol: sori (default), centrifugo, plain
+	// or socketio (proto.go), so that peers get the same workload.
+	Protocol string
 
 	// ServerPID, when set, is the server's process on this machine: its CPU
 	// comes from /proc/<pid>/stat (any server, not only Sori's /metrics),
@@ -211,6 +212,7 @@ type run struct {
 	stopping  atomic.Bool
 	errOnce   sync.Once
 	firstErr  string
+	proto     *protocol
 	channels  []string // subscribed channels
 	subs      []int64  // subscribers per channel (after the ramp)
 }
@@ -232,6 +234,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}}
 	defer r.http.CloseIdleConnections()
 	r.window.Store(new(Histogram))
+	if r.proto, err = protocolOf(cfg.Protocol); err != nil {
+		return nil, err
+	}
+	if cfg.Compression && !r.proto.needsToken {
+		return nil, errors.New("bench: --compression is for Sori's protocol only")
+	}
 	r.plan()
 
 	if cfg.PinServer && cfg.ServerPID <= 0 {
@@ -310,6 +318,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Publish.
 	before, _ := r.scrape()
+	rssBefore := r.serverRSS()
 	cpu0, cpuErr := r.serverCPU(before)
 	pubStart := time.Now()
 	if r.conns.Load() > 0 { // with no one to deliver to there is nothing to measure
@@ -319,6 +328,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	after, _ := r.scrape()
 	cpu1, cpuErr1 := r.serverCPU(after)
 	rep.ServerRSSStart, rep.ServerRSS = before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
+	if cfg.ServerPID > 0 { // any server: its RSS from /proc, as its CPU
+		rep.ServerRSSStart, rep.ServerRSS = rssBefore, r.serverRSS()
+	}
 	if cpuErr == nil && cpuErr1 == nil {
 		rep.ServerCPU = cpu1 - cpu0
 	} else {
@@ -333,7 +345,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.stopping.Store(true)
 	for _, c := range clients {
 		if c != nil {
-			_ = c.ws.Close(websocket.StatusNormalClosure, "bench done")
+			c.close()
 		}
 	}
 	cancel()
@@ -385,6 +397,18 @@ func (r *run) serverCPU(m map[string]float64) (float64, error) {
 		return processCPU(r.cfg.ServerPID)
 	}
 	return m["process_cpu_seconds_total"], nil
+}
+
+// serverRSS is the ServerPID process's RSS, 0 when unknown.
+func (r *run) serverRSS() float64 {
+	if r.cfg.ServerPID <= 0 {
+		return 0
+	}
+	v, err := processRSS(r.cfg.ServerPID)
+	if err != nil {
+		r.fail(err)
+	}
+	return v
 }
 
 // plan names the channels of the pattern.
@@ -443,6 +467,27 @@ func (r *run) api(ctx context.Context, path string, body any, out any) error {
 	return nil
 }
 
+// publishOne publishes data on ch through the server's API.
+func (r *run) publishOne(ctx context.Context, ch string, data json.RawMessage) error {
+	path, body, header := r.proto.publish(ch, data, r.cfg.APIKey)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header = header
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK || bytes.Contains(rb, []byte(`"error"`)) {
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(rb))
+	}
+	return nil
+}
+
 // publish sends Rate publications per second for Duration through the server
 // API, from Publishers workers.
 func (r *run) publish(ctx context.Context) {
@@ -462,7 +507,7 @@ func (r *run) publish(ctx context.Context) {
 				// cancelling it could drop the answer of a publication the
 				// server has made, and its deliveries would count as extra.
 				reqCtx, cancelReq := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				err := r.api(reqCtx, "/api/publish", map[string]any{"channel": r.channels[ch], "data": data}, nil)
+				err := r.publishOne(reqCtx, r.channels[ch], data)
 				cancelReq()
 				if err != nil {
 					r.expected.Add(-r.subs[ch])

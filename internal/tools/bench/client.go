@@ -3,83 +3,163 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// client is one bench connection: a WebSocket speaking sori.v1.
+// client is one bench connection: the hand-written client (wsconn.go), or,
+// with --compression, a library client that negotiates permessage-deflate.
 type client struct {
-	ws *websocket.Conn
+	raw *wsConn
+	ws  *websocket.Conn
 }
 
 // dial opens connection i from a loopback source address chosen round-robin
-// (each source address has its own ~28k ephemeral ports), connects and
-// subscribes to its channel.
+// (each source address has its own ~28k ephemeral ports), and subscribes it
+// to its channel in the run's protocol.
 func (r *run) dial(ctx context.Context, i int) (*client, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if r.loopback && r.cfg.SourceIPs > 1 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%r.cfg.SourceIPs))}
 	}
-	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-	opts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"sori.v1"}}
-	if r.cfg.Compression {
-		opts.CompressionMode = websocket.CompressionNoContextTakeover
+	var tok string
+	if r.proto.needsToken {
+		var t struct{ Token string }
+		if err := r.api(ctx, "/api/token", map[string]any{"user": userOf(i), "ttl": "1h"}, &t); err != nil {
+			return nil, err
+		}
+		tok = t.Token
 	}
-	var tok struct{ Token string }
-	if err := r.api(ctx, "/api/token", map[string]any{"user": userOf(i), "ttl": "1h"}, &tok); err != nil {
+	ch := r.channels[r.channelOf(i)]
+	if r.cfg.Compression {
+		return r.dialCompressed(ctx, d, tok, ch)
+	}
+	u, err := url.Parse(r.cfg.URL)
+	if err != nil {
 		return nil, err
 	}
+	c, err := dialWS(d, u.Host, r.proto.path(ch), r.proto.subprotocol, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, m := range r.proto.hello(tok, ch) {
+		if err := c.send(m); err != nil {
+			_ = c.nc.Close()
+			return nil, fmt.Errorf("bench: subscribe: %w", err)
+		}
+	}
+	for {
+		f, err := c.next()
+		if err != nil {
+			_ = c.nc.Close()
+			return nil, fmt.Errorf("bench: subscribe: %w", err)
+		}
+		if bytes.Contains(f, []byte(`"error"`)) {
+			_ = c.nc.Close()
+			return nil, fmt.Errorf("bench: subscribe: %s", f)
+		}
+		if pong := r.pong(f); pong != nil {
+			if err := c.send(pong); err != nil {
+				_ = c.nc.Close()
+				return nil, err
+			}
+		}
+		if r.proto.setup != nil {
+			if m := r.proto.setup(f, ch); m != nil {
+				if err := c.send(m); err != nil {
+					_ = c.nc.Close()
+					return nil, err
+				}
+			}
+		}
+		if bytes.Contains(f, r.proto.subscribed) {
+			break
+		}
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	return &client{raw: c}, nil
+}
+
+func (r *run) pong(f []byte) []byte {
+	if r.proto.pong == nil {
+		return nil
+	}
+	return r.proto.pong(f)
+}
+
+// dialCompressed is dial for --compression (Sori's protocol only).
+func (r *run) dialCompressed(ctx context.Context, d *net.Dialer, tok, ch string) (*client, error) {
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	opts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{r.proto.subprotocol},
+		CompressionMode: websocket.CompressionNoContextTakeover}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	wsURL := "ws" + strings.TrimPrefix(r.cfg.URL, "http") + "/ws"
+	wsURL := "ws" + strings.TrimPrefix(r.cfg.URL, "http") + r.proto.path(ch)
 	c, _, err := websocket.Dial(dctx, wsURL, opts)
 	if err != nil {
 		return nil, fmt.Errorf("bench: dial %s: %w", wsURL, err)
 	}
 	c.SetReadLimit(1 << 20)
-	cmds := fmt.Sprintf(`{"id":1,"op":"connect","token":%q}`+"\n"+`{"id":2,"op":"subscribe","channel":%q}`, tok.Token, r.channels[r.channelOf(i)])
-	if err := c.Write(dctx, websocket.MessageText, []byte(cmds)); err != nil {
-		_ = c.CloseNow()
-		return nil, fmt.Errorf("bench: connect: %w", err)
+	for _, m := range r.proto.hello(tok, ch) {
+		if err := c.Write(dctx, websocket.MessageText, m); err != nil {
+			_ = c.CloseNow()
+			return nil, fmt.Errorf("bench: subscribe: %w", err)
+		}
 	}
-	for got := 0; got < 2; {
+	for {
 		_, b, err := c.Read(dctx)
 		if err != nil {
 			_ = c.CloseNow()
-			return nil, fmt.Errorf("bench: connect: %w", err)
+			return nil, fmt.Errorf("bench: subscribe: %w", err)
 		}
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			var rep struct {
-				ID    int             `json:"id"`
-				Error json.RawMessage `json:"error"`
-			}
-			if json.Unmarshal(line, &rep) != nil || rep.ID == 0 {
-				continue
-			}
-			if rep.Error != nil {
-				_ = c.CloseNow()
-				return nil, fmt.Errorf("bench: command %d: %s", rep.ID, rep.Error)
-			}
-			got++
+		if bytes.Contains(b, []byte(`"error"`)) {
+			_ = c.CloseNow()
+			return nil, fmt.Errorf("bench: subscribe: %s", b)
+		}
+		if bytes.Contains(b, r.proto.subscribed) {
+			return &client{ws: c}, nil
 		}
 	}
-	return &client{ws: c}, nil
+}
+
+func (c *client) read() ([]byte, error) {
+	if c.raw != nil {
+		return c.raw.next()
+	}
+	_, b, err := c.ws.Read(context.Background())
+	return b, err
+}
+
+func (c *client) send(m []byte) error {
+	if c.raw != nil {
+		return c.raw.send(m)
+	}
+	return c.ws.Write(context.Background(), websocket.MessageText, m)
+}
+
+func (c *client) close() {
+	if c.raw != nil {
+		_ = c.raw.close()
+		return
+	}
+	_ = c.ws.Close(websocket.StatusNormalClosure, "bench done")
 }
 
 var timeKey = []byte(`"t":`)
 
 // readLoop counts publications and records their latency from the send time
-// the publisher put in the data.
+// the publisher put in the data ({"t":<unix nanos>,…}; a frame may carry
+// several, as Centrifugo joins messages with newlines).
 func (c *client) readLoop(r *run) {
 	for {
-		_, b, err := c.ws.Read(context.Background())
+		b, err := c.read()
 		if err != nil {
 			if !r.stopping.Load() {
 				r.discs.Add(1)
@@ -87,26 +167,25 @@ func (c *client) readLoop(r *run) {
 			return
 		}
 		now := time.Now().UnixNano()
-		for len(b) > 0 {
-			line := b
-			if i := bytes.IndexByte(b, '\n'); i >= 0 {
-				line, b = b[:i], b[i+1:]
-			} else {
-				b = nil
+		if pong := r.pong(b); pong != nil {
+			_ = c.send(pong)
+			continue
+		}
+		for {
+			i := bytes.Index(b, timeKey)
+			if i < 0 {
+				break
 			}
-			i := bytes.Index(line, timeKey)
-			if i < 0 || !bytes.HasPrefix(line, []byte(`{"push":"pub"`)) {
+			b = b[i+len(timeKey):]
+			var sent int64
+			j := 0
+			for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+				sent = sent*10 + int64(b[j]-'0')
+			}
+			if j == 0 {
 				continue
 			}
-			rest := line[i+len(timeKey):]
-			end := bytes.IndexAny(rest, ",}")
-			if end < 0 {
-				continue
-			}
-			sent, err := strconv.ParseInt(string(rest[:end]), 10, 64)
-			if err != nil {
-				continue
-			}
+			b = b[j:]
 			d := time.Duration(now - sent)
 			r.hist.Record(d)
 			r.window.Load().Record(d)

@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -71,4 +72,23 @@ func processCPU(pid int) (float64, error) {
 		return 0, fmt.Errorf("read CPU of %d: malformed stat", pid)
 	}
 	return float64(utime+stime) / clockTicks, nil
+}
+
+// processRSS returns the resident set of process pid in bytes, from
+// /proc/<pid>/status (VmRSS).
+func processRSS(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("bench: server RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("bench: server RSS: %q: %w", line, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, errors.New("bench: server RSS: no VmRSS in /proc status")
 }
