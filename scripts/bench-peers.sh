@@ -77,7 +77,7 @@ case " $peers " in *" uws "*)
 		(cd "$cache/node" && npm install --no-audit --no-fund @btc-vision/uwebsockets.js@20 >/dev/null 2>&1) || true
 	fi
 	if ! why=$(cd "$cache/node" && node -e "require('@btc-vision/uwebsockets.js')" 2>&1); then
-		skip[uws]="uWebSockets.js does not load here: $(echo "$why" | grep -m1 -o 'GLIBC_[0-9.]* not found\|Cannot find module[^\n]*' || echo "$why" | head -1)"
+		skip[uws]="uWebSockets.js does not load here: $(echo "$why" | grep -m1 -o "GLIBC_[0-9.]*. not found\|Cannot find module .*" || echo "$why" | head -1)"
 	fi ;;
 esac
 for peer in "${!skip[@]}"; do echo "   $peer: skipped (${skip[$peer]})"; done

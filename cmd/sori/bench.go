@@ -51,6 +51,9 @@ func benchFlags(cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, jsonOut,
 	fs.IntVar(&cfg.Publishers, "publishers", 4, "concurrent server API publishers")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&cfg.Compression, "compression", false, "offer WebSocket permessage-deflate (Sori's protocol only)")
+	fs.BoolVar(&cfg.FindRate, "find-rate", false, "first search the saturating publication rate (doubling from --rate, then bisecting; steps of --step), then measure at --load × that rate for --duration")
+	fs.DurationVar(&cfg.StepDuration, "step", 0, "duration of each --find-rate step (default 2s)")
+	fs.Float64Var(&cfg.Load, "load", 0.5, "share of the saturating rate the measured run offers, with --find-rate")
 	fs.StringVar(&cfg.Protocol, "protocol", "sori", "the server's protocol: sori, centrifugo (v6 JSON, --api-key is its HTTP API key), plain or socketio (the peers of scripts/bench-peers.sh)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id on this machine: CPU from /proc/<pid>/stat (any server), pinning with --server-cpu")
 	cpuFlag := func(name, usage string, pin *bool, core *int) {

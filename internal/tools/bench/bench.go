@@ -58,6 +58,14 @@ type Config struct {
 	PinSelf       bool // pin this process's threads to CPUCore
 	CPUCore       int
 
+	// FindRate searches the saturating publication rate before the measured
+	// run (saturate.go): the offered rate doubles from Rate for StepDuration
+	// each until a step does not keep up, then three bisection steps. The
+	// measured run then offers Load × that rate for Duration.
+	FindRate     bool
+	StepDuration time.Duration // default 2s
+	Load         float64       // share of the saturating rate for the measured run; default 0.5
+
 	// Thresholds: a run that misses one returns ErrThreshold.
 	MinDeliveries float64       // deliveries per second at least; 0 = no check
 	MaxP99        time.Duration // delivery latency p99 at most; 0 = no check
@@ -100,6 +108,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Drain <= 0 {
 		c.Drain = 2 * time.Second
+	}
+	if c.StepDuration <= 0 {
+		c.StepDuration = 2 * time.Second
+	}
+	if c.Load <= 0 {
+		c.Load = 0.5
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second
@@ -193,6 +207,8 @@ type Report struct {
 	ServerRSS       float64  `json:"server_rss_bytes"` // at the end of the publish phase
 	ServerRSSStart  float64  `json:"server_rss_start_bytes"`
 	Series          []Point  `json:"series"`
+	SaturatingRate  float64  `json:"saturating_rate,omitempty"` // with FindRate: publications/s; the run offered Load × this
+	Steps           []Step   `json:"rate_steps,omitempty"`
 	Failed          []string `json:"failed_thresholds,omitempty"`
 }
 
@@ -201,7 +217,7 @@ type run struct {
 	cfg       Config
 	http      *http.Client
 	loopback  bool
-	hist      Histogram
+	hist      atomic.Pointer[Histogram] // the current phase's (a step of FindRate, or the measured run)
 	window    atomic.Pointer[Histogram]
 	delivered atomic.Int64
 	errors    atomic.Int64
@@ -234,6 +250,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers * 2}}}
 	defer r.http.CloseIdleConnections()
 	r.window.Store(new(Histogram))
+	r.hist.Store(new(Histogram))
 	if r.proto, err = protocolOf(cfg.Protocol); err != nil {
 		return nil, err
 	}
@@ -316,6 +333,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	if cfg.FindRate && r.conns.Load() > 0 {
+		sat, steps := r.findRate(runCtx)
+		rep.SaturatingRate, rep.Steps = sat, steps
+		if sat > 0 {
+			r.cfg.Rate = sat * cfg.Load
+		} else {
+			r.fail(fmt.Errorf("bench: no step kept up, down to %.1f pub/s; measuring at --rate", steps[len(steps)-1].Rate))
+		}
+		rep.Config.Rate = r.cfg.Rate
+		r.resetPhase()
+	}
+
 	// Publish.
 	before, _ := r.scrape()
 	rssBefore := r.serverRSS()
@@ -359,7 +388,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if d := pubEnd.Sub(pubStart).Seconds(); d > 0 {
 		rep.DeliveriesSec = float64(rep.Delivered) / d
 	}
-	rep.Latency = r.hist.Summary()
+	rep.Latency = r.hist.Load().Summary()
 	rep.Errors, rep.Disconnects, rep.FirstError = r.errors.Load(), r.discs.Load(), r.firstErr
 	if rep.Delivered > 0 {
 		rep.ServerCPUPerDel = rep.ServerCPU / float64(rep.Delivered) * 1e6

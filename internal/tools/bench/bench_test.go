@@ -176,3 +176,33 @@ func TestServerCPUFromProc(t *testing.T) {
 		t.Fatal("pinning a server without its pid ran")
 	}
 }
+
+// FindRate steps the offered rate until the server does not keep up, then
+// measures at Load × the highest rate that kept up.
+func TestFindRateThenMeasureAtHalf(t *testing.T) {
+	url := startServer(t)
+	rep, err := bench.Run(context.Background(), bench.Config{
+		URL: url, APIKey: "bench-key", Conns: 10, SourceIPs: 2, Pattern: bench.PatternRoom,
+		Rate: 50, FindRate: true, StepDuration: 300 * time.Millisecond, Duration: 500 * time.Millisecond,
+		Drain: 30 * time.Second, MaxErrors: -1,
+	})
+	if err != nil && !errors.Is(err, bench.ErrThreshold) {
+		t.Fatalf("run: %v", err)
+	}
+	if len(rep.Steps) < 2 {
+		t.Fatalf("%d steps: the search needs one that keeps up and one that does not: %+v", len(rep.Steps), rep.Steps)
+	}
+	kept, missed := false, false
+	for _, st := range rep.Steps {
+		kept, missed = kept || st.KeptUp, missed || !st.KeptUp
+		if st.KeptUp && st.Rate > rep.SaturatingRate {
+			t.Fatalf("step %+v kept up above the saturating rate %v", st, rep.SaturatingRate)
+		}
+	}
+	if !missed {
+		t.Fatalf("no step failed to keep up: %+v", rep.Steps)
+	}
+	if kept && rep.Config.Rate != rep.SaturatingRate*0.5 {
+		t.Fatalf("measured at %v pub/s, want half of %v", rep.Config.Rate, rep.SaturatingRate)
+	}
+}

@@ -187,7 +187,7 @@ func (c *client) readLoop(r *run) {
 			}
 			b = b[j:]
 			d := time.Duration(now - sent)
-			r.hist.Record(d)
+			r.hist.Load().Record(d)
 			r.window.Load().Record(d)
 			r.delivered.Add(1)
 		}

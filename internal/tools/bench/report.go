@@ -13,6 +13,17 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "sori bench: %s, pattern %s, %d conns (room size %d), %.0f pubs/s of %d B for %s\n",
 		c.URL, c.Pattern, c.Conns, c.RoomSize, c.Rate, c.Size, c.Duration)
 	fmt.Fprintf(w, "  connected     %d in %.1fs\n", rep.Connected, rep.RampSeconds)
+	if len(rep.Steps) > 0 {
+		for _, st := range rep.Steps {
+			verdict := "kept up"
+			if !st.KeptUp {
+				verdict = "did not keep up"
+			}
+			fmt.Fprintf(w, "  step          %.0f pub/s: published %d, delivered %d of %d, p50 %.2f → %.2f ms: %s\n",
+				st.Rate, st.Published, st.Delivered, st.Expected, st.P50First, st.P50Second, verdict)
+		}
+		fmt.Fprintf(w, "  saturating    %.0f pub/s; the run below offered %.0f pub/s\n", rep.SaturatingRate, c.Rate)
+	}
 	fmt.Fprintf(w, "  published     %d\n", rep.Published)
 	fmt.Fprintf(w, "  delivered     %d of %d expected (%.0f/s)\n", rep.Delivered, rep.Expected, rep.DeliveriesSec)
 	l := rep.Latency
