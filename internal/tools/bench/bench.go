@@ -339,7 +339,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if sat > 0 {
 			r.cfg.Rate = sat * cfg.Load
 		} else {
-			r.fail(fmt.Errorf("bench: no step kept up, down to %.1f pub/s; measuring at --rate", steps[len(steps)-1].Rate))
+			r.fail(fmt.Errorf("bench: no step of the rate search kept up (%d steps); measuring at --rate", len(steps)))
 		}
 		rep.Config.Rate = r.cfg.Rate
 		r.resetPhase()
