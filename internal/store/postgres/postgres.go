@@ -67,6 +67,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// idleTxTimeoutParam bounds how long a node's session may sit idle inside a
+// transaction (see Open).
+const idleTxTimeoutParam = "idle_in_transaction_session_timeout"
+
 // Open connects to the database named by dsn (a libpq keyword/value string
 // or a postgres:// URL; unknown keywords such as search_path become session
 // settings), applies pending migrations and starts the group-commit writer.
@@ -81,6 +85,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	// A node frozen inside a group commit (SIGSTOP, a VM pause) holds its
+	// rooms' row locks and would stall every other node's appends to them
+	// until it wakes: the server ends such a session after 5 s idle in its
+	// transaction, so its COMMIT fails (nothing of it was acknowledged) and
+	// the others go on. A DSN may set another value.
+	if _, set := cfg.ConnConfig.RuntimeParams[idleTxTimeoutParam]; !set {
+		cfg.ConnConfig.RuntimeParams[idleTxTimeoutParam] = "5000" // ms
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

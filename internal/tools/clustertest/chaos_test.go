@@ -228,7 +228,7 @@ func (w *workload) finish(t *testing.T, ctx context.Context) {
 	w.target.Store(w.hist.MaxAcked())
 	w.rwg.Wait()
 	if ctx.Err() != nil {
-		t.Fatalf("readers did not catch up: %v", ctx.Err())
+		t.Fatalf("readers did not catch up to offset %d: %v; %s", w.target.Load(), ctx.Err(), w.hist.Lasts())
 	}
 	w.mu.Lock()
 	if len(w.subRefused) > 0 {

@@ -158,6 +158,22 @@ func (h *History) Last(reader string) uint64 {
 	return h.reader(reader).last
 }
 
+// Lasts describes every reader's last delivered offset.
+func (h *History) Lasts() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.readers))
+	for n := range h.readers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := ""
+	for _, n := range names {
+		out += fmt.Sprintf("%s at %d; ", n, h.readers[n].last)
+	}
+	return out
+}
+
 // Position returns a reader's epoch and last offset, for a resume.
 func (h *History) Position(reader string) (string, uint64) {
 	h.mu.Lock()

@@ -307,6 +307,10 @@ func (c *cluster) tryAuth(auth, method, path string, body any) (map[string]any, 
 
 // tryAt sends a request to base (a node or the balancer).
 func (c *cluster) tryAt(base, auth, method, path string, body any) (map[string]any, int, error) {
+	return c.tryWith(c.hc, base, auth, method, path, body)
+}
+
+func (c *cluster) tryWith(hc *http.Client, base, auth, method, path string, body any) (map[string]any, int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -319,7 +323,7 @@ func (c *cluster) tryAt(base, auth, method, path string, body any) (map[string]a
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
