@@ -65,7 +65,10 @@ export async function waitOrDump(locator, pages, opts) {
   try {
     await locator.waitFor(opts);
   } catch (err) {
-    for (const [name, p] of Object.entries(pages)) console.log(`# ${name}'s tiles: ${JSON.stringify(await tilesOf(p))}`);
+    for (const [name, p] of Object.entries(pages)) {
+      const panel = await p.evaluate(() => ({ ...document.querySelector('#call-panel')?.dataset })).catch(() => ({}));
+      console.log(`# ${name}'s panel ${JSON.stringify(panel)}, tiles: ${JSON.stringify(await tilesOf(p))}`);
+    }
     throw err;
   }
 }

@@ -369,6 +369,8 @@ export class CallPanel {
     this.#closePeers(call);
     this.#stopLocal();
     this.panel.hidden = true;
+    delete this.panel.dataset.sfuSignaling;
+    delete this.panel.dataset.sfuIce;
     replace(this.panel);
     this.#renderButton();
     announce(message);
@@ -537,7 +539,10 @@ export class CallPanel {
       }
     };
     pc.onicecandidate = ({ candidate }) => { if (candidate) signal({ candidate: candidate.toJSON() }); };
+    // Where the connection to the SFU stands, on the panel for tests and bug reports.
+    pc.onsignalingstatechange = () => { if (call.sfu === sfu) this.panel.dataset.sfuSignaling = pc.signalingState; };
     pc.oniceconnectionstatechange = () => {
+      if (call.sfu === sfu) this.panel.dataset.sfuIce = pc.iceConnectionState;
       if (pc.iceConnectionState === 'failed') pc.restartIce(); // the new offer goes out through negotiationneeded
       for (const peer of call.peers.values()) this.#renderTile(peer);
     };
@@ -568,6 +573,8 @@ export class CallPanel {
     call.sfu?.pc.close();
     call.sfu = null;
     call.mode = 'mesh';
+    delete this.panel.dataset.sfuSignaling;
+    delete this.panel.dataset.sfuIce;
     this.panel.dataset.mode = 'mesh';
     const ps = [...call.peers.values()].map(({ id, user, polite, state }) => ({ id, user, polite, state }));
     for (const peer of call.peers.values()) { this.#dropMedia(peer); peer.tile?.remove(); }
