@@ -26,7 +26,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, screenshot } from './helpers.js';
 import { signUp, createRoom, joinPublicRoom } from './driver.js';
-import { launchCallBrowser, newCallPage, decodingTile, waitOrDump } from './calls-lib.js';
+import { launchCallBrowser, newCallPage, decodingTile, waitOrDump, dumpServer } from './calls-lib.js';
 
 let server;
 let browser;
@@ -53,7 +53,7 @@ test('five pages move to the SFU, decode each other, and return to mesh when two
   try {
     await fivePages();
   } catch (err) {
-    console.log(`# server log (end):\n${server?.log().slice(-12000)}`);
+    await dumpServer(server, 'calls-five');
     throw err;
   }
 });

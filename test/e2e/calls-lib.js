@@ -4,7 +4,9 @@
 // runs the Go tests, so the fake devices send few pixels at a low frame rate
 // (a 640×360 camera at 30 fps per page is what made clicks time out at a
 // load average of 50), and actions get a minute rather than 15 s.
-import { launchBrowser, newPage } from './helpers.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launchBrowser, newPage, artifacts } from './helpers.js';
 import { maybeRouteSDK } from './driver.js';
 
 /**
@@ -71,4 +73,26 @@ export async function waitOrDump(locator, pages, opts) {
     }
     throw err;
   }
+}
+
+/**
+ * After a failed call test: asks the server for a goroutine dump (SIGQUIT:
+ * the Go runtime prints every goroutine's stack and exits), saves its whole
+ * log as test-artifacts/<name>-server.log and prints the log's end. A
+ * negotiation that never completes shows there as an SFU goroutine waiting.
+ */
+export async function dumpServer(server, name) {
+  if (!server) return;
+  if (server.proc.exitCode === null && server.proc.signalCode === null) {
+    // Its output is whole once the pipes close; a stuck process is killed after 20 s.
+    const closed = new Promise((resolve) => server.proc.once('close', resolve));
+    server.proc.kill('SIGQUIT');
+    let timer;
+    await Promise.race([closed, new Promise((resolve) => { timer = setTimeout(resolve, 20000); })]);
+    clearTimeout(timer);
+  }
+  await server.stop();
+  const file = path.join(artifacts, `${name}-server.log`);
+  fs.writeFileSync(file, server.log());
+  console.log(`# server log with a goroutine dump: ${file}; its end before the dump:\n${server.log().split('SIGQUIT')[0].slice(-3000)}`);
 }

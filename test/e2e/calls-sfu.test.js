@@ -15,7 +15,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, screenshot } from './helpers.js';
 import { signUp, createRoom, joinPublicRoom } from './driver.js';
-import { launchCallBrowser, newCallPage, decodingTile, decodingScreen, waitOrDump } from './calls-lib.js';
+import { launchCallBrowser, newCallPage, decodingTile, decodingScreen, waitOrDump, dumpServer } from './calls-lib.js';
 
 let server;
 let browser;
@@ -29,7 +29,7 @@ test('three pages move from mesh to the SFU, decode each other, choose a quality
   try {
     await threePages();
   } catch (err) {
-    console.log(`# server log (end):\n${server?.log().slice(-3000)}`);
+    await dumpServer(server, 'calls-sfu');
     throw err;
   }
 });
