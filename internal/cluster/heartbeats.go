@@ -115,3 +115,13 @@ func (n *NATS) Peers() []string {
 	}
 	return out
 }
+
+// IsGone reports whether node was declared gone (silent past the timeout,
+// or said bye) and has not spoken since. A node never heard of is not gone:
+// a node that just started has not heard the others' heartbeats yet.
+func (n *NATS) IsGone(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[node]
+	return p != nil && p.gone
+}

@@ -68,6 +68,7 @@ type busLink struct {
 	nodeID string
 	hub    atomic.Pointer[hub.Hub]
 	log    atomic.Pointer[cluster.JSLog] // history of the in-memory namespaces; nil when none keeps history
+	calls  atomic.Pointer[callRouter]    // calls across nodes (cluster_calls.go); nil until mounted
 }
 
 // connectBus connects to NATS when cfg.NATS is set and returns the hub's
@@ -132,7 +133,12 @@ func (s *Server) attachBus(namespaces []hub.Namespace) error {
 	s.bus.hub.Store(s.hub)
 	s.bus.nats.OnControl(cluster.ControlHandler{
 		Control:  s.applyControl,
-		Gone:     s.hub.HandleNodeGone,
+		Gone: func(node string) {
+			s.hub.HandleNodeGone(node)
+			if r := s.bus.calls.Load(); r != nil {
+				r.nodeGone(node)
+			}
+		},
 		Back:     func(string) { s.hub.HandleNodeBack() },
 		Snapshot: s.hub.HandlePresenceSnapshot,
 		Presence: s.hub.LocalPresence,

@@ -67,19 +67,23 @@ func (s *Server) mountRTC() error {
 		s.log.Error("calls disabled", "err", err)
 		return nil
 	}
-	for name, m := range calls.Methods() {
+	router, err := s.routeCalls(calls) // cluster_calls.go: each room's call on one node
+	if err != nil {
+		return err
+	}
+	for name, m := range router.Methods() {
 		s.node.HandleRPC(name, func(ctx context.Context, sess *session.Session, data json.RawMessage) (any, error) {
 			return m(ctx, sess, data)
 		})
 	}
-	s.node.OnClosed(func(sess *session.Session) { calls.Disconnected(sess) })
+	s.node.OnClosed(router.Disconnected)
 	if s.chat != nil {
 		s.chat.OnMemberRemoved(func(roomID int64, user string, why chat.RemovalReason) {
 			reason := signal.ReasonLeftRoom
 			if why == chat.RemovedKicked {
 				reason = signal.ReasonKicked
 			}
-			calls.RemoveUser(signal.Room(strconv.FormatInt(roomID, 10)), user, reason)
+			router.RemoveUser(signal.Room(strconv.FormatInt(roomID, 10)), user, reason)
 		})
 	}
 
