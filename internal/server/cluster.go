@@ -132,7 +132,7 @@ func (s *Server) attachBus(namespaces []hub.Namespace) error {
 	}
 	s.bus.hub.Store(s.hub)
 	s.bus.nats.OnControl(cluster.ControlHandler{
-		Control:  s.applyControl,
+		Control: s.applyControl,
 		Gone: func(node string) {
 			s.hub.HandleNodeGone(node)
 			if r := s.bus.calls.Load(); r != nil {
