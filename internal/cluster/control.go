@@ -23,15 +23,16 @@ const inboxSize = 1 << 16
 
 // Kinds of control messages.
 const (
-	KindHeartbeat   = "hb"    // a node is alive
-	KindBye         = "bye"   // a node leaves: its clients are gone
-	KindJoin        = "join"  // Channel, Clients[0] subscribed on Origin
-	KindLeave       = "leave" // Channel, Clients[0] unsubscribed on Origin
-	KindPresenceAsk = "pres?" // who is on Channel? answer with KindPresence to Origin
-	KindPresence    = "pres"  // Origin's subscribers of Channel, answering ID
-	KindDisconnect  = "disc"  // close User's connections with Code/Reason/Reconnect
-	KindUnsubscribe = "unsub" // end User's subscriptions to Channel with Code/Reason
-	KindAck         = "ack"   // Origin did what question ID asked
+	KindHeartbeat   = "hb"     // a node is alive
+	KindBye         = "bye"    // a node leaves: its clients are gone
+	KindJoin        = "join"   // Channel, Clients[0] subscribed on Origin
+	KindLeave       = "leave"  // Channel, Clients[0] unsubscribed on Origin
+	KindPresenceAsk = "pres?"  // who is on Channel? answer with KindPresence to Origin
+	KindPresence    = "pres"   // Origin's subscribers of Channel, answering ID
+	KindDisconnect  = "disc"   // close User's connections with Code/Reason/Reconnect
+	KindUnsubscribe = "unsub"  // end User's subscriptions to Channel with Code/Reason
+	KindAck         = "ack"    // Origin did what question ID asked
+	KindRevoke      = "revoke" // User's credentials were revoked: Gen, At say which tokens died
 )
 
 // Control is one control message.
@@ -45,6 +46,10 @@ type Control struct {
 	Code      int                   `json:"code,omitempty"`
 	Reason    string                `json:"r,omitempty"`
 	Reconnect bool                  `json:"re,omitempty"`
+	// Gen and At (Unix microseconds) are the user's credentials generation
+	// and change time after a revocation (KindRevoke).
+	Gen int64 `json:"gen,omitempty"`
+	At  int64 `json:"at,omitempty"`
 }
 
 // ControlHandler receives the control messages of other nodes that the

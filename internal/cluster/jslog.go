@@ -265,6 +265,33 @@ func (l *JSLog) reload(ctx context.Context, subj string, t *tip) error {
 	return nil
 }
 
+// Top implements hub.TopReader for the hub's position check: the newest
+// stored position of channel, in one direct get of the subject's last
+// message (Since reads every retained one). A channel with nothing stored
+// answers the zero Position.
+func (l *JSLog) Top(ctx context.Context, channel string) (hub.Position, error) {
+	if _, err := l.stream(channel); err != nil {
+		return hub.Position{}, err
+	}
+	subj := subject(channel)
+	m, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.DIRECT.GET."+streamOfSubject(subj)+"."+subj, nil)
+	if err != nil {
+		return hub.Position{}, fmt.Errorf("cluster: read last of %s: %w", subj, err)
+	}
+	if status := m.Header.Get("Status"); status == "404" {
+		return hub.Position{}, nil
+	} else if status != "" {
+		return hub.Position{}, fmt.Errorf("cluster: read last of %s: status %s %s", subj, status, m.Header.Get("Description"))
+	}
+	rec, _, err := decodeRecord(m)
+	if err != nil {
+		return hub.Position{}, err
+	}
+	return hub.Position{Epoch: rec.Epoch, Offset: rec.Pub.Offset}, nil
+}
+
+var _ hub.TopReader = (*JSLog)(nil)
+
 // streamOfSubject returns the stream that holds subj.
 func streamOfSubject(subj string) string {
 	rest := subj[len(streamPrefix):]

@@ -12,6 +12,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/hub/historytest"
 	"github.com/sori-dev/sori/internal/protocol"
 )
@@ -162,5 +163,32 @@ func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 		if err != nil || ep2 != ep || p.Offset != 4+uint64(i) {
 			t.Fatalf("node %d: append after expiry got %s/%d (%v), want %s/%d", i, ep2, p.Offset, err, ep, 4+i)
 		}
+	}
+}
+
+// Top (the hub's position check) reads the newest stored position, the
+// same another node's appends leave: zero for an empty channel, then the
+// last offset and its epoch.
+func TestJSLogTop(t *testing.T) {
+	url := startJetStream(t).ClientURL()
+	a := openLog(t, url, "a", Stream{Namespace: "app", Size: 5})
+	b := openLog(t, url, "b", Stream{Namespace: "app", Size: 5})
+	ctx := context.Background()
+	if top, err := b.Top(ctx, "app:t"); err != nil || top != (hub.Position{}) {
+		t.Fatalf("top of an empty channel: %+v %v", top, err)
+	}
+	var epoch string
+	for i := range 7 {
+		_, e, err := a.Append(ctx, "app:t", protocol.Publication{Data: json.RawMessage(fmt.Sprint(i)), User: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch = e
+	}
+	if top, err := b.Top(ctx, "app:t"); err != nil || top != (hub.Position{Epoch: epoch, Offset: 7}) {
+		t.Fatalf("top after 7 appends on another node: %+v %v, want %s/7", top, err, epoch)
+	}
+	if _, err := b.Top(ctx, "nohistory:t"); err == nil {
+		t.Fatal("Top of a namespace without a stream did not fail")
 	}
 }

@@ -156,3 +156,36 @@ func TestBrokerFansOutChannelsWithoutHistory(t *testing.T) {
 		t.Fatalf("B delivered %v", got)
 	}
 }
+
+// The lost news of a channel's *last* publication leaves no hole for a
+// later one to show: the position check reads the log's top and delivers
+// it. B's subscriber gets offset 10, whose bus message was dropped, with
+// nothing published after it.
+func TestPositionCheckRepairsALostLastPublication(t *testing.T) {
+	link := &linkBroker{drop: func(off uint64) bool { return off == 10 }}
+	log := &memBackend{epoch: "E", pubs: map[string][]protocol.Publication{}}
+	a := newHub(t, Config{Namespaces: []Namespace{{Name: "durable"}}, Broker: link, SyncEvery: -1})
+	b := newHub(t, Config{Namespaces: []Namespace{{Name: "durable"}}, Broker: &linkBroker{}, SyncEvery: time.Millisecond, SyncBatch: 1})
+	a.SetBackend("durable", log)
+	b.SetBackend("durable", log)
+	link.mu.Lock()
+	link.to = b
+	link.mu.Unlock()
+	r := newRecorder("u", "c1")
+	// Another subscribed channel, so that the round-robin (one channel a
+	// round) has to come round to durable:x.
+	other := newRecorder("u", "c2")
+	for ch, rec := range map[string]*recorder{"durable:x": r, "durable:y": other} {
+		if err := b.Subscribe(context.Background(), ch, rec, SubscribeOptions{}, func(protocol.SubscribeResult) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if _, err := a.Publish(context.Background(), "durable:x", []byte(fmt.Sprint(i)), "u"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := waitOffsets(t, r, 10); !slices.Equal(got, seq(10)) {
+		t.Fatalf("B delivered %v, want 1..10", got)
+	}
+}

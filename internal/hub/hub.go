@@ -100,6 +100,11 @@ type Config struct {
 	// (0 = 100 ms).
 	Broker      Broker
 	RepairAfter time.Duration
+	// SyncEvery is how often the position check (check.go) runs in cluster
+	// mode (0 = 1 s; negative = never); SyncBatch is how many channels one
+	// round checks (0 = 200).
+	SyncEvery time.Duration
+	SyncBatch int
 }
 
 // Hub routes publications to subscribers. It is safe for concurrent use.
@@ -118,6 +123,9 @@ type Hub struct {
 	idle        time.Duration
 	broker      Broker        // nil on a single node
 	repairAfter time.Duration // see Config.RepairAfter
+	syncEvery   time.Duration // see Config.SyncEvery; 0 = no position check
+	syncBatch   int
+	checkCursor int // round-robin place of the position check (janitor goroutine only)
 	seed        maphash.Seed
 	shards      [64]shard
 
@@ -197,6 +205,15 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if h.repairAfter <= 0 {
 		h.repairAfter = defaultRepairAfter
+	}
+	if h.broker != nil && cfg.SyncEvery >= 0 {
+		h.syncEvery, h.syncBatch = cfg.SyncEvery, cfg.SyncBatch
+		if h.syncEvery == 0 {
+			h.syncEvery = defaultSyncEvery
+		}
+		if h.syncBatch <= 0 {
+			h.syncBatch = defaultSyncBatch
+		}
 	}
 	if h.metrics == nil {
 		h.metrics = nopMetrics{}
@@ -729,12 +746,20 @@ func (h *Hub) janitor() {
 	defer close(h.done)
 	t := time.NewTicker(h.idle / 2)
 	defer t.Stop()
+	var check <-chan time.Time // the position check, in cluster mode (check.go)
+	if h.syncEvery > 0 {
+		ct := time.NewTicker(h.syncEvery)
+		defer ct.Stop()
+		check = ct.C
+	}
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-t.C:
 			h.sweep()
+		case <-check:
+			h.checkPositions()
 		}
 	}
 }

@@ -34,9 +34,9 @@ func (s *Server) mountChat() error {
 		_ = st.Close()
 		return err
 	}
-	revoked := credentialRevocations{node: s.node, log: s.log}
+	revoked := credentialRevocations{node: s.node, log: s.log, remote: remoteControl{s.bus}}
 	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier, Registration: accounts.Registration(s.cfg.Registration),
-		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log, OnRevoke: revoked.closeStale})
+		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log, OnRevoke: revoked.revoked})
 	if err != nil {
 		_ = st.Close()
 		return err
@@ -94,8 +94,18 @@ const credentialPollInterval = 2 * time.Second
 // another process. Connections whose token still stands (made after the
 // change with a fresh token) stay open.
 type credentialRevocations struct {
-	node *session.Node
-	log  *slog.Logger
+	node   *session.Node
+	log    *slog.Logger
+	remote remoteControl // the other nodes, in cluster mode
+}
+
+// revoked is the accounts service's OnRevoke: it closes u's stale
+// connections on this node and, in cluster mode, on every other node before
+// it returns (cluster.go, remoteControl.Revoked; at most 1 s for a node that
+// does not answer, which the store poll then covers).
+func (c credentialRevocations) revoked(u store.User) {
+	c.closeStale(u)
+	c.remote.Revoked(u)
 }
 
 // closeStale closes u's connections whose token no longer stands.

@@ -166,6 +166,12 @@ func (s *Server) applyControl(c cluster.Control) {
 		if n := s.node.DisconnectUser(c.User, protocol.Disconnect{Code: c.Code, Reason: c.Reason, Reconnect: c.Reconnect}); n > 0 {
 			s.log.Info("connections closed for another node", "user", c.User, "by", c.Origin, "closed", n)
 		}
+	case cluster.KindRevoke:
+		u := store.User{Username: c.User, CredentialsGen: c.Gen}
+		if c.At != 0 {
+			u.CredentialsChangedAt = time.UnixMicro(c.At).UTC()
+		}
+		credentialRevocations{node: s.node, log: s.log}.closeStale(u)
 	case cluster.KindUnsubscribe:
 		for _, sess := range s.node.UserSessions(c.User) {
 			sess.Unsubscribe(c.Channel, c.Code, c.Reason)
@@ -192,6 +198,21 @@ func (r remoteControl) UnsubscribeUser(user, channel string, code int, reason st
 	if r.bus != nil {
 		r.bus.nats.BroadcastWait(cluster.Control{Kind: cluster.KindUnsubscribe, User: user, Channel: channel, Code: code, Reason: reason})
 	}
+}
+
+// Revoked tells every other node that u's credentials were revoked, so that
+// each closes u's connections whose token died, and returns once each live
+// node has (at most cluster.GatherTimeout). The message carries what
+// accounts.TokenStands needs, so no node reads the store for it.
+func (r remoteControl) Revoked(u store.User) {
+	if r.bus == nil {
+		return
+	}
+	c := cluster.Control{Kind: cluster.KindRevoke, User: u.Username, Gen: u.CredentialsGen}
+	if !u.CredentialsChangedAt.IsZero() {
+		c.At = u.CredentialsChangedAt.UnixMicro()
+	}
+	r.bus.nats.BroadcastWait(c)
 }
 
 // closeBus closes the bus after a failed New.
