@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sori-dev/sori/internal/store"
 )
@@ -20,7 +21,9 @@ import (
 //     are not cached.
 //
 // This is only correct while every membership change goes through this
-// process (see Config.MemberCacheSize).
+// process (see Config.MemberCacheSize), or, in cluster mode, while every
+// node hears of the others' changes (Config.MemberChanged, ForgetMember,
+// PauseMemberCache).
 
 // memberKey names one membership.
 type memberKey struct{ room, user int64 }
@@ -36,6 +39,11 @@ type memberCache struct {
 	gen   uint64
 	roles map[memberKey]store.Role
 	max   int // 0 = the cache is off
+	// changed hears each invalidation made here (Config.MemberChanged),
+	// after it; paused makes every lookup miss and every fill a no-op
+	// (cluster mode, while this node cannot hear the others' changes).
+	changed func(room, user int64)
+	paused  atomic.Bool
 }
 
 func newMemberCache(max int) *memberCache {
@@ -47,12 +55,12 @@ func (c *memberCache) get(k memberKey) (store.Role, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	r, ok := c.roles[k]
-	return r, c.gen, ok
+	return r, c.gen, ok && !c.paused.Load()
 }
 
 // fill caches k's role read from the store while the cache was at gen.
 func (c *memberCache) fill(k memberKey, r store.Role, gen uint64) {
-	if c.max <= 0 {
+	if c.max <= 0 || c.paused.Load() {
 		return
 	}
 	c.mu.Lock()
@@ -66,16 +74,33 @@ func (c *memberCache) fill(k memberKey, r store.Role, gen uint64) {
 	c.roles[k] = r
 }
 
-// invalidate forgets k and fails every fill that read the store before now.
+// invalidate forgets k and fails every fill that read the store before now,
+// then tells changed (the other nodes, in cluster mode).
 func (c *memberCache) invalidate(k memberKey) {
+	c.forget(k)
+	if c.changed != nil {
+		c.changed(k.room, k.user)
+	}
+}
+
+// invalidateAll forgets everything (a change whose keys are unknown).
+func (c *memberCache) invalidateAll() {
+	c.forgetAll()
+	if c.changed != nil {
+		c.changed(0, 0)
+	}
+}
+
+// forget is invalidate without telling anyone (a change heard from another
+// node).
+func (c *memberCache) forget(k memberKey) {
 	c.mu.Lock()
 	c.gen++
 	delete(c.roles, k)
 	c.mu.Unlock()
 }
 
-// invalidateAll forgets everything (a change whose keys are unknown).
-func (c *memberCache) invalidateAll() {
+func (c *memberCache) forgetAll() {
 	c.mu.Lock()
 	c.gen++
 	clear(c.roles)

@@ -75,8 +75,14 @@ type Config struct {
 	// per-message check (see cache.go); 0 = 65536, negative = no cache.
 	// The cache is right only while every membership change goes through
 	// this Service, i.e. one process serves the data dir; turn it off when
-	// another process can change memberships.
+	// another process can change memberships, unless that process tells
+	// this one (MemberChanged on its side, ForgetMember on this one).
 	MemberCacheSize int
+	// MemberChanged is told, after the store made it, of every membership
+	// change made through this Service (room and user ids; 0, 0 = any): in
+	// cluster mode the server passes it to every other node, which calls
+	// ForgetMember, and returns once they did. nil = nobody.
+	MemberChanged func(room, user int64)
 	// Notifier hears of mentions, direct messages and invitations (Web
 	// Push); nil = none.
 	Notifier Notifier
@@ -137,6 +143,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.MemberCacheSize = defaultMemberCacheSize
 	}
 	members := newMemberCache(max(0, cfg.MemberCacheSize))
+	members.changed = cfg.MemberChanged
 	s := &Service{
 		cfg: cfg, st: memberStore{Store: cfg.Store, members: members}, hub: cfg.Hub, log: cfg.Log,
 		members:  members,

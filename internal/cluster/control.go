@@ -23,16 +23,17 @@ const inboxSize = 1 << 16
 
 // Kinds of control messages.
 const (
-	KindHeartbeat   = "hb"     // a node is alive
-	KindBye         = "bye"    // a node leaves: its clients are gone
-	KindJoin        = "join"   // Channel, Clients[0] subscribed on Origin
-	KindLeave       = "leave"  // Channel, Clients[0] unsubscribed on Origin
-	KindPresenceAsk = "pres?"  // who is on Channel? answer with KindPresence to Origin
-	KindPresence    = "pres"   // Origin's subscribers of Channel, answering ID
-	KindDisconnect  = "disc"   // close User's connections with Code/Reason/Reconnect
-	KindUnsubscribe = "unsub"  // end User's subscriptions to Channel with Code/Reason
-	KindAck         = "ack"    // Origin did what question ID asked
-	KindRevoke      = "revoke" // User's credentials were revoked: Gen, At say which tokens died
+	KindHeartbeat   = "hb"      // a node is alive
+	KindBye         = "bye"     // a node leaves: its clients are gone
+	KindJoin        = "join"    // Channel, Clients[0] subscribed on Origin
+	KindLeave       = "leave"   // Channel, Clients[0] unsubscribed on Origin
+	KindPresenceAsk = "pres?"   // who is on Channel? answer with KindPresence to Origin
+	KindPresence    = "pres"    // Origin's subscribers of Channel, answering ID
+	KindDisconnect  = "disc"    // close User's connections with Code/Reason/Reconnect
+	KindUnsubscribe = "unsub"   // end User's subscriptions to Channel with Code/Reason
+	KindAck         = "ack"     // Origin did what question ID asked
+	KindRevoke      = "revoke"  // User's credentials were revoked: Gen, At say which tokens died
+	KindMembers     = "members" // the membership of user UserID in chat room Room changed
 )
 
 // Control is one control message.
@@ -50,6 +51,9 @@ type Control struct {
 	// and change time after a revocation (KindRevoke).
 	Gen int64 `json:"gen,omitempty"`
 	At  int64 `json:"at,omitempty"`
+	// Room and UserID name a membership (KindMembers).
+	Room   int64 `json:"room,omitempty"`
+	UserID int64 `json:"uid,omitempty"`
 }
 
 // ControlHandler receives the control messages of other nodes that the
@@ -67,6 +71,9 @@ type ControlHandler struct {
 	// Presence answers another node's question with this node's local
 	// subscribers of channel.
 	Presence func(channel string) []protocol.ClientInfo
+	// Disconnected and Reconnected are told when the NATS connection drops
+	// and comes back: messages in between are lost.
+	Disconnected, Reconnected func()
 }
 
 // OnControl sets the handler of control messages. Until it is set they are

@@ -63,8 +63,18 @@ func Connect(urls []string, nodeID string, h Handler, log *slog.Logger) (*NATS, 
 		nats.Name("sori "+nodeID),
 		nats.NoEcho(), // this node delivers its own publications itself
 		nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("cluster: NATS disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("cluster: NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("cluster: NATS disconnected", "err", err)
+			if ch := n.ctl.Load(); ch != nil && ch.Disconnected != nil {
+				ch.Disconnected()
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("cluster: NATS reconnected", "url", c.ConnectedUrlRedacted())
+			if ch := n.ctl.Load(); ch != nil && ch.Reconnected != nil {
+				ch.Reconnected()
+			}
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("cluster: NATS error", "err", err) }),
 	)
 	if err != nil {

@@ -54,7 +54,7 @@ func (s *Server) mountChat() error {
 	}
 	svc, err := chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node, remoteControl{s.bus}},
-		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg),
+		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg), MemberChanged: s.memberChanged(),
 		UploadQuota: int64(s.cfg.UploadQuota), DiskReserve: int64(s.cfg.DiskReserve), Blobs: blobsOf(st),
 		Notifier: notifier(pusher),
 	})
@@ -64,6 +64,9 @@ func (s *Server) mountChat() error {
 		return err
 	}
 	s.chat, s.accounts, s.store = svc, acc, st
+	if s.bus != nil {
+		s.bus.chat.Store(svc)
+	}
 	s.hub.SetBackend(chat.Namespace, svc.Backend())
 	s.node.SetAuthorizer(chat.Namespace, svc.Authorizer())
 

@@ -48,15 +48,36 @@ func blobsOf(st store.Store) chat.Blobs {
 	return nil
 }
 
-// memberCacheSize is the chat service's membership cache bound: off in
-// cluster mode, where another node can change a membership without this
-// node hearing of it (until a cluster-wide invalidation exists, every
-// per-message check reads the shared store).
+// memberCacheSize is the chat service's membership cache bound. On in
+// cluster mode too (since issue 12): every membership change made on a node
+// is passed to every other node before it returns (remoteControl.MemberChanged),
+// and the cache is paused while this node is cut off from NATS. With
+// --postgres but no --nats (nodes that cannot hear each other) it is off.
 func memberCacheSize(cfg config.Config) int {
-	if cfg.ClusterMode() {
+	if cfg.ClusterMode() && len(cfg.NATS) == 0 {
 		return -1
 	}
 	return 0
+}
+
+// memberChanged is the chat's Config.MemberChanged: nil on a single node.
+func (s *Server) memberChanged() func(room, user int64) {
+	if s.bus == nil {
+		return nil
+	}
+	return remoteControl{s.bus}.MemberChanged
+}
+
+// MemberChanged tells every other node that user's membership of room
+// changed, and returns once each live node dropped its cached role (at most
+// cluster.GatherTimeout for a node that does not answer). A change of
+// unknown keys (0, 0) is not sent: the chat makes one only for a room just
+// created, whose members no other node can have cached.
+func (r remoteControl) MemberChanged(room, user int64) {
+	if r.bus == nil || (room == 0 && user == 0) {
+		return
+	}
+	r.bus.nats.BroadcastWait(cluster.Control{Kind: cluster.KindMembers, Room: room, UserID: user})
 }
 
 // busLink is this node's connection to the cluster bus. The bus is
@@ -68,6 +89,7 @@ type busLink struct {
 	nodeID string
 	hub    atomic.Pointer[hub.Hub]
 	log    atomic.Pointer[cluster.JSLog] // history of the in-memory namespaces; nil when none keeps history
+	chat   atomic.Pointer[chat.Service]  // set once the chat is mounted (membership cache invalidations)
 	calls  atomic.Pointer[callRouter]    // calls across nodes (cluster_calls.go); nil until mounted
 }
 
@@ -139,7 +161,26 @@ func (s *Server) attachBus(namespaces []hub.Namespace) error {
 				r.nodeGone(node)
 			}
 		},
-		Back:     func(string) { s.hub.HandleNodeBack() },
+		Back: func(string) {
+			s.hub.HandleNodeBack()
+			// It may have missed this node's membership changes, and this
+			// node its: forget every cached role.
+			if c := s.bus.chat.Load(); c != nil {
+				c.ForgetMember(0, 0)
+			}
+		},
+		// Cut off from NATS, this node cannot hear other nodes' membership
+		// changes: no cached role until it is back.
+		Disconnected: func() {
+			if c := s.bus.chat.Load(); c != nil {
+				c.PauseMemberCache(true)
+			}
+		},
+		Reconnected: func() {
+			if c := s.bus.chat.Load(); c != nil {
+				c.PauseMemberCache(false)
+			}
+		},
 		Snapshot: s.hub.HandlePresenceSnapshot,
 		Presence: s.hub.LocalPresence,
 	})
@@ -165,6 +206,10 @@ func (s *Server) applyControl(c cluster.Control) {
 	case cluster.KindDisconnect:
 		if n := s.node.DisconnectUser(c.User, protocol.Disconnect{Code: c.Code, Reason: c.Reason, Reconnect: c.Reconnect}); n > 0 {
 			s.log.Info("connections closed for another node", "user", c.User, "by", c.Origin, "closed", n)
+		}
+	case cluster.KindMembers:
+		if ch := s.bus.chat.Load(); ch != nil {
+			ch.ForgetMember(c.Room, c.UserID)
 		}
 	case cluster.KindRevoke:
 		u := store.User{Username: c.User, CredentialsGen: c.Gen}
