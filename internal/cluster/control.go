@@ -34,6 +34,8 @@ const (
 	KindAck         = "ack"     // Origin did what question ID asked
 	KindRevoke      = "revoke"  // User's credentials were revoked: Gen, At say which tokens died
 	KindMembers     = "members" // the membership of user UserID in chat room Room changed
+	KindQuery       = "q?"      // answer question Channel (a topic) with KindAnswer to Origin
+	KindAnswer      = "q"       // Origin's answer (Data) to question ID
 )
 
 // Control is one control message.
@@ -51,6 +53,8 @@ type Control struct {
 	// and change time after a revocation (KindRevoke).
 	Gen int64 `json:"gen,omitempty"`
 	At  int64 `json:"at,omitempty"`
+	// Data is a question's argument (KindQuery) or its answer (KindAnswer).
+	Data json.RawMessage `json:"d,omitempty"`
 	// Room and UserID name a membership (KindMembers).
 	Room   int64 `json:"room,omitempty"`
 	UserID int64 `json:"uid,omitempty"`
@@ -71,6 +75,9 @@ type ControlHandler struct {
 	// Presence answers another node's question with this node's local
 	// subscribers of channel.
 	Presence func(channel string) []protocol.ClientInfo
+	// Query answers another node's question on topic, with its argument
+	// (Ask), with this node's JSON answer.
+	Query func(topic string, arg json.RawMessage) json.RawMessage
 	// Disconnected and Reconnected are told when the NATS connection drops
 	// and comes back: messages in between are lost.
 	Disconnected, Reconnected func()
@@ -154,8 +161,14 @@ func (n *NATS) control(c Control) {
 			ch.Snapshot(c.Channel, c.Origin, c.Clients)
 		}
 		n.answered(c)
-	case KindAck:
+	case KindAck, KindAnswer:
 		n.answered(c)
+	case KindQuery:
+		var data json.RawMessage
+		if ch.Query != nil {
+			data = ch.Query(c.Channel, c.Data)
+		}
+		n.send(ToSubject(c.Origin), Control{Kind: KindAnswer, ID: c.ID, Data: data})
 	default:
 		if ch.Control != nil {
 			ch.Control(c)
@@ -189,6 +202,7 @@ const GatherTimeout = time.Second
 type presenceWaiter struct {
 	want    map[string]bool // nodes that have not answered
 	clients []protocol.ClientInfo
+	answers []json.RawMessage // KindAnswer payloads
 	done    chan struct{}
 }
 
@@ -204,9 +218,22 @@ func (n *NATS) GatherPresence(channel string) []protocol.ClientInfo {
 // meanwhile, and it is declared gone soon after).
 func (n *NATS) BroadcastWait(c Control) { n.ask(c) }
 
+// Ask asks every other live node the question topic with its argument arg
+// and returns their answers (their ControlHandler.Query), waiting at most
+// GatherTimeout: a node that does not answer in time is left out.
+func (n *NATS) Ask(topic string, arg json.RawMessage) []json.RawMessage {
+	_, answers := n.askAll(Control{Kind: KindQuery, Channel: topic, Data: arg})
+	return answers
+}
+
 // ask broadcasts c with a fresh question id and collects the answers of
 // every live node.
 func (n *NATS) ask(c Control) []protocol.ClientInfo {
+	clients, _ := n.askAll(c)
+	return clients
+}
+
+func (n *NATS) askAll(c Control) ([]protocol.ClientInfo, []json.RawMessage) {
 	w := &presenceWaiter{want: map[string]bool{}, done: make(chan struct{})}
 	n.mu.Lock()
 	for id, p := range n.peers {
@@ -217,7 +244,7 @@ func (n *NATS) ask(c Control) []protocol.ClientInfo {
 	if len(w.want) == 0 {
 		n.mu.Unlock()
 		n.Broadcast(c) // a node not yet heard of may still be listening
-		return nil
+		return nil, nil
 	}
 	n.reqs++
 	id := strconv.FormatUint(n.reqs, 10)
@@ -238,7 +265,7 @@ func (n *NATS) ask(c Control) []protocol.ClientInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.waiters, id)
-	return w.clients
+	return w.clients, w.answers
 }
 
 // answered gives a presence answer to the question waiting for it.
@@ -254,6 +281,9 @@ func (n *NATS) answered(c Control) {
 	}
 	delete(w.want, c.Origin)
 	w.clients = append(w.clients, c.Clients...)
+	if c.Data != nil {
+		w.answers = append(w.answers, c.Data)
+	}
 	if len(w.want) == 0 {
 		close(w.done)
 	}

@@ -63,10 +63,15 @@ func (s *Server) adminRoutes(acc *accounts.Service, st store.Store) {
 			return nil, 0, err
 		}
 		out := make([]map[string]any, 0, len(us))
+		names := make([]string, 0, len(us))
+		for _, u := range us {
+			names = append(names, u.Username)
+		}
+		online := s.onlineUsers(names) // cluster_stats.go: on any node
 		for _, u := range us {
 			out = append(out, map[string]any{"username": u.Username, "display_name": u.DisplayName, "avatar_url": accounts.AvatarURL(u),
 				"is_admin": u.IsAdmin, "disabled": u.Disabled, "created_at": u.CreatedAt,
-				"online": len(s.node.UserSessions(u.Username)) > 0})
+				"online": online[u.Username]})
 		}
 		return map[string]any{"users": out}, http.StatusOK, nil
 	}))
@@ -259,6 +264,7 @@ func origin(r *http.Request) string {
 // statsRate remembers the publication count of the previous stats read, to
 // answer messages_per_second as the rate since then.
 type statsRate struct {
+	local bool // this node's numbers only (an answer to another node)
 	mu    sync.Mutex
 	at    time.Time
 	count float64
@@ -302,6 +308,10 @@ func (s *Server) stats(r *statsRate) (any, int, error) {
 			}
 		}
 	}
+	nodes := 1
+	if !r.local {
+		nodes += s.addClusterStats(transports, &channels, &subs, &pubs, &slow) // cluster_stats.go
+	}
 	var conns float64
 	for _, v := range transports {
 		conns += v
@@ -319,6 +329,6 @@ func (s *Server) stats(r *statsRate) (any, int, error) {
 	return map[string]any{
 		"connections": conns, "channels": channels, "subscriptions": subs, "publications_total": pubs,
 		"messages_per_second": rate, "slow_consumer_disconnects": slow, "transports": transports,
-		"time": now.UTC(),
+		"time": now.UTC(), "nodes": nodes,
 	}, http.StatusOK, nil
 }

@@ -182,6 +182,7 @@ func (s *Server) attachBus(namespaces []hub.Namespace) error {
 			}
 		},
 		Snapshot: s.hub.HandlePresenceSnapshot,
+		Query:    s.answerQuery,
 		Presence: s.hub.LocalPresence,
 	})
 	go s.bus.nats.Heartbeats(heartbeatEvery, heartbeatTimeout)
