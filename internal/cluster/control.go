@@ -50,9 +50,11 @@ type Control struct {
 	Reason    string                `json:"r,omitempty"`
 	Reconnect bool                  `json:"re,omitempty"`
 	// Gen and At (Unix microseconds) are the user's credentials generation
-	// and change time after a revocation (KindRevoke).
-	Gen int64 `json:"gen,omitempty"`
-	At  int64 `json:"at,omitempty"`
+	// and change time after a revocation, Disabled whether the account is
+	// disabled (KindRevoke).
+	Gen      int64 `json:"gen,omitempty"`
+	At       int64 `json:"at,omitempty"`
+	Disabled bool  `json:"off,omitempty"` // the account is disabled (KindRevoke)
 	// Data is a question's argument (KindQuery) or its answer (KindAnswer).
 	Data json.RawMessage `json:"d,omitempty"`
 	// Room and UserID name a membership (KindMembers).

@@ -213,7 +213,7 @@ func (s *Server) applyControl(c cluster.Control) {
 			ch.ForgetMember(c.Room, c.UserID)
 		}
 	case cluster.KindRevoke:
-		u := store.User{Username: c.User, CredentialsGen: c.Gen}
+		u := store.User{Username: c.User, CredentialsGen: c.Gen, Disabled: c.Disabled}
 		if c.At != 0 {
 			u.CredentialsChangedAt = time.UnixMicro(c.At).UTC()
 		}
@@ -254,7 +254,7 @@ func (r remoteControl) Revoked(u store.User) {
 	if r.bus == nil {
 		return
 	}
-	c := cluster.Control{Kind: cluster.KindRevoke, User: u.Username, Gen: u.CredentialsGen}
+	c := cluster.Control{Kind: cluster.KindRevoke, User: u.Username, Gen: u.CredentialsGen, Disabled: u.Disabled}
 	if !u.CredentialsChangedAt.IsZero() {
 		c.At = u.CredentialsChangedAt.UnixMicro()
 	}
