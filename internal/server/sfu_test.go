@@ -259,12 +259,13 @@ func TestCallMovesToSFU(t *testing.T) {
 		}
 	}
 	// call.quality "off": ann stops receiving ben's video and still gets
-	// cy's; the packets ben's track sent before it have all arrived once 20
-	// of cy's sent after it have (one socket, in order) — 20 more, and ben's
-	// count must not have moved. "auto" brings ben's video back.
+	// cy's; the packets the SFU sent of ben's before it have all arrived once
+	// 50 of cy's sent after it have (one socket, in order; a second for a
+	// lagging reader goroutine) — 20 more, and ben's count must not have
+	// moved. "auto" brings ben's video back.
 	ann := clients[0]
 	ccs[0].must("call.quality", map[string]any{"room": room, "peer": ids[1], "layer": "off"})
-	ann.waitGot(ids[2], ann.got(ids[2])+20)
+	ann.waitGot(ids[2], ann.got(ids[2])+50)
 	before := ann.got(ids[1])
 	ann.waitGot(ids[2], ann.got(ids[2])+20)
 	if n := ann.got(ids[1]); n != before {
