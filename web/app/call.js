@@ -437,6 +437,14 @@ export class CallPanel {
     this.#countTiles();
   }
 
+  /** Removes peer's screen tiles (a later share arrives as a new track event). */
+  #dropScreens(peer) {
+    for (const sc of peer.screens.values()) sc.tile?.remove();
+    peer.screens.clear();
+    peer.screenTracks.clear();
+    this.#countTiles();
+  }
+
   /**
    * A track arrived from peer over pc (its own connection, or the one to
    * "sfu"). A screen share (screenMsid) gets a stream of its own; anything
@@ -609,7 +617,13 @@ export class CallPanel {
       }
       case 'state': {
         const peer = call.peers.get(msg.participant?.id);
-        if (peer) { peer.state = msg.participant.state ?? {}; this.#renderTile(peer); }
+        if (!peer) break;
+        // Sharing stopped: its tiles go now, not only once the renegotiation
+        // that removes the track has gone round (slow on a loaded SFU).
+        const stopped = peer.state?.screen && msg.participant.state?.screen === false;
+        peer.state = msg.participant.state ?? {};
+        if (stopped) this.#dropScreens(peer);
+        this.#renderTile(peer);
         break;
       }
       case 'mode':
