@@ -81,12 +81,17 @@ go_lane() {
   fi
   if [ -n "$slow" ]; then
     # A short run of each fuzz target on top of its committed seed corpus
-    # (the seeds themselves already ran as ordinary tests above).
-    local target pkg
-    for target in '^FuzzDecodeCommands$:./internal/protocol' '^FuzzDecodeCommandsMsgpack$:./internal/protocol' \
-      'FuzzFrameLoop:./internal/transport/ws' 'FuzzForwarder:./internal/rtc/sfu'; do
-      pkg=${target#*:} target=${target%%:*}
-      "$GO" test -run '^$' -fuzz "$target" -fuzztime 10s "$pkg" || { echo "FAILED: fuzz $target $pkg"; failed=1; }
+    # (the seeds themselves already ran as ordinary tests above). The budget
+    # is a count of executions, about 10 s each on a loaded 2-core machine,
+    # not a duration: with -fuzztime 10s Go 1.26's coordinator can report its
+    # own stop deadline as a failure ("context deadline exceeded", no input
+    # written; golang/go#75804, fixed in Go 1.27), which failed CI once on
+    # FuzzForwarder. A count has no deadline to race.
+    local spec target pkg runs
+    for spec in '^FuzzDecodeCommands$:./internal/protocol:30000' '^FuzzDecodeCommandsMsgpack$:./internal/protocol:200000' \
+      'FuzzFrameLoop:./internal/transport/ws:4000' 'FuzzForwarder:./internal/rtc/sfu:50000'; do
+      IFS=: read -r target pkg runs <<<"$spec"
+      "$GO" test -run '^$' -fuzz "$target" -fuzztime "${runs}x" "$pkg" || { echo "FAILED: fuzz $target $pkg"; failed=1; }
     done
   fi
   return $failed
