@@ -70,15 +70,25 @@ for peer in $peers; do
 	esac
 done
 case " $peers " in *" uws "*)
-	# uWebSockets.js is published on GitHub, not on npm; the npm registry
-	# has a republished build (@btc-vision/uwebsockets.js). Its binaries need
-	# glibc 2.38 or later.
-	if [ ! -d "$cache/node/node_modules/@btc-vision/uwebsockets.js" ]; then
-		(cd "$cache/node" && npm install --no-audit --no-fund @btc-vision/uwebsockets.js@20 >/dev/null 2>&1) || true
-	fi
-	if ! why=$(cd "$cache/node" && node -e "require('@btc-vision/uwebsockets.js')" 2>&1); then
-		skip[uws]="uWebSockets.js does not load here: $(echo "$why" | grep -m1 -o "GLIBC_[0-9.]*. not found\|Cannot find module .*" || echo "$why" | head -1)"
-	fi ;;
+	# uWebSockets.js is published on GitHub, not on npm. The npm registry has
+	# republished builds: @btc-vision/uwebsockets.js (v20.5x, binaries need
+	# glibc 2.38) and @trufflesuite/uws-js-unofficial (v20.30, loads on
+	# Debian 12's glibc 2.36). The first that loads here is measured.
+	uws_module=
+	for mod in @btc-vision/uwebsockets.js@20 @trufflesuite/uws-js-unofficial@20.30.0-unofficial.0; do
+		name=${mod%@*}
+		if [ ! -d "$cache/node/node_modules/$name" ]; then
+			(cd "$cache/node" && npm install --no-audit --no-fund "$mod" >/dev/null 2>&1) || true
+		fi
+		if why=$(cd "$cache/node" && node -e "require('$name')" 2>&1); then
+			uws_module=$name
+			echo "   uws: $name $(cd "$cache/node" && node -p "require('$name/package.json').version")"
+			break
+		fi
+		echo "   uws: $name does not load here: $(echo "$why" | grep -m1 -o "GLIBC_[0-9.]*. not found\|Cannot find module .*" || echo "$why" | head -1)"
+	done
+	[ -n "$uws_module" ] || skip[uws]="no uWebSockets.js build on npm loads here"
+	;;
 esac
 for peer in "${!skip[@]}"; do echo "   $peer: skipped (${skip[$peer]})"; done
 
@@ -112,7 +122,7 @@ start() {
 		PORT=$port NODE_PATH="$cache/node/node_modules" node scripts/bench-peers/socketio-server.js >"$work/$name.log" 2>&1 &
 		proto=socketio ;;
 	uws)
-		PORT=$port NODE_PATH="$cache/node/node_modules" UWS_MODULE=@btc-vision/uwebsockets.js \
+		PORT=$port NODE_PATH="$cache/node/node_modules" UWS_MODULE=$uws_module \
 			node scripts/bench-peers/uws-server.js >"$work/$name.log" 2>&1 &
 		proto=plain ;;
 	esac
