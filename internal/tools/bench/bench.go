@@ -202,7 +202,7 @@ type Report struct {
 	Errors          int64    `json:"errors"`
 	Disconnects     int64    `json:"disconnects"`
 	FirstError      string   `json:"first_error,omitempty"`
-	ServerCPU       float64  `json:"server_cpu_s"` // process_cpu_seconds_total delta during the publish phase
+	ServerCPU       float64  `json:"server_cpu_s"` // server CPU seconds during the publish phase and the drain after it
 	ServerCPUPerDel float64  `json:"server_cpu_us_per_delivery"`
 	ServerRSS       float64  `json:"server_rss_bytes"` // at the end of the publish phase
 	ServerRSSStart  float64  `json:"server_rss_start_bytes"`
@@ -355,21 +355,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	pubEnd := time.Now()
 	after, _ := r.scrape()
-	cpu1, cpuErr1 := r.serverCPU(after)
 	rep.ServerRSSStart, rep.ServerRSS = before["process_resident_memory_bytes"], after["process_resident_memory_bytes"]
 	if cfg.ServerPID > 0 { // any server: its RSS from /proc, as its CPU
 		rep.ServerRSSStart, rep.ServerRSS = rssBefore, r.serverRSS()
-	}
-	if cpuErr == nil && cpuErr1 == nil {
-		rep.ServerCPU = cpu1 - cpu0
-	} else {
-		r.fail(errors.Join(cpuErr, cpuErr1))
 	}
 
 	// Drain: wait until every expected delivery arrived, or the drain time.
 	deadline := time.Now().Add(cfg.Drain)
 	for r.delivered.Load() < r.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The server's CPU is read after the drain: the deliveries counted
+	// include those a saturated server was still writing when publishing
+	// stopped, so the CPU spent writing them must be counted too, or a
+	// server that queues looks cheaper per delivery than one that drops.
+	cpuAfter := after
+	if cfg.ServerPID <= 0 {
+		cpuAfter, _ = r.scrape()
+	}
+	cpu1, cpuErr1 := r.serverCPU(cpuAfter)
+	if cpuErr == nil && cpuErr1 == nil {
+		rep.ServerCPU = cpu1 - cpu0
+	} else {
+		r.fail(errors.Join(cpuErr, cpuErr1))
 	}
 	r.stopping.Store(true)
 	for _, c := range clients {
