@@ -251,7 +251,9 @@ func (s *Service) revoke(ctx context.Context, userID int64, hash string) error {
 // one without "iat" is refused once the user has had one. A subject without
 // an account has nothing to revoke. It reads the store each time, so a
 // revocation made by another process (`sori user reset-password`) counts
-// from the next check; a store failure refuses the token (fail closed).
+// from the next check. A store failure or timeout does not accept the token
+// (fail closed) but does not call it bad either: it answers
+// auth.ErrCheckUnavailable, which clients see as 122 "try again".
 func (s *Service) CheckToken(c *auth.Claims) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -260,7 +262,9 @@ func (s *Service) CheckToken(c *auth.Claims) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("accounts: check token of %s: %w", c.User(), err)
+		// Not a refusal: the store could not say (auth.ErrCheckUnavailable
+		// makes every caller answer 122 "try again", not 113 "bad token").
+		return fmt.Errorf("%w: accounts: check token of %s: %w", auth.ErrCheckUnavailable, c.User(), err)
 	}
 	return TokenStands(u, c)
 }

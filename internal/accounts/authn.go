@@ -63,6 +63,9 @@ func (s *Service) fromJWT(ctx context.Context, tok string) (Identity, error) {
 	if errors.Is(err, auth.ErrTokenExpired) {
 		return Identity{}, protocol.ErrTokenExpired
 	}
+	if errors.Is(err, auth.ErrCheckUnavailable) {
+		return Identity{}, protocol.ErrStoreDown
+	}
 	if err != nil {
 		return Identity{}, protocol.ErrBadToken
 	}
@@ -121,6 +124,11 @@ func (s *Service) WriteAuthError(w http.ResponseWriter, r *http.Request, err err
 	perr := httpx.ProtocolError(err)
 	if perr == nil {
 		s.WriteError(w, r, err)
+		return
+	}
+	if perr.Code == protocol.ErrStoreDown.Code { // the token was not judged: come back
+		w.Header().Set("Retry-After", "1")
+		httpx.WriteError(w, perr)
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)

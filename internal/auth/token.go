@@ -68,16 +68,23 @@ func matchAny(patterns []string, channel string) bool {
 // Errors a Verifier returns; both wrap the library's reason. ErrTokenRevoked
 // (a check refused a well-signed token) wraps ErrTokenInvalid, so callers
 // that tell only expired from invalid treat it as invalid.
+//
+// ErrCheckUnavailable (the check could not decide: its store failed or timed
+// out) deliberately wraps neither: the token may well stand, so callers must
+// answer "try again" (error 122), never "bad token", which tells a client
+// not to reconnect with it.
 var (
-	ErrTokenExpired = errors.New("auth: token expired")
-	ErrTokenInvalid = errors.New("auth: token invalid")
-	ErrTokenRevoked = fmt.Errorf("%w: revoked", ErrTokenInvalid)
+	ErrTokenExpired     = errors.New("auth: token expired")
+	ErrTokenInvalid     = errors.New("auth: token invalid")
+	ErrTokenRevoked     = fmt.Errorf("%w: revoked", ErrTokenInvalid)
+	ErrCheckUnavailable = errors.New("auth: token check unavailable")
 )
 
 // Check decides whether a well-signed, unexpired token still stands: the
 // server installs one that refuses tokens issued before the user's last
-// credential revocation. It returns nil to accept; any error refuses the
-// token (as ErrTokenRevoked).
+// credential revocation. It returns nil to accept; an error wrapping
+// ErrCheckUnavailable when it cannot decide (Verify passes it on); any
+// other error refuses the token (as ErrTokenRevoked).
 type Check func(*Claims) error
 
 // Verifier checks connection tokens. It is safe for concurrent use.
@@ -171,7 +178,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 				return nil, fmt.Errorf("%w: no subject", ErrTokenInvalid)
 			}
 			if c := v.check.Load(); c != nil {
-				if err := (*c)(claims); err != nil {
+				if err := (*c)(claims); errors.Is(err, ErrCheckUnavailable) {
+					return nil, err
+				} else if err != nil {
 					return nil, fmt.Errorf("%w: %v", ErrTokenRevoked, err)
 				}
 			}

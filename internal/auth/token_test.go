@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,5 +192,25 @@ func TestCheckRefusesRevokedTokens(t *testing.T) {
 	v.SetCheck(nil)
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatalf("Verify without a check: %v", err)
+	}
+}
+
+// TestCheckUnavailableIsNotInvalid: a check that cannot decide (its store
+// failed) makes Verify answer ErrCheckUnavailable, which is not an invalid
+// token: callers tell the client to come back, not that its token is bad.
+func TestCheckUnavailableIsNotInvalid(t *testing.T) {
+	v, err := NewVerifier(VerifierConfig{HMACSecret: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.Mint(NewClaims("alice", time.Hour, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeErr := errors.New("database is locked")
+	v.SetCheck(func(*Claims) error { return fmt.Errorf("%w: %w", ErrCheckUnavailable, storeErr) })
+	_, err = v.Verify(tok)
+	if !errors.Is(err, ErrCheckUnavailable) || !errors.Is(err, storeErr) || errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("Verify with a failing check: %v, want ErrCheckUnavailable only", err)
 	}
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -117,4 +118,45 @@ func TestResetFromAnotherProcess(t *testing.T) {
 	if ce := dc.waitClose(); ce.Code != 4501 {
 		t.Fatalf("open connection after the reset closed with %d, want 4501", ce.Code)
 	}
+}
+
+// TestRevocationCheckStoreFailureIsNotABadToken: when the revocation check
+// cannot read the store, a good connection token is answered 122 (store
+// unavailable: come back) with a reconnectable close, never 113 "invalid
+// token" with 4501, which tells the client to give up on a token that is
+// fine. Under heavy load a node once refused a third of its connections
+// that way while its store timed out. The store fails for real here: its
+// users table is renamed away from another handle, then put back.
+func TestRevocationCheckStoreFailureIsNotABadToken(t *testing.T) {
+	ts := startServer(t, nil)
+	erin := signup(t, ts.URL, "erin")
+	tok := erin.call(t, ts, "POST", "/api/v1/auth/connect-token", nil, http.StatusOK)["token"].(string)
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.cfg.DataDir, sqlite.DefaultFileName)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`ALTER TABLE users RENAME TO users_away`); err != nil {
+		t.Fatal(err)
+	}
+
+	c := dial(t, ts, nil)
+	c.callErr(map[string]any{"op": "connect", "token": tok}, 122)
+	if ce := c.waitClose(); ce.Code != 1011 {
+		t.Fatalf("connect while the store fails closed with %d, want 1011 (reconnect)", ce.Code)
+	}
+	out := restCall(t, ts.URL, tok, "GET", "/rtc/ice-servers", nil, http.StatusServiceUnavailable)
+	if errCode(out) != 122 {
+		t.Fatalf("/rtc/ice-servers while the store fails: %v, want 122", out)
+	}
+	if out := restCall(t, ts.URL, tok, "GET", "/api/v1/me", nil, http.StatusServiceUnavailable); errCode(out) != 122 {
+		t.Fatalf("/api/v1/me while the store fails: %v, want 122", out)
+	}
+
+	if _, err := db.Exec(`ALTER TABLE users_away RENAME TO users`); err != nil {
+		t.Fatal(err)
+	}
+	again := dial(t, ts, nil)
+	again.call(map[string]any{"op": "connect", "token": tok})
 }

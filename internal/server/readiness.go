@@ -110,8 +110,8 @@ func (s *Server) storeUnready() string {
 // cannot serve correctly — the REST API (/api/v1/…: accounts, rooms,
 // messages, files all live in the store) and new real-time connections
 // (/ws, /http/open: a connection token is checked against the store for
-// revocation, and that check fails closed, which would tell the client
-// "bad token, do not reconnect"). The 503 before the upgrade makes clients
+// revocation, and while that check fails the connect can only answer 122).
+// The 503 before the upgrade makes clients
 // retry, through the load balancer, on a node that is ready. Connections
 // already open stay: their chat commands fail with an error until the
 // store is back, other channels keep working (docs/operations.md,

@@ -94,8 +94,7 @@ func (s *Server) mountRTC() error {
 	s.mux.HandleFunc("GET /rtc/ice-servers", func(w http.ResponseWriter, r *http.Request) {
 		claims, perr := s.bearerClaims(r)
 		if perr != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
-			httpx.WriteErrorStatus(w, http.StatusUnauthorized, perr)
+			writeBearerError(w, perr)
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"ice_servers": iceServers(claims.User())})
@@ -171,10 +170,26 @@ func (s *Server) bearerClaims(r *http.Request) (*auth.Claims, *protocol.Error) {
 	if errors.Is(err, auth.ErrTokenExpired) {
 		return nil, protocol.ErrTokenExpired
 	}
+	if errors.Is(err, auth.ErrCheckUnavailable) {
+		return nil, protocol.ErrStoreDown
+	}
 	if err != nil || claims.User() == "" {
 		return nil, protocol.ErrBadToken
 	}
 	return claims, nil
+}
+
+// writeBearerError answers a refused bearer token: 401 with a challenge,
+// or 503 with Retry-After when the revocation check could not reach the
+// store (the token may be fine: the client should come back).
+func writeBearerError(w http.ResponseWriter, perr *protocol.Error) {
+	if perr.Code == protocol.ErrStoreDown.Code {
+		w.Header().Set("Retry-After", "1")
+		httpx.WriteError(w, perr)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
+	httpx.WriteErrorStatus(w, http.StatusUnauthorized, perr)
 }
 
 // chatMembership lets into a room's call whoever may subscribe to the chat

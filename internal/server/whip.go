@@ -104,8 +104,7 @@ func (w *whipService) keyUser(rw http.ResponseWriter, r *http.Request, room, key
 			httpx.WriteError(rw, protocol.ErrInternal)
 			return "", false
 		}
-		rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
-		httpx.WriteErrorStatus(rw, http.StatusUnauthorized, perr)
+		writeBearerError(rw, perr)
 		return "", false
 	}
 	return streamKeyUser(id), true
@@ -124,8 +123,7 @@ func (w *whipService) authorize(rw http.ResponseWriter, r *http.Request, room, k
 	}
 	claims, perr := w.srv.bearerClaims(r)
 	if perr != nil {
-		rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
-		httpx.WriteErrorStatus(rw, http.StatusUnauthorized, perr)
+		writeBearerError(rw, perr)
 		return "", false
 	}
 	ok, err := chatMembership{w.srv.node}.IsMember(r.Context(), claims.User(), room)
@@ -266,8 +264,7 @@ func (w *whipService) lookup(rw http.ResponseWriter, r *http.Request) *whipResou
 	} else {
 		claims, perr := w.srv.bearerClaims(r)
 		if perr != nil {
-			rw.Header().Set("WWW-Authenticate", `Bearer realm="sori"`)
-			httpx.WriteErrorStatus(rw, http.StatusUnauthorized, perr)
+			writeBearerError(rw, perr)
 			return nil
 		}
 		user = claims.User()

@@ -336,6 +336,13 @@ func (s *Session) connect(cmd *Command) (protocol.Disconnect, bool) {
 				s.Send(protocol.EncodeError(cmd.ID, protocol.ErrTokenExpired))
 				return disconnect(protocol.DisconnectTokenExpired)
 			}
+			if errors.Is(err, auth.ErrCheckUnavailable) {
+				// The revocation check could not reach the store: the token
+				// may be good, so the client is told to come back (1011,
+				// reconnect), not that its token is bad.
+				s.Send(protocol.EncodeError(cmd.ID, protocol.ErrStoreDown))
+				return disconnect(protocol.DisconnectInternal.WithReason("the store is unreachable: reconnect shortly"))
+			}
 			s.Send(protocol.EncodeError(cmd.ID, protocol.ErrBadToken))
 			return disconnect(protocol.DisconnectUnauthorized)
 		}
@@ -394,6 +401,9 @@ func (s *Session) refresh(cmd *Command) (any, error) {
 	if err != nil {
 		if errors.Is(err, auth.ErrTokenExpired) {
 			return nil, protocol.ErrTokenExpired
+		}
+		if errors.Is(err, auth.ErrCheckUnavailable) {
+			return nil, protocol.ErrStoreDown
 		}
 		return nil, protocol.ErrBadToken
 	}
