@@ -34,6 +34,53 @@ import { api } from './api.js';
 const STATS_MS = 1000;
 const RING_MS = 45_000; // an unanswered ring gives up
 const SPEAKING_LEVEL = 0.02; // getStats audioLevel (0–1) above which a mesh peer counts as speaking
+// ICE "disconnected" this long restarts ICE. Browsers stay "disconnected"
+// (rather than "failed", which takes them ~30 s) through loss, a changed
+// network or a stalled peer; a few seconds of it is no blip any more.
+export const ICE_DISCONNECTED_MS = 4000;
+const ICE_RETRY_MAX_MS = 30_000; // a restart that did not help is tried again, backing off to this
+
+/**
+ * Watches pc's ICE connection state and calls restart() (which calls
+ * pc.restartIce() and signals) when it turns "failed", or stays
+ * "disconnected" for graceMs. While the connection stays down it restarts
+ * again after twice the previous wait (up to ICE_RETRY_MAX_MS): the first
+ * restart's offer may be lost, or the network may come back later. Going
+ * back to "connected" or "completed" resets the wait. Returns a function
+ * that stops watching. Timers are injectable (tests).
+ */
+export function watchIce(pc, restart, { graceMs = ICE_DISCONNECTED_MS, setTimer = setTimeout, clearTimer = clearTimeout } = {}) {
+  let timer = 0;
+  let wait = graceMs;
+  const disarm = () => { if (timer) clearTimer(timer); timer = 0; };
+  const arm = (ms) => {
+    disarm();
+    timer = setTimer(() => {
+      timer = 0;
+      const st = pc.iceConnectionState;
+      if (st !== 'disconnected' && st !== 'failed' && st !== 'checking') return;
+      restart(st);
+      wait = Math.min(wait * 2, ICE_RETRY_MAX_MS);
+      arm(wait);
+    }, ms);
+  };
+  const onChange = () => {
+    const st = pc.iceConnectionState;
+    if (st === 'connected' || st === 'completed') { wait = graceMs; disarm(); } else if (st === 'closed') {
+      disarm();
+    } else if (st === 'failed') {
+      if (wait === graceMs) { // not restarted since it was last up: now
+        restart(st);
+        wait = Math.min(wait * 2, ICE_RETRY_MAX_MS);
+      }
+      arm(wait);
+    } else if (st === 'disconnected' && !timer) {
+      arm(wait);
+    }
+  };
+  pc.addEventListener('iceconnectionstatechange', onChange);
+  return () => { disarm(); pc.removeEventListener('iceconnectionstatechange', onChange); };
+}
 
 /**
  * The simulcast encodings for a camera of the given height, lowest first
@@ -423,7 +470,7 @@ export class CallPanel {
   #newPeer(p, pc) {
     return { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc,
       makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), cam: new MediaStream(), screens: new Map(),
-      tracks: new Set(), screenTracks: new Set(), tile: null, quality: '', layer: 'auto' };
+      tracks: new Set(), screenTracks: new Set(), tile: null, quality: '', layer: 'auto', iceRestarts: 0 };
   }
 
   /** Forgets a peer's received media (its connection is going away) and the videos showing it. */
@@ -503,13 +550,13 @@ export class CallPanel {
       }
     };
     pc.onicecandidate = ({ candidate }) => { if (candidate) signal({ candidate: candidate.toJSON() }); };
-    pc.oniceconnectionstatechange = () => {
-      if (pc.iceConnectionState === 'failed') {
-        pc.restartIce();
-        signal({ restart: true });
-      }
-      this.#renderTile(peer);
-    };
+    pc.oniceconnectionstatechange = () => this.#renderTile(peer);
+    watchIce(pc, () => {
+      peer.iceRestarts += 1;
+      if (peer.tile) peer.tile.dataset.iceRestarts = String(peer.iceRestarts);
+      pc.restartIce();
+      signal({ restart: true });
+    });
     pc.ontrack = (ev) => this.#onTrack(peer, pc, ev);
     for (const t of this.local?.getTracks() ?? []) pc.addTrack(t, this.local);
     // Without a camera or microphone, still ask to receive both.
@@ -532,7 +579,7 @@ export class CallPanel {
     call.mode = 'sfu';
     this.panel.dataset.mode = 'sfu';
     const pc = new RTCPeerConnection({ iceServers: call.ice });
-    const sfu = { id: 'sfu', polite: true, pc, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), screenSender: null };
+    const sfu = { id: 'sfu', polite: true, pc, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), screenSender: null, iceRestarts: 0 };
     call.sfu = sfu;
     const signal = (msg) => this.rpc('call.signal', { room: call.roomId, to: 'sfu', ...msg }).catch(() => {});
     pc.onnegotiationneeded = async () => {
@@ -551,9 +598,16 @@ export class CallPanel {
     pc.onsignalingstatechange = () => { if (call.sfu === sfu) this.panel.dataset.sfuSignaling = pc.signalingState; };
     pc.oniceconnectionstatechange = () => {
       if (call.sfu === sfu) this.panel.dataset.sfuIce = pc.iceConnectionState;
-      if (pc.iceConnectionState === 'failed') pc.restartIce(); // the new offer goes out through negotiationneeded
       for (const peer of call.peers.values()) this.#renderTile(peer);
     };
+    // The new offer goes out through negotiationneeded (the SFU answers an
+    // offer with new ICE credentials with its own); a bare restart signal
+    // would not do, the SFU never restarts on its own.
+    watchIce(pc, () => {
+      sfu.iceRestarts += 1;
+      if (call.sfu === sfu) this.panel.dataset.sfuIceRestarts = String(sfu.iceRestarts);
+      pc.restartIce();
+    });
     pc.ontrack = (ev) => {
       // The stream id names the publisher (docs/calls.md).
       const peer = ev.streams[0] && call.peers.get(ev.streams[0].id);
