@@ -66,6 +66,16 @@ func checkIntegrity(t *testing.T, dsn string) {
 	if err != nil || bad != 0 {
 		t.Errorf("rooms whose last_seq disagrees with their log: %d (%v)", bad, err)
 	}
+	// The log's tables have no foreign keys to rooms and users (migration
+	// 0005): the writer's checks are what keeps these references whole.
+	err = conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM rooms r WHERE r.id = e.room_id)
+			OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e.user_id))
+		+ (SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM rooms r WHERE r.id = m.room_id)
+			OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = m.author_id))`).Scan(&bad)
+	if err != nil || bad != 0 {
+		t.Errorf("log rows naming a room or user that does not exist: %d (%v)", bad, err)
+	}
 	rows, err := conn.Query(ctx, `SELECT body, tsv::text FROM messages`)
 	if err != nil {
 		t.Error(err)

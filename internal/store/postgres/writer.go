@@ -279,15 +279,26 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 	slices.Sort(rooms)
 	rooms = slices.Compact(rooms)
 
+	// Only the room locks are always needed. A read whose key list is
+	// empty is not sent: a batch of plain messages from known users then
+	// costs BEGIN and the lock, instead of five more statements that the
+	// server would plan and run for nothing (about a third of its CPU per
+	// batch before).
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, rooms)
-	b.Queue(`SELECT id FROM users WHERE id = ANY($1)`, users)
-	b.Queue(`SELECT m.room_id, m.seq, m.deleted FROM messages m
+	if len(users) > 0 {
+		b.Queue(`SELECT id FROM users WHERE id = ANY($1)`, users)
+	}
+	if len(tRooms) > 0 {
+		b.Queue(`SELECT m.room_id, m.seq, m.deleted FROM messages m
 		JOIN unnest($1::bigint[], $2::bigint[]) t (r, q) ON m.room_id = t.r AND m.seq = t.q`, tRooms, tSeqs)
-	b.Queue(`SELECT x.room_id, x.seq, x.emoji, x.user_id FROM reactions x
+	}
+	if len(rRooms) > 0 {
+		b.Queue(`SELECT x.room_id, x.seq, x.emoji, x.user_id FROM reactions x
 		JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) t (r, q, e, u)
 		ON x.room_id = t.r AND x.seq = t.q AND x.emoji = t.e AND x.user_id = t.u`, rRooms, rSeqs, rEmojis, rUsers)
+	}
 	queueChatReads(b, cRooms, cUsers, cIDs, pRooms, pSeqs)
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -305,29 +316,35 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 	}); err != nil {
 		return nil, fmt.Errorf("lock rooms: %w", err)
 	}
-	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id}, func() error {
-		s.knownUsers[id] = struct{}{}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("read users: %w", err)
+	if len(users) > 0 {
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id}, func() error {
+			s.knownUsers[id] = struct{}{}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("read users: %w", err)
+		}
 	}
 	var q seqCol
-	var deleted bool
-	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &q, &deleted}, func() error {
-		st.msgs[msgKey{id, uint64(q)}] = msgState{deleted: deleted}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("read target messages: %w", err)
+	if len(tRooms) > 0 {
+		var deleted bool
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &q, &deleted}, func() error {
+			st.msgs[msgKey{id, uint64(q)}] = msgState{deleted: deleted}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("read target messages: %w", err)
+		}
 	}
-	var emoji string
-	var user int64
-	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &q, &emoji, &user}, func() error {
-		st.reactions[reactionKey{msgKey{id, uint64(q)}, emoji, user}] = true
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("read reactions: %w", err)
+	if len(rRooms) > 0 {
+		var emoji string
+		var user int64
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&id, &q, &emoji, &user}, func() error {
+			st.reactions[reactionKey{msgKey{id, uint64(q)}, emoji, user}] = true
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("read reactions: %w", err)
+		}
 	}
-	if err := readChatState(br, st); err != nil {
+	if err := readChatState(br, st, len(cRooms) > 0, len(pRooms) > 0); err != nil {
 		return nil, err
 	}
 	return st, br.Close()

@@ -22,17 +22,22 @@ type clientKey struct {
 // queueChatReads queues, after the room locks, the reads of the batch's
 // client ids (so a key another node committed to the same room is seen:
 // the lock serializes the two batches) and of the pins its pin events
-// concern.
+// concern; each only when the batch has something to look up.
 func queueChatReads(b *pgx.Batch, cRooms, cUsers []int64, cIDs []string, pRooms, pSeqs []int64) {
-	b.Queue(`SELECT m.room_id, m.author_id, m.client_id, m.seq, m.created_at, m.body, m.reply_to, m.thread, m.mentions, m.mention_room
+	if len(cRooms) > 0 {
+		b.Queue(`SELECT m.room_id, m.author_id, m.client_id, m.seq, m.created_at, m.body, m.reply_to, m.thread, m.mentions, m.mention_room
 		FROM messages m JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) t (r, u, c)
 		ON m.room_id = t.r AND m.author_id = t.u AND m.client_id = t.c`, cRooms, cUsers, cIDs)
-	b.Queue(`SELECT p.room_id, p.seq FROM pins p JOIN unnest($1::bigint[], $2::bigint[]) t (r, q)
+	}
+	if len(pRooms) > 0 {
+		b.Queue(`SELECT p.room_id, p.seq FROM pins p JOIN unnest($1::bigint[], $2::bigint[]) t (r, q)
 		ON p.room_id = t.r AND p.seq = t.q`, pRooms, pSeqs)
+	}
 }
 
-// readChatState reads queueChatReads' results into st.
-func readChatState(br pgx.BatchResults, st *batchState) error {
+// readChatState reads queueChatReads' results into st; clientIDs and pins
+// say which of the two reads were queued.
+func readChatState(br pgx.BatchResults, st *batchState, clientIDs, pins bool) error {
 	var (
 		ev       store.Event
 		q        seqCol
@@ -40,24 +45,28 @@ func readChatState(br pgx.BatchResults, st *batchState) error {
 		thread   seqCol
 		mentions []int64
 	)
-	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&ev.RoomID, &ev.UserID, &ev.ClientID, &q, &ev.CreatedAt, &ev.Body, &reply, &thread, &mentions, &ev.MentionRoom}, func() error {
-		d := ev
-		d.Kind, d.Seq, d.ReplyTo, d.Thread, d.Duplicate = store.EventMessage, uint64(q), uint64(reply), uint64(thread), true
-		d.CreatedAt = d.CreatedAt.UTC()
-		if len(mentions) > 0 {
-			d.Mentions = append([]int64(nil), mentions...)
+	if clientIDs {
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&ev.RoomID, &ev.UserID, &ev.ClientID, &q, &ev.CreatedAt, &ev.Body, &reply, &thread, &mentions, &ev.MentionRoom}, func() error {
+			d := ev
+			d.Kind, d.Seq, d.ReplyTo, d.Thread, d.Duplicate = store.EventMessage, uint64(q), uint64(reply), uint64(thread), true
+			d.CreatedAt = d.CreatedAt.UTC()
+			if len(mentions) > 0 {
+				d.Mentions = append([]int64(nil), mentions...)
+			}
+			st.clientIDs[clientKey{d.RoomID, d.UserID, d.ClientID}] = d
+			return nil
+		}); err != nil {
+			return fmt.Errorf("read client ids: %w", err)
 		}
-		st.clientIDs[clientKey{d.RoomID, d.UserID, d.ClientID}] = d
-		return nil
-	}); err != nil {
-		return fmt.Errorf("read client ids: %w", err)
 	}
-	var room int64
-	if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&room, &q}, func() error {
-		st.pins[msgKey{room, uint64(q)}] = true
-		return nil
-	}); err != nil {
-		return fmt.Errorf("read pins: %w", err)
+	if pins {
+		var room int64
+		if _, err := pgx.ForEachRow(mustRows(br.Query()), []any{&room, &q}, func() error {
+			st.pins[msgKey{room, uint64(q)}] = true
+			return nil
+		}); err != nil {
+			return fmt.Errorf("read pins: %w", err)
+		}
 	}
 	return nil
 }
