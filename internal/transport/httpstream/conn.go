@@ -3,6 +3,7 @@ package httpstream
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sori-dev/sori/internal/protocol"
@@ -39,7 +40,8 @@ type conn struct {
 	handleMu     sync.Mutex
 	handleClosed bool
 
-	wake chan struct{} // capacity 1; the attached downstream waits on it
+	wake   chan struct{}          // capacity 1; an attached downstream on its goroutine waits on it
+	parked atomic.Pointer[parked] // the attached downstream when it is parked (park.go)
 
 	mu        sync.Mutex
 	out       []entry
@@ -67,6 +69,10 @@ func (c *conn) Attach(s *session.Session) { c.sess = s }
 
 // Wake implements session.Transport.
 func (c *conn) Wake() {
+	if p := c.parked.Load(); p != nil {
+		p.wake()
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -206,10 +212,10 @@ func (c *conn) ack(seq uint64) {
 	c.mu.Unlock()
 }
 
-// attach makes the caller the session's downstream, kicking the previous.
-func (c *conn) attach() (gen uint64, kick <-chan struct{}) {
+// attach makes the caller the session's downstream, kicking the previous;
+// p is the caller when it is parked, nil when it waits on its goroutine.
+func (c *conn) attach(p *parked) (gen uint64, kick <-chan struct{}) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.kick != nil {
 		close(c.kick)
 	}
@@ -217,13 +223,20 @@ func (c *conn) attach() (gen uint64, kick <-chan struct{}) {
 	c.kick = k
 	c.gen++
 	c.lastSeen = time.Now()
-	return c.gen, k
+	gen = c.gen
+	old := c.parked.Swap(p)
+	c.mu.Unlock()
+	if old != nil {
+		old.wake() // a parked request has no goroutine to see its kick
+	}
+	return gen, k
 }
 
-func (c *conn) detach(gen uint64) {
+func (c *conn) detach(gen uint64, p *parked) {
 	c.mu.Lock()
 	if c.gen == gen {
 		c.kick = nil
+		c.parked.CompareAndSwap(p, nil)
 	}
 	c.lastSeen = time.Now()
 	c.mu.Unlock()

@@ -31,3 +31,11 @@ func (h *Handler) Attachments(sid string) uint64 {
 func (h *Handler) RouteTag(addr string) string {
 	return routeSep + base64.RawURLEncoding.EncodeToString([]byte(addr)) + routeSep + h.mac(addr)
 }
+
+// SetParkHooks makes the handler call parked when a request has been
+// parked (its first pass done, its handler returning) and ended when a
+// parked request ends, so that tests wait on these events. Call it before
+// any request.
+func (h *Handler) SetParkHooks(parked, ended func()) {
+	h.hooks.parked, h.hooks.ended = parked, ended
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
 	"github.com/sori-dev/sori/internal/transport"
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 // Options configures the fallback transports. Zero values take the defaults
@@ -35,8 +36,12 @@ type Options struct {
 	BodyTimeout    time.Duration // a POST body must arrive within this long; default 10s
 	Retry          time.Duration // the SSE reconnection delay advertised to EventSource; default 1s
 	ShutdownGrace  time.Duration // at shutdown, how long after its last request a client is awaited to fetch its disconnect push (Drain); default 3s
-	Origins        transport.OriginPolicy
-	Logger         *slog.Logger
+	// NoPark serves every SSE stream and long poll on its request's
+	// goroutine, as HTTP/2 requests always are, instead of parking it
+	// without one (park.go); for comparison and tests.
+	NoPark  bool
+	Origins transport.OriginPolicy
+	Logger  *slog.Logger
 	// Advertise is this node's HTTP address as the other nodes of a
 	// cluster reach it (host:port), written into session ids so that any
 	// node can pass a session's requests to the node holding it (forward.go).
@@ -97,6 +102,8 @@ type Handler struct {
 	perIP   map[string]int
 	pending int // reserved (counted in perIP) but not yet in conns
 
+	poller    *netpoll.Watcher               // notices clients leaving parked requests
+	hooks     struct{ parked, ended func() } // set by tests before any request
 	advertise atomic.Pointer[string]
 	proxy     *httputil.ReverseProxy
 	forwarded atomic.Uint64
@@ -111,7 +118,7 @@ type Handler struct {
 func New(node *session.Node, opts Options) *Handler {
 	opts.setDefaults(node.Config())
 	h := &Handler{node: node, opts: opts, conns: map[string]*conn{}, perIP: map[string]int{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), poller: netpoll.New(opts.Logger)}
 	if opts.Advertise != "" {
 		h.advertise.Store(&opts.Advertise)
 	}

@@ -58,8 +58,22 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 		c.Close(gap)
 		return
 	}
-	gen, kick := c.attach()
-	defer c.detach(gen)
+	if wait > 0 {
+		// Answer at once what is there; park to wait for the rest.
+		switch es, final, _ := c.next(ack, nil); {
+		case len(es) == 0 && final:
+			httpx.WriteError(w, errUnknownSession)
+			return
+		case len(es) > 0:
+			h.writeBatch(w, c, es)
+			return
+		}
+		if h.parkPoll(w, r, c, ack, wait) {
+			return
+		}
+	}
+	gen, kick := c.attach(nil)
+	defer c.detach(gen, nil)
 	var timer <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)

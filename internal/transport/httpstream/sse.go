@@ -43,8 +43,11 @@ func (h *Handler) sse(w http.ResponseWriter, r *http.Request) {
 		c.Close(gap)
 		return
 	}
-	gen, kick := c.attach()
-	defer c.detach(gen)
+	if h.parkSSE(w, r, c, after) {
+		return
+	}
+	gen, kick := c.attach(nil)
+	defer c.detach(gen, nil)
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	buf := []byte("retry: " + strconv.FormatInt(h.opts.Retry.Milliseconds(), 10) + "\n\n")

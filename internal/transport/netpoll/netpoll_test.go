@@ -1,0 +1,87 @@
+package netpoll_test
+
+import (
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/sori-dev/sori/internal/transport/netpoll"
+)
+
+func pair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	return server, client
+}
+
+// TestWatchReportsThePeerLeaving watches two idle sockets: the callback of
+// the one whose peer closes runs (once); the other's does not, and after its
+// Stop nothing is watched, so the watcher's goroutine ends.
+func TestWatchReportsThePeerLeaving(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("epoll: Linux only")
+	}
+	w := netpoll.New(nil)
+	s1, c1 := pair(t)
+	s2, _ := pair(t)
+	fired := make(chan int, 4)
+	x1, err := w.Watch(netpoll.RawConn(s1), func() { fired <- 1 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x2, err := w.Watch(netpoll.RawConn(s2), func() { fired <- 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c1.Close()
+	select {
+	case n := <-fired:
+		if n != 1 {
+			t.Fatalf("callback %d ran, want 1 (its peer closed)", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no readiness within 10 s of the peer closing")
+	}
+	x1.Stop()
+	x2.Stop()
+	x2.Stop() // again: nothing
+	select {
+	case n := <-fired:
+		t.Fatalf("callback %d ran again", n)
+	default:
+	}
+	// goleak-style: the goroutine ends once nothing is watched; a new
+	// Watch starts it again.
+	s3, c3 := pair(t)
+	if _, err := w.Watch(netpoll.RawConn(s3), func() { fired <- 3 }); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c3.Write([]byte("x"))
+	if n := <-fired; n != 3 {
+		t.Fatalf("callback %d ran, want 3", n)
+	}
+}
+
+func TestWatchWithoutSocket(t *testing.T) {
+	if _, err := netpoll.New(nil).Watch(nil, func() {}); err != netpoll.ErrUnsupported {
+		t.Fatalf("Watch(nil) = %v, want ErrUnsupported", err)
+	}
+	type wrapped struct{ net.Conn }
+	if rc := netpoll.RawConn(wrapped{}); rc != nil {
+		t.Fatal("RawConn of a wrapper without a socket is not nil")
+	}
+}
