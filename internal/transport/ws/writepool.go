@@ -30,6 +30,9 @@ import (
 // transport), and no pool goroutine holds mu while writing.
 type writePool struct {
 	size int
+	// spawn, if set, starts each pool goroutine in place of a go statement:
+	// tests wrap the goroutine to wait for its end, an event.
+	spawn func(run func())
 
 	mu      sync.Mutex
 	ready   []*conn // FIFO: ready[head:] wait for a writer
@@ -51,7 +54,9 @@ func (p *writePool) submit(c *conn) {
 		p.running++
 	}
 	p.mu.Unlock()
-	if start {
+	if start && p.spawn != nil {
+		p.spawn(func() { p.work(nil) })
+	} else if start {
 		go p.work(nil)
 	}
 }

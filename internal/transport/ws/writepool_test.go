@@ -6,6 +6,8 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,15 +35,56 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 	return server, client
 }
 
+// idlePeer is a recordingPeer that reports each Idle call on idle: a
+// writer calls Idle last, right before it drops the writing flag, once the
+// queue is empty.
+type idlePeer struct {
+	*recordingPeer
+	idle chan struct{}
+}
+
+func (p idlePeer) Idle() {
+	select {
+	case p.idle <- struct{}{}:
+	default:
+	}
+}
+
 // pooledConn is a conn whose writer is p.
-func pooledConn(t *testing.T, p *writePool, server net.Conn, opts *Options) (*conn, *recordingPeer) {
+func pooledConn(t *testing.T, p *writePool, server net.Conn, opts *Options) (*conn, idlePeer) {
 	t.Helper()
-	peer := &recordingPeer{done: make(chan struct{})}
+	peer := idlePeer{&recordingPeer{done: make(chan struct{})}, make(chan struct{}, 1)}
 	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, wp: p, wc: rawConnOf(server)}
 	if c.wc == nil {
 		t.Fatal("a TCP connection exposes no socket")
 	}
 	return c, peer
+}
+
+// trackPool makes p's goroutines count in a WaitGroup, so that a test can
+// wait for all of them to end (an event) once it has woken every connection.
+func trackPool(p *writePool) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	p.spawn = func(run func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
+		}()
+	}
+	return &wg
+}
+
+// waitPool waits for every goroutine trackPool counted to end.
+func waitPool(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pool's goroutines did not end")
+	}
 }
 
 // readFrames reads n frames from r and returns their payloads.
@@ -64,15 +107,27 @@ func readFrames(t *testing.T, r net.Conn, n int) [][]byte {
 	return out
 }
 
-// waitIdle waits until c has no writer (an event, bounded by 10 s).
-func waitIdle(t *testing.T, c *conn) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.writing.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the writer did not finish")
+// writerGoroutines counts the goroutines in a connection's writer or a
+// write pool's.
+func writerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			stacks := string(buf[:n])
+			return strings.Count(stacks, "ws.(*conn).writeLoop(") + strings.Count(stacks, "ws.(*writePool).work(")
 		}
-		time.Sleep(time.Millisecond)
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// waitIdle waits for c's writer to find the queue empty (its Idle call).
+func waitIdle(t *testing.T, peer idlePeer) {
+	t.Helper()
+	select {
+	case <-peer.idle:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not finish")
 	}
 }
 
@@ -86,11 +141,11 @@ func TestWritePoolWritesInOrderAndLeavesNoGoroutine(t *testing.T) {
 	opts := &Options{}
 	opts.setDefaults(time.Second)
 	p := &writePool{size: 2}
+	pool := trackPool(p)
+	before := writerGoroutines()
 	const conns, waves = 32, 5
-	runtime.GC()
-	before := runtime.NumGoroutine()
 	cs := make([]*conn, conns)
-	peers := make([]*recordingPeer, conns)
+	peers := make([]idlePeer, conns)
 	clients := make([]net.Conn, conns)
 	for i := range cs {
 		var server net.Conn
@@ -113,15 +168,18 @@ func TestWritePoolWritesInOrderAndLeavesNoGoroutine(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range cs {
-		waitIdle(t, c)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the writes, %d before", runtime.NumGoroutine(), before)
+	// Every Wake (and so every pool goroutine's start) happened above.
+	waitPool(t, pool)
+	for i, c := range cs {
+		if c.writing.Load() {
+			t.Fatalf("conn %d still has a writer after the pool ended", i)
 		}
-		time.Sleep(time.Millisecond)
+	}
+	// No writer of a connection of its own was started either: no more
+	// goroutines are in the package's writers than before the test (other
+	// tests' connections may still be ending theirs).
+	if after := writerGoroutines(); after > before {
+		t.Fatalf("%d goroutines in a writer after the pool ended, %d before", after, before)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -142,6 +200,7 @@ func TestWritePoolSlowPeerDoesNotBlockOthers(t *testing.T) {
 	opts := &Options{CloseTimeout: 10 * time.Second}
 	opts.setDefaults(time.Second)
 	p := &writePool{size: 1}
+	pool := trackPool(p)
 	slowServer, slowClient := tcpPair(t)
 	_ = slowServer.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	_ = slowClient.(*net.TCPConn).SetReadBuffer(16 << 10)
@@ -161,7 +220,8 @@ func TestWritePoolSlowPeerDoesNotBlockOthers(t *testing.T) {
 	if got := readFrames(t, fastClient, 1); string(got[0]) != "hello" {
 		t.Fatalf("fast peer got %q", got[0])
 	}
-	waitIdle(t, fast)
+	waitIdle(t, fastPeer)
+	waitPool(t, pool) // the pool is free: slow has a writer of its own
 	if !slow.writing.Load() {
 		t.Fatal("the slow peer's backlog was written whole: the test proves nothing")
 	}
@@ -186,5 +246,5 @@ func TestWritePoolSlowPeerDoesNotBlockOthers(t *testing.T) {
 	if data > frames*size/4 {
 		t.Fatalf("%d KiB of the %d KiB backlog before the close frame", data>>10, frames*size>>10)
 	}
-	waitIdle(t, slow)
+	waitIdle(t, slowPeer)
 }
