@@ -23,14 +23,27 @@ func TestControlAcrossNodes(t *testing.T) {
 	a, b := join("a"), join("b")
 	applied := make(chan Control, 10)
 	gone := make(chan string, 10)
-	a.OnControl(ControlHandler{Gone: func(n string) { gone <- n }})
+	fromB := make(chan Control, 10)
+	a.OnControl(ControlHandler{Gone: func(n string) { gone <- n }, Control: func(c Control) { fromB <- c }})
 	b.OnControl(ControlHandler{
 		Control:  func(c Control) { applied <- c },
 		Presence: func(ch string) []protocol.ClientInfo { return []protocol.ClientInfo{{User: "bob", Client: "c1"}} },
 	})
 	go a.Heartbeats(time.Hour, time.Hour) // one beat now: b learns of a, and answers with its own
-	for len(a.Peers()) == 0 {
-		time.Sleep(time.Millisecond) // the first beat's round trip: no event to wait on
+	// A node counts another as alive from any message of it, before its
+	// handler sees the message: b's presence join reaching a's handler is
+	// the event after which a knows b (heartbeat round trip or not).
+	b.Broadcast(Control{Kind: KindJoin, Channel: "app:x", Clients: []protocol.ClientInfo{{User: "bob", Client: "c1"}}})
+	select {
+	case c := <-fromB:
+		if c.Kind != KindJoin || c.Origin != "b" {
+			t.Fatalf("a got %+v from b", c)
+		}
+	case <-time.After(20 * time.Second): // only ends a broken test
+		t.Fatal("b's broadcast did not reach a")
+	}
+	if p := a.Peers(); len(p) != 1 || p[0] != "b" {
+		t.Fatalf("a's peers after hearing b: %v", p)
 	}
 	if got := a.GatherPresence("app:x"); len(got) != 1 || got[0].User != "bob" {
 		t.Fatalf("gathered %v, want b's bob", got)

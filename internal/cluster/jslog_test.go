@@ -11,6 +11,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/hub/historytest"
@@ -130,9 +131,14 @@ func TestJSLogConcurrentNodes(t *testing.T) {
 // When a channel's whole history aged out, the next publication continues
 // its epoch and offsets on a node that knew the tip (its own, or the bus's
 // news): subscribers never see offsets go back.
+//
+// The server's MaxAge expiry has no event a client can wait on, so the
+// test removes the channel's messages with a subject purge instead, which
+// leaves the stream as the expiry does: the log reads the subject as empty
+// (a 404 on its last message) either way.
 func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 	url := startJetStream(t).ClientURL()
-	s := Stream{Namespace: "app", Size: 10, TTL: time.Second}
+	s := Stream{Namespace: "app", Size: 10, TTL: time.Hour}
 	a, b := openLog(t, url, "a", s), openLog(t, url, "b", s)
 	ctx := context.Background()
 	var last protocol.Publication
@@ -144,15 +150,24 @@ func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 		}
 	}
 	b.Observe("app:t", ep, last.Offset) // what the bus tells b
-	for {                               // MaxAge: the server removes them about a second later
-		pubs, _, err := a.Last(ctx, "app:t", 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(pubs) == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for the server's expiry timer: no event to wait on
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, streamName("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject("app:t"))); err != nil {
+		t.Fatal(err)
+	}
+	if pubs, _, err := a.Last(ctx, "app:t", 10); err != nil || len(pubs) != 0 {
+		t.Fatalf("history after the purge: %v (%v), want none", pubs, err)
 	}
 	for i, l := range []*JSLog{a, b} {
 		_, top, err := l.Last(ctx, "app:t", 0)
