@@ -494,15 +494,17 @@ func (w *writes) send(ctx context.Context, conn *pgxpool.Conn, st *batchState, c
 	if len(w.mRoom) > 0 {
 		b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv, client_id, thread, mentions, mention_room)
 			SELECT r, q, a, b, p, c, array_to_tsvector(string_to_array(l, ' ')), ci, th, mn::bigint[], mr
-			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[],
-				$8::text[], $9::bigint[], $10::text[], $11::boolean[])
-				AS t (r, q, a, b, p, c, l, ci, th, mn, mr)`, w.mRoom, w.mSeq, w.mAuthor, w.mBody, w.mReply, w.mAt, w.mLex,
+			FROM (SELECT unnest($1::bigint[]) r, unnest($2::bigint[]) q, unnest($3::bigint[]) a, unnest($4::text[]) b,
+				unnest($5::bigint[]) p, unnest($6::timestamptz[]) c, unnest($7::text[]) l, unnest($8::text[]) ci,
+				unnest($9::bigint[]) th, unnest($10::text[]) mn, unnest($11::boolean[]) mr) t`, w.mRoom, w.mSeq, w.mAuthor, w.mBody, w.mReply, w.mAt, w.mLex,
 			w.mClient, w.mThread, w.mMentions, w.mMentionRoom)
 	}
 	b.Queue(`INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at, client_id, thread, mentions, mention_room)
 		SELECT r, q, k, u, b, p, g, e, c, ci, th, mn::bigint[], mr
-		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[],
-			$10::text[], $11::bigint[], $12::text[], $13::boolean[]) AS t (r, q, k, u, b, p, g, e, c, ci, th, mn, mr)`,
+		FROM (SELECT unnest($1::bigint[]) r, unnest($2::bigint[]) q, unnest($3::text[]) k, unnest($4::bigint[]) u,
+			unnest($5::text[]) b, unnest($6::bigint[]) p, unnest($7::bigint[]) g, unnest($8::text[]) e,
+			unnest($9::timestamptz[]) c, unnest($10::text[]) ci, unnest($11::bigint[]) th, unnest($12::text[]) mn,
+			unnest($13::boolean[]) mr) t`,
 		w.eRoom, w.eSeq, w.eKind, w.eUser, w.eBody, w.eReply, w.eTarget, w.eEmoji, w.eAt,
 		w.eClient, w.eThread, w.eMentions, w.eMentionRoom)
 	b.QueuedQueries = append(b.QueuedQueries, w.ops.QueuedQueries...)
@@ -512,7 +514,8 @@ func (w *writes) send(ctx context.Context, conn *pgxpool.Conn, st *batchState, c
 		hRoom, hSeq, hAt = append(hRoom, room), append(hSeq, int64(st.heads[room])), append(hAt, at)
 	}
 	b.Queue(`UPDATE rooms r SET last_seq = t.q, last_event_at = t.c
-		FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS t (id, q, c) WHERE r.id = t.id`, hRoom, hSeq, hAt)
+		FROM (SELECT unnest($1::bigint[]) id, unnest($2::bigint[]) q, unnest($3::timestamptz[]) c) t
+		WHERE r.id = t.id AND r.id = ANY($1)`, hRoom, hSeq, hAt)
 	if commit {
 		b.Queue(`COMMIT`)
 	}
