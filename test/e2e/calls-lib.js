@@ -39,6 +39,10 @@ export async function newCallPage(browser, baseURL, { width = 320, height = 180,
     if (display) md.getDisplayMedia = (c) => display({ ...c, video: { width: 320, height: 180, frameRate: 5 } });
   }, [width, height, fps]);
   context.setDefaultTimeout(60000);
+  // The page's console with times, for a failing test's log (waitOrDump).
+  page.log = [];
+  const t0 = Date.now();
+  page.on('console', (m) => page.log.push(`${((Date.now() - t0) / 1000).toFixed(1)} s ${m.type()}: ${m.text()}`));
   return { context, page };
 }
 
@@ -68,8 +72,9 @@ export async function waitOrDump(locator, pages, opts) {
     await locator.waitFor(opts);
   } catch (err) {
     for (const [name, p] of Object.entries(pages)) {
-      const panel = await p.evaluate(() => ({ ...document.querySelector('#call-panel')?.dataset })).catch(() => ({}));
+      const panel = await p.evaluate(() => ({ ...document.querySelector('#call-panel')?.dataset, conn: document.querySelector('#conn')?.dataset.state })).catch(() => ({}));
       console.log(`# ${name}'s panel ${JSON.stringify(panel)}, tiles: ${JSON.stringify(await tilesOf(p))}`);
+      if (p.log?.length) console.log(`# ${name}'s console (last 30):\n${p.log.slice(-30).map((l) => `#   ${l}`).join('\n')}`);
     }
     throw err;
   }

@@ -41,6 +41,28 @@ export const ICE_DISCONNECTED_MS = 4000;
 const ICE_RETRY_MAX_MS = 30_000; // a restart that did not help is tried again, backing off to this
 
 /**
+ * Waits before rejoining a call that ended under us because the node that
+ * ran it died (a `left` push about ourselves with reason "node gone",
+ * docs/calls.md "Calls in a cluster"): the first join after that starts the
+ * call again on a live node, so the user sees a short interruption instead
+ * of a dead call. A few tries, with backoff (the other nodes learn of the
+ * death within the heartbeat timeout, 4 s), and jitter so that everybody in
+ * the call does not land on the new node in the same instant.
+ */
+export const REJOIN_DELAYS_MS = [1000, 3000, 8000];
+
+/**
+ * How long to wait before rejoin attempt number attempt (0-based) after the
+ * server took us out of a call for reason, or null: do not rejoin. Only
+ * "node gone" rejoins; a kick, a leave of the room or a join elsewhere
+ * ("replaced") must not be undone. random() gives the jitter (±25%).
+ */
+export function rejoinDelay(reason, attempt, random = Math.random) {
+  if (reason !== 'node gone' || attempt < 0 || attempt >= REJOIN_DELAYS_MS.length) return null;
+  return Math.round(REJOIN_DELAYS_MS[attempt] * (0.75 + random() / 2));
+}
+
+/**
  * Watches pc's ICE connection state and calls restart() (which calls
  * pc.restartIce() and signals) when it turns "failed", or stays
  * "disconnected" for graceMs. While the connection stays down it restarts
@@ -155,6 +177,8 @@ export class CallPanel {
     this.screen = null; // MediaStream of the screen share
     this.state = { muted: false, camera: true, screen: false };
     this.joining = false;
+    this.rejoining = null; // {roomId, name, myId, attempt, timer} while waiting to rejoin (rejoinDelay)
+    this.early = null; // {roomId, pushes} while a call.join is out: the pushes that came before its reply
     this.button = h('button', { type: 'button', class: 'call-button', onclick: () => this.toggle() }, 'Join call');
     // "Call in progress" for a member of the open room who is not in its call.
     this.roomStatus = h('span', { class: 'call-status', role: 'status' });
@@ -201,6 +225,7 @@ export class CallPanel {
    */
   async reconnected() {
     if (!this.call) return;
+    console.debug('call: the connection is back: rejoining');
     const { roomId, name, myId } = this.call;
     this.#closePeers();
     this.call = null;
@@ -208,9 +233,9 @@ export class CallPanel {
   }
 
   #renderButton() {
-    const inThis = this.call && this.room && this.call.roomId === this.room.id;
+    const inThis = this.room && (this.call ?? this.rejoining)?.roomId === this.room.id;
     this.slot.hidden = !this.room;
-    this.button.textContent = inThis ? 'Leave call' : this.call ? 'Join call here' : 'Join call';
+    this.button.textContent = inThis ? 'Leave call' : this.call || this.rejoining ? 'Join call here' : 'Join call';
     this.button.setAttribute('aria-pressed', inThis ? 'true' : 'false');
     this.button.disabled = this.joining;
     const watchingThis = this.watching && this.room && this.watching.roomId === this.room.id;
@@ -367,18 +392,28 @@ export class CallPanel {
 
   async toggle() {
     if (!this.room) return;
-    if (this.call?.roomId === this.room.id) { await this.leave(); return; }
-    if (this.call) await this.leave();
+    if ((this.call ?? this.rejoining)?.roomId === this.room.id) { await this.leave(); return; }
+    if (this.call || this.rejoining) await this.leave();
     await this.join(this.room.id, this.room.displayName);
   }
 
-  async join(roomId, name, replaces) {
+  /**
+   * Joins the call of roomId; replaces is our previous participant id, if
+   * any. With rejoin (a rejoin after "node gone"), a failure keeps the
+   * camera and microphone for the next try. Returns whether we are in.
+   */
+  async join(roomId, name, replaces, { rejoin = false } = {}) {
     if (this.ringing && String(this.ringing.roomId) === String(roomId)) this.#stopRing();
+    if (!rejoin) this.#cancelRejoin();
     this.joining = true;
     this.#renderButton();
     try {
       if (!this.local) this.local = await this.#getMedia();
       this.#applyTrackState();
+      // Pushes may arrive before the join's reply (we are in the call the
+      // moment the server adds us); they are newer than its participant
+      // list, so they are kept and applied after it (docs/calls.md, "Pushes").
+      this.early = { roomId, pushes: [] };
       const res = await this.rpc('call.join', { room: roomId, state: this.state, ...(replaces && { replaces }) });
       if (res.mode !== 'mesh' && res.mode !== 'sfu') {
         this.rpc('call.leave', { room: roomId }).catch(() => {});
@@ -389,19 +424,86 @@ export class CallPanel {
       this.panel.dataset.mode = res.mode;
       for (const p of res.participants ?? []) this.#addPeer(p);
       if (res.mode === 'sfu') this.#enterSFU();
+      const early = this.early?.pushes ?? [];
+      this.early = null;
+      for (const msg of early) this.onPush(msg);
       clearInterval(this.statsTimer);
       this.statsTimer = setInterval(() => this.#stats(), STATS_MS);
-      announce(`Joined the call in ${name}`);
+      announce(rejoin ? `Back in the call in ${name}` : `Joined the call in ${name}`);
+      return true;
     } catch (err) {
       this.#error(`Could not join the call: ${err.message}`);
-      if (!this.call) this.#stopLocal();
+      if (!this.call && !rejoin) this.#stopLocal();
+      return false;
     } finally {
+      this.early = null;
       this.joining = false;
       this.#renderButton();
     }
   }
 
+  /**
+   * The call ended under us because its node died: close the connections,
+   * keep our camera and microphone and the panel, and join again after
+   * rejoinDelay, a few times, until one join gets us in. Leaving (or
+   * joining another call) meanwhile cancels it.
+   */
+  #rejoin(call, reason) {
+    this.call = null;
+    clearInterval(this.statsTimer);
+    this.#closePeers(call);
+    for (const t of this.tiles?.querySelectorAll('.tile:not(.local)') ?? []) t.remove();
+    this.#countTiles();
+    const r = { roomId: call.roomId, name: call.name, myId: call.myId, attempt: 0, timer: 0 };
+    this.rejoining = r;
+    const next = () => {
+      const delay = rejoinDelay(reason, r.attempt);
+      if (delay === null) {
+        this.#cancelRejoin();
+        this.#stopLocal();
+        this.panel.hidden = true;
+        replace(this.panel);
+        announce('The call ended: its server went away');
+        this.#renderButton();
+        return;
+      }
+      this.panel.dataset.rejoining = String(r.attempt + 1);
+      this.#error('The server running the call went away. Rejoining…');
+      r.timer = setTimeout(async () => {
+        if (this.rejoining !== r) return;
+        r.attempt += 1;
+        if (await this.join(r.roomId, r.name, r.myId, { rejoin: true })) {
+          if (this.rejoining === r) this.rejoining = null;
+          delete this.panel.dataset.rejoining;
+        } else if (this.rejoining === r) {
+          next();
+        }
+      }, delay);
+    };
+    announce('The call was interrupted: rejoining');
+    this.#renderButton();
+    next();
+  }
+
+  /** Stops waiting to rejoin (the caller decides what the panel shows). */
+  #cancelRejoin() {
+    const r = this.rejoining;
+    if (!r) return;
+    this.rejoining = null;
+    clearTimeout(r.timer);
+    delete this.panel.dataset.rejoining;
+  }
+
   async leave() {
+    if (this.rejoining && !this.call) { // waiting to rejoin: just stop
+      this.#cancelRejoin();
+      this.#stopLocal();
+      this.panel.hidden = true;
+      replace(this.panel);
+      this.#renderButton();
+      announce('You left the call');
+      return;
+    }
     const call = this.#end('You left the call');
     if (!call) return;
     try { await this.rpc('call.leave', { room: call.roomId }); } catch { /* the server forgets us on disconnect anyway */ }
@@ -598,6 +700,7 @@ export class CallPanel {
     pc.onsignalingstatechange = () => { if (call.sfu === sfu) this.panel.dataset.sfuSignaling = pc.signalingState; };
     pc.oniceconnectionstatechange = () => {
       if (call.sfu === sfu) this.panel.dataset.sfuIce = pc.iceConnectionState;
+      console.debug(`call: ICE to the SFU ${pc.iceConnectionState}`);
       for (const peer of call.peers.values()) this.#renderTile(peer);
     };
     // The new offer goes out through negotiationneeded (the SFU answers an
@@ -647,6 +750,8 @@ export class CallPanel {
   /** A {"push":"call"} frame, from the SDK's client-level 'push' event. */
   onPush(msg) {
     const call = this.call;
+    if (msg.event !== 'signal') console.debug(`call: push ${msg.event}${msg.mode ? ` ${msg.mode}` : ''}${msg.participant ? ` ${msg.participant.user} ${msg.participant.id}` : ''}${msg.reason ? ` (${msg.reason})` : ''}`);
+    if (!call && this.early && String(msg.room) === String(this.early.roomId)) { this.early.pushes.push(msg); return; }
     if (!call || String(msg.room) !== String(call.roomId)) return;
     switch (msg.event) {
       case 'joined':
@@ -658,7 +763,13 @@ export class CallPanel {
       case 'left': {
         // About ourselves: the server took us out (kicked from or left the
         // room, or replaced by a join of ours on another connection).
-        if (msg.participant?.id === call.myId) { this.#end('You are no longer in the call'); break; }
+        // "node gone": the node running the call died; a join starts it
+        // again on a live node (rejoinDelay).
+        if (msg.participant?.id === call.myId) {
+          if (rejoinDelay(msg.reason, 0) === null) this.#end('You are no longer in the call');
+          else this.#rejoin(call, msg.reason);
+          break;
+        }
         const peer = call.peers.get(msg.participant?.id);
         if (!peer) break;
         peer.pc?.close();
