@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sori-dev/sori/internal/store/postgres/pgtest"
 )
 
 // The chaos cases of issue 12 beyond kill -9 (make test-cluster). Each
@@ -411,5 +416,91 @@ func (p *busProxy) relay(src io.Reader, dst io.Writer) {
 				return
 			}
 		}
+	}
+}
+
+// The PostgreSQL server itself stops under publish load and starts again,
+// twice: once with a fast shutdown (it ends every session, aborting their
+// transactions, then checkpoints) and once with an immediate one (a crash:
+// no checkpoint, the start replays the WAL). Each time it stays down until
+// every node has noticed (/readyz 503), then a few seconds more while
+// writers keep publishing; the nodes must refuse what they cannot commit,
+// acknowledge nothing the restarted server does not have, and go on once
+// it is back. The server is the one pg_virtualenv started for the test
+// (found with pg_lsclusters by the DSN's port).
+func TestRestartPostgresDuringGroupCommit(t *testing.T) {
+	clusterOnly(t)
+	const after = 150
+	pg := findPostgres(t)
+	runScenario(t, scenario{writers: 4, readers: 6, kinds: []string{"ws", "longpoll", "sse"}, writerKinds: []string{"ws", "longpoll"},
+		before: 100, after: after, maxBreaks: 1, opts: []option{withLBCheck()},
+		fault: func(t *testing.T, ctx context.Context, cl *cluster, w *workload) {
+			for _, mode := range []string{"fast", "immediate"} {
+				refused, acked := w.refusals.Load(), w.hist.AckedCount()
+				t.Logf("stopping PostgreSQL (-m %s) after %d acknowledged publications", mode, acked)
+				pg.ctl(t, "stop", "-m", mode)
+				down := time.Now()
+				if err := cl.waitReady(ctx, false, cl.nodes...); err != nil {
+					t.Fatal(err)
+				}
+				noticed := time.Since(down)
+				// Down a while longer, so that writers and readers meet it.
+				<-time.After(3 * time.Second)
+				t.Logf("every node answered /readyz 503 %v after the stop; PostgreSQL down %v: %d publishes refused, %d acknowledged meanwhile (all before the stop took effect)",
+					noticed.Round(10*time.Millisecond), time.Since(down).Round(10*time.Millisecond), w.refusals.Load()-refused, w.hist.AckedCount()-acked)
+				pg.ctl(t, "start")
+				up := time.Now()
+				if err := cl.waitReady(ctx, true, cl.nodes...); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("PostgreSQL started again; every node ready %v after the start (%v after the stop)", time.Since(up).Round(10*time.Millisecond), time.Since(down).Round(10*time.Millisecond))
+				if err := w.waitAcks(ctx, after/2); err != nil {
+					t.Fatal(err)
+				}
+				w.mu.Lock()
+				t.Logf("publishes refused so far by code: %v; readers' subscribes refused: %v", w.codes, w.subRefused)
+				w.mu.Unlock()
+			}
+		}})
+}
+
+// pgServer is the test's PostgreSQL server as Debian's postgresql-common
+// knows it (pg_virtualenv creates such a cluster).
+type pgServer struct{ version, name string }
+
+// findPostgres finds the cluster serving the DSN's port with pg_lsclusters,
+// or skips t. A cleanup starts it again if the test left it stopped.
+func findPostgres(t *testing.T) pgServer {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pg_lsclusters", "--no-header").Output()
+	if err != nil {
+		t.Skipf("pg_lsclusters: %v (run the test inside pg_virtualenv, as make test-cluster does)", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line) // Ver Cluster Port Status Owner Datadir Logfile
+		if len(f) >= 4 && f[2] == strconv.Itoa(int(cfg.Port)) {
+			pg := pgServer{version: f[0], name: f[1]}
+			t.Cleanup(func() {
+				if out, _ := exec.Command("pg_lsclusters", "--no-header", pg.version, pg.name).Output(); !strings.Contains(string(out), "online") {
+					_ = exec.Command("pg_ctlcluster", pg.version, pg.name, "start").Run()
+				}
+			})
+			return pg
+		}
+	}
+	t.Skipf("no PostgreSQL cluster of pg_lsclusters listens on port %d: cannot restart it", cfg.Port)
+	return pgServer{}
+}
+
+// ctl runs pg_ctlcluster for the server (stop, start …).
+func (p pgServer) ctl(t *testing.T, action string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("pg_ctlcluster", append([]string{p.version, p.name, action}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctlcluster %s: %v\n%s", action, err, out)
 	}
 }
