@@ -64,11 +64,11 @@ type Service struct {
 	userAttempts   *ratelimit.Limiter // keyed by userKey
 
 	// tokenMu makes counting a user's API tokens and creating one a single
-	// step, so that concurrent requests cannot pass MaxAPITokens together;
-	// inviteMu does the same for MaxInvites (per process: in a cluster two
-	// nodes may pass it by one each).
-	tokenMu  sync.Mutex
-	inviteMu sync.Mutex
+	// step, so that concurrent requests cannot pass MaxAPITokens together
+	// (per process: in a cluster two nodes may pass it by one each).
+	// MaxInvites needs no lock here: the store counts and inserts in one
+	// transaction for every node.
+	tokenMu sync.Mutex
 }
 
 // New returns a Service for cfg.

@@ -142,27 +142,12 @@ func (s *Service) CreateInvite(ctx context.Context, by store.User, ttl time.Dura
 		return "", store.Invite{}, protocol.ErrBadRequest.WithMessage("uses must be between 1 and 1000; 0 = 1")
 	}
 	now := s.cfg.Now()
-	s.inviteMu.Lock()
-	defer s.inviteMu.Unlock()
-	all, err := s.st.ListInvites(ctx)
-	if err != nil {
-		return "", store.Invite{}, fmt.Errorf("accounts: list invites: %w", err)
-	}
-	live := 0
-	for _, inv := range all {
-		if inv.Used >= inv.Uses || !inv.ExpiresAt.After(now) {
-			if err := s.st.DeleteInvite(ctx, inv.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return "", store.Invite{}, fmt.Errorf("accounts: drop a spent invite: %w", err)
-			}
-			continue
-		}
-		live++
-	}
-	if live >= MaxInvites {
+	code := newSecret()
+	// The store counts and inserts in one step, for every node sharing it.
+	inv, err := s.st.CreateInvite(ctx, store.Invite{ID: store.TokenID(code), CreatedBy: by.ID, CreatedAt: now, ExpiresAt: now.Add(ttl), Uses: uses}, MaxInvites)
+	if errors.Is(err, store.ErrLimit) {
 		return "", store.Invite{}, ErrTooManyInv
 	}
-	code := newSecret()
-	inv, err := s.st.CreateInvite(ctx, store.Invite{ID: store.TokenID(code), CreatedBy: by.ID, CreatedAt: now, ExpiresAt: now.Add(ttl), Uses: uses})
 	if err != nil {
 		return "", store.Invite{}, fmt.Errorf("accounts: create invite: %w", err)
 	}

@@ -16,6 +16,9 @@ var (
 	// ErrInvalid means an argument the store cannot act on, such as an
 	// unknown event kind or role.
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrLimit means the change would pass a bound on how many rows of a
+	// kind may exist (such as the usable invites): nothing was changed.
+	ErrLimit = errors.New("store: limit reached")
 	// ErrClosed means the Store was closed.
 	ErrClosed = errors.New("store: closed")
 )

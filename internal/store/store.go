@@ -183,8 +183,12 @@ type Store interface {
 
 	// CreateInvite stores inv (ID and CreatedBy set by the caller; Used
 	// starts at 0) and returns it with CreatedAt set; ErrConflict if the
-	// id is taken.
-	CreateInvite(ctx context.Context, inv Invite) (Invite, error)
+	// id is taken. With max > 0 it first deletes the spent and expired
+	// invites (at inv.CreatedAt) and stores inv only if fewer than max
+	// usable ones remain, else ErrLimit and nothing stored; counting and
+	// storing are one step for every process sharing the store, so
+	// concurrent calls on several cluster nodes never pass max together.
+	CreateInvite(ctx context.Context, inv Invite, max int) (Invite, error)
 	// ListInvites returns every stored invite, newest first.
 	ListInvites(ctx context.Context) ([]Invite, error)
 	// DeleteInvite removes an invite; ErrNotFound if there is none.

@@ -107,11 +107,33 @@ func scanInvite(row pgx.Row) (store.Invite, error) {
 	return inv, err
 }
 
-// CreateInvite implements store.Store.
-func (s *Store) CreateInvite(ctx context.Context, inv store.Invite) (store.Invite, error) {
+// CreateInvite implements store.Store. With a cap, the transaction locks
+// the invites table against other creators (SHARE ROW EXCLUSIVE conflicts
+// with itself, so the count cannot go stale before the insert on any node);
+// sign-ups spending a use wait for it only that long.
+func (s *Store) CreateInvite(ctx context.Context, inv store.Invite, max int) (store.Invite, error) {
 	inv.CreatedAt, inv.ExpiresAt, inv.Used = stamp(inv.CreatedAt), stamp(inv.ExpiresAt), 0
-	if err := s.execOne(ctx, `INSERT INTO invites (`+inviteCols+`) VALUES ($1, $2, $3, $4, $5, 0)`,
-		inv.ID, inv.CreatedBy, inv.CreatedAt, inv.ExpiresAt, inv.Uses); err != nil {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if max > 0 {
+			if _, err := tx.Exec(ctx, `LOCK TABLE invites IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM invites WHERE used >= uses OR expires_at <= $1`, inv.CreatedAt); err != nil {
+				return err
+			}
+			var live int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM invites`).Scan(&live); err != nil {
+				return err
+			}
+			if live >= max {
+				return store.ErrLimit
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO invites (`+inviteCols+`) VALUES ($1, $2, $3, $4, $5, 0)`,
+			inv.ID, inv.CreatedBy, inv.CreatedAt, inv.ExpiresAt, inv.Uses)
+		return err
+	})
+	if err != nil {
 		return store.Invite{}, s.wrap(err, "create invite")
 	}
 	return inv, nil

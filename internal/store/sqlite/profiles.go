@@ -121,11 +121,27 @@ func scanInvite(row interface{ Scan(...any) error }) (store.Invite, error) {
 	return inv, err
 }
 
-// CreateInvite implements store.Store.
-func (s *Store) CreateInvite(ctx context.Context, inv store.Invite) (store.Invite, error) {
+// CreateInvite implements store.Store. The one write connection
+// serializes the transaction, so the count stays true until the insert.
+func (s *Store) CreateInvite(ctx context.Context, inv store.Invite, max int) (store.Invite, error) {
 	inv.CreatedAt, inv.ExpiresAt, inv.Used = stamp(inv.CreatedAt), stamp(inv.ExpiresAt), 0
-	_, err := s.w.ExecContext(ctx, `INSERT INTO invites (`+inviteCols+`) VALUES (?, ?, ?, ?, ?, 0)`,
-		inv.ID, inv.CreatedBy, toMicros(inv.CreatedAt), toMicros(inv.ExpiresAt), inv.Uses)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if max > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE used >= uses OR expires_at <= ?`, toMicros(inv.CreatedAt)); err != nil {
+				return err
+			}
+			var live int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM invites`).Scan(&live); err != nil {
+				return err
+			}
+			if live >= max {
+				return store.ErrLimit
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO invites (`+inviteCols+`) VALUES (?, ?, ?, ?, ?, 0)`,
+			inv.ID, inv.CreatedBy, toMicros(inv.CreatedAt), toMicros(inv.ExpiresAt), inv.Uses)
+		return err
+	})
 	if err != nil {
 		return store.Invite{}, wrap(err, "create invite")
 	}

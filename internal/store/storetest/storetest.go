@@ -57,6 +57,7 @@ func Run(t *testing.T, h Harness) {
 		{"Profiles", testProfiles},
 		{"Disabled", testDisabled},
 		{"Invites", testInvites},
+		{"InviteCap", testInviteCap},
 		{"SettingsAndRoomList", testSettingsAndRoomList},
 		{"Files", testFiles},
 		{"ContextAndClose", testContextAndClose},
