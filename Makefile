@@ -43,8 +43,9 @@ test-cluster:
 	pg_virtualenv -t -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_TEST_SLOW=1 SORI_TEST_CLUSTER=1 $(GO) test -count=1 -v -timeout 40m -run . ./internal/tools/clustertest'
 
 # The cluster benchmarks of docs/benchmarks.md (three nodes against one, same run).
+# fsync on: pg_virtualenv's default (off) would make the durable appends not durable.
 bench-cluster:
-	pg_virtualenv -t -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_CLUSTER_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run TestClusterBench ./internal/tools/clustertest'
+	pg_virtualenv -t -o fsync=on -- bash -c 'SORI_TEST_POSTGRES="host=$$PGHOST port=$$PGPORT user=$$PGUSER password=$$PGPASSWORD dbname=$$PGDATABASE" SORI_CLUSTER_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run TestClusterBench ./internal/tools/clustertest'
 
 # Sori beside Centrifugo, Node ws, Socket.IO and uWebSockets.js: idle memory and
 # fan-out CPU, same run (docs/benchmarks.md). Installs the peers outside the repo.

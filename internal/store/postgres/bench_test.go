@@ -20,7 +20,10 @@ import (
 // that all three contend for, and one-transaction-per-message as the
 // no-batching baseline. One op is one message; compare msgs/s within a run.
 //
-//	pg_virtualenv -t sh -c 'SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE" \
+// pg_virtualenv makes clusters with fsync off; -o fsync=on measures commits
+// that survive a machine crash:
+//
+//	pg_virtualenv -t -o fsync=on sh -c 'SORI_TEST_POSTGRES="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE" \
 //	  go test -run "^$" -bench DurableAppend -benchtime 20000x ./internal/store/postgres'
 func BenchmarkDurableAppend(b *testing.B) {
 	b.Run("sqlite-1-node-64-rooms", func(b *testing.B) {
