@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +111,10 @@ type Node struct {
 	log      *slog.Logger
 	prefix   string
 	seq      atomic.Uint64
+	// cmds holds the *[]Command slices frames are decoded into (see
+	// Session.HandleWith): one per session would stay with every idle
+	// connection (a decoded Command is about 170 bytes).
+	cmds sync.Pool
 	// commands is the per-user command budget (keyed by UserKey): shared by
 	// a user's connections and kept across reconnects, so that reconnecting
 	// does not refill it. Its table is bounded (ratelimit.DefaultMaxKeys).
@@ -275,7 +280,7 @@ func (n *Node) Accept(t Transport, ip string) (*Session, protocol.Disconnect) {
 	}
 	seq := n.seq.Add(1)
 	s := &Session{node: n, t: t, ip: ip, seq: seq, id: n.prefix + strconv.FormatUint(seq, 36)}
-	s.q.max = n.cfg.QueueBytes
+	s.q.max = int32(min(n.cfg.QueueBytes, math.MaxInt32))
 	if a, ok := t.(Attacher); ok {
 		a.Attach(s) // before the session is visible to heartbeats and Shutdown
 	}

@@ -25,8 +25,8 @@ type queue struct {
 	mu       sync.Mutex
 	frames   []Frame
 	spare    []Frame // the writer's previous batch, reused to avoid allocations
-	bytes    int
-	max      int
+	bytes    int32   // int32: a session's queue is bounded far below 2 GiB (Config.QueueBytes)
+	max      int32
 	byKey    map[string]int // index in frames of the queued frame for a key
 	disabled bool           // closed: drop everything
 }
@@ -42,12 +42,12 @@ func (q *queue) push(f Frame) (ok, wasEmpty bool) {
 	}
 	if f.key != "" {
 		if i, found := q.byKey[f.key]; found {
-			q.bytes += len(f.Data) - len(q.frames[i].Data)
+			q.bytes += int32(len(f.Data) - len(q.frames[i].Data))
 			q.frames[i] = f
 			return true, false
 		}
 	}
-	if q.bytes+len(f.Data) > q.max && len(q.frames) > 0 {
+	if int(q.bytes)+len(f.Data) > int(q.max) && len(q.frames) > 0 {
 		return false, false
 	}
 	if f.key != "" {
@@ -63,7 +63,7 @@ func (q *queue) push(f Frame) (ok, wasEmpty bool) {
 		q.frames = make([]Frame, 0, 8)
 	}
 	q.frames = append(q.frames, f)
-	q.bytes += len(f.Data)
+	q.bytes += int32(len(f.Data))
 	return true, wasEmpty
 }
 

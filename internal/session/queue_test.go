@@ -39,7 +39,7 @@ func TestQueue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := &queue{max: tt.max}
+			q := &queue{max: int32(tt.max)}
 			for i, p := range tt.pushes {
 				ok, wasEmpty := q.push(frame(p.data, p.key))
 				if ok != p.wantOK || wasEmpty != p.wantWasEmpty {

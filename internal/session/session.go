@@ -44,10 +44,11 @@ type Session struct {
 	q    queue
 
 	// Only the reader goroutine (Handle) touches these, so they need no lock.
-	cmds     []Command
 	tokens   float64 // command bucket of an anonymous connection (users share the node's)
-	lastFill time.Time
-	strikes  int // consecutive rate-limited commands
+	lastFill int64   // unix nanos of the bucket's last fill; 0: never
+	// strikes counts consecutive rate-limited commands; int32 and next to
+	// mu so that the two pack (Session's size class, per idle connection).
+	strikes int32
 
 	mu        sync.Mutex // guards the fields below
 	connected bool
@@ -60,7 +61,7 @@ type Session struct {
 	// the hub registration and this entry appear together) and removed
 	// before the hub registration goes. The reader (subscribe, unsubscribe),
 	// server-side Unsubscribe (any goroutine) and Closed all change it.
-	subs map[string]struct{}
+	subs chanSet
 	// revoked counts server-side unsubscribes (kicks). A subscribe that
 	// decided before one and registers after it must decide again: see
 	// subscribe.
@@ -160,14 +161,15 @@ func (s *Session) HandleWith(frame []byte, decode func([]byte, []protocol.Comman
 		s.Send(protocol.EncodeError(0, protocol.ErrMessageTooLarge))
 		return disconnect(protocol.DisconnectTooBig)
 	}
-	cmds, bad := decode(frame, s.cmds[:0])
-	s.cmds = cmds[:0]
+	bp := s.node.getCmds()
+	cmds, bad := decode(frame, (*bp)[:0])
 	for i := range cmds {
 		if d, end := s.handleCommand(&cmds[i]); end {
+			s.node.putCmds(bp, cmds)
 			return d, true
 		}
 	}
-	clear(cmds)
+	s.node.putCmds(bp, cmds)
 	if bad != nil {
 		s.node.metrics.CommandError(bad.Err.Code)
 		s.Send(protocol.EncodeError(bad.ID, bad.Err))
@@ -177,6 +179,23 @@ func (s *Session) HandleWith(frame []byte, decode func([]byte, []protocol.Comman
 		}
 	}
 	return carryOn()
+}
+
+// getCmds and putCmds lend the slice a frame is decoded into (Node.cmds).
+func (n *Node) getCmds() *[]Command {
+	if bp, ok := n.cmds.Get().(*[]Command); ok {
+		return bp
+	}
+	return new([]Command)
+}
+
+func (n *Node) putCmds(bp *[]Command, cmds []Command) {
+	clear(cmds) // let the strings and data go
+	if cap(cmds) > 64 {
+		return // a huge batch: do not keep its slice
+	}
+	*bp = cmds[:0]
+	n.cmds.Put(bp)
 }
 
 // disconnect is the answer of a command that ends the connection with d.
@@ -216,15 +235,15 @@ func (s *Session) allow() bool {
 	}
 	cfg := &s.node.cfg
 	now := s.node.clock.Now()
-	if s.lastFill.IsZero() {
+	if s.lastFill == 0 {
 		s.tokens = float64(cfg.CommandBurst)
 	} else {
-		s.tokens += now.Sub(s.lastFill).Seconds() * cfg.CommandRate
+		s.tokens += max(time.Duration(now.UnixNano()-s.lastFill), 0).Seconds() * cfg.CommandRate
 		if s.tokens > float64(cfg.CommandBurst) {
 			s.tokens = float64(cfg.CommandBurst)
 		}
 	}
-	s.lastFill = now
+	s.lastFill = now.UnixNano()
 	if s.tokens < 1 {
 		return false
 	}
@@ -237,7 +256,7 @@ func (s *Session) handleCommand(cmd *Command) (protocol.Disconnect, bool) {
 		s.strikes++
 		s.node.metrics.CommandError(protocol.ErrRateLimited.Code)
 		s.Send(protocol.EncodeError(cmd.ID, protocol.ErrRateLimited))
-		if s.strikes > s.node.cfg.CommandBurst {
+		if int(s.strikes) > s.node.cfg.CommandBurst {
 			return disconnect(protocol.DisconnectRateLimit)
 		}
 		return carryOn()
@@ -501,8 +520,8 @@ func (s *Session) subscribe(ctx context.Context, cmd *Command) error {
 func (s *Session) trySubscribe(ctx context.Context, ns *hub.Namespace, cmd *Command) error {
 	s.mu.Lock()
 	revoked, key := s.revoked, s.key
-	_, dup := s.subs[cmd.Channel]
-	n := len(s.subs)
+	dup := s.subs.has(cmd.Channel)
+	n := s.subs.len()
 	s.mu.Unlock()
 	if dup {
 		return protocol.ErrAlreadySubscribed
@@ -516,6 +535,9 @@ func (s *Session) trySubscribe(ctx context.Context, ns *hub.Namespace, cmd *Comm
 	if !s.node.reserveSub(key) {
 		return protocol.ErrTooManySubs.WithMessage("too many subscriptions across your connections")
 	}
+	// The closures copy what they need: cmd lives in a pooled slice that
+	// is reused once the frame is handled.
+	channel, id := cmd.Channel, cmd.ID
 	opts := hub.SubscribeOptions{
 		Recover: cmd.Recover, Since: hub.Position{Epoch: cmd.Epoch, Offset: cmd.Offset},
 		Owner: s.owner(),
@@ -528,15 +550,12 @@ func (s *Session) trySubscribe(ctx context.Context, ns *hub.Namespace, cmd *Comm
 			if s.revoked != revoked {
 				return errRevoked
 			}
-			if s.subs == nil {
-				s.subs = map[string]struct{}{}
-			}
-			s.subs[cmd.Channel] = struct{}{}
+			s.subs.add(channel)
 			return nil
 		},
 	}
-	err := s.node.hub.Subscribe(ctx, cmd.Channel, s, opts, func(res protocol.SubscribeResult) {
-		s.Send(protocol.EncodeReply(protocol.Reply{ID: cmd.ID, Result: res}))
+	err := s.node.hub.Subscribe(ctx, channel, s, opts, func(res protocol.SubscribeResult) {
+		s.Send(protocol.EncodeReply(protocol.Reply{ID: id, Result: res}))
 	})
 	if err != nil {
 		s.node.releaseSubs(key, 1)
@@ -555,8 +574,7 @@ func (s *Session) trySubscribe(ctx context.Context, ns *hub.Namespace, cmd *Comm
 
 func (s *Session) unsubscribe(cmd *Command) (any, error) {
 	s.mu.Lock()
-	_, ok := s.subs[cmd.Channel]
-	delete(s.subs, cmd.Channel)
+	ok := s.subs.del(cmd.Channel)
 	key := s.key
 	s.mu.Unlock()
 	if !ok {
@@ -575,8 +593,7 @@ func (s *Session) unsubscribe(cmd *Command) (any, error) {
 func (s *Session) Unsubscribe(channel string, code int, reason string) bool {
 	s.mu.Lock()
 	s.revoked++
-	_, ok := s.subs[channel]
-	delete(s.subs, channel)
+	ok := s.subs.del(channel)
 	key := s.key
 	s.mu.Unlock()
 	if !ok {
@@ -601,7 +618,7 @@ func (s *Session) publish(ctx context.Context, cmd *Command) (any, error) {
 	}
 	s.mu.Lock()
 	user, claims := s.user, s.claims
-	_, subscribed := s.subs[cmd.Channel]
+	subscribed := s.subs.has(cmd.Channel)
 	s.mu.Unlock()
 	granted := claims != nil && claims.CanPublish(cmd.Channel)
 	if a := s.node.authorizer(ns.Name); a != nil && !granted {
@@ -685,7 +702,7 @@ func (s *Session) Closed(d protocol.Disconnect) {
 	}
 	s.closed = true
 	subs := s.subs
-	s.subs = nil
+	s.subs = chanSet{}
 	key := s.key
 	if s.expiry != nil {
 		s.expiry.Stop()
@@ -694,10 +711,8 @@ func (s *Session) Closed(d protocol.Disconnect) {
 		s.connectWait.Stop()
 	}
 	s.mu.Unlock()
-	for ch := range subs {
-		s.node.hub.Unsubscribe(ch, s)
-	}
-	s.node.releaseSubs(key, len(subs))
+	subs.each(func(ch string) { s.node.hub.Unsubscribe(ch, s) })
+	s.node.releaseSubs(key, subs.len())
 	s.q.disable()
 	s.node.remove(s, d)
 	for _, f := range s.node.closedHooks() {

@@ -53,21 +53,22 @@ type conn struct {
 	readErr       error    // reader: the error waitQuiet's read ended with, for the frame loop
 	writeDeadline int64    // writer: unix nanos of the deadline it last set
 
-	wp *writePool      // nil: each writer is a goroutine of the connection
-	wc syscall.RawConn // the socket, for the pool's non-blocking writes
+	wp *writePool // nil: each writer is a goroutine of the connection
+	// sock is the socket, for the pool's non-blocking writes and the
+	// poller; nil when neither is used or nc exposes none.
+	sock syscall.RawConn
 
 	// Read-ahead while the peer keeps sending (see nextSoon); reader only.
 	rbuf       *[]byte // from readPool; nil on an idle connection
-	rpos, rend int     // unread bytes are (*rbuf)[rpos:rend]
+	rpos, rend int32   // unread bytes are (*rbuf)[rpos:rend] (the buffer is 4 KiB)
 
 	// Parking in the poller (poll.go): an idle connection without a goroutine.
-	pl       *poller         // reader: nil = the reader waits on a goroutine
-	rc       syscall.RawConn // the socket, for the poller
-	rstate   atomic.Int32    // readerActive, readerArming, readerParked or readerWoken
-	deadline atomic.Int64    // unix nanos: when a parked connection times out
-	slot     int32           // reader: the poller's slot; -1 when not registered
-	gen      uint32          // reader: the slot's generation
-	epfd     int             // reader: the epoll instance it is registered with
+	pl       *poller      // reader: nil = the reader waits on a goroutine
+	rstate   atomic.Int32 // readerActive, readerArming, readerParked or readerWoken
+	deadline atomic.Int64 // unix nanos: when a parked connection times out
+	slot     int32        // reader: the poller's slot; -1 when not registered
+	gen      uint32       // reader: the slot's generation
+	epfd     int32        // reader: the epoll instance it is registered with
 }
 
 // closeState is a close in progress: the reason sent to the peer and a

@@ -136,11 +136,11 @@ func runLoopPolled(t testing.TB, input []byte, deflate bool) *recordingPeer {
 	opts := &Options{MaxMessageSize: fuzzMaxMessage, IdleTimeout: time.Second, CloseTimeout: 20 * time.Millisecond}
 	opts.setDefaults(time.Second)
 	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate, deflateBits: 15, slot: -1,
-		pl: newPoller(opts), rc: rawConnOf(server)}
+		pl: newPoller(opts), sock: rawConnOf(server)}
 	if writePoolSupported {
-		c.wp, c.wc = newWritePool(), c.rc // replies and pongs go through the pooled writer
+		c.wp = newWritePool() // replies and pongs go through the pooled writer
 	}
-	if c.rc == nil {
+	if c.sock == nil {
 		t.Fatal("a TCP connection exposes no socket")
 	}
 	if _, err := client.Write(clientFrame(0x81, parkedPrefix)); err != nil {

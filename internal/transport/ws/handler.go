@@ -149,12 +149,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		binary: hs.Protocol == protocol.SubprotocolMsgpack}
 	if h.pl != nil || h.wp != nil {
 		if rc := rawConnOf(nc); rc != nil {
-			if h.pl != nil {
-				c.rc, c.pl = rc, h.pl
-			}
-			if h.wp != nil {
-				c.wc, c.wp = rc, h.wp
-			}
+			c.sock, c.pl, c.wp = rc, h.pl, h.wp
 		}
 	}
 	if rw != nil && rw.Reader.Buffered() > 0 {

@@ -36,7 +36,7 @@ func TestPollSurvivesSignals(t *testing.T) {
 	peer := &recordingPeer{done: make(chan struct{})}
 	opts := &Options{IdleTimeout: time.Minute, CloseTimeout: time.Second}
 	opts.setDefaults(time.Minute)
-	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, pl: newPoller(opts), rc: rawConnOf(server)}
+	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, pl: newPoller(opts), sock: rawConnOf(server)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = bytes.NewBuffer(nil).ReadFrom(client) }()

@@ -67,7 +67,7 @@ func (p *poller) add(c *conn) error {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: slot, Pad: int32(p.gens[slot])}
 	var err error
-	if cerr := c.rc.Control(func(fd uintptr) { err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); cerr != nil {
+	if cerr := c.sock.Control(func(fd uintptr) { err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); cerr != nil {
 		err = cerr
 	}
 	if err != nil {
@@ -79,7 +79,7 @@ func (p *poller) add(c *conn) error {
 	}
 	p.slots[slot] = c
 	p.live++
-	c.slot, c.gen, c.epfd = slot, p.gens[slot], p.epfd
+	c.slot, c.gen, c.epfd = slot, p.gens[slot], int32(p.epfd)
 	return nil
 }
 
@@ -116,7 +116,7 @@ func (p *poller) arm(c *conn) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: c.slot, Pad: int32(c.gen)}
 	epfd := c.epfd
 	var err error
-	if cerr := c.rc.Control(func(fd uintptr) { err = unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, int(fd), &ev) }); cerr != nil {
+	if cerr := c.sock.Control(func(fd uintptr) { err = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_MOD, int(fd), &ev) }); cerr != nil {
 		err = cerr
 	}
 	if err != nil {
@@ -131,7 +131,7 @@ func (p *poller) remove(c *conn) {
 		return
 	}
 	epfd := c.epfd
-	_ = c.rc.Control(func(fd uintptr) { _ = unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+	_ = c.sock.Control(func(fd uintptr) { _ = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_DEL, int(fd), nil) })
 	p.mu.Lock()
 	p.slots[c.slot] = nil
 	p.gens[c.slot]++

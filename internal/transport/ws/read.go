@@ -271,7 +271,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	if c.rpos < c.rend {
 		n := copy(p, (*c.rbuf)[c.rpos:c.rend])
-		c.rpos += n
+		c.rpos += int32(n)
 		return n, nil
 	}
 	if c.br != nil {
@@ -312,7 +312,7 @@ func (c *conn) nextSoon() bool {
 	_ = c.nc.SetReadDeadline(time.Now().Add(busyWait))
 	n, _ := c.nc.Read(*c.rbuf) // an error shows again on the next read
 	if n > 0 {
-		c.rpos, c.rend = 0, n
+		c.rpos, c.rend = 0, int32(n)
 		return true
 	}
 	c.releaseRead()

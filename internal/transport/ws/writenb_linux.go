@@ -15,7 +15,7 @@ const writePoolSupported = true
 // tryWrite writes as much of b as the socket takes now, without waiting:
 // n < len(b) with a nil error means the socket's send buffer is full.
 func (c *conn) tryWrite(b []byte) (n int, err error) {
-	cerr := c.wc.Write(func(fd uintptr) bool {
+	cerr := c.sock.Write(func(fd uintptr) bool {
 		for n < len(b) {
 			m, e := unix.Write(int(fd), b[n:])
 			if m > 0 {

@@ -54,8 +54,8 @@ func (p idlePeer) Idle() {
 func pooledConn(t *testing.T, p *writePool, server net.Conn, opts *Options) (*conn, idlePeer) {
 	t.Helper()
 	peer := idlePeer{&recordingPeer{done: make(chan struct{})}, make(chan struct{}, 1)}
-	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, wp: p, wc: rawConnOf(server)}
-	if c.wc == nil {
+	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, wp: p, sock: rawConnOf(server)}
+	if c.sock == nil {
 		t.Fatal("a TCP connection exposes no socket")
 	}
 	return c, peer
