@@ -370,8 +370,8 @@ func (r *latRig) step(rate int64, d time.Duration) latStep {
 		st.cpuNsPerPkt = float64(b.CPUNanos-a.CPUNanos) / float64(fwd)
 		st.fwdPerSec = float64(fwd) / d.Seconds()
 	}
-	r.t.Logf("%s: top layer %d pkt/s × %d subscribers: delivered %d of %d, p50 %.2f → %.2f ms, p99 %.2f ms, max %.1f ms, kept up %v; server %.0f fwd/s, %.1f µs CPU/pkt; load %s",
-		r.mode, rate, r.n, st.delivered, st.expected, st.p50First, p50Second, st.p99, st.maxLat, st.keptUp, st.fwdPerSec, st.cpuNsPerPkt/1000, loadAvg())
+	r.t.Logf("%s: top layer %d pkt/s × %d subscribers: delivered %d of %d, p50 %.2f ms (halves %.2f → %.2f), p99 %.2f ms, max %.1f ms, kept up %v; server %.0f fwd/s, %.1f µs CPU/pkt; load %s",
+		r.mode, rate, r.n, st.delivered, st.expected, st.p50, st.p50First, p50Second, st.p99, st.maxLat, st.keptUp, st.fwdPerSec, st.cpuNsPerPkt/1000, loadAvg())
 	return st
 }
 
