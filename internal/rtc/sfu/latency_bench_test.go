@@ -385,7 +385,11 @@ func (r *latRig) step(rate int64, d time.Duration) latStep {
 func (r *latRig) saturate(start int64, d time.Duration) int64 {
 	var kept int64
 	for rate := float64(start); rate < 1e5; rate *= math.Sqrt2 {
-		if !r.step(int64(rate), d).keptUp && !r.step(int64(rate), d).keptUp {
+		ok := r.step(int64(rate), d).keptUp
+		if !ok {
+			ok = r.step(int64(rate), d).keptUp // once more
+		}
+		if !ok {
 			break
 		}
 		kept = int64(rate)
