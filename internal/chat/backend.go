@@ -101,6 +101,11 @@ var errBadChannel = protocol.ErrBadChannel.WithMessage(`chat channels are "chat:
 // permissions) and returns only once the store has committed it, so what
 // the hub then acknowledges and fans out is durable.
 func (b *Backend) Append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error) {
+	out, epoch, err := b.append(ctx, channel, pub)
+	return out, epoch, storeDown(err)
+}
+
+func (b *Backend) append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error) {
 	roomID, live, ok := parseChannel(channel)
 	if !ok {
 		return pub, "", errBadChannel
@@ -156,6 +161,11 @@ func (b *Backend) Append(ctx context.Context, channel string, pub protocol.Publi
 
 // Since implements hub.Backend.
 func (b *Backend) Since(ctx context.Context, channel, epoch string, offset uint64, limit int) ([]protocol.Publication, hub.Position, bool, error) {
+	pubs, top, ok, err := b.since(ctx, channel, epoch, offset, limit)
+	return pubs, top, ok, storeDown(err)
+}
+
+func (b *Backend) since(ctx context.Context, channel, epoch string, offset uint64, limit int) ([]protocol.Publication, hub.Position, bool, error) {
 	roomID, live, ok := parseChannel(channel)
 	if !ok {
 		return nil, hub.Position{}, false, errBadChannel
@@ -197,6 +207,11 @@ func (b *Backend) Since(ctx context.Context, channel, epoch string, offset uint6
 
 // Last implements hub.Backend. limit <= 0 asks for the position only.
 func (b *Backend) Last(ctx context.Context, channel string, limit int) ([]protocol.Publication, hub.Position, error) {
+	pubs, top, err := b.last(ctx, channel, limit)
+	return pubs, top, storeDown(err)
+}
+
+func (b *Backend) last(ctx context.Context, channel string, limit int) ([]protocol.Publication, hub.Position, error) {
 	roomID, live, ok := parseChannel(channel)
 	if !ok {
 		return nil, hub.Position{}, errBadChannel
@@ -350,6 +365,10 @@ type Authorizer struct{ s *Service }
 
 // CanSubscribe implements session.Authorizer.
 func (a *Authorizer) CanSubscribe(ctx context.Context, user, channel string) error {
+	return storeDown(a.canSubscribe(ctx, user, channel))
+}
+
+func (a *Authorizer) canSubscribe(ctx context.Context, user, channel string) error {
 	roomID, _, ok := parseChannel(channel)
 	if !ok {
 		return errNoRoomChannel
@@ -364,6 +383,10 @@ func (a *Authorizer) CanSubscribe(ctx context.Context, user, channel string) err
 
 // CanPublish implements session.Authorizer.
 func (a *Authorizer) CanPublish(ctx context.Context, user, channel string) error {
+	return storeDown(a.canPublish(ctx, user, channel))
+}
+
+func (a *Authorizer) canPublish(ctx context.Context, user, channel string) error {
 	_, live, ok := parseChannel(channel)
 	if !ok {
 		return errNoRoomChannel

@@ -175,6 +175,21 @@ var (
 
 // storeErr turns the store's sentinels into numbered errors; others pass
 // through to become 100 at the edge (and be logged there).
+// storeDown turns an error of a store that cannot be reached (a database
+// restart, failover or network cut) into error 122, "try again shortly",
+// so that clients retry instead of taking it for a server bug (100). A
+// write cut off that way may have committed: a retry with the same
+// client_id is answered with the stored message, not a second one.
+func storeDown(err error) error {
+	if err != nil && errors.Is(err, store.ErrUnavailable) {
+		var perr *protocol.Error
+		if !errors.As(err, &perr) {
+			return protocol.ErrStoreDown
+		}
+	}
+	return err
+}
+
 func storeErr(err error, notFound *protocol.Error, what string) error {
 	switch {
 	case err == nil:

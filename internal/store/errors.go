@@ -19,6 +19,11 @@ var (
 	// ErrLimit means the change would pass a bound on how many rows of a
 	// kind may exist (such as the usable invites): nothing was changed.
 	ErrLimit = errors.New("store: limit reached")
+	// ErrUnavailable means the database could not be reached, or the
+	// connection broke during the call (a restart, a failover, a network
+	// cut): retrying later may succeed. A write that failed so may have
+	// committed all the same.
+	ErrUnavailable = errors.New("store: database unreachable")
 	// ErrClosed means the Store was closed.
 	ErrClosed = errors.New("store: closed")
 )

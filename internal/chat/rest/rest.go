@@ -5,6 +5,7 @@
 package rest
 
 import (
+	"errors"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -110,6 +111,11 @@ func (a *API) serve(maxBody int64, throttle *ratelimit.Limiter, h handler) http.
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	perr := httpx.ProtocolError(err)
+	if perr == nil && errors.Is(err, store.ErrUnavailable) {
+		// 503 and 122: the database is restarting or cut off; try again.
+		a.log.Warn("chat request failed: store unreachable", "path", r.URL.Path, "err", err)
+		perr = protocol.ErrStoreDown
+	}
 	if perr == nil {
 		a.log.Error("chat request failed", "path", r.URL.Path, "err", err)
 		perr = protocol.ErrInternal

@@ -212,7 +212,7 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %v", store.ErrInvalid, err)
 		}
 	}
-	return err
+	return unreachable(err)
 }
 
 // wrap classifies err and names the operation that failed. Once the Store

@@ -134,7 +134,7 @@ func (s *Store) commitBatch(batch []*appendReq) []appendResult {
 		if s.isClosed() && !errors.Is(err, store.ErrClosed) {
 			err = fmt.Errorf("%w: %v", store.ErrClosed, err)
 		}
-		err = fmt.Errorf("store: commit batch of %d events: %w", len(batch), err)
+		err = fmt.Errorf("store: commit batch of %d events: %w", len(batch), unreachable(err))
 		for i := range results {
 			if results[i].err == nil || !isLogical(results[i].err) {
 				results[i] = appendResult{err: err}

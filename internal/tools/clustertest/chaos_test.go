@@ -97,6 +97,7 @@ func (w *workload) writer(ctx context.Context, i int, u user, kind string) {
 				w.mu.Lock()
 				w.codes[perr.Error.Code]++
 				w.mu.Unlock()
+				time.Sleep(retryPause) // a client backs off after a refusal too
 				continue
 			}
 			var r struct {

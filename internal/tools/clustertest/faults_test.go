@@ -424,36 +424,41 @@ func (p *busProxy) relay(src io.Reader, dst io.Writer) {
 // transactions, then checkpoints) and once with an immediate one (a crash:
 // no checkpoint, the start replays the WAL). Each time it stays down until
 // every node has noticed (/readyz 503), then a few seconds more while
-// writers keep publishing; the nodes must refuse what they cannot commit,
-// acknowledge nothing the restarted server does not have, and go on once
-// it is back. The server is the one pg_virtualenv started for the test
-// (found with pg_lsclusters by the DSN's port).
+// writers keep publishing; the nodes must refuse what they cannot commit
+// with error 122 (store unreachable: try again), never 100, acknowledge
+// nothing the restarted server does not have, and go on once it is back.
+// The server is the one pg_virtualenv started for the test (found with
+// pg_lsclusters by the DSN's port).
 func TestRestartPostgresDuringGroupCommit(t *testing.T) {
 	clusterOnly(t)
 	const after = 150
 	pg := findPostgres(t)
-	runScenario(t, scenario{writers: 4, readers: 6, kinds: []string{"ws", "longpoll", "sse"}, writerKinds: []string{"ws", "longpoll"},
+	w := runScenario(t, scenario{writers: 4, readers: 6, kinds: []string{"ws", "longpoll", "sse"}, writerKinds: []string{"ws", "longpoll"},
 		before: 100, after: after, maxBreaks: 1, opts: []option{withLBCheck()},
 		fault: func(t *testing.T, ctx context.Context, cl *cluster, w *workload) {
 			for _, mode := range []string{"fast", "immediate"} {
-				refused, acked := w.refusals.Load(), w.hist.AckedCount()
+				acked := w.hist.AckedCount()
 				t.Logf("stopping PostgreSQL (-m %s) after %d acknowledged publications", mode, acked)
+				stopAt := time.Now()
 				pg.ctl(t, "stop", "-m", mode)
-				down := time.Now()
+				down, refused, ackedAtStop := time.Now(), w.refusals.Load(), w.hist.AckedCount()
 				if err := cl.waitReady(ctx, false, cl.nodes...); err != nil {
 					t.Fatal(err)
 				}
 				noticed := time.Since(down)
 				// Down a while longer, so that writers and readers meet it.
 				<-time.After(3 * time.Second)
-				t.Logf("every node answered /readyz 503 %v after the stop; PostgreSQL down %v: %d publishes refused, %d acknowledged meanwhile (all before the stop took effect)",
-					noticed.Round(10*time.Millisecond), time.Since(down).Round(10*time.Millisecond), w.refusals.Load()-refused, w.hist.AckedCount()-acked)
+				t.Logf("stop took %v (%d acknowledged meanwhile); every node answered /readyz 503 %v after it; down %v: %d publishes refused, %d acknowledged",
+					down.Sub(stopAt).Round(10*time.Millisecond), ackedAtStop-acked, noticed.Round(10*time.Millisecond), time.Since(down).Round(10*time.Millisecond),
+					w.refusals.Load()-refused, w.hist.AckedCount()-ackedAtStop)
+				startAt := time.Now()
 				pg.ctl(t, "start")
 				up := time.Now()
 				if err := cl.waitReady(ctx, true, cl.nodes...); err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("PostgreSQL started again; every node ready %v after the start (%v after the stop)", time.Since(up).Round(10*time.Millisecond), time.Since(down).Round(10*time.Millisecond))
+				t.Logf("pg_ctlcluster start took %v; every node ready %v after it returned (%v after the stop)",
+					up.Sub(startAt).Round(10*time.Millisecond), time.Since(up).Round(10*time.Millisecond), time.Since(down).Round(10*time.Millisecond))
 				if err := w.waitAcks(ctx, after/2); err != nil {
 					t.Fatal(err)
 				}
@@ -462,6 +467,14 @@ func TestRestartPostgresDuringGroupCommit(t *testing.T) {
 				w.mu.Unlock()
 			}
 		}})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.codes[122] == 0 {
+		t.Errorf("no publish was refused with 122 while PostgreSQL was down (codes %v): the case tested nothing", w.codes)
+	}
+	if n := w.codes[100]; n > 0 {
+		t.Errorf("%d publishes refused with 100 (internal error) while PostgreSQL restarted: a client must hear 122, store unreachable, and retry", n)
+	}
 }
 
 // pgServer is the test's PostgreSQL server as Debian's postgresql-common
