@@ -13,23 +13,40 @@
 // protocol. Before that (320×180 at 15 fps, 50 ms polls) it never finished
 // on the shared development VM.
 //
-// Status: still opt-in (SORI_TEST_FIVE=1), not in CI. On the development VM
-// at a load average of 40–65 (eight sessions on 2 cores) the light version
-// reached the SFU (5 pages signed up in 115 s, on the SFU at 212 s), some
-// tiles decoded, then every page's connection to the SFU sat at ICE
-// "disconnected" and two pages had missed a participant's join. At that
-// load the three-page SFU test (calls-sfu.test.js) stalled too in two of
-// four runs (once a page's SFU connection went "disconnected" and the others
-// no longer listed it; once every page showed a 6 s round trip and decoded
-// nothing). Run it on a quieter machine before making it part of CI.
+// Status: still opt-in (SORI_TEST_FIVE=1), not in CI: 0 of 4 runs passed on
+// the shared development VM at a load average of 35–65, two of them with
+// `go test -race ./internal/server` beside (which itself hit its 10-minute
+// timeout there). What the runs showed, and what changed:
+// - The app's client drops a connection whose ping gets no reply within
+//   10 s and rejoins the call; at that load replies took that long, every
+//   rejoin renegotiated every connection of the call, and the extra work
+//   made more replies late: the test never got past the four-page mesh.
+//   Hence --ping-interval 10m below (after it, the run reached the SFU).
+// - Pushes that came before a call.join's reply were dropped, so a page
+//   could miss a participant; the app now applies them after the reply.
+// - Mesh signals still queued when the call moved to the SFU threw on the
+//   closed connections; they are skipped now.
+// - On the SFU, pages went ICE "disconnected" (nothing received for a few
+//   seconds while the machine was saturated) and the app waited for
+//   "failed" (30 s); it restarts ICE after 4 s now (calls-ice.test.js). In
+//   the last run a page restarted five times and sat with its offer
+//   unanswered ("have-local-offer"): a restart now rolls an unanswered
+//   offer back first, so that the new offer can go out.
+// - What is left: at that load each page took 100 s from "mode sfu" to its
+//   first ICE check against the SFU, and 15–30 s per signaling round trip
+//   (rpc replies over 10 s); the five pages' decoders, encoders and audio
+//   do not fit in what 2 shared cores give them. Run it on a quieter
+//   machine (or with fewer sessions beside) before making it part of CI.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, screenshot } from './helpers.js';
 import { signUp, createRoom, joinPublicRoom } from './driver.js';
-import { launchCallBrowser, newCallPage, decodingTile, waitOrDump, dumpServer } from './calls-lib.js';
+import { launchCallBrowser, newCallPage, decodingTile, waitOrDump, dumpPages, dumpServer } from './calls-lib.js';
 
 let server;
 let browser;
+const byName = {}; // the pages by user name, for the log of a failure
+let dumped = false; // waitOrDump logged them already
 
 after(async () => {
   await browser?.close();
@@ -40,9 +57,12 @@ const enabled = process.env.SORI_TEST_FIVE === '1';
 
 /** Waits until every page in pages shows every other user's tile decoding video. */
 async function allDecode(pages, names) {
-  const byName = Object.fromEntries(names.map((n, i) => [n, pages[i]]));
   for (const [i, p] of pages.entries()) {
-    for (const other of names.filter((n) => n !== names[i])) await waitOrDump(decodingTile(p, other), byName, { timeout: 120000 });
+    for (const other of names.filter((n) => n !== names[i])) {
+      dumped = true;
+      await waitOrDump(decodingTile(p, other), byName, { timeout: 120000 });
+      dumped = false;
+    }
   }
 }
 
@@ -53,13 +73,22 @@ test('five pages move to the SFU, decode each other, and return to mesh when two
   try {
     await fivePages();
   } catch (err) {
+    if (!dumped) await dumpPages(byName);
     await dumpServer(server, 'calls-five');
     throw err;
   }
 });
 
 async function fivePages() {
-  server = await startServer({ args: ['--sfu-listen', '127.0.0.1:0', '--mesh-return', '1s', '--log-level', 'info'] });
+  // --ping-interval 10m: the app's client pings every interval and, when a
+  // reply takes over 10 s, drops the connection and rejoins the call (the
+  // server then tells everybody that it left and joined again, and every
+  // connection to it is negotiated anew). At a load average of 40 with a Go
+  // test beside, replies took that long, and each rejoin's renegotiations
+  // slowed the others into more: the test never reached the SFU. That is
+  // the app doing its job on a network that looks dead; this test is about
+  // the SFU, so no heartbeat falls within it.
+  server = await startServer({ args: ['--sfu-listen', '127.0.0.1:0', '--mesh-return', '1s', '--log-level', 'info', '--ping-interval', '10m'] });
   browser = await launchCallBrowser();
   const names = ['alice', 'bob', 'carol', 'dave', 'erin'];
   const pages = [];
@@ -67,6 +96,7 @@ async function fivePages() {
     const { page } = await newCallPage(browser, server.url, { width: 160, height: 90, fps: 5, viewport: { width: 640, height: 480 } });
     await signUp(page, name);
     pages.push(page);
+    byName[name] = page;
   }
   await createRoom(pages[0], 'allhands');
   for (const p of pages.slice(1)) await joinPublicRoom(p, 'allhands');

@@ -73,6 +73,18 @@ async function restarts() {
     set('connected'); out.back = now();
     set('failed'); out.failed = now(); // failed: at once
     set('closed'); out.closed = now();
+    // restartIce on a real connection whose offer went unanswered: rolled
+    // back, and the next offer has new ICE credentials.
+    const { restartIce } = await import('/call.js');
+    const real = new RTCPeerConnection();
+    real.addTransceiver('audio');
+    await real.setLocalDescription();
+    const ufrag = (sdp) => /a=ice-ufrag:(\S+)/.exec(sdp)?.[1];
+    const was = ufrag(real.localDescription.sdp);
+    await restartIce(real);
+    out.rolledBack = real.signalingState;
+    out.newUfrag = ufrag((await real.createOffer()).sdp) !== was;
+    real.close();
     return out;
   });
   const g = steps.grace;
@@ -85,6 +97,8 @@ async function restarts() {
   assert.deepEqual(steps.back, { restarts: ['disconnected', 'disconnected'], timers: [] });
   assert.deepEqual(steps.failed, { restarts: ['disconnected', 'disconnected', 'failed'], timers: [2 * g] }, 'failed: at once');
   assert.deepEqual(steps.closed.timers, [], 'closed: no more');
+  assert.equal(steps.rolledBack, 'stable', 'an unanswered offer is rolled back');
+  assert.ok(steps.newUfrag, 'the next offer restarts ICE');
   await probe.context().close();
 
   // A real call on the SFU.

@@ -71,12 +71,17 @@ export async function waitOrDump(locator, pages, opts) {
   try {
     await locator.waitFor(opts);
   } catch (err) {
-    for (const [name, p] of Object.entries(pages)) {
-      const panel = await p.evaluate(() => ({ ...document.querySelector('#call-panel')?.dataset, conn: document.querySelector('#conn')?.dataset.state })).catch(() => ({}));
-      console.log(`# ${name}'s panel ${JSON.stringify(panel)}, tiles: ${JSON.stringify(await tilesOf(p))}`);
-      if (p.log?.length) console.log(`# ${name}'s console (last 30):\n${p.log.slice(-30).map((l) => `#   ${l}`).join('\n')}`);
-    }
+    await dumpPages(pages);
     throw err;
+  }
+}
+
+/** Logs what each page's call panel, tiles and console show (pages maps a label to its page). */
+export async function dumpPages(pages) {
+  for (const [name, p] of Object.entries(pages)) {
+    const panel = await p.evaluate(() => ({ ...document.querySelector('#call-panel')?.dataset, conn: document.querySelector('#conn')?.dataset.state })).catch(() => ({}));
+    console.log(`# ${name}'s panel ${JSON.stringify(panel)}, tiles: ${JSON.stringify(await tilesOf(p))}`);
+    if (p.log?.length) console.log(`# ${name}'s console (last 30):\n${p.log.slice(-30).map((l) => `#   ${l}`).join('\n')}`);
   }
 }
 

@@ -66,7 +66,8 @@ async function rejoin() {
   // call.join requests and replies, can hold her joins back (so that the
   // test sees the page while it rejoins, however slow the machine), and can
   // hand her page a push.
-  const { context: actx, page: a } = await newCallPage(browser, server.url);
+  const light = { width: 160, height: 90, fps: 5 }; // two small cameras: the test is about the rejoin, not the media
+  const { context: actx, page: a } = await newCallPage(browser, server.url, light);
   const joins = []; // the data of each call.join alice sent
   const joined = []; // the participant id of each call.join reply she got
   const joinIds = new Set();
@@ -99,7 +100,7 @@ async function rejoin() {
       ws.send(frame);
     });
   });
-  const { page: b } = await newCallPage(browser, server.url);
+  const { page: b } = await newCallPage(browser, server.url, light);
   await signUp(a, 'alice');
   await signUp(b, 'bob');
   await createRoom(a, 'standup');

@@ -63,6 +63,20 @@ export function rejoinDelay(reason, attempt, random = Math.random) {
 }
 
 /**
+ * Restarts ICE on pc: the next offer (negotiationneeded) carries new ICE
+ * credentials. An offer of ours still unanswered by now (lost, or ignored
+ * by the other side in a collision) is rolled back first: restartIce() alone
+ * waits for the signaling state to be stable, which that offer would keep
+ * from happening for good.
+ */
+export async function restartIce(pc) {
+  if (pc.signalingState === 'have-local-offer') {
+    try { await pc.setLocalDescription({ type: 'rollback' }); } catch { /* an answer came meanwhile */ }
+  }
+  pc.restartIce();
+}
+
+/**
  * Watches pc's ICE connection state and calls restart() (which calls
  * pc.restartIce() and signals) when it turns "failed", or stays
  * "disconnected" for graceMs. While the connection stays down it restarts
@@ -656,7 +670,8 @@ export class CallPanel {
     watchIce(pc, () => {
       peer.iceRestarts += 1;
       if (peer.tile) peer.tile.dataset.iceRestarts = String(peer.iceRestarts);
-      pc.restartIce();
+      // In the signal queue: never in the middle of applying a description.
+      peer.queue = peer.queue.then(() => restartIce(pc)).catch((err) => console.warn('call: ICE restart failed', err));
       signal({ restart: true });
     });
     pc.ontrack = (ev) => this.#onTrack(peer, pc, ev);
@@ -709,7 +724,7 @@ export class CallPanel {
     watchIce(pc, () => {
       sfu.iceRestarts += 1;
       if (call.sfu === sfu) this.panel.dataset.sfuIceRestarts = String(sfu.iceRestarts);
-      pc.restartIce();
+      sfu.queue = sfu.queue.then(() => restartIce(pc)).catch((err) => console.warn('call: ICE restart failed', err));
     });
     pc.ontrack = (ev) => {
       // The stream id names the publisher (docs/calls.md).
@@ -818,6 +833,9 @@ export class CallPanel {
 
   async #onSignal(peer, { description, candidate, restart }) {
     const { pc } = peer;
+    // A mesh signal still queued when the call moved to the SFU (whose
+    // switch closed the mesh connections): nothing to apply it to.
+    if (!pc || pc.signalingState === 'closed') return;
     if (description) {
       const collision = description.type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
       peer.ignoreOffer = !peer.polite && collision;
