@@ -63,6 +63,15 @@ func Connect(urls []string, nodeID string, h Handler, log *slog.Logger) (*NATS, 
 		nats.Name("sori "+nodeID),
 		nats.NoEcho(), // this node delivers its own publications itself
 		nats.MaxReconnects(-1),
+		// Every 250 ms (nats.go's default is 2 s): while this node is
+		// cut off, the others go on appending to JetStream histories,
+		// which keep only the last Size publications of a channel; a
+		// node that comes back after they moved past what it delivered
+		// must send its subscribers away to resume (hub.Resyncer). Nodes
+		// retrying on their own 2 s schedules came back up to 2 s apart
+		// after a NATS restart, long enough for busy writers on the first
+		// to push an app: channel 100 publications past the last.
+		nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("cluster: NATS disconnected", "err", err)
 			if ch := n.ctl.Load(); ch != nil && ch.Disconnected != nil {

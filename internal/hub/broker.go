@@ -129,10 +129,9 @@ func (h *Hub) repair(name string) {
 	defer c.mu.Unlock()
 	c.repairing = false
 	if err == nil && !ok && c.epoch == epoch {
-		// The log has another epoch now (it was reset): the next
-		// subscriber starts over from the log's top.
-		c.known = false
-		clear(c.pending)
+		// What this node missed is gone from the log, or the log has
+		// another epoch now (it was reset).
+		h.positionLost(c)
 		return
 	}
 	if err == nil && c.epoch == epoch {
@@ -141,4 +140,17 @@ func (h *Hub) repair(name string) {
 		}
 	}
 	h.repairLater(c) // an error, or more than one page behind: again later
+}
+
+// positionLost handles a channel whose delivered position the log can no
+// longer continue: its subscribers are sent to resume (Resyncer), and the
+// next subscriber starts over from the log's top. Called with c.mu held.
+func (h *Hub) positionLost(c *channel) {
+	for _, sub := range c.subs {
+		if r, ok := sub.s.(Resyncer); ok {
+			r.Resync(c.name)
+		}
+	}
+	c.known = false
+	clear(c.pending)
 }

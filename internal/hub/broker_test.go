@@ -189,3 +189,96 @@ func TestPositionCheckRepairsALostLastPublication(t *testing.T) {
 		t.Fatalf("B delivered %v, want 1..10", got)
 	}
 }
+
+// trimmedBackend is a memBackend that retains only the last keep
+// publications of a channel, as a JetStream history does: Since from
+// before them is not ok.
+type trimmedBackend struct {
+	*memBackend
+	keep int
+}
+
+func (b trimmedBackend) Since(ctx context.Context, ch, epoch string, off uint64, limit int) ([]protocol.Publication, Position, bool, error) {
+	pubs, top, ok, err := b.memBackend.Since(ctx, ch, epoch, off, limit)
+	if ok && top.Offset > uint64(b.keep) && off < top.Offset-uint64(b.keep) {
+		return nil, top, false, nil // the next one asked for is gone
+	}
+	return pubs, top, ok, err
+}
+
+// resyncRecorder records Resync calls.
+type resyncRecorder struct {
+	*recorder
+	resync chan string
+}
+
+func (r resyncRecorder) Resync(channel string) {
+	select {
+	case r.resync <- channel:
+	default:
+	}
+}
+
+// A node that missed more publications than the log retains (cut off from
+// the bus for a while) cannot give its subscribers the channel in order:
+// it tells them to resync (the session reconnects them, and they recover
+// by position), by the repair path when a later publication shows the
+// hole and by the position check when nothing follows. Left alone, they
+// waited forever: the node stopped taking the channel's publications.
+func TestNodeBehindTheRetainedHistoryResyncsItsSubscribers(t *testing.T) {
+	for _, by := range []string{"repair", "position check"} {
+		t.Run(by, func(t *testing.T) {
+			lost := false
+			var mu sync.Mutex
+			link := &linkBroker{drop: func(uint64) bool { mu.Lock(); defer mu.Unlock(); return lost }}
+			log := trimmedBackend{&memBackend{epoch: "E", pubs: map[string][]protocol.Publication{}}, 5}
+			every := time.Duration(-1)
+			if by == "position check" {
+				every = time.Millisecond
+			}
+			a := newHub(t, Config{Namespaces: []Namespace{{Name: "durable"}}, Broker: link, SyncEvery: -1})
+			b := newHub(t, Config{Namespaces: []Namespace{{Name: "durable"}}, Broker: &linkBroker{}, RepairAfter: time.Millisecond, SyncEvery: every})
+			a.SetBackend("durable", log)
+			b.SetBackend("durable", log)
+			link.mu.Lock()
+			link.to = b
+			link.mu.Unlock()
+			r := resyncRecorder{newRecorder("u", "c1"), make(chan string, 1)}
+			if err := b.Subscribe(context.Background(), "durable:x", r, SubscribeOptions{}, func(protocol.SubscribeResult) {}); err != nil {
+				t.Fatal(err)
+			}
+			publish := func(n int) {
+				for i := range n {
+					if _, err := a.Publish(context.Background(), "durable:x", []byte(fmt.Sprint(i)), "u"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			publish(3)
+			if got := waitOffsets(t, r.recorder, 3); !slices.Equal(got, seq(3)) {
+				t.Fatalf("B delivered %v, want 1..3", got)
+			}
+			mu.Lock()
+			lost = true // B is cut off: 4..12 never reach it, and only 8..12 are retained
+			mu.Unlock()
+			publish(9)
+			if by == "repair" {
+				mu.Lock()
+				lost = false
+				mu.Unlock()
+				publish(1) // 13 reaches B and shows the hole
+			}
+			select {
+			case ch := <-r.resync:
+				if ch != "durable:x" {
+					t.Fatalf("Resync(%q)", ch)
+				}
+			case <-time.After(20 * time.Second): // only ends a broken test
+				t.Fatal("B's subscriber was never told to resync: it would wait forever")
+			}
+			if got := r.pubOffsets(t); len(got) > 0 {
+				t.Fatalf("B delivered %v past the hole it could not fill", got)
+			}
+		})
+	}
+}

@@ -105,7 +105,15 @@ func (h *Hub) checkChannel(ctx context.Context, name string) {
 		var ok bool
 		pubs, top, ok, err = b.Since(ctx, name, epoch, from, h.maxRecover)
 		if err == nil && !ok {
-			return // another epoch: the repair path and resumes handle it
+			// The log is ahead but cannot continue from here: what this
+			// node missed is gone, or the epoch changed.
+			if c = h.lookChannel(name); c != nil {
+				if c.known && c.epoch == epoch && c.offset == from {
+					h.positionLost(c)
+				}
+				c.mu.Unlock()
+			}
+			return
 		}
 	}
 	if err != nil || len(pubs) == 0 {

@@ -28,6 +28,21 @@ type Subscriber interface {
 	Deliver(frame []byte, conflateKey string, publishedAt int64)
 }
 
+// Resyncer is implemented by a Subscriber that can be sent to resume its
+// position elsewhere. In cluster mode the hub calls Resync, with the
+// channel's lock held (so it must not block or call back into the hub,
+// like Deliver), when this node can no longer hand the subscriber the
+// channel's publications in order: it missed more than the log retains
+// (a node cut off from the bus for a while), or the log was reset. The
+// subscriber should end its connection with "reconnect and recover", so
+// that the client resumes by (epoch, offset) on any node and learns from
+// the subscribe reply what could not be recovered. Left subscribed, it
+// would wait forever: this node takes no more publications of the channel
+// until a new subscriber loads its position again.
+type Resyncer interface {
+	Resync(channel string)
+}
+
 // Backend keeps the history of a namespace's channels outside of memory (for
 // example in the chat store) and assigns their offsets. It obeys the history
 // contract in history.go (the in-memory ring obeys the same one), pinned by

@@ -105,6 +105,18 @@ func (s *Session) Deliver(frame []byte, conflateKey string, publishedAt int64) {
 	s.enqueue(Frame{Data: frame, PublishedAt: publishedAt, key: conflateKey})
 }
 
+// errResync is the disconnect of Resync; the reason fits a WebSocket close
+// frame.
+var errResync = protocol.DisconnectForceReconnect.WithReason("this node missed publications it cannot read back: reconnect and recover")
+
+// Resync implements hub.Resyncer: this node can no longer deliver channel
+// in order, so the connection ends with "reconnect" and the client resumes
+// its subscriptions by (epoch, offset), on any node.
+func (s *Session) Resync(channel string) {
+	s.node.log.Info("channel position lost on this node: the client reconnects and recovers", "conn", s.id, "channel", channel)
+	s.t.Close(errResync)
+}
+
 func (s *Session) enqueue(f Frame) {
 	ok, wasEmpty := s.q.push(f)
 	if !ok {

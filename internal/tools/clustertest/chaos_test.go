@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -376,6 +377,12 @@ func runScenario(t *testing.T, sc scenario) *workload {
 	for name, n := range w.breaks {
 		if n > limit {
 			t.Errorf("reader %s: its connection or session broke %d times (at most %d expected)", name, n, limit)
+		}
+	}
+	for _, nd := range cl.nodes {
+		b, _ := readFrom(nd.log, 0)
+		if n := strings.Count(string(b), "channel position lost"); n > 0 {
+			t.Logf("%s sent %d client connections away to resume: it missed more of the channel than the log retains", nd.id, n)
 		}
 	}
 	if sc.kills > 0 && w.drops.Load() == 0 {
