@@ -8,8 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startServer, launchBrowser, newPage, screenshot, buildSori, tempDir } from './helpers.js';
-import { maybeRouteSDK, logIn, createRoom } from './driver.js';
+import { chatFixture, startServer, newPage, screenshot, buildSori, tempDir } from './helpers.js';
+import { maybeRouteSDK, createRoom } from './driver.js';
 
 let server;
 let browser;
@@ -20,11 +20,10 @@ before(async () => {
   const dataDir = tempDir('data-');
   execFileSync(buildSori(), ['user', 'add', 'root', '--admin', '--data', dataDir], { input: 'correct horse battery\n', stdio: ['pipe', 'ignore', 'inherit'] });
   server = await startServer({ dataDir });
-  browser = await launchBrowser();
-  root = await newPage(browser, server.url);
-  await maybeRouteSDK(root.context);
-  await root.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
-  await logIn(root.page, 'root');
+  ({ browser, pages: [root] } = await chatFixture({
+    server, users: [{ name: 'root', logIn: true }],
+    beforeSignUp: ([r]) => r.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url }),
+  }));
   const missing = async (path) => {
     const res = await root.context.request.get(path);
     return res.status() === 405 || (res.status() === 404 && /^no API endpoint/.test((await res.json().catch(() => ({})))?.error?.message ?? ''));

@@ -8,8 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startServer, launchBrowser, newPage, screenshot, waitFor, buildSori, tempDir } from './helpers.js';
-import { maybeRouteSDK, signUp, logIn, createRoom, send } from './driver.js';
+import { chatFixture, startServer, screenshot, waitFor, buildSori, tempDir } from './helpers.js';
+import { logIn, createRoom, send } from './driver.js';
 
 let server;
 let browser;
@@ -21,13 +21,7 @@ before(async () => {
   const dataDir = tempDir('data-');
   execFileSync(buildSori(), ['user', 'add', 'root', '--admin', '--data', dataDir], { input: 'correct horse battery\n', stdio: ['pipe', 'ignore', 'inherit'] });
   server = await startServer({ dataDir });
-  browser = await launchBrowser();
-  root = await newPage(browser, server.url);
-  bob = await newPage(browser, server.url);
-  await maybeRouteSDK(root.context);
-  await maybeRouteSDK(bob.context);
-  await logIn(root.page, 'root');
-  await signUp(bob.page, 'bob');
+  ({ browser, pages: [root, bob] } = await chatFixture({ server, users: [{ name: 'root', logIn: true }, 'bob'] }));
   // Which of the contract's endpoints this server has: a path no route claims answers 404 "no API endpoint …".
   const probe = async (method, path) => {
     const res = await root.context.request.fetch(path, { method, headers: { 'X-CSRF-Token': await csrf(root.context) }, data: {} });

@@ -4,8 +4,8 @@
 // change, API tokens that work and stop working when revoked).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, signUp, logIn, createRoom, joinPublicRoom, openRoom } from './driver.js';
+import { chatFixture, newPage, screenshot, waitFor } from './helpers.js';
+import { maybeRouteSDK, logIn, openRoom } from './driver.js';
 
 let server;
 let browser;
@@ -14,18 +14,7 @@ let bob;
 let carol;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-  alice = await newPage(browser, server.url);
-  bob = await newPage(browser, server.url);
-  carol = await newPage(browser, server.url);
-  for (const u of [alice, bob, carol]) await maybeRouteSDK(u.context);
-  await signUp(alice.page, 'alice');
-  await signUp(bob.page, 'bob');
-  await signUp(carol.page, 'carol');
-  await createRoom(alice.page, 'crew');
-  await joinPublicRoom(bob.page, 'crew');
-  await joinPublicRoom(carol.page, 'crew');
+  ({ server, browser, pages: [alice, bob, carol] } = await chatFixture({ users: ['alice', 'bob', 'carol'], room: 'crew' }));
 });
 
 after(async () => {

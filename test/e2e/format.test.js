@@ -3,8 +3,8 @@
 // same rendering in search results and reply previews.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot } from './helpers.js';
-import { maybeRouteSDK, signUp, createRoom, joinPublicRoom } from './driver.js';
+import { chatFixture, screenshot } from './helpers.js';
+import { createRoom, joinPublicRoom } from './driver.js';
 
 let server;
 let browser;
@@ -12,16 +12,7 @@ let alice;
 let bob;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-  alice = await newPage(browser, server.url);
-  bob = await newPage(browser, server.url);
-  await maybeRouteSDK(alice.context);
-  await maybeRouteSDK(bob.context);
-  await signUp(alice.page, 'alice');
-  await signUp(bob.page, 'bob');
-  await createRoom(alice.page, 'fmt');
-  await joinPublicRoom(bob.page, 'fmt');
+  ({ server, browser, pages: [alice, bob] } = await chatFixture({ users: ['alice', 'bob'], room: 'fmt' }));
 });
 
 after(async () => {

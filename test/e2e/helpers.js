@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { maybeRouteSDK, signUp, logIn, createRoom, joinPublicRoom } from './driver.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const artifacts = path.join(repoRoot, 'test-artifacts');
@@ -130,5 +131,47 @@ export async function screenshot(page, name) {
     await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: false, timeout: 30000 });
   } catch (err) {
     console.log(`# screenshot ${name} skipped: ${err.message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * The chat suites' common set-up: a server (started unless one is given), a
+ * browser, and one page per user (the SDK routed when SORI_SDK_DIR is set).
+ * Each user signs up (a name) or logs in ({ name, logIn: true }, an account
+ * made beforehand); with `room`, the first user creates that public room and
+ * the others join it. `beforeSignUp(pages)` runs once the pages exist and
+ * before anyone signs up (to route a page's WebSocket through the test).
+ * Returns { server, browser, pages: [{ context, page }, …], roomId }. If the
+ * set-up fails, what it started is stopped before the error is thrown.
+ */
+export async function chatFixture({ server, users = ['alice', 'bob'], room, beforeSignUp } = {}) {
+  const started = !server;
+  let browser;
+  try {
+    server ??= await startServer();
+    browser = await launchBrowser();
+    const pages = [];
+    for (const _ of users) {
+      const p = await newPage(browser, server.url);
+      await maybeRouteSDK(p.context);
+      pages.push(p);
+    }
+    await beforeSignUp?.(pages);
+    for (const [i, u] of users.entries()) {
+      if (typeof u === 'string') await signUp(pages[i].page, u);
+      else if (u.logIn) await logIn(pages[i].page, u.name);
+      else await signUp(pages[i].page, u.name);
+    }
+    let roomId;
+    if (room) {
+      await createRoom(pages[0].page, room);
+      roomId = Number((await pages[0].page.evaluate(() => location.hash)).match(/\d+/)[0]);
+      for (const p of pages.slice(1)) await joinPublicRoom(p.page, room);
+    }
+    return { server, browser, pages, roomId };
+  } catch (err) {
+    await browser?.close().catch(() => {});
+    if (started) await server?.stop('SIGTERM').catch(() => {});
+    throw err;
   }
 }

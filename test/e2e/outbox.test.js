@@ -6,8 +6,8 @@
 // for the sender, for the other user, and in the stored history.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, signUp, createRoom, joinPublicRoom, send, messageLocator, messageTexts, waitOnline } from './driver.js';
+import { chatFixture, startServer, screenshot, waitFor } from './helpers.js';
+import { send, messageLocator, messageTexts, waitOnline } from './driver.js';
 
 let server;
 let browser;
@@ -18,16 +18,6 @@ after(async () => {
 });
 
 test('offline outbox with a server restart and a lost acknowledgement: each message appears exactly once', async () => {
-  server = await startServer();
-  const { port, dataDir, turnPort } = server;
-  browser = await launchBrowser();
-  const alice = await newPage(browser, server.url);
-  const bob = await newPage(browser, server.url);
-  await maybeRouteSDK(alice.context);
-  await maybeRouteSDK(bob.context);
-  const a = alice.page;
-  const b = bob.page;
-
   // Alice's WebSocket goes through the test: it can refuse connections
   // (hold), and drop the reply to one publish, then cut the connection
   // (a lost acknowledgement: the server committed, the page never heard).
@@ -35,7 +25,7 @@ test('offline outbox with a server restart and a lost acknowledgement: each mess
   let loseAckOf = ''; // a message text: its publish's reply is dropped
   const lost = []; // client ids whose reply was dropped
   const publishes = []; // [client_id, text] of every publish alice sent
-  await alice.context.routeWebSocket(/\/ws$/, (ws) => {
+  const aliceSocket = (ws) => {
     if (hold) { ws.close({ code: 4000, reason: 'held offline by the test' }); return; }
     const srv = ws.connectToServer();
     const dropIds = new Set();
@@ -58,12 +48,16 @@ test('offline outbox with a server restart and a lost acknowledgement: each mess
       ws.close({ code: 4000, reason: 'acknowledgement lost by the test' });
       srv.close();
     });
-  });
+  };
 
-  await signUp(a, 'alice');
-  await signUp(b, 'bob');
-  await createRoom(a, 'outbox');
-  await joinPublicRoom(b, 'outbox');
+  let alice;
+  let bob;
+  ({ server, browser, pages: [alice, bob] } = await chatFixture({
+    users: ['alice', 'bob'], room: 'outbox', beforeSignUp: ([al]) => al.context.routeWebSocket(/\/ws$/, aliceSocket),
+  }));
+  const { port, dataDir, turnPort } = server;
+  const a = alice.page;
+  const b = bob.page;
   await send(a, 'online 1');
   await messageLocator(b, 'online 1').waitFor();
 

@@ -5,8 +5,8 @@
 // avatar brings the initials back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, signUp, createRoom, joinPublicRoom, openRoom, send, messageLocator } from './driver.js';
+import { chatFixture, screenshot, waitFor } from './helpers.js';
+import { openRoom, send, messageLocator } from './driver.js';
 
 // A 2×2 PNG (red, green, blue, white pixels).
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFElEQVR4nGP4z8DAAMIM/////w8AH+4F+7C4l8kAAAAASUVORK5CYII=', 'base64');
@@ -17,16 +17,7 @@ let alice;
 let bob;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-  alice = await newPage(browser, server.url);
-  bob = await newPage(browser, server.url);
-  await maybeRouteSDK(alice.context);
-  await maybeRouteSDK(bob.context);
-  await signUp(alice.page, 'alice');
-  await signUp(bob.page, 'bob');
-  await createRoom(alice.page, 'faces');
-  await joinPublicRoom(bob.page, 'faces');
+  ({ server, browser, pages: [alice, bob] } = await chatFixture({ users: ['alice', 'bob'], room: 'faces' }));
 });
 
 after(async () => {

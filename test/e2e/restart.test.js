@@ -7,8 +7,8 @@
 // from her last offset, which the durable chat store keeps across restarts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, signUp, createRoom, joinPublicRoom, send, messageLocator, messageTexts, waitOnline } from './driver.js';
+import { chatFixture, startServer, screenshot, waitFor } from './helpers.js';
+import { send, messageLocator, messageTexts, waitOnline } from './driver.js';
 
 let server;
 let browser;
@@ -19,37 +19,33 @@ after(async () => {
 });
 
 test('a server restart mid-conversation recovers with no lost message', async () => {
-  server = await startServer();
-  const { port, dataDir, turnPort } = server;
-  browser = await launchBrowser();
-  const alice = await newPage(browser, server.url);
-  const bob = await newPage(browser, server.url);
-  await maybeRouteSDK(alice.context);
-  await maybeRouteSDK(bob.context);
-  const a = alice.page;
-  const b = bob.page;
-
   // Alice's WebSocket goes through the test, which can refuse new
   // connections while holdAlice is set.
   let holdAlice = false;
   let aliceRefused = 0;
-  await alice.context.routeWebSocket(/\/ws$/, (ws) => {
+  const aliceSocket = (ws) => {
     if (holdAlice) {
       aliceRefused++;
       ws.close({ code: 4000, reason: 'held offline by the test' });
       return;
     }
     ws.connectToServer();
-  });
+  };
 
   // Frames alice's page receives, to see how the missed messages came back.
   const aliceFrames = [];
-  a.on('websocket', (ws) => ws.on('framereceived', (f) => aliceFrames.push(String(f.payload))));
-
-  await signUp(a, 'alice');
-  await signUp(b, 'bob');
-  await createRoom(a, 'ops');
-  await joinPublicRoom(b, 'ops');
+  let alice;
+  let bob;
+  ({ server, browser, pages: [alice, bob] } = await chatFixture({
+    users: ['alice', 'bob'], room: 'ops',
+    beforeSignUp: async ([al]) => {
+      await al.context.routeWebSocket(/\/ws$/, aliceSocket);
+      al.page.on('websocket', (ws) => ws.on('framereceived', (f) => aliceFrames.push(String(f.payload))));
+    },
+  }));
+  const { port, dataDir, turnPort } = server;
+  const a = alice.page;
+  const b = bob.page;
   await send(a, 'before 1 (alice)');
   await messageLocator(b, 'before 1 (alice)').waitFor();
   await send(b, 'before 2 (bob)');

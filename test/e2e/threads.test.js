@@ -5,8 +5,8 @@
 // back, and one to a thread reply opens its thread.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, signUp, createRoom, joinPublicRoom, send, messageLocator, messageTexts } from './driver.js';
+import { chatFixture, screenshot, waitFor } from './helpers.js';
+import { send, messageLocator, messageTexts } from './driver.js';
 
 let server;
 let browser;
@@ -15,17 +15,7 @@ let bob;
 let roomId;
 
 before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-  alice = await newPage(browser, server.url);
-  bob = await newPage(browser, server.url);
-  await maybeRouteSDK(alice.context);
-  await maybeRouteSDK(bob.context);
-  await signUp(alice.page, 'alice');
-  await signUp(bob.page, 'bob');
-  await createRoom(alice.page, 'threads');
-  await joinPublicRoom(bob.page, 'threads');
-  roomId = Number((await alice.page.evaluate(() => location.hash)).match(/\d+/)[0]);
+  ({ server, browser, pages: [alice, bob], roomId } = await chatFixture({ users: ['alice', 'bob'], room: 'threads' }));
 });
 
 after(async () => {
