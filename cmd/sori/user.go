@@ -23,6 +23,10 @@ const userUsage = `Usage:
   sori user list                   list users
   sori user reset-password NAME    set a new password (same input rules); ends the
                                    user's sessions and API tokens
+  sori user disable NAME           disable the account: revokes every credential
+                                   (sessions, API tokens, connection tokens), closes
+                                   the user's connections and refuses every login
+  sori user enable NAME            enable it again (the user logs in afresh)
 
 All take --data DIR (the same data dir as "sori serve"; default ./sori-data), or
 --postgres DSN for a cluster's shared store, and work while the server runs.
@@ -40,7 +44,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, userUsage)
 		return flag.ErrHelp
 	}
-	want := map[string]int{"add": 1, "list": 0, "reset-password": 1}
+	want := map[string]int{"add": 1, "list": 0, "reset-password": 1, "disable": 1, "enable": 1}
 	n, ok := want[sub]
 	if !ok {
 		fmt.Fprint(stderr, userUsage)
@@ -119,6 +123,24 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return describe(err)
 		}
 		fmt.Fprintf(stdout, "created user %s (id %d, admin %v)\n", u.Username, u.ID, u.IsAdmin)
+		return nil
+	case "disable", "enable":
+		// What the admin API does (POST /api/v1/admin/users/{name}/disable):
+		// the store revokes everything in one transaction, and running
+		// servers close the user's connections at their next credential
+		// poll (within 2 s), as after reset-password.
+		u, err := st.GetUserByName(ctx, names[0])
+		if err != nil {
+			return fmt.Errorf("user %s: %w", names[0], err)
+		}
+		if u, err = acc.SetDisabled(ctx, u.ID, sub == "disable"); err != nil {
+			return err
+		}
+		if u.Disabled {
+			fmt.Fprintf(stdout, "disabled %s; their sessions and tokens are revoked\n", u.Username)
+		} else {
+			fmt.Fprintf(stdout, "enabled %s; they can log in again\n", u.Username)
+		}
 		return nil
 	default: // reset-password
 		u, err := st.GetUserByName(ctx, names[0])

@@ -31,4 +31,16 @@ func TestUserCommandsOnPostgres(t *testing.T) {
 	if u, err := st.GetUserByName(context.Background(), "root"); err != nil || !u.IsAdmin {
 		t.Fatalf("user in PostgreSQL = %+v, %v", u, err)
 	}
+	if out, err := runUser(t, "", "disable", "ROOT", "--postgres", dsn); err != nil || !strings.Contains(out, "disabled Root") {
+		t.Fatalf("disable: %v %s", err, out)
+	}
+	if u, err := st.GetUserByName(context.Background(), "root"); err != nil || !u.Disabled || u.CredentialsChangedAt.IsZero() {
+		t.Fatalf("user in PostgreSQL after disable = %+v, %v", u, err)
+	}
+	if out, err := runUser(t, "", "enable", "root", "--postgres", dsn); err != nil || !strings.Contains(out, "enabled Root") {
+		t.Fatalf("enable: %v %s", err, out)
+	}
+	if u, err := st.GetUserByName(context.Background(), "root"); err != nil || u.Disabled {
+		t.Fatalf("user in PostgreSQL after enable = %+v, %v", u, err)
+	}
 }
