@@ -29,6 +29,7 @@ import (
 type Options struct {
 	MaxMessageSize int           // bytes per POST body; larger gets 413; default: the node's max message size
 	PollWait       time.Duration // longest a long poll is held open; default 25s
+	PollHold       time.Duration // a long poll waits this long on its goroutine (keeping its connection) before it parks; default 2s
 	SessionTimeout time.Duration // a session without any request or stream for this long closes (4002); default 2× ping interval
 	Linger         time.Duration // how long a closed session's last frames (its disconnect push) stay fetchable, counting against the node's connection limits; default 30s
 	ReplayBytes    int           // written but unacknowledged bytes kept for a resume; default 1 MiB
@@ -59,6 +60,9 @@ func (o *Options) setDefaults(node session.Config) {
 	}
 	if o.PollWait <= 0 {
 		o.PollWait = 25 * time.Second
+	}
+	if o.PollHold <= 0 {
+		o.PollHold = 2 * time.Second
 	}
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = 2 * ping

@@ -114,7 +114,8 @@ func TestIdleSSEAndLongPollHoldNoGoroutine(t *testing.T) {
 	const n = 100
 	t.Run("parked", func(t *testing.T) {
 		parkedEv, ended := make(chan struct{}, 2*n), make(chan struct{}, 2*n)
-		e := start(t, session.Config{PingInterval: time.Hour}, httpstream.Options{})
+		// Polls wait 1 ms on their goroutine before they park.
+		e := start(t, session.Config{PingInterval: time.Hour}, httpstream.Options{PollHold: time.Millisecond})
 		e.handler.SetParkHooks(func() { parkedEv <- struct{}{} }, func() { ended <- struct{}{} })
 		grew, socks := idleSessions(t, e, n, parkedEv, true)
 		t.Logf("%d SSE streams + %d parked long polls: %d more goroutines held", n, n, grew)

@@ -58,25 +58,36 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 		c.Close(gap)
 		return
 	}
-	if wait > 0 {
-		// Answer at once what is there; park to wait for the rest.
-		switch es, final, _ := c.next(ack, nil); {
-		case len(es) == 0 && final:
-			httpx.WriteError(w, errUnknownSession)
-			return
-		case len(es) > 0:
-			h.writeBatch(w, c, es)
-			return
-		}
-		if h.parkPoll(w, r, c, ack, wait) {
+	// A poll waits on its goroutine first, keeping its connection for the
+	// next poll: an active session's polls are answered within PollHold.
+	// One that is still waiting then parks (park.go) for the rest of its
+	// wait, holding no goroutine, and its answer closes the connection.
+	hold := wait
+	if !h.opts.NoPark {
+		hold = min(wait, h.opts.PollHold)
+	}
+	if h.holdPoll(w, r, c, ack, hold) {
+		return
+	}
+	if rest := wait - hold; rest > 0 {
+		if h.parkPoll(w, r, c, ack, rest) || h.holdPoll(w, r, c, ack, rest) {
 			return
 		}
 	}
+	hd.Set("X-Sori-Seq", strconv.FormatUint(ack, 10))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// holdPoll waits on the request's goroutine up to d for frames after ack and
+// reports whether it answered: with frames, with the session's end, or (204)
+// because a new request replaced it or the client left. It returns false,
+// having written nothing, when d passed with nothing to deliver.
+func (h *Handler) holdPoll(w http.ResponseWriter, r *http.Request, c *conn, ack uint64, d time.Duration) bool {
 	gen, kick := c.attach(nil)
 	defer c.detach(gen, nil)
 	var timer <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
+	if d > 0 {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		timer = t.C
 	}
@@ -84,26 +95,27 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 		es, final, _ := c.next(ack, nil)
 		if len(es) == 0 && final {
 			httpx.WriteError(w, errUnknownSession)
-			return
+			return true
 		}
 		if len(es) > 0 {
 			h.writeBatch(w, c, es)
-			return
+			return true
 		}
-		if wait == 0 {
-			break
+		if d <= 0 {
+			return false
 		}
 		select {
 		case <-c.wake:
 			continue
-		case <-kick:
 		case <-timer:
+			return false
+		case <-kick:
 		case <-r.Context().Done():
 		}
-		break
+		w.Header().Set("X-Sori-Seq", strconv.FormatUint(ack, 10))
+		w.WriteHeader(http.StatusNoContent)
+		return true
 	}
-	hd.Set("X-Sori-Seq", strconv.FormatUint(ack, 10))
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (h *Handler) writeBatch(w http.ResponseWriter, c *conn, es []entry) {
