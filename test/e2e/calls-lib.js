@@ -81,6 +81,10 @@ export async function dumpPages(pages) {
   for (const [name, p] of Object.entries(pages)) {
     const panel = await p.evaluate(() => ({ ...document.querySelector('#call-panel')?.dataset, conn: document.querySelector('#conn')?.dataset.state })).catch(() => ({}));
     console.log(`# ${name}'s panel ${JSON.stringify(panel)}, tiles: ${JSON.stringify(await tilesOf(p))}`);
+    const pcs = await p.evaluate(() => (window.testPCs ?? []).map((pc) => ({ sig: pc.signalingState, ice: pc.iceConnectionState,
+      gather: pc.iceGatheringState, local: pc.localDescription?.type, remote: pc.remoteDescription?.type,
+      remoteCands: (pc.remoteDescription?.sdp.match(/a=candidate/g) ?? []).length }))).catch(() => []);
+    if (pcs.length) console.log(`# ${name}'s peer connections ${JSON.stringify(pcs)}`);
     if (p.log?.length) console.log(`# ${name}'s console (last 30):\n${p.log.slice(-30).map((l) => `#   ${l}`).join('\n')}`);
   }
 }
