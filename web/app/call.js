@@ -719,8 +719,10 @@ export class CallPanel {
       for (const peer of call.peers.values()) this.#renderTile(peer);
     };
     // The new offer goes out through negotiationneeded (the SFU answers an
-    // offer with new ICE credentials with its own); a bare restart signal
-    // would not do, the SFU never restarts on its own.
+    // offer with new ICE credentials with its own). The SFU may restart
+    // from its side too (an offer with restart: true, docs/calls.md "ICE
+    // restart"): #onSignal answers it like any offer from "sfu", and a
+    // collision with ours resolves as any glare does (we are polite).
     watchIce(pc, () => {
       sfu.iceRestarts += 1;
       if (call.sfu === sfu) this.panel.dataset.sfuIceRestarts = String(sfu.iceRestarts);
