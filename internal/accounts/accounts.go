@@ -44,6 +44,10 @@ type Config struct {
 	// updated user: the server closes the user's open connections there.
 	// It must not block. nil = nothing.
 	OnRevoke func(store.User)
+	// OnProfile runs after a user's display name or avatar changed through
+	// this Service, with the updated user: the server tells the user's rooms
+	// there. nil = nothing.
+	OnProfile func(context.Context, store.User)
 }
 
 // Default password attempt limits (see Config.LoginRate).

@@ -67,6 +67,7 @@ func (s *Service) SetDisplayName(ctx context.Context, userID int64, name string)
 	if err != nil {
 		return store.User{}, fmt.Errorf("accounts: set display name: %w", err)
 	}
+	s.profileChanged(ctx, u)
 	return u, nil
 }
 
@@ -87,6 +88,7 @@ func (s *Service) SetAvatar(ctx context.Context, userID int64, data []byte) (sto
 	if err != nil {
 		return store.User{}, fmt.Errorf("accounts: set avatar: %w", err)
 	}
+	s.profileChanged(ctx, u)
 	return u, nil
 }
 
@@ -96,7 +98,15 @@ func (s *Service) RemoveAvatar(ctx context.Context, userID int64) (store.User, e
 	if err != nil {
 		return store.User{}, fmt.Errorf("accounts: remove avatar: %w", err)
 	}
+	s.profileChanged(ctx, u)
 	return u, nil
+}
+
+// profileChanged runs Config.OnProfile for u, whose profile changed.
+func (s *Service) profileChanged(ctx context.Context, u store.User) {
+	if s.cfg.OnProfile != nil {
+		s.cfg.OnProfile(ctx, u)
+	}
 }
 
 // Profile returns the user named name (404 if none).

@@ -365,6 +365,25 @@ func (s *Service) signal(ctx context.Context, roomID int64, user string, data an
 	}
 }
 
+// ProfileChanged tells the rooms of user u that u's display name or avatar
+// changed, after the change was committed: the live signal
+// {"type":"profile","user","display_name","avatar_url"} on each room's
+// "#live" channel, so that the pages showing one of those rooms update the
+// name and picture without a reload (docs/api.md). avatarURL is u's avatar
+// URL ("" for none), which the accounts service computes. One publication
+// per room of u; failures are logged, the change stands.
+func (s *Service) ProfileChanged(ctx context.Context, u store.User, avatarURL string) {
+	rooms, err := s.st.ListUserRooms(ctx, u.ID)
+	if err != nil {
+		s.log.Warn("chat profile signal: list rooms", "user", u.Username, "err", err)
+		return
+	}
+	data := map[string]any{"type": "profile", "user": u.Username, "display_name": u.DisplayName, "avatar_url": avatarURL}
+	for _, r := range rooms {
+		s.signal(ctx, r.ID, u.Username, data)
+	}
+}
+
 // PersonalChannel returns the channel of a user's personal events (see
 // docs/api.md, "Personal events"): the "user" namespace, which only that
 // user may subscribe to and only the server publishes on.

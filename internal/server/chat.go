@@ -35,8 +35,10 @@ func (s *Server) mountChat() error {
 		return err
 	}
 	revoked := credentialRevocations{node: s.node, log: s.log, remote: remoteControl{s.bus}}
+	var svc *chat.Service // set below, before the server takes requests
+	profileChanged := func(ctx context.Context, u store.User) { svc.ProfileChanged(ctx, u, accounts.AvatarURL(u)) }
 	acc, err := accounts.New(accounts.Config{Store: st, Hasher: hasher, Verifier: s.verifier, Registration: accounts.Registration(s.cfg.Registration),
-		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log, OnRevoke: revoked.revoked})
+		LoginRate: s.cfg.LoginRate, LoginBurst: s.cfg.LoginBurst, Log: s.log, OnRevoke: revoked.revoked, OnProfile: profileChanged})
 	if err != nil {
 		_ = st.Close()
 		return err
@@ -52,7 +54,7 @@ func (s *Server) mountChat() error {
 		_ = st.Close()
 		return err
 	}
-	svc, err := chat.New(chat.Config{
+	svc, err = chat.New(chat.Config{
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node, remoteControl{s.bus}},
 		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg), MemberChanged: s.memberChanged(),
 		UploadQuota: int64(s.cfg.UploadQuota), DiskReserve: int64(s.cfg.DiskReserve), Blobs: blobsOf(st),

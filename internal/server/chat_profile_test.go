@@ -69,3 +69,77 @@ func TestChatProfilesInMembersAndMessages(t *testing.T) {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, resp.Header)
 	}
 }
+
+// TestProfileChangeSignalsTheRooms: when alice changes her display name or
+// avatar, a member of each of her rooms who watches its #live channel gets
+// {"type":"profile"} with the new values (her page updates without a
+// reload); a room she is not in hears nothing of it.
+func TestProfileChangeSignalsTheRooms(t *testing.T) {
+	ts := startServer(t, nil)
+	alice, bob := signup(t, ts.URL, "alice"), signup(t, ts.URL, "bob")
+	shared := alice.call(t, ts, "POST", "/api/v1/rooms", map[string]any{"name": "shared", "kind": "public"}, http.StatusCreated)
+	bob.call(t, ts, "POST", "/api/v1/rooms/"+strconv.Itoa(int(num(shared["id"])))+"/join", nil, http.StatusOK)
+	own := bob.call(t, ts, "POST", "/api/v1/rooms", map[string]any{"name": "bobs", "kind": "private"}, http.StatusCreated)
+	live := "chat:" + strconv.Itoa(int(num(shared["id"]))) + "#live"
+	other := "chat:" + strconv.Itoa(int(num(own["id"]))) + "#live"
+	bc := connectChat(t, ts, bob)
+	bc.call(map[string]any{"op": "subscribe", "channel": other})
+	bc.call(map[string]any{"op": "subscribe", "channel": live})
+
+	next := func() map[string]any {
+		t.Helper()
+		for {
+			m := bc.next()
+			if m["push"] != "pub" {
+				continue
+			}
+			if d := m["data"].(map[string]any); m["channel"] == live && d["type"] == "profile" {
+				return d
+			}
+			t.Fatalf("bob got %v, want a profile signal on %s", m, live)
+		}
+	}
+	alice.call(t, ts, "PATCH", "/api/v1/me", map[string]any{"display_name": "Alice L."}, http.StatusOK)
+	if d := next(); d["user"] != "alice" || d["display_name"] != "Alice L." || d["avatar_url"] != "" {
+		t.Fatalf("profile signal after the name change: %v", d)
+	}
+	var img bytes.Buffer
+	if err := png.Encode(&img, image.NewGray(image.Rect(0, 0, 8, 8))); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", ts.URL+"/api/v1/me/avatar", bytes.NewReader(img.Bytes()))
+	req.Header.Set("Authorization", "Bearer "+alice.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	me := alice.call(t, ts, "GET", "/api/v1/me", nil, http.StatusOK)["user"].(map[string]any)
+	if d := next(); d["user"] != "alice" || d["display_name"] != "Alice L." || d["avatar_url"] == "" || d["avatar_url"] != me["avatar_url"] {
+		t.Fatalf("profile signal after the avatar upload: %v (me %v)", d, me)
+	}
+	alice.call(t, ts, "DELETE", "/api/v1/me/avatar", nil, http.StatusOK)
+	if d := next(); d["avatar_url"] != "" {
+		t.Fatalf("profile signal after the avatar removal: %v", d)
+	}
+	// Bob's own room, which alice is not in, got nothing: bob's typing
+	// there is the first thing on its channel.
+	// (The push may come before or after the rpc's reply.)
+	_, perr, pushes := bc.reply(bc.send(map[string]any{"op": "rpc", "method": "chat.typing", "data": map[string]any{"room": num(own["id"])}}))
+	if perr != nil {
+		t.Fatalf("chat.typing: %v", perr)
+	}
+	var first map[string]any
+	for _, p := range pushes {
+		if p["push"] == "pub" && p["channel"] == other {
+			first = p
+			break
+		}
+	}
+	if first == nil {
+		first = bc.nextPub(other)
+	}
+	if d := first["data"].(map[string]any); d["type"] != "typing" {
+		t.Fatalf("bob's own room got %v, want only his typing", d)
+	}
+}

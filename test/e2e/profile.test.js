@@ -52,6 +52,7 @@ test('a display name and an avatar show in the timeline and the member list; ini
   assert.equal(await author(a, 'before the profile').locator('.msg-name').textContent(), 'bob');
   assert.equal(await author(a, 'before the profile').locator('.avatar.initials').textContent(), 'BO');
 
+  await a.evaluate(() => { window.sameDocument = true; }); // gone if the page reloads
   await openAccount(b);
   await b.getByLabel(/^Display name/).fill('Bobby Tables');
   await b.getByRole('button', { name: 'Save name' }).click();
@@ -68,7 +69,16 @@ test('a display name and an avatar show in the timeline and the member list; ini
   // Bob's own page shows it at once.
   await author(b, 'before the profile').locator('.msg-name', { hasText: 'Bobby Tables' }).waitFor();
 
-  // Alice's page learns profiles from member lists and REST messages: a reload gets both.
+  // Alice's page, open on a room of bob's, is told (the "profile" signal on
+  // the room's #live channel) and updates without a reload.
+  const seen = author(a, 'before the profile');
+  await seen.locator('.msg-name', { hasText: 'Bobby Tables' }).waitFor();
+  const liveImg = seen.locator('img.avatar');
+  await waitFor(() => liveImg.evaluate((el) => el.complete && el.naturalWidth === 2), { message: "bob's avatar in alice's timeline, live" });
+  assert.equal(await (await memberRow(a, 'bob')).locator('.member-name').textContent(), 'Bobby Tables (@bob)');
+  assert.equal(await a.evaluate(() => window.sameDocument), true, "alice's page reloaded");
+
+  // A fresh page learns profiles from member lists and REST messages.
   await a.reload({ waitUntil: 'domcontentloaded' });
   await openRoom(a, 'faces');
   const head = author(a, 'before the profile');
@@ -95,6 +105,7 @@ test('a display name and an avatar show in the timeline and the member list; ini
   await b.locator('#profile-avatar .avatar.initials', { hasText: 'BT' }).waitFor();
   await b.getByRole('button', { name: 'Close' }).click();
   await author(b, 'after the profile').locator('.avatar.initials', { hasText: 'BT' }).waitFor();
+  await author(a, 'after the profile').locator('.avatar.initials', { hasText: 'BT' }).waitFor(); // live, too
 });
 
 test('a hostile display name is shown as text; a non-image avatar is refused', async () => {

@@ -423,6 +423,11 @@ export class RoomModel extends EventTarget {
         this.info.topic = data.topic ?? '';
         this.emit('info');
         break;
+      case 'profile': // a member's display name or avatar changed: every view of them updates
+        if (typeof data.user === 'string') {
+          this.profiles?.update([{ username: data.user, display_name: String(data.display_name ?? ''), avatar_url: String(data.avatar_url ?? '') }], { complete: true });
+        }
+        break;
       case 'member_joined': case 'member_left': case 'member_kicked': case 'role_changed':
         this.emit('members-changed', data);
         break;
