@@ -42,10 +42,13 @@ type workload struct {
 	// subRefused counts the subscribe errors readers got, by error.
 	subRefused map[string]int
 	recovered  []time.Duration // per broken reader connection: break -> caught up to the acks of that moment
+	// inflight: writer -> the publish it waits on (transport, payload,
+	// since when), so that a publish never answered is named.
+	inflight map[int]string
 }
 
 func newWorkload(cl *cluster, channel, epoch string) *workload {
-	return &workload{cl: cl, channel: channel, epoch: epoch, hist: NewHistory(), breaks: map[string]int{}, codes: map[int]int{}, subRefused: map[string]int{}, stop: make(chan struct{}), acks: make(chan struct{}, 1<<16)}
+	return &workload{cl: cl, channel: channel, epoch: epoch, hist: NewHistory(), breaks: map[string]int{}, codes: map[int]int{}, subRefused: map[string]int{}, inflight: map[int]string{}, stop: make(chan struct{}), acks: make(chan struct{}, 1<<16)}
 }
 
 // connect opens a client connection through the balancer.
@@ -86,8 +89,16 @@ func (w *workload) writer(ctx context.Context, i int, u user, kind string) {
 		for !w.stopped() {
 			payload := fmt.Sprintf("w%d-%d", i, n)
 			n++
+			w.mu.Lock()
+			w.inflight[i] = fmt.Sprintf("%s %s since %s", kind, payload, time.Now().Format("15:04:05.000"))
+			w.mu.Unlock()
 			res, perr, err := c.call(ctx, map[string]any{"op": "publish", "channel": w.channel,
 				"data": map[string]any{"type": "message", "text": payload}})
+			if ctx.Err() == nil { // else it waited until the end: keep it named
+				w.mu.Lock()
+				delete(w.inflight, i)
+				w.mu.Unlock()
+			}
 			if err != nil {
 				w.hist.Unsure(payload)
 				break
@@ -227,6 +238,13 @@ func (w *workload) finish(t *testing.T, ctx context.Context) {
 	t.Helper()
 	close(w.stop)
 	w.wg.Wait()
+	if ctx.Err() != nil {
+		// Writers stop after their current publish: one still waiting
+		// when the test's context ended got no reply at all.
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		t.Fatalf("writers did not stop before the test's deadline; publishes still waiting for a reply (writer: transport, payload, sent at; none: stuck connecting): %v; readers: %s", w.inflight, w.hist.Lasts())
+	}
 	w.target.Store(w.hist.MaxAcked())
 	w.rwg.Wait()
 	if ctx.Err() != nil {
