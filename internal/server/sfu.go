@@ -71,19 +71,19 @@ func (m sfuMedia) NewRoom(_ signal.Room, speakers func([]signal.Speaker)) (signa
 
 type sfuRoom struct{ r *sfu.Room }
 
-func (x sfuRoom) Join(participant string, send func(description, candidate json.RawMessage)) error {
+func (x sfuRoom) Join(participant string, send func(description, candidate json.RawMessage, restart bool)) error {
 	_, err := x.r.Join(participant, relay(send))
 	return err
 }
 
 // JoinViewer implements signal.ViewerRoom: a broadcast's viewer.
-func (x sfuRoom) JoinViewer(participant string, send func(description, candidate json.RawMessage)) error {
+func (x sfuRoom) JoinViewer(participant string, send func(description, candidate json.RawMessage, restart bool)) error {
 	_, err := x.r.JoinViewer(participant, relay(send))
 	return err
 }
 
 // relay turns the SFU's signals into the JSON that signaling carries.
-func relay(send func(description, candidate json.RawMessage)) func(sfu.Signal) {
+func relay(send func(description, candidate json.RawMessage, restart bool)) func(sfu.Signal) {
 	return func(sig sfu.Signal) {
 		var d, c json.RawMessage
 		if sig.Description != nil {
@@ -92,8 +92,18 @@ func relay(send func(description, candidate json.RawMessage)) func(sfu.Signal) {
 		if sig.Candidate != nil {
 			c, _ = json.Marshal(sig.Candidate)
 		}
-		send(d, c)
+		send(d, c, sig.Restart)
 	}
+}
+
+// RestartICE implements signal.RestartRoom.
+func (x sfuRoom) RestartICE(participant string) error {
+	p := x.r.Peer(participant)
+	if p == nil {
+		return fmt.Errorf("participant %s is not on the SFU", participant)
+	}
+	p.RestartICE()
+	return nil
 }
 
 func (x sfuRoom) Signal(participant string, description, candidate json.RawMessage) error {

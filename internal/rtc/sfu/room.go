@@ -19,6 +19,8 @@ import (
 type Signal struct {
 	Description *webrtc.SessionDescription `json:"description,omitempty"`
 	Candidate   *webrtc.ICECandidateInit   `json:"candidate,omitempty"`
+	// Restart marks the SFU's ICE-restart offer (see Peer.RestartICE).
+	Restart bool `json:"restart,omitempty"`
 }
 
 // Speaker is one entry of a room's active-speaker list.
@@ -41,10 +43,11 @@ type Stats struct {
 	Retransmitted uint64 // of those, NACK answers
 	PLIs          uint64 // keyframe requests sent to publishers
 	Probes        uint64 // padding-only packets sent to probe a subscriber's bandwidth
+	ICERestarts   uint64 // ICE-restart offers the SFU sent (see Peer.RestartICE)
 }
 
 type roomStats struct {
-	forwarded, retransmitted, plis, probes atomic.Uint64
+	forwarded, retransmitted, plis, probes, iceRestarts atomic.Uint64
 }
 
 // speakerThreshold: a participant is speaking when its mean audio level is
@@ -98,7 +101,7 @@ func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
 
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
-	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load()}
+	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load(), ICERestarts: r.stats.iceRestarts.Load()}
 }
 
 // Peer is one participant's peer connection to the SFU. The SFU is the
@@ -127,6 +130,13 @@ type Peer struct {
 	caps       map[string]Quality // per publisher id: the subscriber's choice (SetQuality); absent = auto
 	done       chan struct{}
 	closed     bool
+	// ICE watch (see watchICE): the connection's state, the timer that
+	// restarts ICE after a grace or a retry wait, restarts since it was
+	// last connected, and a restart waiting for the answer to an offer.
+	iceState       webrtc.ICEConnectionState
+	iceTimer       *time.Timer
+	iceRestarts    int
+	restartPending bool
 }
 
 // ID is the participant id.
@@ -248,6 +258,7 @@ func (r *Room) newPeer(id string, send func(Signal)) (*Peer, error) {
 		}
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.addTrack(p, t, recv) })
+	pc.OnICEConnectionStateChange(p.watchICE)
 	p.done = make(chan struct{})
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -327,6 +338,7 @@ func (r *Room) Leave(id string) {
 
 	p.mu.Lock()
 	p.closed = true
+	p.stopICETimerLocked()
 	for u, d := range p.downs {
 		u.removeDown(d)
 	}
@@ -505,9 +517,10 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 		}
 	}
 	p.candidates = nil
-	if p.pending {
-		p.pending = false
-		p.offerLocked()
+	if p.pending || p.restartPending {
+		restart := p.restartPending
+		p.pending, p.restartPending = false, false
+		p.offerLocked(restart)
 	}
 	return nil
 }
@@ -528,11 +541,17 @@ func (p *Peer) negotiate() {
 		p.pending = true
 		return
 	}
-	p.offerLocked()
+	p.offerLocked(false)
 }
 
-func (p *Peer) offerLocked() {
-	offer, err := p.pc.CreateOffer(nil)
+// offerLocked sends an offer, with fresh ICE credentials when restart.
+// Caller holds p.mu.
+func (p *Peer) offerLocked(restart bool) {
+	var opts *webrtc.OfferOptions
+	if restart {
+		opts = &webrtc.OfferOptions{ICERestart: true}
+	}
+	offer, err := p.pc.CreateOffer(opts)
 	if err != nil {
 		p.room.log.Warn("sfu: offer", "participant", p.id, "err", err)
 		return
@@ -541,7 +560,85 @@ func (p *Peer) offerLocked() {
 		p.room.log.Warn("sfu: offer", "participant", p.id, "err", err)
 		return
 	}
-	p.send(Signal{Description: p.pc.LocalDescription()})
+	if restart {
+		p.room.stats.iceRestarts.Add(1)
+	}
+	p.send(Signal{Description: p.pc.LocalDescription(), Restart: restart})
+}
+
+// watchICE acts on the peer connection's ICE state. The server watches
+// too, not only the client, because a client that does not restart (or
+// whose restart offer is lost) would otherwise sit "disconnected" for
+// good: on "failed", and on "disconnected" that lasts ICEGrace, the SFU
+// sends an ICE-restart offer; while the state has not come back to
+// "connected", it sends another after ICERetry, doubling up to 8×.
+func (p *Peer) watchICE(s webrtc.ICEConnectionState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.iceState = s
+	switch s {
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		p.stopICETimerLocked()
+		p.iceRestarts = 0
+	case webrtc.ICEConnectionStateDisconnected:
+		if p.iceTimer == nil {
+			p.iceTimer = time.AfterFunc(p.room.sfu.cfg.ICEGrace, p.iceTimeout)
+		}
+	case webrtc.ICEConnectionStateFailed:
+		// Not from this callback: pion calls it from its ICE agent's
+		// notifier, which the restart's renegotiation may wait on.
+		p.stopICETimerLocked()
+		p.iceTimer = time.AfterFunc(0, p.iceTimeout)
+	case webrtc.ICEConnectionStateClosed:
+		p.stopICETimerLocked()
+	}
+}
+
+func (p *Peer) stopICETimerLocked() {
+	if p.iceTimer != nil {
+		p.iceTimer.Stop()
+		p.iceTimer = nil
+	}
+}
+
+// iceTimeout: the grace or the retry wait ran out without a connection.
+func (p *Peer) iceTimeout() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.iceTimer = nil
+	switch p.iceState {
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted, webrtc.ICEConnectionStateClosed:
+		return
+	}
+	p.restartICELocked("no connection: " + p.iceState.String())
+}
+
+// RestartICE sends the client an ICE-restart offer (signal with
+// "restart": true), or after the answer to the offer that is out. A client
+// asks for it with a bare restart signal; the SFU also does it on its own
+// (watchICE). Peers negotiated once over HTTP (WHIP/WHEP) have no channel
+// for it and are left alone.
+func (p *Peer) RestartICE() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.restartICELocked("asked")
+}
+
+func (p *Peer) restartICELocked(reason string) {
+	if p.closed || p.oneShot || p.pc.RemoteDescription() == nil {
+		return
+	}
+	p.iceRestarts++
+	p.room.log.Info("sfu: ICE restart", "participant", p.id, "reason", reason, "attempt", p.iceRestarts)
+	if p.pc.SignalingState() == webrtc.SignalingStateStable {
+		p.offerLocked(true)
+	} else {
+		p.restartPending = true
+	}
+	// Try again if this one does not bring the connection back.
+	wait := p.room.sfu.cfg.ICERetry << min(p.iceRestarts-1, 3)
+	p.stopICETimerLocked()
+	p.iceTimer = time.AfterFunc(wait, p.iceTimeout)
 }
 
 func (p *Peer) setREMB(bps uint64) {

@@ -45,6 +45,15 @@ type Config struct {
 	// by several goroutines in chunks of this size; default 32 (a write
 	// costs tens of microseconds, so one goroutine cannot feed hundreds).
 	FanOutChunk int
+	// ICEGrace is how long a peer connection may stay ICE "disconnected"
+	// before the SFU sends an ICE-restart offer (on "failed" it sends one
+	// at once); default 5 s. pion reports "disconnected" after 5 s without
+	// traffic from the client.
+	ICEGrace time.Duration
+	// ICERetry is how long the SFU waits for a restart to reconnect before
+	// it sends another, doubling up to 8× for each attempt in a row;
+	// default 10 s.
+	ICERetry time.Duration
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 }
@@ -75,6 +84,12 @@ func New(cfg Config) (*SFU, error) {
 	}
 	if cfg.UpgradeHold <= 0 {
 		cfg.UpgradeHold = 2 * time.Second
+	}
+	if cfg.ICEGrace <= 0 {
+		cfg.ICEGrace = 5 * time.Second
+	}
+	if cfg.ICERetry <= 0 {
+		cfg.ICERetry = 10 * time.Second
 	}
 	if cfg.FanOutChunk <= 0 {
 		cfg.FanOutChunk = 32

@@ -21,8 +21,9 @@ type Media interface {
 type MediaRoom interface {
 	// Join adds a participant; send receives the SFU's descriptions and
 	// candidates for it (JSON RTCSessionDescriptionInit and
-	// RTCIceCandidateInit; either may be nil). send must not block.
-	Join(participant string, send func(description, candidate json.RawMessage)) error
+	// RTCIceCandidateInit; either may be nil), restart marking an
+	// ICE-restart offer. send must not block.
+	Join(participant string, send func(description, candidate json.RawMessage, restart bool)) error
 	// Signal passes a participant's description and/or candidate on.
 	Signal(participant string, description, candidate json.RawMessage) error
 	// Leave removes a participant; unknown ones are ignored.
@@ -35,7 +36,15 @@ type MediaRoom interface {
 // viewers of a broadcast call.
 type ViewerRoom interface {
 	// JoinViewer is Join for a participant whose media is never forwarded.
-	JoinViewer(participant string, send func(description, candidate json.RawMessage)) error
+	JoinViewer(participant string, send func(description, candidate json.RawMessage, restart bool)) error
+}
+
+// RestartRoom is a MediaRoom that restarts ICE when a participant asks
+// (a bare "restart" signal to "sfu"). It is called without the Service's
+// lock.
+type RestartRoom interface {
+	// RestartICE makes the SFU send participant an ICE-restart offer.
+	RestartICE(participant string) error
 }
 
 // QualityRoom is a MediaRoom that takes a subscriber's quality choice

@@ -19,30 +19,38 @@ type recRoom struct {
 	name      Room
 	speakers  func([]Speaker)
 	mu        sync.Mutex
-	sends     map[string]func(description, candidate json.RawMessage)
+	sends     map[string]func(description, candidate json.RawMessage, restart bool)
 	signals   []string // "participant:description"
 	left      []string
 	viewers   []string // joined with JoinViewer
 	qualities []string // "subscriber>publisher:layer"
+	restarts  []string // participants that asked for an ICE restart
 	closed    bool
 }
 
+func (r *recRoom) RestartICE(p string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restarts = append(r.restarts, p)
+	return nil
+}
+
 func (m *recMedia) NewRoom(room Room, speakers func([]Speaker)) (MediaRoom, error) {
-	r := &recRoom{name: room, speakers: speakers, sends: map[string]func(json.RawMessage, json.RawMessage){}}
+	r := &recRoom{name: room, speakers: speakers, sends: map[string]func(json.RawMessage, json.RawMessage, bool){}}
 	m.mu.Lock()
 	m.rooms = append(m.rooms, r)
 	m.mu.Unlock()
 	return r, nil
 }
 
-func (r *recRoom) Join(p string, send func(description, candidate json.RawMessage)) error {
+func (r *recRoom) Join(p string, send func(description, candidate json.RawMessage, restart bool)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sends[p] = send
 	return nil
 }
 
-func (r *recRoom) JoinViewer(p string, send func(description, candidate json.RawMessage)) error {
+func (r *recRoom) JoinViewer(p string, send func(description, candidate json.RawMessage, restart bool)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sends[p] = send
@@ -175,11 +183,23 @@ func TestCallMovesToSFUAndBack(t *testing.T) {
 	if len(mr.signals) != 1 || mr.signals[0] != ids["dan"]+":"+string(offer) {
 		t.Fatalf("SFU got %v", mr.signals)
 	}
-	mr.sends[ids["dan"]](json.RawMessage(`{"type":"answer","sdp":"v=0"}`), nil)
+	mr.sends[ids["dan"]](json.RawMessage(`{"type":"answer","sdp":"v=0"}`), nil, false)
 	if p := conns["dan"].take(); len(p) != 1 || p[0].Event != EventSignal || p[0].From != SFUPeer || p[0].Description == nil {
 		t.Fatalf("dan's pushes %+v, want a signal from sfu", p)
 	}
 	danSend := mr.sends[ids["dan"]]
+	// ICE restart: a bare restart signal to "sfu" asks the SFU for one,
+	// and the SFU's restart offer carries the flag to the client.
+	if err := s.Signal(conns["dan"], SignalRequest{Room: "42", To: SFUPeer, Restart: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(mr.restarts) != 1 || mr.restarts[0] != ids["dan"] || len(mr.signals) != 1 {
+		t.Fatalf("SFU restarts %v, signals %v; want one restart for dan and no signal", mr.restarts, mr.signals)
+	}
+	danSend(offer, nil, true)
+	if p := conns["dan"].take(); len(p) != 1 || p[0].From != SFUPeer || p[0].Description == nil || !p[0].Restart {
+		t.Fatalf("dan's pushes %+v, want a restart offer from sfu", p)
+	}
 	// Participants do not signal each other in SFU mode.
 	wantCode(t, s.Signal(conns["dan"], SignalRequest{Room: "42", To: ids["ann"], Description: offer}), 117)
 	if p := conns["ann"].take(); len(p) != 0 {
@@ -211,7 +231,7 @@ func TestCallMovesToSFUAndBack(t *testing.T) {
 	}
 	// A late signal from the SFU for dan is dropped.
 	conns["dan"].take()
-	danSend(nil, json.RawMessage(`{"candidate":"x"}`))
+	danSend(nil, json.RawMessage(`{"candidate":"x"}`), false)
 	if p := conns["dan"].take(); len(p) != 0 {
 		t.Fatalf("dan got %+v after leaving", p)
 	}

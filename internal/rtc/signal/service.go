@@ -448,7 +448,14 @@ func (s *Service) Signal(c Conn, req SignalRequest) error {
 			return errNoPeer
 		}
 		if req.Description == nil && req.Candidate == nil {
-			return nil // a bare restart request: the SFU never restarts on its own
+			// A bare restart request: the SFU offers with fresh ICE
+			// credentials.
+			if rr, ok := media.(RestartRoom); ok {
+				if err := rr.RestartICE(from.id); err != nil {
+					return protocol.ErrBadRequest.WithMessage("the SFU refused the restart: " + err.Error())
+				}
+			}
+			return nil
 		}
 		if err := media.Signal(from.id, req.Description, req.Candidate); err != nil {
 			return protocol.ErrBadRequest.WithMessage("the SFU refused the signal: " + err.Error())
@@ -612,12 +619,12 @@ func (s *Service) stopReturn(r *room) {
 // mediaSend returns the function that passes the SFU's signals for p to its
 // connection, as signal pushes from "sfu". It takes no lock (the SFU may
 // call it while the Service holds mu).
-func (s *Service) mediaSend(room Room, p *participant) func(description, candidate json.RawMessage) {
-	return func(description, candidate json.RawMessage) {
+func (s *Service) mediaSend(room Room, p *participant) func(description, candidate json.RawMessage, restart bool) {
+	return func(description, candidate json.RawMessage, restart bool) {
 		if p.gone.Load() {
 			return
 		}
-		p.conn.Send(encode(Push{Room: room, Event: EventSignal, From: SFUPeer, Description: description, Candidate: candidate}))
+		p.conn.Send(encode(Push{Room: room, Event: EventSignal, From: SFUPeer, Description: description, Candidate: candidate, Restart: restart}))
 	}
 }
 
