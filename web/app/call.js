@@ -33,7 +33,7 @@ import { api } from './api.js';
 
 const STATS_MS = 1000;
 const RING_MS = 45_000; // an unanswered ring gives up
-const SPEAKING_LEVEL = 0.02; // getStats audioLevel (0–1) above which a mesh peer counts as speaking
+const SPEAKING_LEVEL = 0.02; // audio level (0–1, RMS over the last stats interval) above which a mesh peer counts as speaking
 // ICE "disconnected" this long restarts ICE. Browsers stay "disconnected"
 // (rather than "failed", which takes them ~30 s) through loss, a changed
 // network or a stalled peer; a few seconds of it is no blip any more.
@@ -1016,7 +1016,7 @@ export class CallPanel {
    * Quality per peer from getStats, every STATS_MS: round-trip time, loss,
    * the received video's resolution, bitrate and frame rate (shown on the
    * tile and written to its data-* attributes), and frames decoded. In a
-   * mesh the tile of the loudest peer (inbound audioLevel above
+   * mesh the tile of the loudest peer (inbound audio level above
    * SPEAKING_LEVEL) is marked speaking; on the SFU the server's speakers
    * push does that.
    */
@@ -1027,7 +1027,7 @@ export class CallPanel {
     const per = new Map(); // peer -> totals
     const totals = (peer) => {
       let v = per.get(peer);
-      if (!v) per.set(peer, v = { rtt: null, lost: 0, received: 0, fps: 0, framesDecoded: 0, bytes: 0, width: 0, height: 0, level: 0 });
+      if (!v) per.set(peer, v = { rtt: null, lost: 0, received: 0, fps: 0, framesDecoded: 0, bytes: 0, width: 0, height: 0, level: 0, energy: 0, seconds: 0 });
       return v;
     };
     const read = (report, peerOf, rttFor) => {
@@ -1048,7 +1048,11 @@ export class CallPanel {
         const v = totals(peer);
         v.lost += s.packetsLost ?? 0;
         v.received += s.packetsReceived ?? 0;
-        if (s.kind === 'audio') v.level = Math.max(v.level, s.audioLevel ?? 0);
+        if (s.kind === 'audio') {
+          v.level = Math.max(v.level, s.audioLevel ?? 0);
+          v.energy += s.totalAudioEnergy ?? 0;
+          v.seconds += s.totalSamplesDuration ?? 0;
+        }
         if (s.kind === 'video') {
           v.fps = Math.max(v.fps, s.framesPerSecond ?? 0);
           v.framesDecoded += s.framesDecoded ?? 0;
@@ -1077,6 +1081,14 @@ export class CallPanel {
     let loudest = null;
     for (const peer of call.peers.values()) {
       const v = totals(peer);
+      // audioLevel is the level at the moment of the sample: a stats
+      // interval can fall between two syllables (or the fake microphone's
+      // beeps) every time. The RMS level over the whole interval, from the
+      // growth of totalAudioEnergy and totalSamplesDuration, is not.
+      if (peer.lastAudio && v.seconds > peer.lastAudio.seconds && v.energy >= peer.lastAudio.energy) {
+        v.level = Math.max(v.level, Math.sqrt((v.energy - peer.lastAudio.energy) / (v.seconds - peer.lastAudio.seconds)));
+      }
+      peer.lastAudio = { energy: v.energy, seconds: v.seconds };
       const loss = v.received + v.lost ? (v.lost / (v.received + v.lost)) * 100 : 0;
       const level = (v.rtt !== null && v.rtt > 400) || loss > 8 ? 'poor' : (v.rtt !== null && v.rtt > 150) || loss > 2 ? 'fair' : 'good';
       const kbps = peer.lastBytes !== undefined && v.bytes >= peer.lastBytes && now > peer.lastAt
