@@ -97,22 +97,15 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	conn, err := net.ListenPacket("udp", cfg.UDPAddr)
+	conn, ln, err := listen(cfg.UDPAddr, cfg.TCP)
 	if err != nil {
-		return nil, fmt.Errorf("sfu: listen on %s: %w", cfg.UDPAddr, err)
+		return nil, err
 	}
 	s := &SFU{cfg: cfg, log: cfg.Logger, conn: conn, rooms: map[*Room]struct{}{}}
 	s.mux = webrtc.NewICEUDPMux(nil, conn)
 	s.settings.SetICEUDPMux(s.mux)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if cfg.TCP {
-		// The same port number as the UDP socket, so that one firewall
-		// rule (or port forward) names both.
-		ln, err := net.Listen("tcp", conn.LocalAddr().String())
-		if err != nil {
-			_ = conn.Close()
-			return nil, fmt.Errorf("sfu: listen for ICE-TCP on %s: %w", conn.LocalAddr(), err)
-		}
 		s.tcp = ln
 		s.tcpMux = webrtc.NewICETCPMux(nil, ln, 32)
 		s.settings.SetICETCPMux(s.tcpMux)
@@ -259,4 +252,34 @@ func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, erro
 		return nil, fmt.Errorf("sfu: twcc header extension: %w", err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.settings)), nil
+}
+
+// listen opens the SFU's UDP socket on addr and, with tcp, the ICE-TCP
+// listener on the same port number, so that one firewall rule (or port
+// forward) names both. With port 0 the UDP port is the system's choice and
+// its number may be taken for TCP by another program: then another UDP
+// port is tried, a few times.
+func listen(addr string, tcp bool) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	tries := 1
+	if tcp && port == "0" {
+		tries = 20
+	}
+	var err error
+	for range tries {
+		conn, lerr := net.ListenPacket("udp", addr)
+		if lerr != nil {
+			return nil, nil, fmt.Errorf("sfu: listen on %s: %w", addr, lerr)
+		}
+		if !tcp {
+			return conn, nil, nil
+		}
+		ln, terr := net.Listen("tcp", conn.LocalAddr().String())
+		if terr == nil {
+			return conn, ln, nil
+		}
+		_ = conn.Close()
+		err = fmt.Errorf("sfu: listen for ICE-TCP on %s: %w", conn.LocalAddr(), terr)
+	}
+	return nil, nil, err
 }
