@@ -10,6 +10,7 @@ import (
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
 	"github.com/sori-dev/sori/internal/transport/ws"
+	"github.com/sori-dev/sori/internal/transport/ws/wstest"
 )
 
 // waitFor polls cond until it holds, failing the test after 10 s: the
@@ -72,6 +73,35 @@ func TestPollIdleConnectionsHoldNoGoroutine(t *testing.T) {
 	plain := startWSOpts(t, session.Config{}, ws.Options{})
 	if held, _ := idleGoroutines(t, plain, n); held < n {
 		t.Fatalf("without the poller %d idle connections hold %d goroutines, want one each", n, held)
+	}
+}
+
+// TestPollPongLeavesConnectionParked: a parked connection woken by a control
+// frame alone — the pong that answers each heartbeat ping — parks again. It
+// used to wait for the next data message on its goroutine, so every idle
+// connection held a goroutine (and its stack) from its first pong on.
+func TestPollPongLeavesConnectionParked(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller is Linux-only")
+	}
+	const n = 64
+	s := startWS(t, session.Config{}, ws.Options{})
+	held, clients := idleGoroutines(t, s, n)
+	if held >= n/4 {
+		t.Fatalf("%d idle connections hold %d goroutines before the pongs", n, held)
+	}
+	base := runtime.NumGoroutine() - held
+	for _, c := range clients {
+		c.Write(wstest.Frame(0x8a, nil)) // an unsolicited pong (RFC 6455 §5.5.3)
+	}
+	waitFor(t, "the woken readers to park again", func() bool {
+		held = runtime.NumGoroutine() - base
+		return held < n/4
+	})
+	// Parked, they still answer.
+	for i, c := range clients {
+		c.Text(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i+2))
+		c.Reply(fmt.Sprintf(`"id":%d`, i+2))
 	}
 }
 

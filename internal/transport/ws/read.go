@@ -42,13 +42,17 @@ func (c *conn) readLoop() {
 		if c.closing.Load() != nil {
 			continue // after our close frame, only the peer's close matters
 		}
-		handle := c.opts.handle
-		if c.binary {
-			handle = handleMsgpack
-		}
-		if d, closing := handle(c.peer, op, data); closing {
-			c.end(*c.fail(d))
-			return
+		// op 0: only control frames came (a pong to our heartbeat ping);
+		// nothing to handle, and the peer may be idle again.
+		if op != 0 {
+			handle := c.opts.handle
+			if c.binary {
+				handle = handleMsgpack
+			}
+			if d, closing := handle(c.peer, op, data); closing {
+				c.end(*c.fail(d))
+				return
+			}
 		}
 		if !c.nextSoon() {
 			if c.park() {
@@ -84,7 +88,11 @@ func (c *conn) waitQuiet() {
 }
 
 // readMessage reads frames until a complete data message, answering control
-// frames on the way, or until the connection must end.
+// frames on the way, or until the connection must end. When control frames
+// arrive outside a message and nothing follows them at once, it returns op 0
+// and no data: the reader may then park instead of waiting for the next
+// message on its goroutine (an idle peer answering each heartbeat ping with a
+// pong would otherwise keep a goroutine from its first pong on).
 func (c *conn) readMessage() (op byte, data []byte, end *ending) {
 	var (
 		msg        []byte // the message so far, compressed if compressed
@@ -100,6 +108,9 @@ func (c *conn) readMessage() (op byte, data []byte, end *ending) {
 		if h.op >= opClose {
 			if e := c.control(h); e != nil {
 				return 0, nil, e
+			}
+			if !started && !c.buffered() {
+				return 0, nil, nil
 			}
 			continue
 		}
@@ -281,6 +292,11 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.br = nil // release the handshake buffer
 	}
 	return c.nc.Read(p)
+}
+
+// buffered reports whether bytes the peer sent are already read ahead.
+func (c *conn) buffered() bool {
+	return c.hasFirst || c.rpos < c.rend || (c.br != nil && c.br.Buffered() > 0)
 }
 
 // busyWait is how long a reader that just handled a message waits, on its
