@@ -29,6 +29,7 @@ type target struct {
 	publish func(group int, seq uint64) error
 	framing func() (frames, writes float64) // totals so far, when the target counts them
 	stop    func()
+	addr    string // the server's address (Sori's: HTTP API and /ws)
 }
 
 func channelOf(group, groups int) string {
@@ -47,7 +48,7 @@ func setupSori(t testing.TB, subs, groups int) *target {
 		p.stop()
 		t.Fatal(err)
 	}
-	tg := &target{name: "sori", subs: subs, groups: groups, fleet: &Fleet{Clients: clients}, clock: NewClock()}
+	tg := &target{name: "sori", subs: subs, groups: groups, fleet: &Fleet{Clients: clients}, clock: NewClock(), addr: p.addr}
 	channels := make([]string, groups)
 	for g := range channels {
 		channels[g] = channelOf(g, groups)

@@ -1,7 +1,7 @@
 package perf
 
 import (
-	"bytes"
+	"flag"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,15 +9,30 @@ import (
 	"time"
 )
 
+var (
+	perfSoriOnly = flag.Bool("perf.sorionly", false, "idle memory: measure Sori alone, without the baseline and the goroutine reader (to compare two binaries)")
+	perfBatch    = flag.Int("perf.batch", 0, "churn: connections open at once in each cycle (0: -perf.conns/10)")
+)
+
 // TestPerfIdleMemory measures the resident memory each idle connection costs
 // a separate server process: RSS delta / N after N clients each connected,
 // (for Sori) subscribed and received one publication, against a trivial Go
 // TCP server holding the same N connections with a goroutine blocked in Read.
+// The clients are a swarm of child processes (swarm_test.go), so that N may
+// exceed one process's open files and one source address's ports.
 func TestPerfIdleMemory(t *testing.T) {
 	requirePerf(t)
 	n := *perfConns
-	var soriPer, goPer, basePer, ratios, goRatios, heapPer, goroutines []float64
+	var soriPer, goPer, basePer, ratios, goRatios, heapPer, goroutines, rampCPU, idleCPU []float64
 	for round := range *perfCount {
+		if *perfSoriOnly {
+			sori := idleRound(t, "sori", n)
+			soriPer = append(soriPer, sori.perConn)
+			heapPer = append(heapPer, sori.heapPerConn)
+			rampCPU = append(rampCPU, float64(sori.rampCPUPerConn))
+			idleCPU = append(idleCPU, sori.idleCPU)
+			continue
+		}
 		base := idleRound(t, "baseline", n)
 		sori := idleRound(t, "sori", n)
 		gor := idleRound(t, "sori-goroutine", n)
@@ -28,32 +43,44 @@ func TestPerfIdleMemory(t *testing.T) {
 		goRatios = append(goRatios, sori.perConn/gor.perConn)
 		heapPer = append(heapPer, sori.heapPerConn)
 		goroutines = append(goroutines, sori.goroutinesPerConn)
+		rampCPU = append(rampCPU, float64(sori.rampCPUPerConn))
+		idleCPU = append(idleCPU, sori.idleCPU)
 		t.Logf("round %d: sori %.0f B/conn (heap %.0f B/conn, %.3f goroutines/conn), goroutine reader %.0f B/conn (%.2f goroutines/conn), baseline %.0f B/conn; sori/baseline %.2f, sori/goroutine reader %.2f",
 			round+1, sori.perConn, sori.heapPerConn, sori.goroutinesPerConn, gor.perConn, gor.goroutinesPerConn,
 			base.perConn, sori.perConn/base.perConn, sori.perConn/gor.perConn)
 	}
-	t.Logf("RESULT idle memory at %d conns (median of %d): sori %.2f KiB/conn (Go heap %.2f KiB/conn, %.3f goroutines/conn); goroutine reader (-ws-poll=false) %.2f KiB/conn; baseline %.2f KiB/conn; sori/baseline %.2f; sori/goroutine reader %.2f",
-		n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, median(goroutines), median(goPer)/1024,
-		median(basePer)/1024, median(ratios), median(goRatios))
+	if *perfSoriOnly {
+		t.Logf("RESULT idle memory at %d conns (median of %d), sori only: %.2f KiB/conn (Go heap %.2f KiB/conn; server CPU %v/conn to connect, subscribe and get one message, %.4f of a core idle)",
+			n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, time.Duration(median(rampCPU)), median(idleCPU))
+		return
+	}
+	t.Logf("RESULT idle memory at %d conns (median of %d): sori %.2f KiB/conn (Go heap %.2f KiB/conn, %.3f goroutines/conn; server CPU %v/conn to connect, subscribe and get one message, %.4f of a core idle); goroutine reader (-ws-poll=false) %.2f KiB/conn; baseline %.2f KiB/conn; sori/baseline %.2f; sori/goroutine reader %.2f",
+		n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, median(goroutines), time.Duration(median(rampCPU)), median(idleCPU),
+		median(goPer)/1024, median(basePer)/1024, median(ratios), median(goRatios))
 }
 
 // TestPerfChurn connects and disconnects -perf.churn connections in batches
-// of -perf.conns/10 against a separate server process and reports its RSS at
-// the end against its RSS after the first batch (the pools, the poller and
-// the heap warmed up): the memory of connections that closed comes back.
+// of -perf.batch (default -perf.conns/10) against a separate server process
+// and reports its RSS at the end against its RSS after the first batch (the
+// pools, the poller and the heap warmed up): the memory of connections that
+// closed comes back.
+// The clients are a swarm of child processes, as for TestPerfIdleMemory.
 func TestPerfChurn(t *testing.T) {
 	requirePerf(t)
 	batch := max(*perfConns/10, 1)
+	if *perfBatch > 0 {
+		batch = *perfBatch
+	}
 	for _, role := range []string{"sori", "sori-goroutine"} {
 		ch := startChild(t, role)
+		sw := startSwarm(t, ch.addr, "/ws", "perf:churn", batch, 0)
 		cycle := func() {
-			clients, err := idleConnect(ch.addr, "/ws", "perf:churn", batch)
-			if err != nil {
+			if err := sw.dial(batch); err != nil {
 				ch.stop()
 				t.Fatal(err)
 			}
-			for _, c := range clients {
-				_ = c.Close()
+			if err := sw.closeAll(); err != nil {
+				t.Fatal(err)
 			}
 			waitSessions(t, ch.addr, 0)
 		}
@@ -72,6 +99,7 @@ func TestPerfChurn(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second) // as the idle measurement: let the runtime settle
 		rss1, err := rssBytes(ch.cmd.Process.Pid)
+		sw.stop()
 		ch.stop()
 		if err != nil {
 			t.Fatal(err)
@@ -100,9 +128,15 @@ func waitSessions(t *testing.T, addr string, n int) {
 	}
 }
 
+// idleCPUWindow is how long idleRound reads the server's CPU while all its
+// connections are idle.
+const idleCPUWindow = 3 * time.Second
+
 type idleResult struct {
-	perConn           float64 // RSS bytes per connection
-	heapPerConn       float64 // Go heap in use per connection (sori only)
+	rampCPUPerConn    time.Duration // server CPU per connection: connect, subscribe, one message
+	idleCPU           float64       // server CPU while idle, in cores
+	perConn           float64       // RSS bytes per connection
+	heapPerConn       float64       // Go heap in use per connection (sori only)
 	goroutinesPerConn float64
 }
 
@@ -114,23 +148,28 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	if role != "baseline" {
 		path = "/ws"
 	}
+	// The clients: a swarm of child processes, started before the baseline
+	// RSS is read (they are separate processes: only the server's
+	// memory is measured).
+	sw := startSwarm(t, ch.addr, path, channel, n, 0)
+	defer sw.stop()
 	// Warm up: one full cycle, so that lazily built state (pools, the
 	// channel, HTTP handlers) is not counted per connection.
-	warm, err := idleConnect(ch.addr, path, channel, 8)
-	if err != nil {
+	if err := sw.dial(8); err != nil {
 		t.Fatal(err)
 	}
-	if err := idleMessage(ch.addr, role, channel, warm); err != nil {
+	if err := idleMessage(ch.addr, role, channel, sw); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range warm {
-		_ = c.Close()
+	if err := sw.closeAll(); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
 	names := []string{"go_memstats_heap_inuse_bytes", "go_goroutines", "go_memstats_stack_inuse_bytes",
 		"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_sys_bytes"}
 	var before map[string]float64
 	if role != "baseline" {
+		var err error
 		if before, err = scrape(ch.addr, names...); err != nil {
 			t.Fatal(err)
 		}
@@ -139,24 +178,27 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := idleConnect(ch.addr, path, channel, n)
-	if err != nil {
+	cpu0 := procCPU(ch.cmd.Process.Pid)
+	if err := sw.dial(n); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-	}()
-	if err := idleMessage(ch.addr, role, channel, clients); err != nil {
+	if err := idleMessage(ch.addr, role, channel, sw); err != nil {
 		t.Fatal(err)
 	}
+	cpu1 := procCPU(ch.cmd.Process.Pid)
 	time.Sleep(2 * time.Second) // let the writers finish and go idle
 	rss1, err := rssBytes(ch.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := idleResult{perConn: float64(rss1-rss0) / float64(n)}
+	// CPU while nothing happens: the poller's deadline sweeps, timers.
+	cpu2, t2 := procCPU(ch.cmd.Process.Pid), time.Now()
+	time.Sleep(idleCPUWindow)
+	cpu3, t3 := procCPU(ch.cmd.Process.Pid), time.Now()
+	res := idleResult{perConn: float64(rss1-rss0) / float64(n),
+		rampCPUPerConn: (cpu1 - cpu0) / time.Duration(n), idleCPU: float64(cpu3-cpu2) / float64(t3.Sub(t2))}
+	t.Logf("%s: %d conns: %.0f B/conn RSS, %v CPU/conn to connect, subscribe and get one message, idle %.4f of a core",
+		role, n, res.perConn, res.rampCPUPerConn, res.idleCPU)
 	ch.saveProfile(t, "heap", "idle-"+role+".heap")
 	if role != "baseline" {
 		after, err := scrape(ch.addr, names...)
@@ -172,46 +214,24 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	return res
 }
 
-func idleConnect(addr, path, channel string, n int) ([]*Client, error) {
-	return dialMany(addr, path, n, 512, func(int) string { return channel })
-}
-
-// idleMessage gets one message to every client: a publication through the
-// server API for Sori, an echo for the baseline.
-func idleMessage(addr, role, channel string, clients []*Client) error {
-	var marker []byte
-	if role != "baseline" {
-		body := `{"channel":"` + channel + `","data":{"hello":"idle"}}`
-		req, _ := http.NewRequest("POST", "http://"+addr+"/api/publish", strings.NewReader(body))
-		req.Header.Set("Authorization", "apikey "+perfAPIKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("publish: status %s", resp.Status)
-		}
-		marker = []byte(`"push":"pub"`)
-	} else {
-		marker = []byte("hello")
-		for _, c := range clients {
-			if err := c.Send(marker); err != nil {
-				return fmt.Errorf("send: %w", err)
-			}
-		}
+// idleMessage gets one message to every client of sw: a publication
+// through the server API for Sori, an echo for the baseline.
+func idleMessage(addr, role, channel string, sw *swarm) error {
+	if role == "baseline" {
+		return sw.echo("hello")
 	}
-	for i, c := range clients {
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		p, err := c.Until(marker)
-		if err != nil {
-			return fmt.Errorf("client %d: %w", i, err)
-		}
-		if !bytes.Contains(p, marker) {
-			return fmt.Errorf("client %d: got %q", i, p)
-		}
+	body := `{"channel":"` + channel + `","data":{"hello":"idle"}}`
+	req, _ := http.NewRequest("POST", "http://"+addr+"/api/publish", strings.NewReader(body))
+	req.Header.Set("Authorization", "apikey "+perfAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
-	return nil
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("publish: status %s", resp.Status)
+	}
+	return sw.await(`"push":"pub"`)
 }
 
 // connectionsGauge is the server's open WebSocket connections in /metrics.

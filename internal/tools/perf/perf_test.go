@@ -53,6 +53,12 @@ func TestMain(m *testing.M) {
 	case "":
 		raiseFileLimit()
 		os.Exit(m.Run())
+	case swarmRole:
+		if err := runSwarmChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "swarm child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	default:
 		if err := runChild(role); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
@@ -62,11 +68,25 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// raiseFileLimit lifts the soft limit on open files to the hard one: the
-// measurements hold tens of thousands of sockets.
+// wantFiles is the open-file limit a measurement's server asks for: 50,000
+// connections and room to spare.
+const wantFiles = 1 << 17
+
+// raiseFileLimit lifts the limit on open files: the measurements hold tens
+// of thousands of sockets. Root (CAP_SYS_RESOURCE) may raise the hard limit
+// to wantFiles; anyone may raise the soft limit to the hard one.
 func raiseFileLimit() {
 	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return
+	}
+	if l.Max < wantFiles {
+		up := syscall.Rlimit{Cur: wantFiles, Max: wantFiles}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
+			return
+		}
+	}
+	if l.Cur < l.Max {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
@@ -304,6 +324,11 @@ var subscribedMarker = []byte(`"id":2,"result"`)
 // (path != ""), each client subscribes to channelOf(i) and waits for the
 // reply.
 func dialMany(addr, path string, n, readBytes int, channelOf func(i int) string) ([]*Client, error) {
+	return dialManyFrom(addr, path, nil, n, readBytes, channelOf)
+}
+
+// dialManyFrom is dialMany from source address ip (nil: any).
+func dialManyFrom(addr, path string, ip net.IP, n, readBytes int, channelOf func(i int) string) ([]*Client, error) {
 	clients := make([]*Client, n)
 	var (
 		wg    sync.WaitGroup
@@ -316,7 +341,7 @@ func dialMany(addr, path string, n, readBytes int, channelOf func(i int) string)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c, err := dialOne(addr, path, readBytes, channelOf, i)
+				c, err := dialOne(addr, path, ip, readBytes, channelOf, i)
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -345,8 +370,8 @@ func dialMany(addr, path string, n, readBytes int, channelOf func(i int) string)
 	return clients, nil
 }
 
-func dialOne(addr, path string, readBytes int, channelOf func(i int) string, i int) (*Client, error) {
-	c, err := Dial(DialOptions{Addr: addr, Path: path, ReadBytes: readBytes})
+func dialOne(addr, path string, ip net.IP, readBytes int, channelOf func(i int) string, i int) (*Client, error) {
+	c, err := Dial(DialOptions{Addr: addr, Path: path, LocalIP: ip, ReadBytes: readBytes})
 	if err != nil {
 		return nil, err
 	}

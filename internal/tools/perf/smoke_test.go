@@ -21,6 +21,9 @@ func TestHarnessSmoke(t *testing.T) {
 			t.Errorf("%s: no delivery rate", tg.name)
 		}
 		h, err := tg.paced(200, 100*time.Millisecond)
+		if err == nil && tg.name == "sori" {
+			err = smokeSwarm(t, tg.addr)
+		}
 		tg.stop()
 		if err != nil {
 			t.Fatal(err)
@@ -30,17 +33,18 @@ func TestHarnessSmoke(t *testing.T) {
 		}
 	}
 
+	// The baseline's echo, from a swarm's source address.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { ServeIdleBaseline(ln); close(done) }()
-	clients, err := idleConnect(ln.Addr().String(), "", "", 3)
+	clients, err := dialManyFrom(ln.Addr().String(), "", nextSwarmIP(), 3, 512, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := idleMessage("", "baseline", "", clients); err != nil {
+	if err := awaitAll(clients, []byte("hello"), true); err != nil {
 		t.Error(err)
 	}
 	for _, c := range clients {
@@ -48,6 +52,34 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	_ = ln.Close()
 	<-done
+}
+
+// smokeSwarm runs the idle-memory and churn load generator at a tiny size
+// against Sori at addr: a swarm of two child processes, each from a source
+// address of its own, gets a publication each, then all go.
+func smokeSwarm(t *testing.T, addr string) error {
+	m, err := scrape(addr, connectionsGauge)
+	if err != nil {
+		return err
+	}
+	open := int(m[connectionsGauge]) // the fan-out fleet's
+	sw := startSwarm(t, addr, "/ws", "perf:smoke", 3, 2)
+	defer sw.stop()
+	if len(sw.kids) != 2 {
+		t.Errorf("swarm of 3 connections at 2 per child: %d children", len(sw.kids))
+	}
+	if err := sw.dial(3); err != nil {
+		return err
+	}
+	waitSessions(t, addr, open+3)
+	if err := idleMessage(addr, "sori", "perf:smoke", sw); err != nil {
+		return err
+	}
+	if err := sw.closeAll(); err != nil {
+		return err
+	}
+	waitSessions(t, addr, open)
+	return nil
 }
 
 func TestStampRoundTrip(t *testing.T) {
