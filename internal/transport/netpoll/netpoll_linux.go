@@ -13,121 +13,137 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Watcher delivers one readiness notification per Watch. Its goroutine and
-// epoll descriptors exist only while something is watched: they are created
-// with the first Watch and released when the last one stops, so a Watcher
-// needs no Close. The zero value is not usable; call New.
+// Supported reports whether this system has a poller.
+const Supported = true
+
+// Poller calls Options.Ready for a registered socket each time it was armed
+// and became readable, from one goroutine and one epoll instance shared by
+// every socket. The goroutine and its file descriptors exist only while
+// something is registered: they are created with the first registration and
+// released when the last one is removed, so a Poller needs no Close.
 //
 // Sockets are named in epoll events by slot and generation, never by pointer
 // (the kernel's copy is invisible to the garbage collector); a stale event
-// for a reused slot carries an old generation and is ignored. Every epoll_ctl
-// on a socket runs inside RawConn.Control, which keeps the descriptor from
-// being closed and reused meanwhile.
+// for a reused slot carries an old generation and is ignored. Every
+// epoll_ctl on a socket runs inside RawConn.Control, which keeps the
+// descriptor from being closed and reused meanwhile. A socket closed while
+// registered leaves the epoll set by itself, without an event: its owner
+// must notice the close on its own (and still call Remove).
 //
-// Concurrency: safe for concurrent use. Lock order: mu is a leaf; callbacks
-// run on the watcher's goroutine without mu held.
-type Watcher struct {
-	log *slog.Logger
+// Concurrency: safe for concurrent use. Lock order: mu is a leaf; Ready runs
+// on the poller's goroutine without mu held, Sweep with it.
+type Poller[T any] struct {
+	opts Options[T]
 
 	mu      sync.Mutex
 	epfd    int // valid while running
-	wakefd  int // eventfd: wakes the goroutine when the last watch stops
+	wakefd  int // eventfd: wakes the goroutine when the last socket leaves
 	running bool
-	slots   []*Watch // nil entries are free
+	slots   []*T // nil entries are free
 	gens    []uint32
 	free    []int32
 	live    int
 }
 
-// Watch is one socket's registration.
-type Watch struct {
-	w    *Watcher
-	rc   syscall.RawConn
-	fn   func()
-	slot int32
-	gen  uint32
-	epfd int
-}
-
-// New returns a Watcher that logs epoll failures to log (nil: discard).
-func New(log *slog.Logger) *Watcher {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// NewPoller returns a Poller; o.Ready is required.
+func NewPoller[T any](o Options[T]) *Poller[T] {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Watcher{log: log}
+	if o.Sweep == nil {
+		o.Interval = 0
+	}
+	return &Poller[T]{opts: o}
 }
 
 const wakeSlot = -1 // the event data of the wake eventfd
 
-// Watch calls fn once, on the watcher's goroutine, when rc's socket becomes
-// readable or is hung up. fn must not block (it hands the work to a
-// goroutine of its own if there is any). It may run at most once, and may
-// still run while or just after Stop is called: it must tolerate that.
-// rc nil: ErrUnsupported.
-func (w *Watcher) Watch(rc syscall.RawConn, fn func()) (*Watch, error) {
+// Arm asks for one readiness event of rc's socket, delivered to Ready(x):
+// the first Arm of r registers the socket, later ones re-arm it. The event
+// may arrive before Arm returns. rc nil: ErrUnsupported.
+func (p *Poller[T]) Arm(r *Reg, rc syscall.RawConn, x *T) error {
 	if rc == nil {
-		return nil, ErrUnsupported
+		return ErrUnsupported
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.running {
-		if err := w.start(); err != nil {
-			return nil, err
-		}
+	if r.slot == 0 {
+		return p.add(r, rc, x)
 	}
-	var slot int32
-	if n := len(w.free); n > 0 {
-		slot, w.free = w.free[n-1], w.free[:n-1]
-	} else {
-		slot = int32(len(w.slots))
-		w.slots = append(w.slots, nil)
-		w.gens = append(w.gens, 0)
-	}
-	x := &Watch{w: w, rc: rc, fn: fn, slot: slot, gen: w.gens[slot], epfd: w.epfd}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: slot, Pad: int32(x.gen)}
+	// r.epfd stays valid while r is registered: the goroutine stops only
+	// when nothing is. Written under p.mu before r's registration.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: r.slot - 1, Pad: int32(r.gen)}
+	epfd := r.epfd
 	var err error
-	if cerr := rc.Control(func(fd uintptr) { err = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); cerr != nil {
+	if cerr := rc.Control(func(fd uintptr) { err = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_MOD, int(fd), &ev) }); cerr != nil {
 		err = cerr
 	}
 	if err != nil {
-		w.free = append(w.free, slot)
-		if w.live == 0 {
-			w.wake() // the goroutine just started has nothing to watch
-		}
-		return nil, fmt.Errorf("netpoll: epoll add: %w", err)
+		return fmt.Errorf("netpoll: epoll mod: %w", err)
 	}
-	w.slots[slot] = x
-	w.live++
-	return x, nil
+	return nil
 }
 
-// Stop unregisters the socket. Call it before closing the socket; calling
-// it again does nothing.
-func (x *Watch) Stop() {
-	w := x.w
-	w.mu.Lock()
-	if x.slot < 0 {
-		w.mu.Unlock()
+// add registers rc's socket for x, starting the goroutine if none runs,
+// and arms it.
+func (p *Poller[T]) add(r *Reg, rc syscall.RawConn, x *T) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		if err := p.start(); err != nil {
+			return err
+		}
+	}
+	var slot int32
+	if n := len(p.free); n > 0 {
+		slot, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		slot = int32(len(p.slots))
+		p.slots = append(p.slots, nil)
+		p.gens = append(p.gens, 0)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: slot, Pad: int32(p.gens[slot])}
+	var err error
+	if cerr := rc.Control(func(fd uintptr) { err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		p.free = append(p.free, slot)
+		if p.live == 0 {
+			p.wake() // the goroutine just started has nothing to watch
+		}
+		return fmt.Errorf("netpoll: epoll add: %w", err)
+	}
+	// An event may already be waiting for p.mu: the slot is filled first.
+	p.slots[slot] = x
+	p.live++
+	r.slot, r.gen, r.epfd = slot+1, p.gens[slot], int32(p.epfd)
+	return nil
+}
+
+// Remove unregisters rc's socket. Call it before closing the socket; once
+// it returns, Ready and Sweep are not called for this registration again
+// (except a Ready already collected from an event, which may still run).
+func (p *Poller[T]) Remove(r *Reg, rc syscall.RawConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.slot == 0 {
 		return
 	}
-	slot := x.slot
-	x.slot = -1
-	w.slots[slot] = nil
-	w.gens[slot]++
-	w.free = append(w.free, slot)
-	w.live--
-	epfd := x.epfd
-	// The descriptor stays valid while live > 0 counted us; delete it
-	// before the goroutine may close it.
-	_ = x.rc.Control(func(fd uintptr) { _ = unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
-	if w.live == 0 {
-		w.wake()
+	slot, epfd := r.slot-1, r.epfd
+	r.slot = 0
+	// The epoll descriptor stays valid while live counts us: delete the
+	// socket from it before the goroutine may close it.
+	_ = rc.Control(func(fd uintptr) { _ = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_DEL, int(fd), nil) })
+	p.slots[slot] = nil
+	p.gens[slot]++
+	p.free = append(p.free, slot)
+	p.live--
+	if p.live == 0 {
+		p.wake()
 	}
-	w.mu.Unlock()
 }
 
-// start creates the epoll instance and the goroutine; w.mu is held.
-func (w *Watcher) start() error {
+// start creates the epoll instance and the goroutine; p.mu is held.
+func (p *Poller[T]) start() error {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("netpoll: epoll create: %w", err)
@@ -143,55 +159,73 @@ func (w *Watcher) start() error {
 		_ = unix.Close(epfd)
 		return fmt.Errorf("netpoll: epoll add eventfd: %w", err)
 	}
-	w.epfd, w.wakefd, w.running = epfd, wakefd, true
-	go w.run(epfd, wakefd)
+	p.epfd, p.wakefd, p.running = epfd, wakefd, true
+	go p.run(epfd, wakefd)
 	return nil
 }
 
-// wake makes the goroutine look at w.live; w.mu is held.
-func (w *Watcher) wake() {
+// wake makes the goroutine look at p.live; p.mu is held.
+func (p *Poller[T]) wake() {
 	var one = [8]byte{1}
-	_, _ = unix.Write(w.wakefd, one[:])
+	_, _ = unix.Write(p.wakefd, one[:])
 }
 
-// run is the watcher's goroutine: it calls the callback of each socket that
-// became readable and ends when nothing is watched.
-func (w *Watcher) run(epfd, wakefd int) {
-	events := make([]unix.EpollEvent, 128)
-	var ready []func()
+// run is the poller's goroutine: it calls Ready for each socket that became
+// readable, sweeps every Interval, and ends when nothing is registered.
+func (p *Poller[T]) run(epfd, wakefd int) {
+	events := make([]unix.EpollEvent, 256)
+	ready := make([]*T, 0, len(events))
+	msec := -1
+	var nextSweep time.Time
+	if p.opts.Interval > 0 {
+		msec = max(int(p.opts.Interval/time.Millisecond), 1)
+		nextSweep = time.Now().Add(p.opts.Interval)
+	}
 	for {
-		n, err := unix.EpollWait(epfd, events, -1)
+		n, err := unix.EpollWait(epfd, events, msec)
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			w.log.Error("netpoll: epoll_wait failed", "err", err)
+			p.opts.Log.Error("netpoll: epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond) // do not spin on a persistent error
 		}
 		if err != nil {
-			n = 0 // EINTR returns n = -1
+			// EINTR (Go's preemption signal interrupts the wait often under
+			// load) returns n = -1: events[:n] would panic.
+			n = 0
 		}
 		ready = ready[:0]
-		w.mu.Lock()
+		p.mu.Lock()
 		for _, ev := range events[:n] {
 			if ev.Fd == wakeSlot {
 				var b [8]byte
 				_, _ = unix.Read(wakefd, b[:])
 				continue
 			}
-			if int(ev.Fd) < len(w.slots) && w.gens[ev.Fd] == uint32(ev.Pad) {
-				if x := w.slots[ev.Fd]; x != nil {
-					ready = append(ready, x.fn)
+			if int(ev.Fd) < len(p.slots) && p.gens[ev.Fd] == uint32(ev.Pad) {
+				if x := p.slots[ev.Fd]; x != nil {
+					ready = append(ready, x)
 				}
 			}
 		}
-		if w.live == 0 {
-			w.running = false
-			w.mu.Unlock()
+		if msec > 0 {
+			if now := time.Now(); !now.Before(nextSweep) {
+				for _, x := range p.slots {
+					if x != nil {
+						p.opts.Sweep(x, now)
+					}
+				}
+				nextSweep = now.Add(p.opts.Interval)
+			}
+		}
+		if p.live == 0 {
+			p.running = false
+			p.mu.Unlock()
 			_ = unix.Close(wakefd)
 			_ = unix.Close(epfd)
 			return
 		}
-		w.mu.Unlock()
-		for _, fn := range ready {
-			fn()
+		p.mu.Unlock()
+		for _, x := range ready {
+			p.opts.Ready(x)
 		}
 		clear(ready)
 	}

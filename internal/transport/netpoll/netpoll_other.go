@@ -2,23 +2,20 @@
 
 package netpoll
 
-import (
-	"log/slog"
-	"syscall"
-)
+import "syscall"
 
-// Watcher is a stub on systems without epoll: every Watch fails with
-// ErrUnsupported and the caller waits on a goroutine.
-type Watcher struct{}
+// Supported reports whether this system has a poller: elsewhere every Arm
+// fails with ErrUnsupported and callers wait on a goroutine.
+const Supported = false
 
-// Watch is one socket's registration (never made here).
-type Watch struct{}
+// Poller is a stub on systems without epoll.
+type Poller[T any] struct{}
 
-// New returns a Watcher.
-func New(*slog.Logger) *Watcher { return &Watcher{} }
+// NewPoller returns a Poller whose Arm always fails.
+func NewPoller[T any](Options[T]) *Poller[T] { return &Poller[T]{} }
 
-// Watch returns ErrUnsupported.
-func (*Watcher) Watch(syscall.RawConn, func()) (*Watch, error) { return nil, ErrUnsupported }
+// Arm returns ErrUnsupported.
+func (*Poller[T]) Arm(*Reg, syscall.RawConn, *T) error { return ErrUnsupported }
 
-// Stop does nothing.
-func (*Watch) Stop() {}
+// Remove does nothing.
+func (*Poller[T]) Remove(*Reg, syscall.RawConn) {}

@@ -85,3 +85,81 @@ func TestWatchWithoutSocket(t *testing.T) {
 		t.Fatal("RawConn of a wrapper without a socket is not nil")
 	}
 }
+
+type item struct {
+	reg   netpoll.Reg
+	ready chan struct{}
+}
+
+// TestPollerRearmsAndSweeps: a Poller's registration fires once per Arm (a
+// re-arm with bytes still unread fires again: readiness is the level, not
+// the edge), Sweep visits every registered item, and Remove unregisters.
+func TestPollerRearmsAndSweeps(t *testing.T) {
+	if !netpoll.Supported {
+		t.Skip("no poller on this system")
+	}
+	swept := make(chan *item, 1)
+	p := netpoll.NewPoller(netpoll.Options[item]{
+		Ready: func(x *item) { x.ready <- struct{}{} },
+		Sweep: func(x *item, _ time.Time) {
+			select {
+			case swept <- x:
+			default:
+			}
+		},
+		Interval: 5 * time.Millisecond,
+	})
+	s, c := pair(t)
+	rc := netpoll.RawConn(s)
+	x := &item{ready: make(chan struct{}, 4)}
+	if err := p.Arm(&x.reg, rc, x); err != nil {
+		t.Fatal(err)
+	}
+	if !x.reg.Registered() {
+		t.Fatal("not registered after Arm")
+	}
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		select {
+		case <-x.ready:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("readiness %d did not arrive", i+1)
+		}
+		if i < 2 {
+			if err := p.Arm(&x.reg, rc, x); err != nil { // the byte is still unread
+				t.Fatal(err)
+			}
+		}
+	}
+	select {
+	case got := <-swept:
+		if got != x {
+			t.Fatal("swept another item")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sweep within 10 s")
+	}
+	p.Remove(&x.reg, rc)
+	p.Remove(&x.reg, rc) // again: nothing
+	if x.reg.Registered() {
+		t.Fatal("registered after Remove")
+	}
+	// A fresh registration starts the goroutine again.
+	y := &item{ready: make(chan struct{}, 1)}
+	if err := p.Arm(&y.reg, rc, y); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-y.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no readiness after registering again")
+	}
+	p.Remove(&y.reg, rc)
+	select {
+	case <-x.ready:
+		t.Fatal("the removed registration fired")
+	default:
+	}
+}

@@ -32,8 +32,8 @@ func (c *conn) end(e ending) {
 		t.Stop()
 		reason = cs.d
 	}
-	if c.pl != nil {
-		c.pl.remove(c) // before the socket closes: the descriptor is still ours
+	if c.pl != nil && c.reg.Registered() {
+		c.pl.Remove(&c.reg, c.sock) // before the socket closes: the descriptor is still ours
 	}
 	c.peer.Closed(reason)
 	if !e.broken {

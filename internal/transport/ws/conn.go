@@ -9,6 +9,7 @@ import (
 
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 // conn is one WebSocket connection.
@@ -63,12 +64,10 @@ type conn struct {
 	rpos, rend int32   // unread bytes are (*rbuf)[rpos:rend] (the buffer is 4 KiB)
 
 	// Parking in the poller (poll.go): an idle connection without a goroutine.
-	pl       *poller      // reader: nil = the reader waits on a goroutine
-	rstate   atomic.Int32 // readerActive, readerArming, readerParked or readerWoken
-	deadline atomic.Int64 // unix nanos: when a parked connection times out
-	slot     int32        // reader: the poller's slot; -1 when not registered
-	gen      uint32       // reader: the slot's generation
-	epfd     int32        // reader: the epoll instance it is registered with
+	pl       *netpoll.Poller[conn] // reader: nil = the reader waits on a goroutine
+	rstate   atomic.Int32          // readerActive, readerArming, readerParked or readerWoken
+	deadline atomic.Int64          // unix nanos: when a parked connection times out
+	reg      netpoll.Reg           // reader: the socket's registration in pl
 }
 
 // closeState is a close in progress: the reason sent to the peer and a

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -116,7 +117,7 @@ var parkedPrefix = []byte(`{"id":0,"op":"ping"}`)
 // poller with no goroutine, the input. The frame loop resumes on the
 // poller's goroutine hand-off; the first recorded message is the prefix.
 func runLoopPolled(t testing.TB, input []byte, deflate bool) *recordingPeer {
-	if !pollSupported {
+	if !netpoll.Supported {
 		t.Skip("no poller on this system")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -135,8 +136,8 @@ func runLoopPolled(t testing.TB, input []byte, deflate bool) *recordingPeer {
 	peer := &recordingPeer{done: make(chan struct{})}
 	opts := &Options{MaxMessageSize: fuzzMaxMessage, IdleTimeout: time.Second, CloseTimeout: 20 * time.Millisecond}
 	opts.setDefaults(time.Second)
-	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate, deflateBits: 15, slot: -1,
-		pl: newPoller(opts), sock: rawConnOf(server)}
+	c := &conn{nc: server, peer: peer, opts: opts, deflate: deflate, deflateBits: 15,
+		pl: newPoller(opts), sock: netpoll.RawConn(server)}
 	if writePoolSupported {
 		c.wp = newWritePool() // replies and pongs go through the pooled writer
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
 	"github.com/sori-dev/sori/internal/transport"
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 // Options configures the WebSocket endpoint. Zero values take the defaults
@@ -98,15 +99,15 @@ type Handler struct {
 	node     *session.Node
 	opts     Options
 	upgrader ws.HTTPUpgrader
-	pl       *poller    // nil without Options.Poll
-	wp       *writePool // nil without Options.WritePool
+	pl       *netpoll.Poller[conn] // nil without Options.Poll
+	wp       *writePool            // nil without Options.WritePool
 }
 
 // NewHandler returns the http.Handler of the /ws endpoint.
 func NewHandler(node *session.Node, opts Options) *Handler {
 	opts.setDefaults(node.Config().PingInterval)
 	h := &Handler{node: node, opts: opts}
-	if opts.Poll && pollSupported {
+	if opts.Poll && netpoll.Supported {
 		h.pl = newPoller(&h.opts)
 	}
 	if opts.WritePool && writePoolSupported {
@@ -145,10 +146,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Logger.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits, slot: -1,
+	c := &conn{nc: nc, opts: &h.opts, deflate: offer.accepted, deflateBits: offer.bits,
 		binary: hs.Protocol == protocol.SubprotocolMsgpack}
 	if h.pl != nil || h.wp != nil {
-		if rc := rawConnOf(nc); rc != nil {
+		if rc := netpoll.RawConn(nc); rc != nil {
 			c.sock, c.pl, c.wp = rc, h.pl, h.wp
 		}
 	}

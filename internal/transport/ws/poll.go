@@ -2,8 +2,9 @@ package ws
 
 import (
 	"os"
-	"syscall"
 	"time"
+
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 // Idle connections without a goroutine (Options.Poll).
@@ -12,7 +13,8 @@ import (
 // one-byte Read (waitQuiet): at least a 2 KiB stack and a g per connection.
 // With one, the reader parks the connection instead: it arms a one-shot
 // readiness notification for the socket with the operating system (epoll on
-// Linux, poll_linux.go) and ends. When the socket becomes readable (data, the
+// Linux, package netpoll: one goroutine and one epoll instance per Handler)
+// and ends. When the socket becomes readable (data, the
 // peer's FIN or an error), the poller starts a goroutine that runs the same
 // frame loop (readLoop) until the peer goes quiet again. Deadlines of parked
 // connections (the idle timeout, the close timeout) are enforced by the
@@ -48,10 +50,10 @@ func (c *conn) park() bool {
 	}
 	c.deadline.Store(time.Now().Add(wait).UnixNano())
 	c.rstate.Store(readerArming)
-	if err := c.pl.arm(c); err != nil {
+	if err := c.pl.Arm(&c.reg, c.sock, c); err != nil {
 		c.opts.Logger.Debug("websocket poller: arm failed, reading on a goroutine", "err", err)
 		c.rstate.Store(readerActive)
-		c.pl.remove(c)
+		c.pl.Remove(&c.reg, c.sock)
 		c.pl = nil
 		return false
 	}
@@ -102,17 +104,25 @@ func (c *conn) parkDeadline(t time.Time) {
 	}
 }
 
-// rawConnOf returns the socket of nc when the poller can watch it.
-func rawConnOf(nc any) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil // e.g. a TLS connection: bytes may wait inside it
+// newPoller returns the poller of a Handler's parked connections: readiness
+// starts a connection's reader, and the sweep times out parked connections
+// whose deadline passed.
+func newPoller(o *Options) *netpoll.Poller[conn] {
+	return netpoll.NewPoller(netpoll.Options[conn]{
+		Log:      o.Logger,
+		Ready:    func(c *conn) { c.wakeReader(false) },
+		Sweep:    sweepConn,
+		Interval: sweepInterval(o),
+	})
+}
+
+// sweepConn times out c if it is parked and its deadline passed; it runs on
+// the poller's goroutine under the poller's lock, and only starts a
+// goroutine.
+func sweepConn(c *conn, now time.Time) {
+	if c.deadline.Load() <= now.UnixNano() && c.rstate.Load() == readerParked {
+		c.wakeReader(true)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }
 
 // sweepInterval is how often the poller checks parked connections'

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 // TestPollSurvivesSignals: a signal interrupting the poller's epoll_wait
@@ -18,7 +20,7 @@ import (
 // no error: parked connections go on working. It once crashed the process
 // (EpollWait's -1 taken as an event count).
 func TestPollSurvivesSignals(t *testing.T) {
-	if !pollSupported {
+	if !netpoll.Supported {
 		t.Skip("no poller on this system")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,7 +40,7 @@ func TestPollSurvivesSignals(t *testing.T) {
 	peer := &recordingPeer{done: make(chan struct{})}
 	opts := &Options{IdleTimeout: time.Minute, CloseTimeout: time.Second}
 	opts.setDefaults(time.Minute)
-	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, pl: newPoller(opts), sock: rawConnOf(server)}
+	c := &conn{nc: server, peer: peer, opts: opts, pl: newPoller(opts), sock: netpoll.RawConn(server)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = bytes.NewBuffer(nil).ReadFrom(client) }()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/session"
+	"github.com/sori-dev/sori/internal/transport/netpoll"
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -54,7 +55,7 @@ func (p idlePeer) Idle() {
 func pooledConn(t *testing.T, p *writePool, server net.Conn, opts *Options) (*conn, idlePeer) {
 	t.Helper()
 	peer := idlePeer{&recordingPeer{done: make(chan struct{})}, make(chan struct{}, 1)}
-	c := &conn{nc: server, peer: peer, opts: opts, slot: -1, wp: p, sock: rawConnOf(server)}
+	c := &conn{nc: server, peer: peer, opts: opts, wp: p, sock: netpoll.RawConn(server)}
 	if c.sock == nil {
 		t.Fatal("a TCP connection exposes no socket")
 	}
