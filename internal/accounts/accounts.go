@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/sori-dev/sori/internal/auth"
@@ -57,7 +56,9 @@ const (
 )
 
 // Service signs users up and in and tells who is behind a request. It is
-// safe for concurrent use.
+// safe for concurrent use. Its caps on stored rows (MaxAPITokens,
+// MaxInvites) need no lock here: the store counts and inserts in one
+// transaction, for every node sharing it.
 type Service struct {
 	cfg Config
 	st  store.Store
@@ -66,13 +67,6 @@ type Service struct {
 
 	clientAttempts *ratelimit.Limiter // keyed by ratelimit.ClientKey
 	userAttempts   *ratelimit.Limiter // keyed by userKey
-
-	// tokenMu makes counting a user's API tokens and creating one a single
-	// step, so that concurrent requests cannot pass MaxAPITokens together
-	// (per process: in a cluster two nodes may pass it by one each).
-	// MaxInvites needs no lock here: the store counts and inserts in one
-	// transaction for every node.
-	tokenMu sync.Mutex
 }
 
 // New returns a Service for cfg.
@@ -335,27 +329,17 @@ func (s *Service) CreateAPIToken(ctx context.Context, u store.User, label string
 		return "", store.Session{}, protocol.ErrBadRequest.WithMessage("ttl must not be negative")
 	}
 	now := s.cfg.Now()
-	sess := store.Session{Kind: store.SessionAPI, UserID: u.ID, Label: label}
+	sess := store.Session{Kind: store.SessionAPI, UserID: u.ID, Label: label, CreatedAt: now}
 	if ttl > 0 {
 		sess.ExpiresAt = now.Add(ttl)
 	}
-	s.tokenMu.Lock()
-	defer s.tokenMu.Unlock()
-	toks, err := s.ListAPITokens(ctx, u.ID)
-	if err != nil {
-		return "", store.Session{}, err
-	}
-	live := 0
-	for _, t := range toks {
-		if t.ExpiresAt.IsZero() || t.ExpiresAt.After(now) {
-			live++
-		}
-	}
-	if live >= MaxAPITokens {
+	tok := tokenPrefix + newSecret()
+	// The store counts the unexpired ones and inserts in one step, for
+	// every node sharing it.
+	sess, err := s.st.CreateSessionCapped(ctx, tok, sess, MaxAPITokens)
+	if errors.Is(err, store.ErrLimit) {
 		return "", store.Session{}, ErrTooManyTokens
 	}
-	tok := tokenPrefix + newSecret()
-	sess, err = s.st.CreateSession(ctx, tok, sess)
 	if err != nil {
 		return "", store.Session{}, fmt.Errorf("accounts: create API token: %w", err)
 	}

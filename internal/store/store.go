@@ -38,6 +38,13 @@ type Store interface {
 	// returns it with ID (and CreatedAt, when zero) set; ErrNotFound if the
 	// user does not exist, ErrConflict if the token is already stored.
 	CreateSession(ctx context.Context, token string, s Session) (Session, error)
+	// CreateSessionCapped is CreateSession for a kind of session a user
+	// may hold at most max of (API tokens): it counts the user's sessions
+	// of s.Kind unexpired at s.CreatedAt (now, when zero) and stores s only
+	// if fewer than max, else ErrLimit and nothing stored. Counting and
+	// storing are one step for every process sharing the store, so
+	// concurrent calls on several cluster nodes never pass max together.
+	CreateSessionCapped(ctx context.Context, token string, s Session, max int) (Session, error)
 	// GetSession returns the session of token; ErrNotFound if it does not
 	// exist or has expired.
 	GetSession(ctx context.Context, token string) (Session, error)

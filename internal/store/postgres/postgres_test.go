@@ -112,6 +112,12 @@ func (c *cluster) AppendEvent(ctx context.Context, roomID int64, ev store.Event)
 	return n.AppendEvent(ctx, roomID, ev)
 }
 
+// CreateSessionCapped rotates too: the cap must hold across nodes.
+func (c *cluster) CreateSessionCapped(ctx context.Context, token string, ss store.Session, max int) (store.Session, error) {
+	n := c.nodes[int(c.next.Add(1))%len(c.nodes)]
+	return n.CreateSessionCapped(ctx, token, ss, max)
+}
+
 func (c *cluster) Close() error {
 	for _, n := range c.nodes {
 		n.Close()

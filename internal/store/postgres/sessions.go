@@ -35,6 +35,39 @@ func (s *Store) CreateSession(ctx context.Context, token string, ss store.Sessio
 	return ss, nil
 }
 
+// CreateSessionCapped implements store.Store. The user's row, locked FOR NO
+// KEY UPDATE, makes the count and the insert one step against every other
+// capped creation for that user, on every node; other users, and the
+// foreign-key checks of other inserts (FOR KEY SHARE), are not held up.
+func (s *Store) CreateSessionCapped(ctx context.Context, token string, ss store.Session, max int) (store.Session, error) {
+	ss.ID = store.TokenID(token)
+	ss.CreatedAt = stamp(ss.CreatedAt)
+	if !ss.ExpiresAt.IsZero() {
+		ss.ExpiresAt = stamp(ss.ExpiresAt)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, ss.UserID).Scan(&id); err != nil {
+			return err // no such user: ErrNotFound
+		}
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE user_id = $1 AND kind = $2
+			AND (expires_at IS NULL OR expires_at > $3)`, ss.UserID, string(ss.Kind), ss.CreatedAt).Scan(&live); err != nil {
+			return err
+		}
+		if live >= max {
+			return store.ErrLimit
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			ss.ID, string(ss.Kind), ss.UserID, ss.Label, ss.CSRFToken, ss.CreatedAt, tstz(ss.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return store.Session{}, s.wrap(err, "create capped %s session for user %d", ss.Kind, ss.UserID)
+	}
+	return ss, nil
+}
+
 // GetSession implements store.Store.
 func (s *Store) GetSession(ctx context.Context, token string) (store.Session, error) {
 	ss, err := scanSession(s.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions

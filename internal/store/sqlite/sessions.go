@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -28,6 +29,33 @@ func (s *Store) CreateSession(ctx context.Context, token string, ss store.Sessio
 		ss.ID, string(ss.Kind), ss.UserID, ss.Label, ss.CSRFToken, toMicros(ss.CreatedAt), toMicros(ss.ExpiresAt))
 	if err != nil {
 		return store.Session{}, wrap(err, "create %s session for user %d", ss.Kind, ss.UserID)
+	}
+	return ss, nil
+}
+
+// CreateSessionCapped implements store.Store. The one write connection
+// serializes the transaction, so the count stays true until the insert.
+func (s *Store) CreateSessionCapped(ctx context.Context, token string, ss store.Session, max int) (store.Session, error) {
+	ss.ID = store.TokenID(token)
+	ss.CreatedAt = stamp(ss.CreatedAt)
+	if !ss.ExpiresAt.IsZero() {
+		ss.ExpiresAt = stamp(ss.ExpiresAt)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var live int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = ? AND kind = ?
+			AND (expires_at = 0 OR expires_at > ?)`, ss.UserID, string(ss.Kind), toMicros(ss.CreatedAt)).Scan(&live); err != nil {
+			return err
+		}
+		if live >= max {
+			return store.ErrLimit
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			ss.ID, string(ss.Kind), ss.UserID, ss.Label, ss.CSRFToken, toMicros(ss.CreatedAt), toMicros(ss.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return store.Session{}, wrap(err, "create capped %s session for user %d", ss.Kind, ss.UserID)
 	}
 	return ss, nil
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"Users", testUsers},
 		{"Sessions", testSessions},
+		{"SessionCap", testSessionCap},
 		{"RevokeCredentials", testRevokeCredentials},
 		{"LastOwner", testLastOwner},
 		{"Rooms", testRooms},
