@@ -48,6 +48,9 @@ type Stream struct {
 // next publication continues the epoch instead of restarting at offset 1
 // under a new one (clients drop offsets they already passed).
 //
+// Every request to JetStream is bounded by requestTimeout, whatever the
+// caller's context (see there).
+//
 // Safe for concurrent use. Lock order: JSLog.mu, then tip.mu is never held
 // with mu (mu only guards the map).
 type JSLog struct {
@@ -56,10 +59,33 @@ type JSLog struct {
 	nodeID  string
 	streams map[string]Stream // by namespace
 	ids     atomic.Uint64
+	timeout time.Duration // of each request; requestTimeout (tests shorten it)
 
 	mu   sync.Mutex
 	tips map[string]*tip // by channel; bounded by maxTips
 }
+
+// requestTimeout bounds each JetStream request of the log. The hub calls
+// Append without its caller's cancellation (once the log may have stored a
+// publication, the hub must learn its offset), and a request can lose its
+// reply for good: JetStream drops what it took in but had not handled when
+// its server shuts down, and nats.go keeps such a request waiting across
+// the reconnection. An unbounded read there held the channel's tip lock for
+// ever, and every later publish of the channel on that node waited behind
+// it (TestRestartNATSUnderLoadJetStream, 1 run in 4). Bounded, the append
+// fails (the client is told to try again) and the next one reads the log
+// afresh. 5 s is nats.go's own JetStream default.
+const requestTimeout = 5 * time.Second
+
+// errLogDown is what a publish, subscribe or history call of a channel kept
+// in JetStream answers when JetStream could not be reached or did not
+// answer in time (a NATS restart): the client may try again, on this node
+// or another. A publish so refused may have been stored all the same.
+var errLogDown = protocol.ErrStoreDown.WithMessage("the channel's history log (NATS JetStream) is unreachable from this node: try again shortly")
+
+// down marks err, a failed exchange with JetStream, as errLogDown for the
+// client (the session answers the *protocol.Error it finds in the chain).
+func down(err error) error { return fmt.Errorf("%w (%w)", err, errLogDown) }
 
 // maxTips bounds the tip cache; when full, an arbitrary idle entry goes (its
 // channel restarts with a new epoch if its whole history also aged out).
@@ -97,7 +123,7 @@ func OpenJSLog(ctx context.Context, nc *nats.Conn, nodeID string, replicas int, 
 	if replicas <= 0 {
 		replicas = 1
 	}
-	l := &JSLog{nc: nc, js: js, nodeID: nodeID, streams: map[string]Stream{}, tips: map[string]*tip{}}
+	l := &JSLog{nc: nc, js: js, nodeID: nodeID, streams: map[string]Stream{}, tips: map[string]*tip{}, timeout: requestTimeout}
 	for _, s := range streams {
 		if s.Size <= 0 {
 			return nil, fmt.Errorf("cluster: stream of namespace %q: size must be positive", s.Namespace)
@@ -217,7 +243,9 @@ func (l *JSLog) Append(ctx context.Context, channel string, pub protocol.Publica
 		if err != nil {
 			return protocol.Publication{}, "", fmt.Errorf("cluster: encode publication of %s: %w", channel, err)
 		}
-		ack, err := l.js.Publish(ctx, subj, body, jetstream.WithExpectLastSequencePerSubject(t.seq), jetstream.WithMsgID(id))
+		pctx, cancel := context.WithTimeout(ctx, l.timeout)
+		ack, err := l.js.Publish(pctx, subj, body, jetstream.WithExpectLastSequencePerSubject(t.seq), jetstream.WithMsgID(id))
+		cancel()
 		if err == nil {
 			t.seq, t.epoch, t.offset = ack.Sequence, epoch, p.Offset
 			return p, epoch, nil
@@ -225,7 +253,7 @@ func (l *JSLog) Append(ctx context.Context, channel string, pub protocol.Publica
 		// A lost ack or a conflict: what is stored now decides.
 		t.loaded = false
 		if rerr := l.reload(ctx, subj, t); rerr != nil {
-			return protocol.Publication{}, "", fmt.Errorf("cluster: append to %s: %w", channel, err)
+			return protocol.Publication{}, "", down(fmt.Errorf("cluster: append to %s: %w", channel, err))
 		}
 		if t.lastID == id {
 			return p, epoch, nil // ours was stored; only the ack was lost
@@ -238,7 +266,7 @@ func (l *JSLog) Append(ctx context.Context, channel string, pub protocol.Publica
 		// lost 20 in a row to two busy writers, so the bound is generous and
 		// the caller's context ends it sooner.
 		if !conflict || attempt >= 1000 || ctx.Err() != nil {
-			return protocol.Publication{}, "", fmt.Errorf("cluster: append to %s: %w", channel, err)
+			return protocol.Publication{}, "", down(fmt.Errorf("cluster: append to %s: %w", channel, err))
 		}
 	}
 }
@@ -246,16 +274,16 @@ func (l *JSLog) Append(ctx context.Context, channel string, pub protocol.Publica
 // reload reads the subject's newest message into t. An empty subject keeps
 // t's epoch and offset (the history aged out; the position stays).
 func (l *JSLog) reload(ctx context.Context, subj string, t *tip) error {
-	m, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.DIRECT.GET."+streamOfSubject(subj)+"."+subj, nil)
+	m, err := l.lastOf(ctx, subj)
 	if err != nil {
-		return fmt.Errorf("cluster: read last of %s: %w", subj, err)
+		return down(fmt.Errorf("cluster: read last of %s: %w", subj, err))
 	}
 	t.loaded, t.lastID = true, ""
 	if status := m.Header.Get("Status"); status == "404" {
 		t.seq = 0
 		return nil
 	} else if status != "" {
-		return fmt.Errorf("cluster: read last of %s: status %s %s", subj, status, m.Header.Get("Description"))
+		return down(fmt.Errorf("cluster: read last of %s: status %s %s", subj, status, m.Header.Get("Description")))
 	}
 	rec, seq, err := decodeRecord(m)
 	if err != nil {
@@ -274,14 +302,14 @@ func (l *JSLog) Top(ctx context.Context, channel string) (hub.Position, error) {
 		return hub.Position{}, err
 	}
 	subj := subject(channel)
-	m, err := l.js.Conn().RequestWithContext(ctx, "$JS.API.DIRECT.GET."+streamOfSubject(subj)+"."+subj, nil)
+	m, err := l.lastOf(ctx, subj)
 	if err != nil {
-		return hub.Position{}, fmt.Errorf("cluster: read last of %s: %w", subj, err)
+		return hub.Position{}, down(fmt.Errorf("cluster: read last of %s: %w", subj, err))
 	}
 	if status := m.Header.Get("Status"); status == "404" {
 		return hub.Position{}, nil
 	} else if status != "" {
-		return hub.Position{}, fmt.Errorf("cluster: read last of %s: status %s %s", subj, status, m.Header.Get("Description"))
+		return hub.Position{}, down(fmt.Errorf("cluster: read last of %s: status %s %s", subj, status, m.Header.Get("Description")))
 	}
 	rec, _, err := decodeRecord(m)
 	if err != nil {
@@ -291,6 +319,14 @@ func (l *JSLog) Top(ctx context.Context, channel string) (hub.Position, error) {
 }
 
 var _ hub.TopReader = (*JSLog)(nil)
+
+// lastOf asks JetStream for the newest message of subj (a direct get),
+// within the log's request timeout.
+func (l *JSLog) lastOf(ctx context.Context, subj string) (*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	return l.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+streamOfSubject(subj)+"."+subj, nil)
+}
 
 // streamOfSubject returns the stream that holds subj.
 func streamOfSubject(subj string) string {
@@ -318,28 +354,30 @@ func (l *JSLog) read(ctx context.Context, channel string) ([]record, error) {
 		return nil, err
 	}
 	subj := subject(channel)
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	req, _ := json.Marshal(map[string]any{"seq": 1, "next_by_subj": subj, "batch": s.Size})
 	inbox := l.nc.NewRespInbox()
 	sub, err := l.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: read %s: %w", channel, err)
+		return nil, down(fmt.Errorf("cluster: read %s: %w", channel, err))
 	}
 	defer sub.Unsubscribe()
 	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+streamName(s.Namespace), inbox, req); err != nil {
-		return nil, fmt.Errorf("cluster: read %s: %w", channel, err)
+		return nil, down(fmt.Errorf("cluster: read %s: %w", channel, err))
 	}
 	var out []record
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: read %s: %w", channel, err)
+			return nil, down(fmt.Errorf("cluster: read %s: %w", channel, err))
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
 		case "404", "204": // nothing stored; end of batch
 			return out, nil
 		default:
-			return nil, fmt.Errorf("cluster: read %s: status %s %s", channel, status, m.Header.Get("Description"))
+			return nil, down(fmt.Errorf("cluster: read %s: status %s %s", channel, status, m.Header.Get("Description")))
 		}
 		rec, _, err := decodeRecord(m)
 		if err != nil {

@@ -61,7 +61,12 @@ type Resyncer interface {
 type Backend interface {
 	// Append stores pub as the next publication of channel and returns it with
 	// its offset set, and the channel's epoch. It returns only once pub is
-	// durable, or with an error and no offset consumed.
+	// durable, or with an error and no offset consumed — except when the
+	// backend could not learn the outcome (a reply lost with its connection):
+	// then pub may be stored all the same, and the hub delivers it as it
+	// does another node's, by repairing the hole from the log. The hub calls
+	// Append without the caller's cancellation (nor its deadline): a backend
+	// that waits on a network bounds those waits itself.
 	Append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error)
 	// Since returns up to limit (> 0) publications after offset, oldest
 	// first, and the channel's current epoch and latest offset. ok is false

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -243,7 +244,8 @@ func (w *workload) finish(t *testing.T, ctx context.Context) {
 		// when the test's context ended got no reply at all.
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		t.Fatalf("writers did not stop before the test's deadline; publishes still waiting for a reply (writer: transport, payload, sent at; none: stuck connecting): %v; readers: %s", w.inflight, w.hist.Lasts())
+		t.Fatalf("writers did not stop before the test's deadline; publishes still waiting for a reply (writer: transport, payload, sent at; none: stuck connecting): %v; readers: %s\nwhere the nodes' publishes wait:\n%s",
+			w.inflight, w.hist.Lasts(), w.cl.publishStacks())
 	}
 	w.target.Store(w.hist.MaxAcked())
 	w.rwg.Wait()
@@ -258,6 +260,30 @@ func (w *workload) finish(t *testing.T, ctx context.Context) {
 	if errs := w.hist.Check(); len(errs) > 0 {
 		t.Fatalf("%d violations, first ones:\n%s", len(errs), fmtFirst(errs, 20))
 	}
+}
+
+// publishStacks ends every node with SIGQUIT (the Go runtime then prints
+// every goroutine's stack) and returns the stacks of the goroutines that
+// were publishing, to name where a publish that got no reply waits.
+func (c *cluster) publishStacks() string {
+	var out strings.Builder
+	for _, nd := range c.nodes {
+		if nd.cmd == nil || nd.cmd.Process == nil {
+			continue
+		}
+		from := nd.logSize()
+		if nd.cmd.Process.Signal(syscall.SIGQUIT) != nil {
+			continue // already gone
+		}
+		<-nd.done
+		b, _ := readFrom(nd.log, from)
+		for _, g := range strings.Split(string(b), "\n\n") {
+			if strings.Contains(g, "publishDurable") {
+				fmt.Fprintf(&out, "%s: %s\n\n", nd.id, g)
+			}
+		}
+	}
+	return out.String()
 }
 
 func fmtFirst(errs []string, n int) string {
