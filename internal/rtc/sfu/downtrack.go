@@ -1,7 +1,9 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -29,6 +31,11 @@ type DownTrack struct {
 	pt     uint8
 	writer webrtc.TrackLocalWriter
 	sender *webrtc.RTPSender
+	// RTX, when the subscriber negotiated it: retransmissions go on
+	// rtxSSRC with payload type rtxPT and their own sequence numbers.
+	rtxSSRC uint32
+	rtxPT   uint8
+	rtxSN   uint16
 
 	// Bandwidth probing (guarded by mu): padding-only packets at padRate
 	// bit/s, sent after forwarded packets as the credit allows.
@@ -65,8 +72,20 @@ var errNoCodec = errors.New("sfu: subscriber does not support the codec")
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, d.up.codec.MimeType) {
+			var rtxPT uint8
+			apt := fmt.Sprintf("apt=%d", c.PayloadType)
+			for _, r := range ctx.CodecParameters() {
+				if strings.EqualFold(r.MimeType, webrtc.MimeTypeRTX) && strings.Contains(r.SDPFmtpLine+";", apt+";") {
+					rtxPT = uint8(r.PayloadType)
+				}
+			}
 			d.mu.Lock()
 			d.bound, d.ssrc, d.pt, d.writer = true, uint32(ctx.SSRC()), uint8(c.PayloadType), ctx.WriteStream()
+			d.rtxSSRC, d.rtxPT = 0, 0
+			if rtxPT != 0 && ctx.SSRCRetransmission() != 0 {
+				d.rtxSSRC, d.rtxPT = uint32(ctx.SSRCRetransmission()), rtxPT
+				d.sub.pacer.alias(d.rtxSSRC, d.ssrc)
+			}
 			d.mu.Unlock()
 			return c, nil
 		}
@@ -171,10 +190,20 @@ func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, p *r
 
 // retransmit answers a subscriber's NACK of out SN sn from the publisher's
 // layer cache, with the numbers it was first sent with.
+//
+// With RTX negotiated the packet goes as RFC 4588 says: on the RTX SSRC and
+// payload type, with the RTX stream's own sequence number, and the original
+// sequence number (the one the subscriber asked for) leading the payload.
 func (d *DownTrack) retransmit(sn uint16) {
 	d.mu.Lock()
 	m, ok := d.fwd.Lookup(sn)
 	w, ssrc, pt, bound := d.writer, d.ssrc, d.pt, d.bound
+	rtxSSRC, rtxPT := d.rtxSSRC, d.rtxPT
+	var rtxSN uint16
+	if ok && bound && rtxSSRC != 0 {
+		rtxSN = d.rtxSN
+		d.rtxSN++
+	}
 	d.mu.Unlock()
 	if !ok || !bound {
 		return
@@ -183,9 +212,22 @@ func (d *DownTrack) retransmit(sn uint16) {
 	if l == nil {
 		return
 	}
-	if p := l.get(m.InSN); p != nil {
+	p := l.get(m.InSN)
+	if p == nil {
+		return
+	}
+	if rtxSSRC == 0 {
 		d.write(w, ssrc, pt, p, m.Out)
 		d.up.room.stats.retransmitted.Add(1)
+		return
+	}
+	payload := make([]byte, 2+len(p.Payload))
+	binary.BigEndian.PutUint16(payload, m.Out.SN)
+	copy(payload[2:], p.Payload)
+	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: rtxPT, SequenceNumber: rtxSN, Timestamp: m.Out.TS, SSRC: rtxSSRC}
+	if _, err := w.WriteRTP(&h, payload); err == nil {
+		d.up.room.stats.retransmitted.Add(1)
+		d.up.room.stats.rtx.Add(1)
 	}
 }
 

@@ -154,6 +154,11 @@ func TestNACKRecoversLossToSubscriber(t *testing.T) {
 	if st.Retransmitted == 0 {
 		t.Error("the SFU retransmitted nothing")
 	}
+	// The subscriber (pion's default codecs) negotiated RTX: every
+	// retransmission went on its RTX stream, which pion unwrapped.
+	if st.RTX != st.Retransmitted {
+		t.Errorf("%d of %d retransmissions as RTX, want all", st.RTX, st.Retransmitted)
+	}
 	if float64(complete) < 0.99*float64(total) {
 		t.Errorf("%d of %d frames complete (%.1f%%), want >= 99%%", complete, total, 100*float64(complete)/float64(total))
 	}

@@ -41,13 +41,14 @@ type RoomConfig struct {
 type Stats struct {
 	Forwarded     uint64 // RTP packets written to subscribers
 	Retransmitted uint64 // of those, NACK answers
+	RTX           uint64 // of those, sent on the subscriber's RTX stream
 	PLIs          uint64 // keyframe requests sent to publishers
 	Probes        uint64 // padding-only packets sent to probe a subscriber's bandwidth
 	ICERestarts   uint64 // ICE-restart offers the SFU sent (see Peer.RestartICE)
 }
 
 type roomStats struct {
-	forwarded, retransmitted, plis, probes, iceRestarts atomic.Uint64
+	forwarded, retransmitted, rtx, plis, probes, iceRestarts atomic.Uint64
 }
 
 // speakerThreshold: a participant is speaking when its mean audio level is
@@ -101,7 +102,7 @@ func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
 
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
-	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load(), ICERestarts: r.stats.iceRestarts.Load()}
+	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), RTX: r.stats.rtx.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load(), ICERestarts: r.stats.iceRestarts.Load()}
 }
 
 // Peer is one participant's peer connection to the SFU. The SFU is the
@@ -110,10 +111,11 @@ func (r *Room) Stats() Stats {
 //
 // mu guards the negotiation state and the subscriber's estimate inputs.
 type Peer struct {
-	id   string
-	room *Room
-	pc   *webrtc.PeerConnection
-	send func(Signal)
+	id    string
+	room  *Room
+	pc    *webrtc.PeerConnection
+	send  func(Signal)
+	pacer *rtxPacer // of the peer connection's GCC estimator
 
 	mu         sync.Mutex
 	pending    bool // tracks changed while an offer was out: offer again
@@ -232,8 +234,8 @@ func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
 
 // newPeer makes a participant's peer connection; register adds it.
 func (r *Room) newPeer(id string, send func(Signal)) (*Peer, error) {
-	p := &Peer{id: id, room: r, send: send, downs: map[*upTrack]*DownTrack{}}
-	api, err := r.sfu.newAPI(func(e cc.BandwidthEstimator) {
+	p := &Peer{id: id, room: r, send: send, downs: map[*upTrack]*DownTrack{}, pacer: newRTXPacer()}
+	api, err := r.sfu.newAPI(p.pacer, func(e cc.BandwidthEstimator) {
 		p.mu.Lock()
 		p.estimator = e
 		p.mu.Unlock()

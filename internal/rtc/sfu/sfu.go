@@ -13,6 +13,7 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -171,12 +172,17 @@ func (s *SFU) TCPAddr() net.Addr {
 	return s.tcp.Addr()
 }
 
+// maxNACKs is how many times the SFU asks a publisher for one lost packet.
+const maxNACKs = 4
+
 // Payload types the SFU offers and accepts. Fixed, so that every peer
 // connection of a room speaks the same numbers.
 const (
-	ptOpus = 111
-	ptVP8  = 96
-	ptH264 = 102
+	ptOpus    = 111
+	ptVP8     = 96
+	ptVP8RTX  = 97
+	ptH264    = 102
+	ptH264RTX = 103
 )
 
 // newAPI builds the pion API for one peer connection: codecs, header
@@ -189,13 +195,19 @@ const (
 // pion's NACK responder is not registered: a subscriber's NACKs are answered
 // from the publisher's packet cache through the Forwarder's mapping, so no
 // per-subscriber copy of every packet is kept.
-func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
+func (s *SFU) newAPI(pacer *rtxPacer, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	videoFB := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: webrtc.TypeRTCPFBTransportCC}}
 	for _, c := range []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: ptVP8},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFB}, PayloadType: ptH264},
+		// RTX (RFC 4588): retransmissions on their own SSRC, so that they
+		// do not skew the subscriber's loss and jitter statistics of the
+		// main stream; publishers' RTX (per simulcast layer, named by the
+		// repaired-rtp-stream-id extension) is unwrapped by pion.
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptVP8)}, PayloadType: ptVP8RTX},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptH264)}, PayloadType: ptH264RTX},
 	} {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, fmt.Errorf("sfu: register %s: %w", c.MimeType, err)
@@ -226,7 +238,11 @@ func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, erro
 	}
 
 	reg := &interceptor.Registry{}
-	gen, err := nack.NewGeneratorInterceptor()
+	// A packet repaired over RTX arrives on the repair stream, which pion's
+	// NACK generator does not watch: without a bound it would NACK a
+	// repaired packet until it leaves its window. Four NACKs (100 ms
+	// apart) cover a lost retransmission or two.
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(maxNACKs))
 	if err != nil {
 		return nil, fmt.Errorf("sfu: nack generator: %w", err)
 	}
@@ -241,7 +257,7 @@ func (s *SFU) newAPI(onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, erro
 		// No pacer: the SFU keeps under the estimate by choosing layers,
 		// rather than queueing every packet behind a leaky bucket.
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(s.cfg.InitialBitrate),
-			gcc.SendSideBWEMinBitrate(50_000), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+			gcc.SendSideBWEMinBitrate(50_000), gcc.SendSideBWEPacer(pacer))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: congestion control: %w", err)
@@ -282,4 +298,55 @@ func listen(addr string, tcp bool) (net.PacketConn, net.Listener, error) {
 		err = fmt.Errorf("sfu: listen for ICE-TCP on %s: %w", conn.LocalAddr(), terr)
 	}
 	return nil, nil, err
+}
+
+// rtxPacer is the pacer of a subscriber's GCC estimator: it sends every
+// packet at once (the SFU keeps under the estimate by choosing layers, not
+// by queueing), like gcc.NoOpPacer, and also knows the RTX SSRCs. pion binds
+// a sender's RTX SSRC to no interceptor stream, so NoOpPacer refuses
+// retransmissions written on it ("unknown ssrc"); rtxPacer sends them down
+// the main stream's writer, which ends in the same SRTP session.
+// It is safe for concurrent use.
+type rtxPacer struct {
+	mu      sync.Mutex
+	writers map[uint32]interceptor.RTPWriter
+	aliases map[uint32]uint32 // RTX SSRC -> media SSRC
+}
+
+func newRTXPacer() *rtxPacer {
+	return &rtxPacer{writers: map[uint32]interceptor.RTPWriter{}, aliases: map[uint32]uint32{}}
+}
+
+// alias makes packets on rtx go the way of those on media.
+func (p *rtxPacer) alias(rtx, media uint32) {
+	p.mu.Lock()
+	p.aliases[rtx] = media
+	p.mu.Unlock()
+}
+
+// AddStream implements gcc.Pacer.
+func (p *rtxPacer) AddStream(ssrc uint32, w interceptor.RTPWriter) {
+	p.mu.Lock()
+	p.writers[ssrc] = w
+	p.mu.Unlock()
+}
+
+// SetTargetBitrate implements gcc.Pacer: nothing to pace.
+func (p *rtxPacer) SetTargetBitrate(int) {}
+
+// Close implements gcc.Pacer.
+func (p *rtxPacer) Close() error { return nil }
+
+// Write implements gcc.Pacer.
+func (p *rtxPacer) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	p.mu.Lock()
+	w := p.writers[h.SSRC]
+	if w == nil {
+		w = p.writers[p.aliases[h.SSRC]]
+	}
+	p.mu.Unlock()
+	if w == nil {
+		return 0, fmt.Errorf("sfu: write to unknown ssrc %d", h.SSRC)
+	}
+	return w.Write(h, payload, a)
 }
