@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -391,6 +392,13 @@ func (r *Room) Close() {
 func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	if pub.viewer {
 		r.log.Debug("sfu: a viewer's track is not forwarded", "participant", pub.id, "track", t.ID())
+		return
+	}
+	if strings.EqualFold(t.Codec().MimeType, webrtc.MimeTypeRTX) {
+		// A repair stream pion could not tie to its layer (an RTX SSRC
+		// the offer did not declare, sent without repaired-rtp-stream-id):
+		// its payloads are not media and must never be forwarded.
+		r.log.Debug("sfu: an RTX stream pion did not unwrap is ignored", "participant", pub.id, "ssrc", t.SSRC())
 		return
 	}
 	id := pub.id + "/" + t.ID()
