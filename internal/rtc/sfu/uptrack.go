@@ -160,6 +160,13 @@ func (u *upTrack) readLoop(t *webrtc.TrackRemote, idx int, l *layer) {
 		if err != nil {
 			return
 		}
+		if p.PayloadType == ptVP8RTX || p.PayloadType == ptH264RTX {
+			// Not the track's media: a repair (RTX) packet pion did not
+			// unwrap, from a sender that named its RTX stream by the
+			// layer's rid instead of repaired-rtp-stream-id. Its payload
+			// must never reach a subscriber.
+			continue
+		}
 		l.bytes.Add(uint64(len(p.Payload)))
 		if u.levelID != 0 {
 			if raw := p.GetExtension(u.levelID); raw != nil {
