@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -36,6 +38,12 @@ type DownTrack struct {
 	rtxSSRC uint32
 	rtxPT   uint8
 	rtxSN   uint16
+	// noRTX: the track goes on an m-line the client created, where the
+	// SFU declines RTX (see Peer.declineRTX). Set before Bind.
+	noRTX atomic.Bool
+	// resent counts the answers to NACKs of each out SN (slot sn%len),
+	// allocated at the first NACK.
+	resent *[cacheSize]resendCount
 
 	// Bandwidth probing (guarded by mu): padding-only packets at padRate
 	// bit/s, sent after forwarded packets as the credit allows.
@@ -82,7 +90,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			d.mu.Lock()
 			d.bound, d.ssrc, d.pt, d.writer = true, uint32(ctx.SSRC()), uint8(c.PayloadType), ctx.WriteStream()
 			d.rtxSSRC, d.rtxPT = 0, 0
-			if rtxPT != 0 && ctx.SSRCRetransmission() != 0 {
+			if !d.noRTX.Load() && rtxPT != 0 && ctx.SSRCRetransmission() != 0 {
 				d.rtxSSRC, d.rtxPT = uint32(ctx.SSRCRetransmission()), rtxPT
 				d.sub.pacer.alias(d.rtxSSRC, d.ssrc)
 			}
@@ -188,6 +196,23 @@ func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, p *r
 	}
 }
 
+// maxResends is how many NACKs of one packet a down track answers. A
+// receiver whose NACK generator does not see packets repaired over RTX
+// (pion's, which watches the media stream only) asks again every round
+// until the packet leaves its window; a few answers cover a lost
+// retransmission or two.
+const maxResends = 4
+
+// resendWindow: a count older than this belongs to an earlier lap of the
+// 16-bit sequence numbers (or a NACK long after the packet), and restarts.
+const resendWindow = 5 * time.Second
+
+type resendCount struct {
+	at int64 // first answer, unix ns
+	sn uint16
+	n  uint8
+}
+
 // retransmit answers a subscriber's NACK of out SN sn from the publisher's
 // layer cache, with the numbers it was first sent with.
 //
@@ -197,6 +222,20 @@ func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, p *r
 func (d *DownTrack) retransmit(sn uint16) {
 	d.mu.Lock()
 	m, ok := d.fwd.Lookup(sn)
+	if ok {
+		if d.resent == nil {
+			d.resent = new([cacheSize]resendCount)
+		}
+		c := &d.resent[int(sn)%cacheSize]
+		if now := time.Now().UnixNano(); c.sn != sn || c.n == 0 || now-c.at > int64(resendWindow) {
+			c.sn, c.n, c.at = sn, 0, now
+		}
+		if c.n >= maxResends {
+			ok = false
+		} else {
+			c.n++
+		}
+	}
 	w, ssrc, pt, bound := d.writer, d.ssrc, d.pt, d.bound
 	rtxSSRC, rtxPT := d.rtxSSRC, d.rtxPT
 	var rtxSN uint16

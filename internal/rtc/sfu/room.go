@@ -131,8 +131,11 @@ type Peer struct {
 	oneShot    bool               // negotiated once over HTTP (WHIP/WHEP): never offered to
 	viewer     bool               // receives only: its tracks are ignored (set before register)
 	caps       map[string]Quality // per publisher id: the subscriber's choice (SetQuality); absent = auto
-	done       chan struct{}
-	closed     bool
+	// m-lines (by mid) by who created them (see declineRTX): the SFU (in
+	// its offers) and the client (in its offers).
+	sfuMids, clientMids map[string]bool
+	done                chan struct{}
+	closed              bool
 	// ICE watch (see watchICE): the connection's state, the timer that
 	// restarts ICE after a grace or a retry wait, restarts since it was
 	// last connected, and a restart waiting for the answer to an offer.
@@ -200,6 +203,9 @@ func (r *Room) JoinOneShot(ctx context.Context, id string, offer webrtc.SessionD
 		_ = p.pc.Close()
 		return nil, nil, fmt.Errorf("sfu: offer from %s: %w", id, err)
 	}
+	p.mu.Lock()
+	p.declineRTX()
+	p.mu.Unlock()
 	tracks, err := r.register(p)
 	if err != nil {
 		_ = p.pc.Close()
@@ -235,7 +241,8 @@ func (p *Peer) AddCandidate(c webrtc.ICECandidateInit) error {
 
 // newPeer makes a participant's peer connection; register adds it.
 func (r *Room) newPeer(id string, send func(Signal)) (*Peer, error) {
-	p := &Peer{id: id, room: r, send: send, downs: map[*upTrack]*DownTrack{}, pacer: newRTXPacer()}
+	p := &Peer{id: id, room: r, send: send, downs: map[*upTrack]*DownTrack{}, pacer: newRTXPacer(),
+		sfuMids: map[string]bool{}, clientMids: map[string]bool{}}
 	api, err := r.sfu.newAPI(p.pacer, func(e cc.BandwidthEstimator) {
 		p.mu.Lock()
 		p.estimator = e
@@ -453,6 +460,13 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 	}
 	d.sender = sender
 	p.downs[u] = d
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == sender && p.clientMids[tr.Mid()] {
+			// AddTrack reused a transceiver of the client's m-line,
+			// where declineRTX took RTX off.
+			d.noRTX.Store(true)
+		}
+	}
 	// Start low: the lowest layer costs the least keyframe and the
 	// allocator climbs from there as the estimate allows. A camera the
 	// subscriber turned off stays paused.
@@ -501,6 +515,7 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 		if err := p.pc.SetRemoteDescription(d); err != nil {
 			return fmt.Errorf("sfu: offer from %s: %w", p.id, err)
 		}
+		p.declineRTX()
 		answer, err := p.pc.CreateAnswer(nil)
 		if err != nil {
 			return fmt.Errorf("sfu: answer %s: %w", p.id, err)
@@ -533,6 +548,42 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 		p.offerLocked(restart)
 	}
 	return nil
+}
+
+// declineRTX takes RTX off the video m-lines the client's offers created,
+// so that the answer (and every later offer) declines RTX on them: a
+// publisher retransmits what the SFU NACKs on the media SSRC. RTX stays on
+// the m-lines the SFU creates in its offers for down tracks; a down track
+// sent on a client's m-line (pion maps the SFU's new transceivers to the
+// client's m-lines when the client offers first) goes without. Why: a
+// simulcast layer's RTX stream is undeclared in SDP, and pion maps it to its
+// layer only by the repaired-rtp-stream-id extension; a sender that names it
+// by the layer's rid instead (pion's own sender copies the media packet's
+// extensions) makes pion re-bind the layer's track to the RTX stream while
+// the SFU reads the track, a data race inside pion.
+// Caller holds p.mu, right after applying the client's offer.
+func (p *Peer) declineRTX() {
+	for _, tr := range p.pc.GetTransceivers() {
+		mid := tr.Mid()
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || mid == "" || p.sfuMids[mid] || p.clientMids[mid] {
+			continue
+		}
+		p.clientMids[mid] = true
+		codecs := mediaVideoCodecs()
+		for i := range codecs {
+			codecs[i].PayloadType = 0 // keep the client's numbers
+		}
+		if err := tr.SetCodecPreferences(codecs); err != nil {
+			p.room.log.Warn("sfu: codec preferences", "participant", p.id, "err", err)
+		}
+		if s := tr.Sender(); s != nil {
+			for _, d := range p.downs {
+				if d.sender == s {
+					d.noRTX.Store(true)
+				}
+			}
+		}
+	}
 }
 
 // negotiate sends an offer for changed tracks now, or after the answer to
@@ -569,6 +620,11 @@ func (p *Peer) offerLocked(restart bool) {
 	if err := p.pc.SetLocalDescription(offer); err != nil {
 		p.room.log.Warn("sfu: offer", "participant", p.id, "err", err)
 		return
+	}
+	for _, tr := range p.pc.GetTransceivers() {
+		if mid := tr.Mid(); mid != "" && !p.clientMids[mid] {
+			p.sfuMids[mid] = true // created by this offer (or an earlier one)
+		}
 	}
 	if restart {
 		p.room.stats.iceRestarts.Add(1)

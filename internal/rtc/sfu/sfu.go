@@ -197,18 +197,7 @@ const (
 // per-subscriber copy of every packet is kept.
 func (s *SFU) newAPI(pacer *rtxPacer, onEstimator func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	videoFB := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: webrtc.TypeRTCPFBTransportCC}}
-	for _, c := range []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: ptVP8},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFB}, PayloadType: ptH264},
-		// RTX (RFC 4588): retransmissions on their own SSRC, so that they
-		// do not skew the subscriber's loss and jitter statistics of the
-		// main stream; publishers' RTX (per simulcast layer, named by the
-		// repaired-rtp-stream-id extension) is unwrapped by pion.
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptVP8)}, PayloadType: ptVP8RTX},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptH264)}, PayloadType: ptH264RTX},
-	} {
+	for _, c := range append(mediaVideoCodecs(), rtxCodecs()...) {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, fmt.Errorf("sfu: register %s: %w", c.MimeType, err)
 		}
@@ -298,6 +287,30 @@ func listen(addr string, tcp bool) (net.PacketConn, net.Listener, error) {
 		err = fmt.Errorf("sfu: listen for ICE-TCP on %s: %w", conn.LocalAddr(), terr)
 	}
 	return nil, nil, err
+}
+
+// mediaVideoCodecs are the video codecs the SFU forwards (not RTX). They are
+// also the codec preferences of a transceiver the client created (see
+// Peer.declineRTX), with payload type 0 so that pion keeps the numbers the
+// client offered.
+func mediaVideoCodecs() []webrtc.RTPCodecParameters {
+	videoFB := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: webrtc.TypeRTCPFBTransportCC}}
+	return []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFB}, PayloadType: ptVP8},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFB}, PayloadType: ptH264},
+	}
+}
+
+// rtxCodecs are RTX (RFC 4588) for each video codec: retransmissions on
+// their own SSRC, so that they do not skew the subscriber's loss and jitter
+// statistics of the main stream. They are negotiated only on the m-lines
+// the SFU creates to send down tracks (see Peer.declineRTX).
+func rtxCodecs() []webrtc.RTPCodecParameters {
+	return []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptVP8)}, PayloadType: ptVP8RTX},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", ptH264)}, PayloadType: ptH264RTX},
+	}
 }
 
 // rtxPacer is the pacer of a subscriber's GCC estimator: it sends every
