@@ -65,13 +65,14 @@ func benchServer(mode string, in io.Reader, out io.Writer) int {
 		forwarded func() uint64
 	)
 	switch mode {
-	case "sfu":
+	case "sfu", "sfu-mtu":
 		s, err := New(Config{UDPAddr: "127.0.0.1:0", UpgradeHold: 300 * time.Millisecond})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer s.Close()
+		s.mtuCache = mode == "sfu-mtu" // the memory benchmark's baseline
 		room, err := s.NewRoom(RoomConfig{})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

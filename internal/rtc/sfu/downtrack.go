@@ -172,7 +172,7 @@ func (d *DownTrack) forward(in Packet, p *rtp.Packet) {
 	if !ok {
 		return
 	}
-	d.write(w, ssrc, pt, p, out)
+	d.write(w, ssrc, pt, p.Marker, p.Payload, out)
 	for i := 0; i < pads; i++ {
 		d.writePadding(w, ssrc, pt, padSN+uint16(i), padTS)
 	}
@@ -189,9 +189,9 @@ func (d *DownTrack) writePadding(w webrtc.TrackLocalWriter, ssrc uint32, pt uint
 	}
 }
 
-func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, p *rtp.Packet, out Output) {
-	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: out.SN, Timestamp: out.TS, SSRC: ssrc}
-	if _, err := w.WriteRTP(&h, p.Payload); err == nil {
+func (d *DownTrack) write(w webrtc.TrackLocalWriter, ssrc uint32, pt uint8, marker bool, payload []byte, out Output) {
+	h := rtp.Header{Version: 2, Marker: marker, PayloadType: pt, SequenceNumber: out.SN, Timestamp: out.TS, SSRC: ssrc}
+	if _, err := w.WriteRTP(&h, payload); err == nil {
 		d.up.room.stats.forwarded.Add(1)
 	}
 }
@@ -251,19 +251,19 @@ func (d *DownTrack) retransmit(sn uint16) {
 	if l == nil {
 		return
 	}
-	p := l.get(m.InSN)
-	if p == nil {
+	c, ok := l.get(m.InSN)
+	if !ok {
 		return
 	}
 	if rtxSSRC == 0 {
-		d.write(w, ssrc, pt, p, m.Out)
+		d.write(w, ssrc, pt, c.marker, c.payload, m.Out)
 		d.up.room.stats.retransmitted.Add(1)
 		return
 	}
-	payload := make([]byte, 2+len(p.Payload))
+	payload := make([]byte, 2+len(c.payload))
 	binary.BigEndian.PutUint16(payload, m.Out.SN)
-	copy(payload[2:], p.Payload)
-	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: rtxPT, SequenceNumber: rtxSN, Timestamp: m.Out.TS, SSRC: rtxSSRC}
+	copy(payload[2:], c.payload)
+	h := rtp.Header{Version: 2, Marker: c.marker, PayloadType: rtxPT, SequenceNumber: rtxSN, Timestamp: m.Out.TS, SSRC: rtxSSRC}
 	if _, err := w.WriteRTP(&h, payload); err == nil {
 		d.up.room.stats.retransmitted.Add(1)
 		d.up.room.stats.rtx.Add(1)

@@ -48,7 +48,9 @@ const memProfileRate = 16 << 10
 // contains one of these names gives its site.
 var memSites = []struct{ site, frame string }{
 	{"forwarder", "sfu.NewForwarder"},
-	{"packets", "(*TrackRemote).ReadRTP"}, // the up tracks' packet caches, and packets in flight
+	{"packets", "sfu.(*layer).store"},     // the up tracks' cached payloads
+	{"layers", "sfu.(*upTrack).addLayer"}, // a layer's fixed state, its cache's slots among it
+	{"readrtp", "(*TrackRemote).ReadRTP"}, // packets in flight (the SFU's read loops no longer call it)
 	{"buffers", "packetio.(*Buffer)"},     // pion's SRTP/ICE read buffers: grow when their reader is late
 }
 
@@ -256,12 +258,14 @@ type memRound struct {
 	conn, down, pub [4]float64
 	// From the allocation sites at the end of the round, exact: live
 	// bytes of the Forwarders per down track, of the packets read from
-	// publishers (the caches) per published stream (simulcast layer or
-	// microphone), and of pion's read buffers in total.
+	// publishers (the caches: payloads and slots) per published stream
+	// (simulcast layer or microphone), and of pion's read buffers in
+	// total.
 	fwdPerDown, pktsPerStream, buffers, heap float64
 }
 
-// memBenchRound measures, in one server, the cost of a subscriber's
+// memBenchRound measures, in one server (mode "sfu", or "sfu-mtu": the
+// same with the packet cache's old cost, a receive-MTU buffer per packet), the cost of a subscriber's
 // connection c, of a down track d and of a publisher p (its connection and
 // its two published tracks: a camera with three simulcast layers and a
 // microphone, media flowing until every layer's packet cache has wrapped).
@@ -278,8 +282,8 @@ type memRound struct {
 // either, and p from the first step, taking a publisher's connection c'
 // as a subscriber's c (a subscriber also opens a data channel; a
 // publisher does not).
-func memBenchRound(t *testing.T, n, m, m2 int) memRound {
-	child := startMemChild(t, "sfu")
+func memBenchRound(t *testing.T, mode string, n, m, m2 int) memRound {
+	child := startMemChild(t, mode)
 	var subs, pubs []*testClient
 	join := func(k int) []*testClient {
 		var added []*testClient
@@ -391,7 +395,7 @@ func memBenchRound(t *testing.T, n, m, m2 int) memRound {
 		r.pub[k] = sPub[k] - r.conn[k] - float64(d1-d0)*r.down[k]
 	}
 	r.fwdPerDown = float64(f4.Sites["forwarder"]) / float64(downs())
-	r.pktsPerStream = float64(f4.Sites["packets"]) / float64(len(pubs)*(maxLayers+1))
+	r.pktsPerStream = float64(f4.Sites["packets"]+f4.Sites["layers"]+f4.Sites["readrtp"]) / float64(len(pubs)*(maxLayers+1))
 	r.buffers, r.heap = float64(f4.Sites["buffers"]), float64(f4.Heap)
 	t.Logf("at the end (%d down tracks, %d publishers): live heap by site %v KiB", downs(), len(pubs), func() map[string]uint64 {
 		kib := map[string]uint64{}
@@ -420,27 +424,38 @@ func countTracks(cl *testClient) int {
 // TestMemoryPerTrack reports the SFU's memory per subscriber connection,
 // per down track and per publisher's published pair (camera with three
 // simulcast layers + microphone), as heap (live, after GC) and RSS deltas
-// of the server process, medians of several rounds. It asserts nothing; it
-// runs only with SORI_SFU_BENCH=1.
+// of the server process, medians of several rounds, for the SFU as it is
+// and for a baseline that keeps each cached packet in a receive-MTU buffer
+// (its cost before payloads were copied to size), with the ratio. It
+// asserts nothing; it runs only with SORI_SFU_BENCH=1.
 func TestMemoryPerTrack(t *testing.T) {
 	if os.Getenv("SORI_SFU_BENCH") == "" {
 		t.Skip("set SORI_SFU_BENCH=1 to measure memory per track")
 	}
 	const n, m, m2 = 3, 4, 4
-	var rounds []memRound
+	// Each round measures the SFU as it is and the baseline ("sfu-mtu":
+	// each cached packet in a receive-MTU buffer, the cost before payloads
+	// were copied to size), in turns, so that both see the same load.
+	rounds := map[string][]memRound{}
 	for round := range benchRounds(3) {
-		t.Run(fmt.Sprintf("round-%d", round), func(t *testing.T) {
-			r := memBenchRound(t, n, m, m2)
-			t.Logf("per subscriber connection: heap %.1f KiB (%.1f without pion read buffers), rss %.1f KiB, %.1f goroutines; per down track: heap %.1f KiB (%.1f), rss %.1f KiB, %.1f goroutines; per publisher (connection, camera with 3 layers, mic): heap %.1f KiB (%.1f), rss %.1f KiB, %.1f goroutines",
-				r.conn[0]/1024, r.conn[3]/1024, r.conn[1]/1024, r.conn[2], r.down[0]/1024, r.down[3]/1024, r.down[1]/1024, r.down[2], r.pub[0]/1024, r.pub[3]/1024, r.pub[1]/1024, r.pub[2])
-			t.Logf("by allocation site: Forwarder %.1f KiB per down track, packets read from publishers %.1f KiB per published stream, pion read buffers %.0f KiB of %.0f KiB live heap",
-				r.fwdPerDown/1024, r.pktsPerStream/1024, r.buffers/1024, r.heap/1024)
-			rounds = append(rounds, r)
-		})
+		modes := []string{"sfu", "sfu-mtu"}
+		if round%2 == 1 {
+			modes = []string{"sfu-mtu", "sfu"}
+		}
+		for _, mode := range modes {
+			t.Run(fmt.Sprintf("round-%d-%s", round, mode), func(t *testing.T) {
+				r := memBenchRound(t, mode, n, m, m2)
+				t.Logf("per subscriber connection: heap %.1f KiB (%.1f without pion read buffers), rss %.1f KiB, %.1f goroutines; per down track: heap %.1f KiB (%.1f), rss %.1f KiB, %.1f goroutines; per publisher (connection, camera with 3 layers, mic): heap %.1f KiB (%.1f), rss %.1f KiB, %.1f goroutines",
+					r.conn[0]/1024, r.conn[3]/1024, r.conn[1]/1024, r.conn[2], r.down[0]/1024, r.down[3]/1024, r.down[1]/1024, r.down[2], r.pub[0]/1024, r.pub[3]/1024, r.pub[1]/1024, r.pub[2])
+				t.Logf("by allocation site: Forwarder %.1f KiB per down track, packet cache %.1f KiB per published stream, pion read buffers %.0f KiB of %.0f KiB live heap",
+					r.fwdPerDown/1024, r.pktsPerStream/1024, r.buffers/1024, r.heap/1024)
+				rounds[mode] = append(rounds[mode], r)
+			})
+		}
 	}
-	med := func(get func(memRound) float64) float64 {
+	med := func(mode string, get func(memRound) float64) float64 {
 		var v []float64
-		for _, r := range rounds {
+		for _, r := range rounds[mode] {
 			v = append(v, get(r))
 		}
 		if len(v) == 0 {
@@ -449,19 +464,29 @@ func TestMemoryPerTrack(t *testing.T) {
 		slices.Sort(v)
 		return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
 	}
-	for _, f := range []struct {
-		what string
-		get  func(memRound) [4]float64
-	}{
-		{"per subscriber connection", func(r memRound) [4]float64 { return r.conn }},
-		{"per down track", func(r memRound) [4]float64 { return r.down }},
-		{"per publisher (connection, camera with 3 layers, mic)", func(r memRound) [4]float64 { return r.pub }},
-	} {
-		t.Logf("median of %d rounds, %s: heap %.1f KiB (%.1f KiB without pion read buffers), rss %.1f KiB, %.1f goroutines", len(rounds), f.what,
-			med(func(r memRound) float64 { return f.get(r)[0] / 1024 }), med(func(r memRound) float64 { return f.get(r)[3] / 1024 }),
-			med(func(r memRound) float64 { return f.get(r)[1] / 1024 }), med(func(r memRound) float64 { return f.get(r)[2] }))
+	for _, mode := range []string{"sfu", "sfu-mtu"} {
+		for _, f := range []struct {
+			what string
+			get  func(memRound) [4]float64
+		}{
+			{"per subscriber connection", func(r memRound) [4]float64 { return r.conn }},
+			{"per down track", func(r memRound) [4]float64 { return r.down }},
+			{"per publisher (connection, camera with 3 layers, mic)", func(r memRound) [4]float64 { return r.pub }},
+		} {
+			t.Logf("%s, median of %d rounds, %s: heap %.1f KiB (%.1f KiB without pion read buffers), rss %.1f KiB, %.1f goroutines", mode, len(rounds[mode]), f.what,
+				med(mode, func(r memRound) float64 { return f.get(r)[0] / 1024 }), med(mode, func(r memRound) float64 { return f.get(r)[3] / 1024 }),
+				med(mode, func(r memRound) float64 { return f.get(r)[1] / 1024 }), med(mode, func(r memRound) float64 { return f.get(r)[2] }))
+		}
+		t.Logf("%s, median of %d rounds, by allocation site: Forwarder %.1f KiB per down track; packet cache %.1f KiB per published stream; pion read buffers %.0f KiB of %.0f KiB live heap",
+			mode, len(rounds[mode]), med(mode, func(r memRound) float64 { return r.fwdPerDown / 1024 }), med(mode, func(r memRound) float64 { return r.pktsPerStream / 1024 }),
+			med(mode, func(r memRound) float64 { return r.buffers / 1024 }), med(mode, func(r memRound) float64 { return r.heap / 1024 }))
 	}
-	t.Logf("median of %d rounds, by allocation site: Forwarder %.1f KiB per down track; packets read from publishers %.1f KiB per published stream; pion read buffers %.0f KiB of %.0f KiB live heap",
-		len(rounds), med(func(r memRound) float64 { return r.fwdPerDown / 1024 }), med(func(r memRound) float64 { return r.pktsPerStream / 1024 }),
-		med(func(r memRound) float64 { return r.buffers / 1024 }), med(func(r memRound) float64 { return r.heap / 1024 }))
+	ratio := func(get func(memRound) float64) float64 {
+		if b := med("sfu-mtu", get); b != 0 {
+			return med("sfu", get) / b
+		}
+		return 0
+	}
+	t.Logf("sfu / sfu-mtu (payloads copied to size / in receive-MTU buffers), ratio of medians: packet cache per published stream %.2f; heap per publisher %.2f (%.2f without pion read buffers)",
+		ratio(func(r memRound) float64 { return r.pktsPerStream }), ratio(func(r memRound) float64 { return r.pub[0] }), ratio(func(r memRound) float64 { return r.pub[3] }))
 }

@@ -69,6 +69,10 @@ type SFU struct {
 	tcp      net.Listener // with Config.TCP
 	tcpMux   ice.TCPMux
 	settings webrtc.SettingEngine
+	// mtuCache makes each cached packet hold a receive-MTU buffer, as
+	// before payloads were copied to size: the memory benchmark's
+	// baseline (memory_bench_test.go), set before the first room.
+	mtuCache bool
 
 	mu     sync.Mutex
 	rooms  map[*Room]struct{}
