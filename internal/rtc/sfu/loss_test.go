@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -193,13 +194,7 @@ func rtxInVideo(t *testing.T, desc *webrtc.SessionDescription) (with, without in
 		if m.MediaName.Media != "video" {
 			continue
 		}
-		rtx := false
-		for _, a := range m.Attributes {
-			if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), "rtx/90000") {
-				rtx = true
-			}
-		}
-		if rtx {
+		if hasRTX(m) {
 			with++
 		} else {
 			without++
@@ -208,13 +203,22 @@ func rtxInVideo(t *testing.T, desc *webrtc.SessionDescription) (with, without in
 	return with, without
 }
 
+// hasRTX tells whether an m-line offers or accepts RTX.
+func hasRTX(m *sdp.MediaDescription) bool {
+	for _, a := range m.Attributes {
+		if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), "rtx/90000") {
+			return true
+		}
+	}
+	return false
+}
+
 // TestNACKRecoversPublisherLoss: a pion publisher of three simulcast layers
 // (pion's default codecs, RTX among them) loses 5% of the RTP packets it
-// sends. The SFU declines RTX on the publisher's m-lines (also the one that
-// carries a down track to the publisher as well), so the publisher
+// sends. The SFU declines RTX on the publisher's m-lines, so the publisher
 // retransmits what the SFU NACKs on the layers' own SSRCs, and a subscriber
 // still gets at least 97% of the frames complete; RTX is still negotiated on
-// the m-lines the SFU sends on. Before RTX was declined toward publishers,
+// the m-lines the SFU sends on, the publisher's included. Before RTX was declined toward publishers,
 // pion's sender named its layer RTX by rid, pion's receiver re-bound the
 // layer's track to it while the SFU read it, and this test failed under the
 // race detector.
@@ -238,10 +242,11 @@ func TestNACKRecoversPublisherLoss(t *testing.T) {
 	sub.subscribe()
 	sub.capDownlink(10_000_000)
 	// A screen sharer publishes first, so that the SFU adds its track to
-	// the publisher's connection before the publisher's first offer: pion
-	// then puts that down track on the publisher's own camera m-line (a
-	// client's m-line, which must decline RTX too). The subscriber counts
-	// the screen apart from the camera.
+	// the publisher's connection before the publisher's first offer: it
+	// goes on an m-line of the SFU's, with RTX, next to the publisher's
+	// camera m-line without (pion once matched the two into one, a
+	// client's m-line carrying a down track). The subscriber counts the
+	// screen apart from the camera.
 	early := newTestClient(t, room, "early")
 	early.videoID = "screen"
 	early.publish(true, 5)
@@ -290,23 +295,36 @@ func TestNACKRecoversPublisherLoss(t *testing.T) {
 			}
 		}
 	}
-	if with, _ := rtxInVideo(t, pub.pc.RemoteDescription()); with != 0 {
-		t.Errorf("the SFU's description for the publisher has RTX on %d video m-lines, want none", with)
-	}
-	// The camera's m-line (the one with the simulcast rids) also carries
-	// the screen share the SFU sends the publisher.
+	// The camera's m-line (the one with the simulcast rids) declines RTX
+	// and carries nothing from the SFU; the screen share the SFU sends the
+	// publisher comes on an m-line of its own, with RTX.
 	parsed, err := pub.pc.RemoteDescription().Unmarshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := false
+	camera, screen := 0, 0
 	for _, m := range parsed.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		with := hasRTX(m)
 		_, rid := m.Attribute("rid")
-		msid, ok := m.Attribute("msid")
-		shared = shared || m.MediaName.Media == "video" && rid && ok && strings.HasPrefix(msid, "early ")
+		msid, _ := m.Attribute("msid")
+		switch {
+		case rid:
+			camera++
+			if with || msid != "" {
+				t.Errorf("the publisher's camera m-line: RTX %v, msid %q; want neither", with, msid)
+			}
+		case strings.HasPrefix(msid, "early "):
+			screen++
+			if !with {
+				t.Error("the screen share's m-line to the publisher does not offer RTX")
+			}
+		}
 	}
-	if !shared {
-		t.Error("no m-line of the publisher both sends and receives video: the shared m-line case did not happen")
+	if camera != 1 || screen != 1 {
+		t.Errorf("the SFU's description for the publisher: %d camera m-lines and %d with the screen share, want 1 and 1", camera, screen)
 	}
 	if with, without := rtxInVideo(t, sub.pc.RemoteDescription()); with == 0 || without != 0 {
 		t.Errorf("the SFU's offer to the subscriber: RTX on %d video m-lines, not on %d; want all", with, without)

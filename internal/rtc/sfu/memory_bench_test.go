@@ -319,14 +319,9 @@ func memBenchRound(t *testing.T, mode string, n, m, m2 int) memRound {
 	// lowest layer) have wrapped.
 	settle := func(cls []*testClient) {
 		for _, cl := range cls {
-			want, video := 2*len(pubs), true
+			want := 2 * len(pubs)
 			if slices.Contains(pubs, cl) {
 				want -= 2 // not its own
-				// The SFU may send another's video on the publisher's
-				// own sendrecv simulcast transceiver, where a pion
-				// client does not fire OnTrack ("failed Simulcast
-				// probing"); the server forwards it all the same.
-				video = false
 			}
 			if want == 0 {
 				continue
@@ -336,7 +331,7 @@ func memBenchRound(t *testing.T, mode string, n, m, m2 int) memRound {
 				return fmt.Sprintf("%s to receive every track (%d of %d tracks, video packets per layer %v, audio %d)", cl.id, countTracks(cl), want, l, a)
 			}, func() bool {
 				layers, _, _, audio := cl.snapshot()
-				return countTracks(cl) >= want && (!video || layers[0]+layers[1]+layers[2] > 50) && audio > 50
+				return countTracks(cl) >= want && layers[0]+layers[1]+layers[2] > 50 && audio > 50
 			})
 		}
 		from := make([]uint32, len(pubs))
@@ -407,10 +402,8 @@ func memBenchRound(t *testing.T, mode string, n, m, m2 int) memRound {
 	return r
 }
 
-// countTracks is how many remote tracks cl has been offered. The SFU may
-// send another participant's track on a publisher's own sendrecv
-// transceiver, whose receiver then holds one track per simulcast RID slot
-// (so Receiver().Track() is nil): count transceivers with any.
+// countTracks is how many remote tracks cl has been offered: transceivers
+// whose receiver has a track.
 func countTracks(cl *testClient) int {
 	n := 0
 	for _, tr := range cl.pc.GetTransceivers() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,6 +135,7 @@ type Peer struct {
 	// m-lines (by mid) by who created them (see declineRTX): the SFU (in
 	// its offers) and the client (in its offers).
 	sfuMids, clientMids map[string]bool
+	lastMid             int // the SFU's m-lines are "s1", "s2", … (see addDownTransceiver)
 	done                chan struct{}
 	closed              bool
 	// ICE watch (see watchICE): the connection's state, the timer that
@@ -453,7 +455,16 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 		return false
 	}
 	d := &DownTrack{up: u, sub: p, fwd: NewForwarder(u.clockRate)}
-	sender, err := p.pc.AddTrack(d)
+	var sender *webrtc.RTPSender
+	var err error
+	if p.oneShot {
+		// A WHEP viewer's offer brought receive-only m-lines for what it
+		// wants; AddTrack takes them (there is no later offer to add
+		// m-lines in).
+		sender, err = p.pc.AddTrack(d)
+	} else {
+		sender, err = p.addDownTransceiver(d)
+	}
 	if err != nil {
 		r.log.Warn("sfu: add down track", "participant", p.id, "track", u.id, "err", err)
 		return false
@@ -462,7 +473,7 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 	p.downs[u] = d
 	for _, tr := range p.pc.GetTransceivers() {
 		if tr.Sender() == sender && p.clientMids[tr.Mid()] {
-			// AddTrack reused a transceiver of the client's m-line,
+			// AddTrack took a transceiver of the client's m-line,
 			// where declineRTX took RTX off.
 			d.noRTX.Store(true)
 		}
@@ -478,6 +489,34 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 	u.addDown(d)
 	go d.rtcpLoop()
 	return true
+}
+
+// addDownTransceiver puts a down track on a new m-line of the SFU's own,
+// named at once (mid "s1", "s2", …), so that it never lands on an m-line
+// the client created. pion would put it there otherwise: AddTrack reuses
+// any transceiver with a free sender whose remote side may receive, which
+// includes a client's own sendrecv camera or microphone m-line; and an
+// unnamed transceiver added before the client's next offer is matched to a
+// new m-line of that offer by kind. The SFU then sent another
+// participant's video on the publisher's own (simulcast) transceiver,
+// where a pion client fires no OnTrack. The transceiver is sendrecv, as
+// AddTrack makes it: a browser's addTrack may later reuse the m-line to
+// send (the web app's screen share does), and the SFU must receive there.
+// Clients name their m-lines with numbers; the "s" keeps the SFU's names
+// apart from those a client picks before it sees them.
+// Caller holds p.mu.
+func (p *Peer) addDownTransceiver(d *DownTrack) (*webrtc.RTPSender, error) {
+	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	if err != nil {
+		return nil, err
+	}
+	p.lastMid++
+	mid := "s" + strconv.Itoa(p.lastMid)
+	if err := tr.SetMid(mid); err != nil {
+		return nil, fmt.Errorf("sfu: name the m-line: %w", err)
+	}
+	p.sfuMids[mid] = true
+	return tr.Sender(), nil
 }
 
 // Signal applies a description or candidate from the participant's client.
@@ -554,8 +593,8 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 // so that the answer (and every later offer) declines RTX on them: a
 // publisher retransmits what the SFU NACKs on the media SSRC. RTX stays on
 // the m-lines the SFU creates in its offers for down tracks; a down track
-// sent on a client's m-line (pion maps the SFU's new transceivers to the
-// client's m-lines when the client offers first) goes without. Why: a
+// sent on a client's m-line (a WHEP viewer's, see subscribe) goes without.
+// Why: a
 // simulcast layer's RTX stream is undeclared in SDP, and pion maps it to its
 // layer only by the repaired-rtp-stream-id extension; a sender that names it
 // by the layer's rid instead (pion's own sender copies the media packet's
