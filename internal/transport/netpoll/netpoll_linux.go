@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,14 @@ const Supported = true
 // descriptor from being closed and reused meanwhile. A socket closed while
 // registered leaves the epoll set by itself, without an event: its owner
 // must notice the close on its own (and still call Remove).
+//
+// The goroutine waits for the epoll instance in Go's own poller (an epoll
+// descriptor is itself readable when it has events; OpenEpoll), never in a
+// blocking epoll_wait: a goroutine blocked in a system call keeps its P
+// until sysmon takes it back, 20 µs to 20 ms later, so with GOMAXPROCS=1 (a
+// server pinned to one core) every other goroutine waited that long each
+// time the poller went back to waiting, and each take-back reset sysmon to
+// waking every 20 µs.
 //
 // Concurrency: safe for concurrent use. Lock order: mu is a leaf; Ready runs
 // on the poller's goroutine without mu held, Sweep with it.
@@ -144,25 +153,92 @@ func (p *Poller[T]) Remove(r *Reg, rc syscall.RawConn) {
 
 // start creates the epoll instance and the goroutine; p.mu is held.
 func (p *Poller[T]) start() error {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := OpenEpoll()
 	if err != nil {
-		return fmt.Errorf("netpoll: epoll create: %w", err)
+		return fmt.Errorf("netpoll: %w", err)
 	}
+	epfd := int(ep.Fd())
 	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		_ = unix.Close(epfd)
+		_ = ep.Close()
 		return fmt.Errorf("netpoll: eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
 		_ = unix.Close(wakefd)
-		_ = unix.Close(epfd)
+		_ = ep.Close()
 		return fmt.Errorf("netpoll: epoll add eventfd: %w", err)
 	}
 	p.epfd, p.wakefd, p.running = epfd, wakefd, true
-	go p.run(epfd, wakefd)
+	go p.run(ep, wakefd)
 	return nil
 }
+
+// OpenEpoll creates an epoll instance registered with Go's poller, so that
+// a goroutine waits for its events (Epoll.Wait) parked like any network
+// read, in state "IO wait", holding no thread and no P.
+func OpenEpoll() (*Epoll, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll create: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	// A non-blocking descriptor given to os.NewFile joins the runtime
+	// poller; an epoll descriptor is readable while it has events.
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	e := &Epoll{f: f, rc: rc, fd: epfd}
+	e.wait = func(fd uintptr) bool {
+		e.n, e.err = unix.EpollWait(int(fd), e.events, 0)
+		if errors.Is(e.err, unix.EINTR) {
+			e.n, e.err = 0, nil
+		}
+		return e.n > 0 || e.err != nil
+	}
+	return e, nil
+}
+
+// Epoll is an epoll instance whose waits park the goroutine in Go's poller
+// (OpenEpoll). One goroutine at a time may call Wait.
+type Epoll struct {
+	f      *os.File
+	rc     syscall.RawConn
+	fd     int
+	wait   func(fd uintptr) bool // bound once: no allocation per Wait
+	events []unix.EpollEvent     // Wait's argument, for wait
+	n      int
+	err    error
+}
+
+// Fd is the epoll descriptor, for epoll_ctl; valid until Close. (Not
+// os.File.Fd, which would put the descriptor back into blocking mode.)
+func (e *Epoll) Fd() uintptr { return uintptr(e.fd) }
+
+// Wait fills events with ready events and returns their number, waiting
+// until there is at least one or until deadline (the zero time: no
+// deadline), when it returns 0 and os.ErrDeadlineExceeded.
+func (e *Epoll) Wait(events []unix.EpollEvent, deadline time.Time) (int, error) {
+	if err := e.f.SetReadDeadline(deadline); err != nil {
+		return 0, err
+	}
+	e.events, e.n, e.err = events, 0, nil
+	err := e.rc.Read(e.wait)
+	e.events = nil
+	if err != nil {
+		return 0, err
+	}
+	return e.n, e.err
+}
+
+// Close releases the epoll instance.
+func (e *Epoll) Close() error { return e.f.Close() }
 
 // wake makes the goroutine look at p.live; p.mu is held.
 func (p *Poller[T]) wake() {
@@ -172,25 +248,19 @@ func (p *Poller[T]) wake() {
 
 // run is the poller's goroutine: it calls Ready for each socket that became
 // readable, sweeps every Interval, and ends when nothing is registered.
-func (p *Poller[T]) run(epfd, wakefd int) {
+func (p *Poller[T]) run(ep *Epoll, wakefd int) {
 	events := make([]unix.EpollEvent, 256)
 	ready := make([]*T, 0, len(events))
-	msec := -1
-	var nextSweep time.Time
-	if p.opts.Interval > 0 {
-		msec = max(int(p.opts.Interval/time.Millisecond), 1)
+	sweeps := p.opts.Interval > 0
+	var nextSweep time.Time // zero: no deadline
+	if sweeps {
 		nextSweep = time.Now().Add(p.opts.Interval)
 	}
 	for {
-		n, err := unix.EpollWait(epfd, events, msec)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		n, err := ep.Wait(events, nextSweep)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			p.opts.Log.Error("netpoll: epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond) // do not spin on a persistent error
-		}
-		if err != nil {
-			// EINTR (Go's preemption signal interrupts the wait often under
-			// load) returns n = -1: events[:n] would panic.
-			n = 0
 		}
 		ready = ready[:0]
 		p.mu.Lock()
@@ -206,7 +276,7 @@ func (p *Poller[T]) run(epfd, wakefd int) {
 				}
 			}
 		}
-		if msec > 0 {
+		if sweeps {
 			if now := time.Now(); !now.Before(nextSweep) {
 				for _, x := range p.slots {
 					if x != nil {
@@ -220,7 +290,7 @@ func (p *Poller[T]) run(epfd, wakefd int) {
 			p.running = false
 			p.mu.Unlock()
 			_ = unix.Close(wakefd)
-			_ = unix.Close(epfd)
+			_ = ep.Close()
 			return
 		}
 		p.mu.Unlock()

@@ -3,6 +3,7 @@ package netpoll_test
 import (
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +163,75 @@ func TestPollerRearmsAndSweeps(t *testing.T) {
 		t.Fatal("the removed registration fired")
 	default:
 	}
+}
+
+// TestPollerWaitsInTheRuntimePoller: the poller's goroutine waits for its
+// epoll instance parked in Go's poller ("IO wait"), not in a blocking
+// epoll_wait ("syscall"), with and without sweeps. A goroutine blocked in a
+// system call keeps its P until sysmon takes it back; with GOMAXPROCS=1 (a
+// server pinned to one core) every other goroutine waited up to 20 ms each
+// time the poller went back to waiting. Its wait still ends on readiness
+// and on the sweep interval.
+func TestPollerWaitsInTheRuntimePoller(t *testing.T) {
+	if !netpoll.Supported {
+		t.Skip("no poller on this system")
+	}
+	for _, interval := range []time.Duration{0, time.Hour, 5 * time.Millisecond} {
+		swept := make(chan struct{}, 1)
+		p := netpoll.NewPoller(netpoll.Options[item]{
+			Ready: func(x *item) { x.ready <- struct{}{} },
+			Sweep: func(*item, time.Time) {
+				select {
+				case swept <- struct{}{}:
+				default:
+				}
+			},
+			Interval: interval,
+		})
+		s, c := pair(t)
+		rc := netpoll.RawConn(s)
+		x := &item{ready: make(chan struct{}, 1)}
+		if err := p.Arm(&x.reg, rc, x); err != nil {
+			t.Fatal(err)
+		}
+		if st := waitForGoroutine(t, "netpoll.(*Poller[...]).run"); st != "IO wait" {
+			t.Fatalf("interval %v: the poller's goroutine waits in state %q, want \"IO wait\" (parked in Go's poller)", interval, st)
+		}
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		<-x.ready
+		if interval == 5*time.Millisecond {
+			<-swept
+		}
+		p.Remove(&x.reg, rc)
+	}
+}
+
+// waitForGoroutine returns the state ("IO wait", "syscall", …) of a
+// goroutine whose stack has fn once it is blocked: runtime.Stack shows a
+// goroutine on a CPU as "running" or "runnable", so this waits for it to
+// settle (an event, not a time). It fails the test after 10 s.
+func waitForGoroutine(t *testing.T, fn string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for time.Now().Before(deadline) {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if !strings.Contains(g, fn) {
+				continue
+			}
+			head, _, _ := strings.Cut(g, "\n") // "goroutine 7 [IO wait, 2 minutes]:"
+			_, st, _ := strings.Cut(head, "[")
+			st, _, _ = strings.Cut(st, "]")
+			st, _, _ = strings.Cut(st, ",")
+			if st != "running" && st != "runnable" {
+				return st
+			}
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("no blocked goroutine running %s within 10 s", fn)
+	return ""
 }
