@@ -63,6 +63,27 @@ export function rejoinDelay(reason, attempt, random = Math.random) {
 }
 
 /**
+ * How long the polite side of a new mesh connection waits for the other
+ * side's first offer before it offers itself (mayOfferFirst). The offer is
+ * normally there within a signaling round trip; this only covers one that
+ * was lost, and is long because offering early brings back the collision
+ * that waiting avoids.
+ */
+export const FIRST_OFFER_WAIT_MS = 15_000;
+
+/**
+ * Whether a mesh connection may send an offer now: the impolite side (the
+ * later joiner) always; the polite side once the other's first offer has
+ * come (it has a remote description), or once it waited FIRST_OFFER_WAIT_MS
+ * for it in vain. Offers from both sides at once ("glare") make the polite
+ * side roll its own back, after which Chromium may gather no ICE candidate
+ * at all for its answer.
+ */
+export function mayOfferFirst(polite, hasRemoteDescription, waited) {
+  return !polite || hasRemoteDescription || waited;
+}
+
+/**
  * Restarts ICE on pc: the next offer (negotiationneeded) carries new ICE
  * credentials. An offer of ours still unanswered by now (lost, or ignored
  * by the other side in a collision) is rolled back first: restartIce() alone
@@ -586,7 +607,8 @@ export class CallPanel {
   #newPeer(p, pc) {
     return { id: p.id, user: p.user, polite: Boolean(p.polite), state: p.state ?? {}, pc,
       makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), cam: new MediaStream(), screens: new Map(),
-      tracks: new Set(), screenTracks: new Set(), tile: null, quality: '', layer: 'auto', iceRestarts: 0 };
+      tracks: new Set(), screenTracks: new Set(), tile: null, quality: '', layer: 'auto', iceRestarts: 0,
+      offerTimer: 0, waitedForOffer: false };
   }
 
   /** Forgets a peer's received media (its connection is going away) and the videos showing it. */
@@ -654,7 +676,7 @@ export class CallPanel {
     const peer = this.#newPeer(p, pc);
     call.peers.set(p.id, peer);
     const signal = (msg) => this.rpc('call.signal', { room: call.roomId, to: p.id, ...msg }).catch(() => {});
-    pc.onnegotiationneeded = async () => {
+    const offer = async () => {
       try {
         peer.makingOffer = true;
         await pc.setLocalDescription();
@@ -664,6 +686,24 @@ export class CallPanel {
       } finally {
         peer.makingOffer = false;
       }
+    };
+    // The first offer is the impolite side's (docs/calls.md, "Who offers"):
+    // the polite side waits for it instead of offering at the same moment.
+    // When both offered (every pair of a new mesh, and every pair at once
+    // when a call returned from the SFU), the polite side rolled its offer
+    // back and answered, and Chromium then gathered no ICE candidate for
+    // that answer in about 1 of 8 cases: the pair sat at ICE "new" for good.
+    // Should the offer never come (lost), the polite side offers after
+    // FIRST_OFFER_WAIT_MS.
+    pc.onnegotiationneeded = () => {
+      if (!mayOfferFirst(peer.polite, Boolean(pc.remoteDescription), peer.waitedForOffer)) {
+        peer.offerTimer ||= setTimeout(() => {
+          peer.waitedForOffer = true;
+          if (!pc.remoteDescription && pc.signalingState === 'stable') offer();
+        }, FIRST_OFFER_WAIT_MS);
+        return;
+      }
+      offer();
     };
     pc.onicecandidate = ({ candidate }) => { if (candidate) signal({ candidate: candidate.toJSON() }); };
     pc.oniceconnectionstatechange = () => this.#renderTile(peer);
