@@ -1,11 +1,12 @@
 // Browser tests of administration in the app: the member list with roles
 // (promote, demote, remove — each user sees only what their role allows, and
 // the others see the change at once), and the account dialog (password
-// change, API tokens that work and stop working when revoked).
+// change, after which the page's live connection comes back by itself; API
+// tokens that work and stop working when revoked).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chatFixture, newPage, screenshot, waitFor } from './helpers.js';
-import { maybeRouteSDK, logIn, openRoom } from './driver.js';
+import { maybeRouteSDK, logIn, messageLocator, openRoom, send } from './driver.js';
 
 let server;
 let browser;
@@ -77,15 +78,34 @@ test('account: an API token works until revoked; the password changes', async ()
   await dialog.getByRole('button', { name: 'Change password' }).click();
   await dialog.getByText('The current password is wrong.').waitFor();
   await dialog.getByLabel('Current password').fill('correct horse battery');
+  // From here on the page records its connection states: the change revokes
+  // the token of the page's live connection (closed with 4501), and the page,
+  // which gets a new session with the answer, must connect again by itself,
+  // without a reload (a reload would lose this record).
+  await a.evaluate(() => {
+    const conn = document.querySelector('#conn');
+    window.connStates = [];
+    new MutationObserver(() => window.connStates.push(conn.dataset.state)).observe(conn, { attributeFilter: ['data-state'] });
+  });
   await dialog.getByRole('button', { name: 'Change password' }).click();
   // Two argon2id hashes (check the old password, hash the new one) and a
   // revocation of every other credential: under a loaded CI run this took
   // longer than the default 15 s once.
   await dialog.getByText('Password changed.').waitFor({ timeout: 60000 });
   await screenshot(a, 'account');
+  await waitFor(async () => {
+    const states = await a.evaluate(() => window.connStates ?? null);
+    return states?.includes('disconnected') && states.at(-1) === 'connected';
+  }, { timeout: 60000, message: 'the page closed with 4501 and online again with its new session, without a reload' });
   await dialog.getByRole('button', { name: 'Close' }).click();
-  // The page keeps working (a cookie caller gets a new session), and the new password logs in elsewhere.
+  // The page keeps working over REST and live (a cookie caller gets a new
+  // session), and the new password logs in elsewhere.
   await openRoom(a, 'crew');
+  await openRoom(bob.page, 'crew');
+  await send(bob.page, 'live after the password change');
+  await messageLocator(a, 'live after the password change').waitFor();
+  await send(a, 'and back the other way');
+  await messageLocator(bob.page, 'and back the other way').waitFor();
   const other = await newPage(browser, server.url);
   await maybeRouteSDK(other.context);
   await logIn(other.page, 'alice', 'a brand new secret');

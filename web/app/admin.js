@@ -98,7 +98,11 @@ export const MAX_AVATAR = 1 << 20;
 
 /** The account dialog: profile (display name, avatar), change password, API tokens. */
 export class AccountDialog {
-  /** @param {{me: string, profiles: import('./profile.js').Profiles, hasProfiles: boolean}} ctx */
+  /**
+   * changingPassword(promise) is told of each password change in flight
+   * (it closes this page's connection before the new session arrives).
+   * @param {{me: string, profiles: import('./profile.js').Profiles, hasProfiles: boolean, changingPassword?: (change: Promise<unknown>) => void}} ctx
+   */
   constructor(ctx) {
     this.ctx = ctx;
     this.dialog = $('#account');
@@ -175,7 +179,9 @@ export class AccountDialog {
     if (newPw.length < 8) { err.textContent = 'The new password needs at least 8 characters.'; return; }
     if (newPw !== form.elements.again.value) { err.textContent = 'The two new passwords differ.'; return; }
     try {
-      await api.changePassword(oldPw, newPw);
+      const change = api.changePassword(oldPw, newPw);
+      this.ctx.changingPassword?.(change);
+      await change;
       form.reset();
       ok.textContent = 'Password changed. Your other sessions and API tokens were signed out.';
       this.#loadTokens();

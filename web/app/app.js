@@ -26,6 +26,8 @@ const app = {
   wasDown: false,
   depth: false, // the server has threads, pins, notification levels (its room list says "notify")
   outbox: null, // SDK Outbox: messages not acknowledged yet, kept in localStorage per user
+  credentialsChanging: null, // a promise while this page changes the password (settles either way)
+  reconnectedAfter4501: false, // connectionEnded reconnected once; reset when connected
   profiles: new Profiles(), // display names and avatars, by username
 };
 
@@ -138,7 +140,7 @@ $('#logout').addEventListener('click', async () => {
 
 // Connection.
 
-function setConnState(state) {
+function setConnState(state, info) {
   const conn = $('#conn');
   const prev = app.state;
   app.state = state;
@@ -146,12 +148,8 @@ function setConnState(state) {
   conn.textContent = STATE_TEXT[state] ?? state;
   conn.title = state === 'reconnecting' ? 'The connection was lost; reconnecting by itself.' : '';
   app.view?.connectionChanged();
-  if (state === 'disconnected' && prev !== 'disconnected') {
-    // The server ended the connection for good: when it is because this
-    // session ended (logged out everywhere, password reset, account
-    // disabled), go back to the login form.
-    api.me().catch((err) => { if (err.status === 401) location.reload(); });
-  }
+  if (state === 'disconnected' && prev !== 'disconnected') void connectionEnded(info?.code);
+  if (state === 'connected') app.reconnectedAfter4501 = false;
   if (state === 'reconnecting' || state === 'disconnected') {
     app.wasDown = true;
     app.view?.model?.setOnline([]); // presence is unknown until the connection is back
@@ -166,6 +164,30 @@ function setConnState(state) {
     app.view?.refreshMembers();
     app.call?.reconnected();
   }
+}
+
+/**
+ * The server ended the connection for good (the SDK does not reconnect by
+ * itself). When this session ended too — logged out everywhere, password
+ * reset by an administrator, account disabled: /me answers 401 — the page
+ * goes back to the login form. A 4501 while the session still stands means
+ * the connection's token was revoked but this page holds a newer session:
+ * its own password change ends every credential of the user and hands this
+ * page a fresh session cookie. Then it connects again (the SDK asks
+ * getToken for a token of the new session; subscriptions and the outbox
+ * resume), once until the connection is back, so a refusal cannot loop.
+ */
+async function connectionEnded(code) {
+  await app.credentialsChanging; // a password change from this page: wait for its new cookie
+  try {
+    await api.me();
+  } catch (err) {
+    if (err.status === 401) location.reload();
+    return;
+  }
+  if (code !== 4501 || app.reconnectedAfter4501 || app.client?.state !== 'disconnected') return;
+  app.reconnectedAfter4501 = true;
+  app.client.connect().catch(() => { /* shown by the state indicator */ });
 }
 
 function rpc(method, data) {
@@ -186,7 +208,12 @@ async function startChat(user) {
     app.admin = new ServerAdmin({ me: app.me, onError: showError });
     $('#admin-open').hidden = false;
   }
-  app.account ??= new AccountDialog({ me: app.me, profiles: app.profiles, hasProfiles: 'display_name' in user });
+  app.account ??= new AccountDialog({
+    me: app.me, profiles: app.profiles, hasProfiles: 'display_name' in user,
+    // The change closes this page's connection (4501) before its answer
+    // brings the new session cookie: connectionEnded waits for it.
+    changingPassword: (change) => { app.credentialsChanging = change.then(() => {}, () => {}); },
+  });
   const who = $('#whoami');
   who.hidden = false;
   who.textContent = `Signed in as ${user.username}`;
@@ -202,7 +229,7 @@ async function startChat(user) {
       }
     },
   });
-  app.client.on('state', (s) => setConnState(typeof s === 'string' ? s : s?.state ?? String(s)));
+  app.client.on('state', (s, info) => setConnState(typeof s === 'string' ? s : s?.state ?? String(s), info));
   app.client.on('push', (msg) => { if (msg.push === 'call') app.call?.onPush(msg); });
   // Messages typed offline wait here (and survive a reload) until the server
   // acknowledged them; each has a client id, so a resend after a lost

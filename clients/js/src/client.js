@@ -510,6 +510,14 @@ export class SoriClient extends Emitter {
   #lost(info) {
     this.#stopConnection();
     let again = info.reconnect ?? shouldReconnect(info.code);
+    if (info.code === CloseCode.UNAUTHORIZED) {
+      // The server refused this token, or revoked the credentials it came
+      // from (a password change): it is never sent again. The close is
+      // final; a later connect() asks getToken for a fresh one, which is how
+      // an application that still holds a login (a new session after its
+      // own password change) gets back online.
+      this.#tokenStale = true;
+    }
     if (info.code === CloseCode.TOKEN_EXPIRED) {
       this.#tokenStale = true;
       again = Boolean(this.#getToken); // a static token cannot get any fresher

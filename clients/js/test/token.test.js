@@ -90,3 +90,45 @@ test('4003 with a static token is final: there is no fresher token to send', asy
   assert.equal(event.code, CloseCode.TOKEN_EXPIRED);
   assert.equal(client.state, 'disconnected');
 });
+
+test('4501 after a password change: connect() gets a fresh token instead of sending the revoked one', async (t) => {
+  // An application's own account: an API token it keeps, connection tokens
+  // minted from it (POST /api/v1/auth/connect-token).
+  const call = async (/** @type {string} */ method, /** @type {string} */ p, /** @type {any} */ body, /** @type {string} */ bearer = '') => {
+    const headers = { 'Content-Type': 'application/json', ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}) };
+    const res = await fetch(server.url + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const json = await res.json();
+    assert.ok(res.ok, `${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  let apiToken = (await call('POST', '/api/v1/auth/signup', { username: 'mona', password: 'first password', kind: 'api' })).token;
+  /** @type {string[]} */
+  const minted = [];
+  const client = new SoriClient({
+    url: server.url,
+    getToken: async () => {
+      const { token } = await call('POST', '/api/v1/auth/connect-token', undefined, apiToken);
+      minted.push(token);
+      return token;
+    },
+    WebSocket,
+  });
+  t.after(() => client.disconnect());
+  /** @type {unknown[]} */
+  const received = [];
+  const sub = client.subscribe('room:revoked', { onPublication: (p) => received.push(p.data) });
+  await client.connect();
+  await sub.ready();
+  const closed = nextEvent(client, 'disconnected');
+  await call('PUT', '/api/v1/me/password', { old_password: 'first password', new_password: 'second password' }, apiToken);
+  const [event] = await closed;
+  assert.equal(event.code, CloseCode.UNAUTHORIZED, 'the revocation closes the connection with 4501');
+  assert.equal(client.state, 'disconnected', '4501 is final: no reconnect by itself');
+  // The change revoked the API token as well: the application logs in again.
+  apiToken = (await call('POST', '/api/v1/auth/login', { username: 'mona', password: 'second password', kind: 'api' })).token;
+  await client.connect(); // with the old SDK: rejected with 113, the revoked token sent again
+  assert.equal(minted.length, 2, 'connect() after 4501 asked getToken for a fresh token');
+  await server.api('/api/publish', { channel: 'room:revoked', data: 'after' });
+  await waitFor(() => received.length === 1, 'the publication after the reconnect');
+  assert.deepEqual(received, ['after']);
+});
