@@ -67,6 +67,7 @@ type Service struct {
 
 	clientAttempts *ratelimit.Limiter // keyed by ratelimit.ClientKey
 	userAttempts   *ratelimit.Limiter // keyed by userKey
+	profileChanges *ratelimit.Limiter // keyed by user id (see AllowProfileChange)
 }
 
 // New returns a Service for cfg.
@@ -102,6 +103,7 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, st: cfg.Store, h: cfg.Hasher, log: cfg.Log,
 		clientAttempts: ratelimit.New(ratelimit.Config{Rate: perSecond, Burst: cfg.LoginBurst, Now: cfg.Now}),
 		userAttempts:   ratelimit.New(ratelimit.Config{Rate: perSecond / 2, Burst: max(1, cfg.LoginBurst/4), Now: cfg.Now}),
+		profileChanges: ratelimit.New(ratelimit.Config{Rate: ProfileChangeRate / 60.0, Burst: ProfileChangeBurst, Now: cfg.Now}),
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -27,6 +28,24 @@ const (
 	MaxAvatar      = 1 << 20 // bytes of an avatar image
 	MaxAvatarSide  = 4096    // pixels of an avatar's width or height
 )
+
+// Profile changes a user may make (display name, avatar set or removed,
+// together): ProfileChangeRate a minute on average, ProfileChangeBurst at
+// once. Each change is signalled to every room of the user (Config.OnProfile)
+// and an avatar is up to MaxAvatar bytes written to the store, so a script
+// looping on PATCH /me would otherwise flood its rooms and the database.
+// Per server process, like the chat's typing and upload limits.
+const (
+	ProfileChangeRate  = 10 // a minute
+	ProfileChangeBurst = 10
+)
+
+// AllowProfileChange charges one profile change to userID. When its bucket
+// is empty it returns false and how long until the next change is allowed.
+// The REST layer charges it before it reads the request body.
+func (s *Service) AllowProfileChange(userID int64) (time.Duration, bool) {
+	return s.profileChanges.Allow(strconv.FormatInt(userID, 10))
+}
 
 // Errors of profile changes.
 var (

@@ -24,8 +24,21 @@ type profileChange struct {
 	DisplayName *string `json:"display_name"`
 }
 
+// allowProfileChange charges one profile change to the caller, answering
+// 429 (error 109, Retry-After) and returning false when its bucket is empty.
+func (a *API) allowProfileChange(w http.ResponseWriter, id accounts.Identity) bool {
+	wait, ok := a.acc.AllowProfileChange(id.User.ID)
+	if !ok {
+		httpx.WriteRateLimited(w, wait, "too many profile changes; try again later")
+	}
+	return ok
+}
+
 // handlePatchMe changes the caller's profile; fields left out stay.
 func (a *API) handlePatchMe(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+	if !a.allowProfileChange(w, id) {
+		return
+	}
 	var req profileChange
 	if perr := httpx.DecodeJSON(w, r, &req); perr != nil {
 		httpx.WriteError(w, perr)
@@ -46,6 +59,9 @@ func (a *API) handlePatchMe(w http.ResponseWriter, r *http.Request, id accounts.
 // body is read up to one byte past the limit, so a larger one is refused
 // without being read whole.
 func (a *API) handlePutAvatar(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+	if !a.allowProfileChange(w, id) {
+		return
+	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, accounts.MaxAvatar))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -65,6 +81,9 @@ func (a *API) handlePutAvatar(w http.ResponseWriter, r *http.Request, id account
 }
 
 func (a *API) handleDeleteAvatar(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+	if !a.allowProfileChange(w, id) {
+		return
+	}
 	u, err := a.acc.RemoveAvatar(r.Context(), id.User.ID)
 	if err != nil {
 		a.acc.WriteError(w, r, err)

@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sori-dev/sori/internal/accounts"
 )
@@ -90,7 +92,8 @@ func TestProfileDisplayNameAndAvatar(t *testing.T) {
 		t.Fatalf("empty PATCH: %d %v", resp.StatusCode, out)
 	}
 
-	// Avatars.
+	// Avatars, with a fresh bucket of profile changes (alice made 6 so far).
+	f.clock.Add(time.Minute)
 	img := pngOf(t, 64, 64)
 	html := []byte("<!doctype html><script>alert(1)</script>")
 	for name, c := range map[string]struct {
@@ -159,4 +162,51 @@ func TestProfileDisplayNameAndAvatar(t *testing.T) {
 	if resp, _ := f.raw(t, "GET", url, bob, nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("avatar after removal: %d, want 404", resp.StatusCode)
 	}
+}
+
+// TestProfileChangesAreRateLimited: PATCH /me and PUT and DELETE /me/avatar
+// share one bucket per user, ProfileChangeBurst at once, refilled at
+// ProfileChangeRate a minute: over it 429, error 109, with Retry-After, and
+// nothing changes. Another
+// user's bucket is their own, and time refills it.
+func TestProfileChangesAreRateLimited(t *testing.T) {
+	f := newFixture(t)
+	alice, bob := apiToken(t, f, "alice"), apiToken(t, f, "bob")
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	rename := func(tok, name string) (*http.Response, map[string]any) {
+		return f.do(t, req{method: "PATCH", path: "/api/v1/me", header: bearer(tok), body: map[string]any{"display_name": name}})
+	}
+	for i := range accounts.ProfileChangeBurst - 2 {
+		if resp, out := rename(alice, fmt.Sprint("Alice ", i)); resp.StatusCode != 200 {
+			t.Fatalf("change %d: %d %v", i, resp.StatusCode, out)
+		}
+	}
+	if resp, b := f.raw(t, "PUT", "/api/v1/me/avatar", alice, pngOf(t, 8, 8), nil); resp.StatusCode != 200 {
+		t.Fatalf("avatar within the burst: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := f.raw(t, "DELETE", "/api/v1/me/avatar", alice, nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("avatar removal within the burst: %d %s", resp.StatusCode, b)
+	}
+	// The bucket is empty: one change comes back every 60/ProfileChangeRate s.
+	retry := fmt.Sprint(60 / accounts.ProfileChangeRate)
+	resp, out := rename(alice, "one too many")
+	wantRateLimited(t, "PATCH /me over the limit", resp, out, retry)
+	for _, method := range []string{"PUT", "DELETE"} {
+		resp, b := f.raw(t, method, "/api/v1/me/avatar", alice, pngOf(t, 8, 8), nil)
+		var out map[string]any
+		_ = json.Unmarshal(b, &out)
+		wantRateLimited(t, method+" /me/avatar over the limit", resp, out, retry)
+	}
+	if _, out := f.do(t, req{method: "GET", path: "/api/v1/me", header: bearer(alice)}); out["user"].(map[string]any)["display_name"] != fmt.Sprint("Alice ", accounts.ProfileChangeBurst-3) {
+		t.Fatalf("a refused change changed the profile: %v", out)
+	}
+	if resp, out := rename(bob, "Bob"); resp.StatusCode != 200 {
+		t.Fatalf("another user's change: %d %v", resp.StatusCode, out)
+	}
+	f.clock.Add(time.Minute / accounts.ProfileChangeRate)
+	if resp, out := rename(alice, "Alice again"); resp.StatusCode != 200 {
+		t.Fatalf("after the refill: %d %v", resp.StatusCode, out)
+	}
+	resp, out = rename(alice, "and again")
+	wantRateLimited(t, "the second change after one refill", resp, out, retry)
 }
