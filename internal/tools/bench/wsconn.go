@@ -2,13 +2,14 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"time"
+
+	"github.com/sori-dev/sori/internal/tools/wsclient"
 )
 
 // wsConn is the load generator's WebSocket client: a hand-written RFC 6455
@@ -30,52 +31,18 @@ func dialWS(d *net.Dialer, addr, path, subprotocol string, timeout time.Duration
 		return nil, err
 	}
 	c := &wsConn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
-	_ = nc.SetDeadline(time.Now().Add(timeout))
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13" +
-		"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	if subprotocol != "" {
-		req += "Sec-WebSocket-Protocol: " + subprotocol + "\r\n"
-	}
-	if _, err := io.WriteString(nc, req+"\r\n"); err != nil {
-		_ = nc.Close()
-		return nil, err
-	}
-	status, err := c.br.ReadSlice('\n')
-	if err == nil && !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) {
-		err = fmt.Errorf("handshake: status %q", bytes.TrimSpace(status))
-	}
-	for err == nil {
-		var line []byte
-		if line, err = c.br.ReadSlice('\n'); err == nil && len(bytes.TrimSpace(line)) == 0 {
-			break
-		}
-	}
-	if err != nil {
+	if err := wsclient.Handshake(nc, c.br, addr, path, subprotocol, timeout); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("bench: dial %s%s: %w", addr, path, err)
 	}
-	_ = nc.SetDeadline(time.Time{})
 	return c, nil
 }
 
-// send writes one text message, masked with a zero key (RFC 6455 allows
-// any key; the server's unmasking costs the same).
+// send writes one text message (wsclient.AppendFrame: masked with a zero
+// key, which costs the server the same).
 func (c *wsConn) send(msg []byte) error {
-	b := append(c.wbuf[:0], 0x81)
-	switch n := len(msg); {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xffff:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	b = append(b, 0, 0, 0, 0)
-	b = append(b, msg...)
-	c.wbuf = b
-	_, err := c.nc.Write(b)
+	c.wbuf = wsclient.AppendFrame(c.wbuf[:0], wsclient.OpText, msg)
+	_, err := c.nc.Write(c.wbuf)
 	return err
 }
 
@@ -125,8 +92,7 @@ func (c *wsConn) next() ([]byte, error) {
 			}
 			return nil, errClosed
 		case 0x9:
-			c.wbuf = append(append(c.wbuf[:0], 0x8a, 0x80|byte(len(p))), 0, 0, 0, 0)
-			c.wbuf = append(c.wbuf, p...)
+			c.wbuf = wsclient.AppendFrame(c.wbuf[:0], wsclient.OpPong, p)
 			if _, err := c.nc.Write(c.wbuf); err != nil {
 				return nil, err
 			}
@@ -139,6 +105,6 @@ func (c *wsConn) next() ([]byte, error) {
 }
 
 func (c *wsConn) close() error {
-	_, _ = c.nc.Write([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8})
+	_, _ = c.nc.Write(wsclient.AppendFrame(nil, wsclient.OpClose, []byte{0x03, 0xe8})) // 1000, normal closure
 	return c.nc.Close()
 }

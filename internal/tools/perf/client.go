@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/sori-dev/sori/internal/tools/wsclient"
 )
 
 // Client is a minimal WebSocket (RFC 6455) or length-prefixed raw TCP client
@@ -68,63 +70,22 @@ func Dial(o DialOptions) (*Client, error) {
 	if c.raw {
 		return c, nil
 	}
-	if err := c.handshake(o.Addr, o.Path, o.Timeout); err != nil {
+	if err := wsclient.Handshake(c.nc, c.br, o.Addr, o.Path, "sori.v1", o.Timeout); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("perf: handshake with %s: %w", o.Addr, err)
 	}
 	return c, nil
 }
 
-func (c *Client) handshake(host, path string, timeout time.Duration) error {
-	_ = c.nc.SetDeadline(time.Now().Add(timeout))
-	defer c.nc.SetDeadline(time.Time{})
-	// A fixed key is fine: it only proves the server speaks WebSocket.
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13" +
-		"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: sori.v1\r\n\r\n"
-	if _, err := io.WriteString(c.nc, req); err != nil {
-		return err
-	}
-	status, err := c.br.ReadSlice('\n')
-	if err != nil {
-		return err
-	}
-	if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) {
-		return fmt.Errorf("status %q", bytes.TrimSpace(status))
-	}
-	for {
-		line, err := c.br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			return nil
-		}
-	}
-}
-
 // Send writes one text message (masked with a zero key, which RFC 6455 allows;
 // the server's unmasking cost is the same for any key).
 func (c *Client) Send(msg []byte) error {
-	b := c.wbuf[:0]
 	if c.raw {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
+		c.wbuf = append(binary.BigEndian.AppendUint16(c.wbuf[:0], uint16(len(msg))), msg...)
 	} else {
-		b = append(b, 0x81)
-		switch n := len(msg); {
-		case n <= 125:
-			b = append(b, 0x80|byte(n))
-		case n <= 0xffff:
-			b = append(b, 0x80|126, byte(n>>8), byte(n))
-		default:
-			b = append(b, 0x80|127)
-			b = binary.BigEndian.AppendUint64(b, uint64(n))
-		}
-		b = append(b, 0, 0, 0, 0)
+		c.wbuf = wsclient.AppendFrame(c.wbuf[:0], wsclient.OpText, msg)
 	}
-	b = append(b, msg...)
-	c.wbuf = b
-	_, err := c.nc.Write(b)
+	_, err := c.nc.Write(c.wbuf)
 	return err
 }
 
