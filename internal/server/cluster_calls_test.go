@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,39 +59,7 @@ func TestMeshCallAcrossNodes(t *testing.T) {
 	ap := newMediaPeer(t, "alice", alice, room, ra, false)
 	bp := newMediaPeer(t, "bob", bob, room, rb, false)
 	bp.setPeer(ra["participant"].(string))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	var wg sync.WaitGroup
-	stopMedia := func() {
-		cancel()
-		wg.Wait()
-		for _, p := range []*mediaPeer{ap, bp} {
-			_ = p.pc.Close()
-		}
-	}
-	t.Cleanup(stopMedia)
-	for _, p := range []*mediaPeer{ap, bp} {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			if err := p.handleSignals(ctx); err != nil && ctx.Err() == nil {
-				t.Errorf("%s: %v", p.name, err)
-			}
-		}()
-		go func() { defer wg.Done(); p.sendVideo(ctx) }()
-	}
-	if err := bp.offer(); err != nil {
-		t.Fatal(err)
-	}
-	const want = 100
-	for ap.received.Load() < want || bp.received.Load() < want {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("RTP packets received: alice %d, bob %d, want %d each (ICE: alice %s, bob %s)",
-				ap.received.Load(), bp.received.Load(), want, ap.pc.ICEConnectionState(), bp.pc.ICEConnectionState())
-		case <-ap.arrived: // each peer signals every packet it counts
-		case <-bp.arrived:
-		}
-	}
+	stopMedia := exchangeVideo(t, ap, bp, 100)
 	stopMedia()
 
 	// The owner (a) goes: bob is told he is out of the call, and a new join

@@ -524,6 +524,50 @@ func (p *mediaPeer) sendVideo(ctx context.Context) {
 	}
 }
 
+// exchangeVideo runs a's and b's signaling and synthetic video, b offering
+// to a (b's peer must be set), until each received want RTP packets; it
+// fails the test when that takes 30 s. The media flows on until stop, which
+// ends it and closes both peer connections; the test's cleanup runs stop
+// too (once in all).
+func exchangeVideo(t *testing.T, a, b *mediaPeer, want int64) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	var wg sync.WaitGroup
+	stop = sync.OnceFunc(func() {
+		cancel()
+		wg.Wait()
+		for _, p := range []*mediaPeer{a, b} {
+			if err := p.pc.Close(); err != nil {
+				t.Errorf("close %s: %v", p.name, err)
+			}
+		}
+	})
+	t.Cleanup(stop)
+	for _, p := range []*mediaPeer{a, b} {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := p.handleSignals(ctx); err != nil && ctx.Err() == nil {
+				t.Errorf("%s: %v", p.name, err)
+			}
+		}()
+		go func() { defer wg.Done(); p.sendVideo(ctx) }()
+	}
+	if err := b.offer(); err != nil {
+		t.Fatal(err)
+	}
+	for a.received.Load() < want || b.received.Load() < want {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("RTP packets received: %s %d, %s %d, want %d each (ICE: %s %s, %s %s)", a.name, a.received.Load(),
+				b.name, b.received.Load(), want, a.name, a.pc.ICEConnectionState(), b.name, b.pc.ICEConnectionState())
+		case <-a.arrived: // each peer signals every packet it counts
+		case <-b.arrived:
+		}
+	}
+	return stop
+}
+
 // selectedPair returns the candidate pair the peer's media flows on.
 func (p *mediaPeer) selectedPair() (*webrtc.ICECandidatePair, error) {
 	senders := p.pc.GetSenders()
@@ -554,42 +598,7 @@ func TestCallMediaFlows(t *testing.T) {
 			alice := newMediaPeer(t, "alice", ccs[0], room, ra, relayOnly)
 			bob := newMediaPeer(t, "bob", ccs[1], room, rb, relayOnly)
 			bob.setPeer(ra["participant"].(string))
-
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			var wg sync.WaitGroup
-			t.Cleanup(func() {
-				cancel()
-				wg.Wait()
-				for _, p := range []*mediaPeer{alice, bob} {
-					if err := p.pc.Close(); err != nil {
-						t.Errorf("close %s: %v", p.name, err)
-					}
-				}
-			})
-			for _, p := range []*mediaPeer{alice, bob} {
-				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					if err := p.handleSignals(ctx); err != nil && ctx.Err() == nil {
-						t.Errorf("%s: %v", p.name, err)
-					}
-				}()
-				go func() { defer wg.Done(); p.sendVideo(ctx) }()
-			}
-			if err := bob.offer(); err != nil {
-				t.Fatal(err)
-			}
-
-			const want = 100
-			for alice.received.Load() < want || bob.received.Load() < want {
-				select {
-				case <-ctx.Done():
-					t.Fatalf("RTP packets received: alice %d, bob %d, want %d each (ICE: alice %s, bob %s)",
-						alice.received.Load(), bob.received.Load(), want, alice.pc.ICEConnectionState(), bob.pc.ICEConnectionState())
-				case <-alice.arrived:
-				case <-bob.arrived:
-				}
-			}
+			exchangeVideo(t, alice, bob, 100) // the media flows until the test ends
 			for _, p := range []*mediaPeer{alice, bob} {
 				pair, err := p.selectedPair()
 				if err != nil || pair == nil {
