@@ -132,10 +132,13 @@ func TestJSLogConcurrentNodes(t *testing.T) {
 // its epoch and offsets on a node that knew the tip (its own, or the bus's
 // news): subscribers never see offsets go back.
 //
-// The server's MaxAge expiry has no event a client can wait on, so the
-// test removes the channel's messages with a subject purge instead, which
-// leaves the stream as the expiry does: the log reads the subject as empty
-// (a 404 on its last message) either way.
+// The expiry is the NATS server's own, by MaxAge. It has no event of its
+// own, but a message removed while a consumer holds it unacknowledged ends
+// that delivery with an advisory (MSG_TERMINATED, "Unacknowledged message
+// was deleted"): a witness consumer holds the channel's messages and the
+// test waits for their advisories. The witness holds them before the
+// stream's MaxAge is lowered to a second (as a node started with a shorter
+// history TTL does), so none can age out unseen, however slow the machine.
 func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 	url := startJetStream(t).ClientURL()
 	s := Stream{Namespace: "app", Size: 10, TTL: time.Hour}
@@ -150,6 +153,7 @@ func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 		}
 	}
 	b.Observe("app:t", ep, last.Offset) // what the bus tells b
+
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -159,15 +163,55 @@ func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(ctx, streamName("app"))
+	const witness = "expiry-witness"
+	terminated := make(chan *nats.Msg, 16)
+	sub, err := nc.ChanSubscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+streamName("app")+"."+witness, terminated)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject("app:t"))); err != nil {
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil { // the server knows the interest before any advisory
 		t.Fatal(err)
 	}
+	cons, err := js.CreateConsumer(ctx, streamName("app"), jetstream.ConsumerConfig{Name: witness,
+		FilterSubject: subject("app:t"), AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[uint64]bool{} // stream sequences the witness holds unacknowledged
+	for m := range batch.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[md.Sequence.Stream] = true
+	}
+	if err := batch.Error(); err != nil || len(held) != 3 {
+		t.Fatalf("the witness holds %v (%v), want the channel's 3 messages", held, err)
+	}
+
+	openLog(t, url, "c", Stream{Namespace: "app", Size: 10, TTL: time.Second}) // the history now ages out after 1 s
+	for deadline := time.After(30 * time.Second); len(held) > 0; {
+		select {
+		case m := <-terminated:
+			var adv struct {
+				StreamSeq uint64 `json:"stream_seq"`
+				Reason    string `json:"reason"`
+			}
+			if err := json.Unmarshal(m.Data, &adv); err != nil || adv.Reason != "Unacknowledged message was deleted" {
+				t.Fatalf("advisory %s (%v), want a deleted message's", m.Data, err)
+			}
+			delete(held, adv.StreamSeq)
+		case <-deadline:
+			t.Fatalf("messages %v not aged out 30 s after MaxAge became 1 s", held)
+		}
+	}
 	if pubs, _, err := a.Last(ctx, "app:t", 10); err != nil || len(pubs) != 0 {
-		t.Fatalf("history after the purge: %v (%v), want none", pubs, err)
+		t.Fatalf("history after the expiry: %v (%v), want none", pubs, err)
 	}
 	for i, l := range []*JSLog{a, b} {
 		_, top, err := l.Last(ctx, "app:t", 0)
@@ -177,6 +221,11 @@ func TestJSLogKeepsThePositionAfterExpiry(t *testing.T) {
 		p, ep2, err := l.Append(ctx, "app:t", protocol.Publication{Data: json.RawMessage(`2`)})
 		if err != nil || ep2 != ep || p.Offset != 4+uint64(i) {
 			t.Fatalf("node %d: append after expiry got %s/%d (%v), want %s/%d", i, ep2, p.Offset, err, ep, 4+i)
+		}
+		if i == 0 {
+			// The bus tells b of a's append: the stored message may age out
+			// too (MaxAge is 1 s now) before b reads the top.
+			b.Observe("app:t", ep2, p.Offset)
 		}
 	}
 }
