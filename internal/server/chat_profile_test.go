@@ -2,11 +2,16 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/sori-dev/sori/internal/accounts"
 )
 
 // TestChatProfilesInMembersAndMessages: a display name and an avatar set
@@ -142,4 +147,40 @@ func TestProfileChangeSignalsTheRooms(t *testing.T) {
 	if d := first["data"].(map[string]any); d["type"] != "typing" {
 		t.Fatalf("bob's own room got %v, want only his typing", d)
 	}
+}
+
+// TestProfileChangesAreBounded: a script looping on PATCH /me against the
+// real server is refused (429, error 109, Retry-After) once the user's
+// burst of profile changes is spent, each of which would be announced to
+// every room of the user.
+func TestProfileChangesAreBounded(t *testing.T) {
+	ts := startServer(t, nil)
+	alice := signup(t, ts.URL, "alice")
+	accepted := 0
+	for i := range 2 * accounts.ProfileChangeBurst {
+		req, _ := http.NewRequest("PATCH", ts.URL+"/api/v1/me", strings.NewReader(fmt.Sprintf(`{"display_name":"Alice %d"}`, i)))
+		req.Header.Set("Authorization", "Bearer "+alice.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Error struct{ Code int } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			accepted++
+			continue
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || out.Error.Code != 109 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("change %d: %d, error %d, Retry-After %q; want 200, or 429/109 with Retry-After", i, resp.StatusCode, out.Error.Code, resp.Header.Get("Retry-After"))
+		}
+		if accepted < accounts.ProfileChangeBurst {
+			t.Fatalf("refused after %d changes, want at least the burst of %d", accepted, accounts.ProfileChangeBurst)
+		}
+		return
+	}
+	t.Fatalf("%d profile changes in a row were all accepted", 2*accounts.ProfileChangeBurst)
 }
