@@ -24,6 +24,7 @@ import (
 	"github.com/sori-dev/sori/internal/protocol"
 	"github.com/sori-dev/sori/internal/server"
 	"github.com/sori-dev/sori/internal/tools/bench"
+	"github.com/sori-dev/sori/internal/tools/wsclient"
 )
 
 // The open-loop latency measurement (bar 3, docs/benchmarks.md): the server
@@ -328,15 +329,7 @@ func (lt *latTarget) appendPub(b []byte, group int, stamp int64) []byte {
 	m = append(m, lt.data...)
 	m = append(m, '}')
 	lt.msg = m
-	// A masked text frame with a zero key, as Client.Send writes it.
-	b = append(b, 0x81)
-	if n := len(m); n <= 125 {
-		b = append(b, 0x80|byte(n))
-	} else {
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	}
-	b = append(b, 0, 0, 0, 0)
-	return append(b, m...)
+	return wsclient.AppendFrame(b, wsclient.OpText, m) // as Client.Send writes it
 }
 
 // stepResult is what one open-loop run at a fixed offered rate measured.
