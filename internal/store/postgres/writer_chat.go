@@ -19,15 +19,23 @@ type clientKey struct {
 	id         string
 }
 
+// clientIDsSQL reads the stored messages that carry the given (room,
+// author, client id) keys. messages_client is a partial index, on the
+// messages whose client id is not empty, which the planner uses only when
+// the query itself requires that of messages: without the last clause it
+// scanned the whole table for every batch with a client id (0.5 s per
+// batch at 192,000 messages).
+const clientIDsSQL = `SELECT m.room_id, m.author_id, m.client_id, m.seq, m.created_at, m.body, m.reply_to, m.thread, m.mentions, m.mention_room
+	FROM messages m JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) t (r, u, c)
+	ON m.room_id = t.r AND m.author_id = t.u AND m.client_id = t.c AND m.client_id <> ''`
+
 // queueChatReads queues, after the room locks, the reads of the batch's
 // client ids (so a key another node committed to the same room is seen:
 // the lock serializes the two batches) and of the pins its pin events
 // concern; each only when the batch has something to look up.
 func queueChatReads(b *pgx.Batch, cRooms, cUsers []int64, cIDs []string, pRooms, pSeqs []int64) {
 	if len(cRooms) > 0 {
-		b.Queue(`SELECT m.room_id, m.author_id, m.client_id, m.seq, m.created_at, m.body, m.reply_to, m.thread, m.mentions, m.mention_room
-		FROM messages m JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) t (r, u, c)
-		ON m.room_id = t.r AND m.author_id = t.u AND m.client_id = t.c`, cRooms, cUsers, cIDs)
+		b.Queue(clientIDsSQL, cRooms, cUsers, cIDs)
 	}
 	if len(pRooms) > 0 {
 		b.Queue(`SELECT p.room_id, p.seq FROM pins p JOIN unnest($1::bigint[], $2::bigint[]) t (r, q)

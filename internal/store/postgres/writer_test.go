@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sori-dev/sori/internal/store"
 )
@@ -168,5 +171,37 @@ func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
 	pos, err := c.RoomPosition(ctx, room.ID)
 	if err != nil || pos.Seq != uint64(len(seqs)) {
 		t.Fatalf("position %+v %v, want %d", pos, err, len(seqs))
+	}
+}
+
+// Repeated client ids are found through the messages_client index.
+// It is partial (non-empty client ids), so a query may use it only by
+// requiring a non-empty client id of messages itself; without that the
+// planner scanned the whole table for every batch with a client id.
+// Sequential scans are priced out so that the plan shows whether the index
+// can be used at all (else a scan of the room's rows by primary key is
+// what remains).
+func TestClientIDReadsUseTheIndex(t *testing.T) {
+	s := openDSN(t, newSchema(t), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) // EXPLAIN without ANALYZE writes nothing; this also drops the setting
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN "+clientIDsSQL, []int64{1}, []int64{1}, []string{"k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := strings.Join(lines, "\n"); !strings.Contains(plan, "Index Scan using messages_client on messages") {
+		t.Errorf("the client id read does not use messages_client:\n%s", plan)
 	}
 }
