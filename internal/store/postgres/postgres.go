@@ -27,6 +27,10 @@ type Options struct {
 	// MaxConns caps the node's connection pool; 0 = pgxpool's default
 	// (max(4, GOMAXPROCS)) unless the DSN sets pool_max_conns.
 	MaxConns int32
+
+	// twoTrips sends every batch the two-round-trip way, as the writer
+	// did before the one-trip path: tests and the benchmark compare both.
+	twoTrips bool
 }
 
 func (o Options) withDefaults() Options {
@@ -59,6 +63,8 @@ type Store struct {
 
 	// Group-commit counters: committed batches and the events in them.
 	batches, batchedEvents atomic.Int64
+	// oneTripBatches counts the committed batches that took one round trip.
+	oneTripBatches atomic.Int64
 
 	// failBatch, when set by tests, is called with the size of each batch
 	// just before COMMIT; an error fails the batch.

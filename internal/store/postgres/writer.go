@@ -20,7 +20,8 @@ import (
 // Each Store (one per node) has one writer goroutine. AppendEvent hands its
 // event over an unbuffered channel and waits; the writer takes one request,
 // then every request already waiting (up to Options.MaxBatch), and commits
-// them in one transaction of two round trips (pipelines):
+// them in one transaction. A batch of plain messages takes one round trip
+// (writer_onetrip.go); any other batch takes two (pipelines):
 //
 //  1. BEGIN, then lock the batch's rooms with SELECT … FOR NO KEY UPDATE
 //     in id order,
@@ -201,6 +202,9 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 		return err
 	}
 	defer conn.Release()
+	if s.oneTrip(batch, live) {
+		return s.applyOneTrip(ctx, conn, batch, live, results)
+	}
 	st, err := s.readState(ctx, conn, batch, live)
 	if err != nil {
 		return err

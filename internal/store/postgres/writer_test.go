@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -125,6 +127,17 @@ func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each node learns alice first, so that every batch below takes the
+	// one-trip path and the injected failure hits one.
+	var mu sync.Mutex
+	var seqs []uint64
+	for _, node := range []*Store{a, b, c} {
+		ev, err := node.AppendEvent(ctx, room.ID, store.Event{Kind: store.EventMessage, UserID: alice.ID, Body: "hello"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ev.Seq)
+	}
 	var failed sync.Once
 	var failures int
 	b.failBatch = func(int) error { // only b's writer goroutine calls it
@@ -137,8 +150,6 @@ func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
 		}
 		return nil
 	}
-	var mu sync.Mutex
-	var seqs []uint64
 	var bErrs int
 	var wg sync.WaitGroup
 	for i, node := range []*Store{a, b, c, a, b, c} {
@@ -162,6 +173,9 @@ func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
 	if bErrs == 0 {
 		t.Fatal("the injected failure reached no caller")
 	}
+	if b.oneTripBatches.Load() == 0 {
+		t.Fatal("no one-trip batch on the failing node")
+	}
 	slices.Sort(seqs)
 	for i, q := range seqs {
 		if q != uint64(i+1) {
@@ -171,6 +185,125 @@ func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
 	pos, err := c.RoomPosition(ctx, room.ID)
 	if err != nil || pos.Seq != uint64(len(seqs)) {
 		t.Fatalf("position %+v %v, want %d", pos, err, len(seqs))
+	}
+}
+
+// The one-round-trip path gives every caller what the two-trip path gives
+// and leaves the same log, messages, mentions, heads and search index: one
+// batch of plain messages over two rooms and an unknown one, with mentions
+// and @room, run through both paths on two identical schemas, with the
+// expected seqs checked as well.
+func TestOneTripMatchesTwoTrips(t *testing.T) {
+	type outcome struct {
+		results []appendResult
+		log     map[int64][]store.Event
+		heads   map[int64]uint64
+		found   []store.Message
+		ments   [][3]int64
+	}
+	at := time.Date(2026, 11, 30, 13, 0, 0, 0, time.UTC)
+	run := func(opts Options) (outcome, *Store) {
+		s := openDSN(t, newSchema(t), opts)
+		t.Cleanup(func() { s.Close() })
+		ctx := context.Background()
+		alice, err := s.CreateUser(ctx, store.User{Username: "alice", PasswordHash: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob, err := s.CreateUser(ctx, store.User{Username: "bob", PasswordHash: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rooms [2]int64
+		for i := range rooms {
+			r, err := s.CreateRoom(ctx, store.Room{Name: fmt.Sprint("r", i), Kind: store.RoomPublic, CreatedBy: alice.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rooms[i] = r.ID
+		}
+		a, b, missing := rooms[0], rooms[1], rooms[1]+1000
+		// Stored before the batch (and so alice is a known user).
+		if _, err := s.AppendEvent(ctx, a, store.Event{Kind: store.EventMessage, UserID: alice.ID, Body: "stored first",
+			ClientID: "k1", Mentions: []int64{bob.ID}, CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		msg := func(room int64, body string, mentions []int64, all bool) store.Event {
+			return store.Event{RoomID: room, Kind: store.EventMessage, UserID: alice.ID, Body: body,
+				Mentions: mentions, MentionRoom: all, CreatedAt: at.Add(time.Second)}
+		}
+		evs := []store.Event{
+			msg(a, "hello world", []int64{bob.ID}, false), // a 2
+			msg(b, "first in b", nil, false),              // b 1
+			msg(missing, "lost", nil, false),              // no such room
+			msg(a, "second in a", []int64{bob.ID}, false), // a 3
+			msg(b, "everyone", nil, true),                 // b 2
+			msg(missing, "lost again", nil, false),        // no such room
+			msg(a, "third in a", nil, false),              // a 4
+		}
+		var batch []*appendReq
+		for _, ev := range evs {
+			ev, err := normalizeEvent(ev.RoomID, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, &appendReq{ctx: ctx, ev: ev})
+		}
+		var o outcome
+		o.results = s.commitBatch(batch) // the writer is idle: nothing else appends
+		o.log, o.heads = map[int64][]store.Event{}, map[int64]uint64{}
+		for _, r := range []int64{a, b} {
+			if o.log[r], err = s.EventsAfter(ctx, r, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			pos, err := s.RoomPosition(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.heads[r] = pos.Seq
+		}
+		if o.found, err = s.SearchMessages(ctx, []int64{a, b}, "hello", 10); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.pool.Query(ctx, `SELECT user_id, room_id, seq FROM mentions ORDER BY room_id, seq, user_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m [3]int64
+		if _, err := pgx.ForEachRow(rows, []any{&m[0], &m[1], &m[2]}, func() error {
+			o.ments = append(o.ments, m)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return o, s
+	}
+	one, oneStore := run(Options{})
+	two, twoStore := run(Options{twoTrips: true})
+	if n := oneStore.oneTripBatches.Load(); n != 1 {
+		t.Fatalf("%d one-trip batches, want 1 (the batch; the first append is from an unknown user)", n)
+	}
+	if n := twoStore.oneTripBatches.Load(); n != 0 {
+		t.Fatalf("two-trip store took the one-trip path %d times", n)
+	}
+	wantSeq := []uint64{2, 1, 0, 3, 2, 0, 4}
+	for i, r := range one.results {
+		o := two.results[i]
+		if (r.err == nil) != (o.err == nil) || (r.err != nil && !errors.Is(r.err, store.ErrNotFound)) || (o.err != nil && !errors.Is(o.err, store.ErrNotFound)) {
+			t.Errorf("event %d: one trip err %v, two trips err %v", i, r.err, o.err)
+		}
+		if !reflect.DeepEqual(r.ev, o.ev) {
+			t.Errorf("event %d: one trip %+v, two trips %+v", i, r.ev, o.ev)
+		}
+		if r.ev.Seq != wantSeq[i] || (wantSeq[i] == 0) != (r.err != nil) {
+			t.Errorf("event %d: seq %d err %v, want seq %d", i, r.ev.Seq, r.err, wantSeq[i])
+		}
+	}
+	if !reflect.DeepEqual(one.log, two.log) || !reflect.DeepEqual(one.heads, two.heads) || !reflect.DeepEqual(one.ments, two.ments) {
+		t.Errorf("stored state differs:\none trip  %+v %v %v\ntwo trips %+v %v %v", one.log, one.heads, one.ments, two.log, two.heads, two.ments)
+	}
+	if len(one.found) != 1 || len(two.found) != 1 || one.found[0].Seq != 2 || len(one.ments) != 3 {
+		t.Errorf("search found %+v / %+v, mentions %v", one.found, two.found, one.ments)
 	}
 }
 
