@@ -72,6 +72,15 @@ func Connect(urls []string, nodeID string, h Handler, log *slog.Logger) (*NATS, 
 		// after a NATS restart, long enough for busy writers on the first
 		// to push an app: channel 100 publications past the last.
 		nats.ReconnectWait(250*time.Millisecond),
+		// And without nats.go's random 0–100 ms on top: jitter spreads
+		// thousands of clients of one server; a cluster has a handful of
+		// nodes, which should come back together. With it, one node came
+		// back 140 ms after the other two, when the writers on those had
+		// already pushed an app: channel's 100 retained publications past
+		// what that node had delivered (TestRestartNATSUnderLoadJetStream,
+		// 2 runs of 8). All nodes lost the connection at the same moment,
+		// so without jitter they retry in step.
+		nats.ReconnectJitter(0, 0),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("cluster: NATS disconnected", "err", err)
 			if ch := n.ctl.Load(); ch != nil && ch.Disconnected != nil {
