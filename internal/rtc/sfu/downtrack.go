@@ -207,10 +207,20 @@ const maxResends = 4
 // 16-bit sequence numbers (or a NACK long after the packet), and restarts.
 const resendWindow = 5 * time.Second
 
+// resendGap is the least time between two answers to NACKs of one packet.
+// pion's NACK generator asks every 100 ms and does not see a repair that
+// came over RTX: without a gap a lost packet was sent up to 4 times within
+// 300 ms (in TestBandwidthCapDropsToLowLayer 1.2–3.6 retransmissions per
+// packet lost at the cap, against about 1 without RTX), a burst into the
+// very bottleneck that lost it. A retransmission that is itself lost is
+// still sent again, a gap later.
+const resendGap = 250 * time.Millisecond
+
 type resendCount struct {
-	at int64 // first answer, unix ns
-	sn uint16
-	n  uint8
+	at   int64 // first answer, unix ns
+	last int64 // latest answer, unix ns
+	sn   uint16
+	n    uint8
 }
 
 // retransmit answers a subscriber's NACK of out SN sn from the publisher's
@@ -227,13 +237,15 @@ func (d *DownTrack) retransmit(sn uint16) {
 			d.resent = new([cacheSize]resendCount)
 		}
 		c := &d.resent[int(sn)%cacheSize]
-		if now := time.Now().UnixNano(); c.sn != sn || c.n == 0 || now-c.at > int64(resendWindow) {
+		now := time.Now().UnixNano()
+		if c.sn != sn || c.n == 0 || now-c.at > int64(resendWindow) {
 			c.sn, c.n, c.at = sn, 0, now
 		}
-		if c.n >= maxResends {
+		if c.n >= maxResends || c.n > 0 && now-c.last < int64(resendGap) {
 			ok = false
 		} else {
 			c.n++
+			c.last = now
 		}
 	}
 	w, ssrc, pt, bound := d.writer, d.ssrc, d.pt, d.bound
