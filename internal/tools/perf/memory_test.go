@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,11 +25,12 @@ var (
 func TestPerfIdleMemory(t *testing.T) {
 	requirePerf(t)
 	n := *perfConns
-	var soriPer, goPer, basePer, ratios, goRatios, heapPer, goroutines, rampCPU, idleCPU []float64
+	var soriPer, goPer, basePer, ratios, goRatios, heapPer, goroutines, rampCPU, idleCPU, marginal []float64
 	for round := range *perfCount {
 		if *perfSoriOnly {
 			sori := idleRound(t, "sori", n)
 			soriPer = append(soriPer, sori.perConn)
+			marginal = append(marginal, sori.marginal)
 			heapPer = append(heapPer, sori.heapPerConn)
 			rampCPU = append(rampCPU, float64(sori.rampCPUPerConn))
 			idleCPU = append(idleCPU, sori.idleCPU)
@@ -38,6 +41,7 @@ func TestPerfIdleMemory(t *testing.T) {
 		gor := idleRound(t, "sori-goroutine", n)
 		soriPer = append(soriPer, sori.perConn)
 		goPer = append(goPer, gor.perConn)
+		marginal = append(marginal, sori.marginal)
 		basePer = append(basePer, base.perConn)
 		ratios = append(ratios, sori.perConn/base.perConn)
 		goRatios = append(goRatios, sori.perConn/gor.perConn)
@@ -50,12 +54,12 @@ func TestPerfIdleMemory(t *testing.T) {
 			base.perConn, sori.perConn/base.perConn, sori.perConn/gor.perConn)
 	}
 	if *perfSoriOnly {
-		t.Logf("RESULT idle memory at %d conns (median of %d), sori only: %.2f KiB/conn (Go heap %.2f KiB/conn; server CPU %v/conn to connect, subscribe and get one message, %.4f of a core idle)",
-			n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, time.Duration(median(rampCPU)), median(idleCPU))
+		t.Logf("RESULT idle memory at %d conns (median of %d), sori only: %.2f KiB/conn, %.2f KiB/conn for the second half (Go heap %.2f KiB/conn; server CPU %v/conn to connect, subscribe and get the messages, %.4f of a core idle)",
+			n, *perfCount, median(soriPer)/1024, median(marginal)/1024, median(heapPer)/1024, time.Duration(median(rampCPU)), median(idleCPU))
 		return
 	}
-	t.Logf("RESULT idle memory at %d conns (median of %d): sori %.2f KiB/conn (Go heap %.2f KiB/conn, %.3f goroutines/conn; server CPU %v/conn to connect, subscribe and get one message, %.4f of a core idle); goroutine reader (-ws-poll=false) %.2f KiB/conn; baseline %.2f KiB/conn; sori/baseline %.2f; sori/goroutine reader %.2f",
-		n, *perfCount, median(soriPer)/1024, median(heapPer)/1024, median(goroutines), time.Duration(median(rampCPU)), median(idleCPU),
+	t.Logf("RESULT idle memory at %d conns (median of %d): sori %.2f KiB/conn, %.2f KiB/conn for the second half (Go heap %.2f KiB/conn, %.3f goroutines/conn; server CPU %v/conn to connect, subscribe and get the messages, %.4f of a core idle); goroutine reader (-ws-poll=false) %.2f KiB/conn; baseline %.2f KiB/conn; sori/baseline %.2f; sori/goroutine reader %.2f",
+		n, *perfCount, median(soriPer)/1024, median(marginal)/1024, median(heapPer)/1024, median(goroutines), time.Duration(median(rampCPU)), median(idleCPU),
 		median(goPer)/1024, median(basePer)/1024, median(ratios), median(goRatios))
 }
 
@@ -73,6 +77,7 @@ func TestPerfChurn(t *testing.T) {
 	}
 	for _, role := range []string{"sori", "sori-goroutine"} {
 		ch := startChild(t, role)
+		ch.requireFiles(t, batch)
 		sw := startSwarm(t, ch.addr, "/ws", "perf:churn", batch, 0)
 		cycle := func() {
 			if err := sw.dial(batch); err != nil {
@@ -133,9 +138,10 @@ func waitSessions(t *testing.T, addr string, n int) {
 const idleCPUWindow = 3 * time.Second
 
 type idleResult struct {
-	rampCPUPerConn    time.Duration // server CPU per connection: connect, subscribe, one message
+	rampCPUPerConn    time.Duration // server CPU per connection: connect, subscribe, messages
 	idleCPU           float64       // server CPU while idle, in cores
 	perConn           float64       // RSS bytes per connection
+	marginal          float64       // RSS bytes per connection of the second half
 	heapPerConn       float64       // Go heap in use per connection (sori only)
 	goroutinesPerConn float64
 }
@@ -144,6 +150,7 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	t.Helper()
 	ch := startChild(t, role)
 	defer ch.stop()
+	ch.requireFiles(t, n)
 	path, channel := "", "perf:idle"
 	if role != "baseline" {
 		path = "/ws"
@@ -179,7 +186,23 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 		t.Fatal(err)
 	}
 	cpu0 := procCPU(ch.cmd.Process.Pid)
-	if err := sw.dial(n); err != nil {
+	// Two steps, half the connections each, every connection getting a
+	// message after each step: the RSS added by the second half is the
+	// marginal cost of an idle connection, without fixed costs (at any N
+	// the average is this plus the fixed costs / N).
+	half := n / 2
+	if err := sw.dial(half); err != nil {
+		t.Fatal(err)
+	}
+	if err := idleMessage(ch.addr, role, channel, sw); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // let the writers finish and go idle
+	rssHalf, err := rssBytes(ch.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.dial(n - half); err != nil {
 		t.Fatal(err)
 	}
 	if err := idleMessage(ch.addr, role, channel, sw); err != nil {
@@ -195,10 +218,10 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	cpu2, t2 := procCPU(ch.cmd.Process.Pid), time.Now()
 	time.Sleep(idleCPUWindow)
 	cpu3, t3 := procCPU(ch.cmd.Process.Pid), time.Now()
-	res := idleResult{perConn: float64(rss1-rss0) / float64(n),
+	res := idleResult{perConn: float64(rss1-rss0) / float64(n), marginal: float64(rss1-rssHalf) / float64(n-half),
 		rampCPUPerConn: (cpu1 - cpu0) / time.Duration(n), idleCPU: float64(cpu3-cpu2) / float64(t3.Sub(t2))}
-	t.Logf("%s: %d conns: %.0f B/conn RSS, %v CPU/conn to connect, subscribe and get one message, idle %.4f of a core",
-		role, n, res.perConn, res.rampCPUPerConn, res.idleCPU)
+	t.Logf("%s: %d conns: %.0f B/conn RSS (the second %d: %.0f B/conn), %v CPU/conn to connect, subscribe and get two messages, idle %.4f of a core",
+		role, n, res.perConn, n-half, res.marginal, res.rampCPUPerConn, res.idleCPU)
 	ch.saveProfile(t, "heap", "idle-"+role+".heap")
 	if role != "baseline" {
 		after, err := scrape(ch.addr, names...)
@@ -236,3 +259,23 @@ func idleMessage(addr, role, channel string, sw *swarm) error {
 
 // connectionsGauge is the server's open WebSocket connections in /metrics.
 const connectionsGauge = `sori_connections{transport="websocket"}`
+
+// requireFiles fails the test when the server child may not open n sockets
+// and a few files more: a server at its limit refuses connections (the
+// baseline's Accept fails), which no measurement should average in.
+func (c *child) requireFiles(t *testing.T, n int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if soft, err := strconv.Atoi(f[0]); err == nil && n+100 > soft {
+				t.Fatalf("the server process may open %d files (RLIMIT_NOFILE; raising the hard limit needs CAP_SYS_RESOURCE): %d connections do not fit", soft, n)
+			}
+			return
+		}
+	}
+}
