@@ -19,18 +19,18 @@ import (
 // A swarm is the idle-memory and churn measurements' load generator, spread
 // over child processes (the test binary re-executed with childEnv=swarmRole):
 // each child holds at most swarmPerChild connections, all from a source
-// address of its own. Two limits bounded a one-process client: the open
+// address of its own (a fresh one for each dial command). Two limits bounded a one-process client: the open
 // files of one process (20,000 here, and a non-root user cannot raise the
 // hard limit) and the ephemeral ports of one source address (~28,000, fewer
-// while closed connections sit in TIME_WAIT). Every child of a test process
+// while closed connections sit in TIME_WAIT). Every dial of a test process
 // takes a source address never used before in it (127.1.0.1, 127.1.0.2, …;
-// Linux answers for all of 127/8 on lo), so a round's ports are never held
-// by the TIME_WAIT of an earlier one.
+// Linux answers for all of 127/8 on lo), so ports are never held by the
+// TIME_WAIT of an earlier round or churn cycle.
 //
 // A child takes line commands on stdin and answers each with "ok" or
 // "err <text>" on stdout:
 //
-//	dial N        open N more connections (WebSocket: connect + subscribe to the channel)
+//	dial N IP     open N more connections from source address IP (WebSocket: connect + subscribe to the channel)
 //	await MARKER  every connection reads until a frame containing MARKER
 //	echo MARKER   every connection sends MARKER, then reads until it comes back
 //	close         close every connection
@@ -50,7 +50,7 @@ type swarmKid struct {
 
 const (
 	swarmRole     = "swarm"
-	swarmEnv      = "SORI_PERF_SWARM" // the child's target: addr, path, channel and source IP, "|"-separated
+	swarmEnv      = "SORI_PERF_SWARM" // the child's target: addr, path and channel, "|"-separated
 	swarmPerChild = 10000
 )
 
@@ -75,7 +75,7 @@ func startSwarm(t testing.TB, addr, path, channel string, n, perChild int) *swar
 	for range max((n+perChild-1)/perChild, 1) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+swarmRole,
-			swarmEnv+"="+strings.Join([]string{addr, path, channel, nextSwarmIP().String()}, "|"))
+			swarmEnv+"="+strings.Join([]string{addr, path, channel}, "|"))
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -102,7 +102,7 @@ func (s *swarm) dial(n int) error {
 			m = s.perChild - kid.held // cannot happen for n within the swarm's size
 		}
 		kid.held += m
-		return "dial " + strconv.Itoa(m)
+		return "dial " + strconv.Itoa(m) + " " + nextSwarmIP().String()
 	})
 }
 
@@ -171,10 +171,10 @@ func btoi(b bool) int {
 func runSwarmChild() error {
 	raiseFileLimit()
 	f := strings.Split(os.Getenv(swarmEnv), "|")
-	if len(f) != 4 {
-		return fmt.Errorf("%s: want addr|path|channel|ip, got %q", swarmEnv, os.Getenv(swarmEnv))
+	if len(f) != 3 {
+		return fmt.Errorf("%s: want addr|path|channel, got %q", swarmEnv, os.Getenv(swarmEnv))
 	}
-	addr, path, channel, ip := f[0], f[1], f[2], net.ParseIP(f[3])
+	addr, path, channel := f[0], f[1], f[2]
 	var clients []*Client
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -182,8 +182,13 @@ func runSwarmChild() error {
 		var err error
 		switch verb {
 		case "dial":
+			count, from, _ := strings.Cut(arg, " ")
 			var n int
-			if n, err = strconv.Atoi(arg); err == nil {
+			ip := net.ParseIP(from)
+			if n, err = strconv.Atoi(count); err == nil && ip == nil {
+				err = fmt.Errorf("dial: bad source address %q", from)
+			}
+			if err == nil {
 				var more []*Client
 				more, err = dialManyFrom(addr, path, ip, n, 512, func(int) string { return channel })
 				clients = append(clients, more...)
