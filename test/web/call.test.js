@@ -1,9 +1,10 @@
 // Unit tests of call.js's DOM-free helpers: the screen share's msid renaming
 // of outgoing descriptions (docs/calls.md, "Screen share") and the lookup of
-// a received m-section's msid that tells a screen from a camera.
+// a received m-section's msid that tells a screen from a camera, and who
+// makes a mesh connection's first offer (docs/calls.md, "Who offers").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { markScreen, msidOf, screenMsid } from '../../web/app/call.js';
+import { markScreen, msidOf, screenMsid, mayOfferFirst } from '../../web/app/call.js';
 
 const offer = [
   'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0',
@@ -48,4 +49,11 @@ test('msidOf and screenMsid read the m-section of a mid', () => {
   // The SFU's forwarded track: stream = publisher id, track = "<publisher>/<track>".
   assert.equal(screenMsid('m=video 9 X 96\r\na=mid:4\r\na=msid:pub1 pub1/screen-track-9\r\n', '4'), true);
   assert.equal(screenMsid('m=video 9 X 96\r\na=mid:4\r\na=msid:pub1 pub1/video-1\r\n', '4'), false);
+});
+
+test('mayOfferFirst: the impolite side offers at once, the polite side after the first offer or after waiting in vain', () => {
+  assert.equal(mayOfferFirst(false, false, false), true);
+  assert.equal(mayOfferFirst(true, false, false), false);
+  assert.equal(mayOfferFirst(true, true, false), true);
+  assert.equal(mayOfferFirst(true, false, true), true);
 });

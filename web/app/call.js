@@ -39,6 +39,7 @@ const SPEAKING_LEVEL = 0.02; // audio level (0–1, RMS over the last stats inte
 // network or a stalled peer; a few seconds of it is no blip any more.
 export const ICE_DISCONNECTED_MS = 4000;
 const ICE_RETRY_MAX_MS = 30_000; // a restart that did not help is tried again, backing off to this
+const MAX_HELD_CANDIDATES = 64; // candidates held per peer until its description comes (#onSignal)
 
 /**
  * Waits before rejoining a call that ended under us because the node that
@@ -883,12 +884,23 @@ export class CallPanel {
       peer.ignoreOffer = !peer.polite && collision;
       if (peer.ignoreOffer) return;
       await pc.setRemoteDescription(description); // a polite peer rolls back implicitly
+      for (const c of peer.held?.splice(0) ?? []) {
+        // Held before (below); one of an offer we ignored fails: no matter.
+        try { await pc.addIceCandidate(c); } catch { /* not for this description */ }
+      }
       if (description.type === 'offer') {
         await pc.setLocalDescription();
         await this.rpc('call.signal', { room: this.call.roomId, to: peer.id, description: this.#outgoing(pc) });
       }
     }
-    if (candidate) {
+    if (candidate && !pc.remoteDescription) {
+      // A candidate before the description it belongs to: the SFU's ICE
+      // agent can send its first ones before its answer. Held until a
+      // remote description is set (docs/calls.md, "Who offers"); added
+      // then, it was lost ("The remote description was null").
+      peer.held ??= [];
+      if (peer.held.length < MAX_HELD_CANDIDATES) peer.held.push(candidate);
+    } else if (candidate) {
       try { await pc.addIceCandidate(candidate); } catch (err) { if (!peer.ignoreOffer) throw err; }
     }
     if (restart && !description) pc.restartIce();
