@@ -24,8 +24,7 @@ import (
 // run. Appends are latency-bound: a sender waits for its batch's commit,
 // so the rate is senders / commit cycle, and the sender count (64, 256) is
 // a dimension of its own. Cases: senders over as many rooms; the same with
-// a client id on every message (as the web app sends them; such batches
-// take the two-trip path, which reads the stored client ids); one hot room
+// a client id on every message (as the web app sends them); one hot room
 // that all three nodes contend for; one node; one transaction per message
 // (the no-batching baseline); and "two-trips", every batch sent the way the
 // writer did before the one-round-trip path, for a same-run ratio. One op
@@ -59,6 +58,7 @@ func BenchmarkDurableAppend(b *testing.B) {
 		{"postgres-3-nodes-256-senders", 3, 256, 256, false, Options{}},
 		{"postgres-3-nodes-256-senders-two-trips", 3, 256, 256, false, Options{twoTrips: true}},
 		{"postgres-3-nodes-64-senders-client-ids", 3, 64, 64, true, Options{}},
+		{"postgres-3-nodes-64-senders-client-ids-two-trips", 3, 64, 64, true, Options{twoTrips: true}},
 		{"postgres-3-nodes-64-senders-1-room", 3, 64, 1, false, Options{}},
 		{"postgres-3-nodes-64-senders-1-room-two-trips", 3, 64, 1, false, Options{twoTrips: true}},
 		{"postgres-1-node-64-senders", 1, 64, 64, false, Options{}},

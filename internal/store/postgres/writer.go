@@ -203,7 +203,14 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 	}
 	defer conn.Release()
 	if s.oneTrip(batch, live) {
-		return s.applyOneTrip(ctx, conn, batch, live, results)
+		err := s.applyOneTrip(ctx, conn, batch, live, results)
+		if !errors.Is(err, errClientIDStored) {
+			return err
+		}
+		// Nothing was written (the transaction is aborted): take two trips.
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			return err
+		}
 	}
 	st, err := s.readState(ctx, conn, batch, live)
 	if err != nil {

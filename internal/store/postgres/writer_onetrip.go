@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -19,9 +21,10 @@ import (
 // With fsync on, an append is acknowledged after its batch's commit cycle,
 // and each node's writer has one batch in flight, so the cycle's length sets
 // the rate when senders wait for their acks. Most batches are plain
-// messages: no reply, no thread, no client id, from users the writer has
-// already seen. Their checks need nothing brought back into Go before the
-// writes: a room exists if its row can be locked. Such a batch goes as one
+// messages: no reply, no thread, from users the writer has already seen.
+// Their checks need nothing brought back into Go before the writes: a room
+// exists if its row can be locked, and a client id that is already stored
+// makes the insert break messages_client's uniqueness. Such a batch goes as one
 // pipeline: BEGIN; the room locks in id order, which also return each
 // room's last_seq; the bulk inserts of messages, events (and mentions),
 // each numbering an event last_seq + its rank among the batch's events for
@@ -36,22 +39,41 @@ import (
 // since no one else can change a locked row. Seqs continue each room's
 // last_seq without a gap, in batch order; an event of an unknown room joins
 // no row, is not written and takes no seq; a failure rolls everything back,
-// last_seq included. A client id needs a lookup of the stored messages
-// whose outcome changes the numbering, so such batches take two trips.
+// last_seq included. A repeated client id (a client's retry, rare) is
+// sent optimistically: the unique violation rolls the batch back and the
+// writer sends it again the two-trip way, which answers the repeat with
+// the stored message. A key repeated within the batch goes two trips at
+// once.
+
+// errClientIDStored reports that a one-trip batch carried a client id
+// already stored; nothing of the batch was written.
+var errClientIDStored = errors.New("a client id of the batch is already stored")
 
 // oneTrip reports whether every live event of batch can go in one round
-// trip: messages without a reply, thread or client id, from known users.
+// trip: messages without a reply or thread, from known users, no client id
+// twice.
 func (s *Store) oneTrip(batch []*appendReq, live []int) bool {
 	if s.opts.twoTrips {
 		return false
 	}
+	var keys map[clientKey]bool
 	for _, i := range live {
 		ev := batch[i].ev
-		if ev.Kind != store.EventMessage || ev.ReplyTo != 0 || ev.Thread != 0 || ev.ClientID != "" {
+		if ev.Kind != store.EventMessage || ev.ReplyTo != 0 || ev.Thread != 0 {
 			return false
 		}
 		if _, ok := s.knownUsers[ev.UserID]; !ok {
 			return false
+		}
+		if ev.ClientID != "" {
+			k := clientKey{ev.RoomID, ev.UserID, ev.ClientID}
+			if keys[k] {
+				return false
+			}
+			if keys == nil {
+				keys = map[clientKey]bool{}
+			}
+			keys[k] = true
 		}
 	}
 	return true
@@ -64,6 +86,7 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 	var (
 		rooms, ranks, users   []int64
 		bodies, lex, mentions []string
+		clients               []string
 		at                    []time.Time
 		mentionRoom           []bool
 		// one row per mentioned user
@@ -80,6 +103,7 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 		rooms, ranks, users = append(rooms, ev.RoomID), append(ranks, rank[i]), append(users, ev.UserID)
 		bodies, lex = append(bodies, ev.Body), append(lex, strings.Join(lexemes(ev.Body), " "))
 		at, mentions, mentionRoom = append(at, ev.CreatedAt), append(mentions, idArray(ev.Mentions)), append(mentionRoom, ev.MentionRoom)
+		clients = append(clients, ev.ClientID)
 		for _, u := range ev.Mentions {
 			mUser, mRoom, mRank = append(mUser, u), append(mRoom, ev.RoomID), append(mRank, rank[i])
 		}
@@ -95,15 +119,16 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, lockRooms)
 	b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv, client_id, thread, mentions, mention_room)
-		SELECT t.r, h.last_seq + t.k, t.a, t.b, 0, t.c, array_to_tsvector(string_to_array(t.l, ' ')), '', 0, t.mn::bigint[], t.mr
+		SELECT t.r, h.last_seq + t.k, t.a, t.b, 0, t.c, array_to_tsvector(string_to_array(t.l, ' ')), t.ci, 0, t.mn::bigint[], t.mr
 		FROM (SELECT unnest($1::bigint[]) r, unnest($2::bigint[]) k, unnest($3::bigint[]) a, unnest($4::text[]) b,
-			unnest($5::text[]) l, unnest($6::timestamptz[]) c, unnest($7::text[]) mn, unnest($8::boolean[]) mr) t
-		JOIN rooms h ON h.id = t.r AND h.id = ANY($1)`, rooms, ranks, users, bodies, lex, at, mentions, mentionRoom)
+			unnest($5::text[]) l, unnest($6::timestamptz[]) c, unnest($7::text[]) mn, unnest($8::boolean[]) mr,
+			unnest($9::text[]) ci) t
+		JOIN rooms h ON h.id = t.r AND h.id = ANY($1)`, rooms, ranks, users, bodies, lex, at, mentions, mentionRoom, clients)
 	b.Queue(`INSERT INTO events (room_id, seq, kind, user_id, body, reply_to, target, emoji, created_at, client_id, thread, mentions, mention_room)
-		SELECT t.r, h.last_seq + t.k, 'message', t.u, t.b, 0, 0, '', t.c, '', 0, t.mn::bigint[], t.mr
+		SELECT t.r, h.last_seq + t.k, 'message', t.u, t.b, 0, 0, '', t.c, t.ci, 0, t.mn::bigint[], t.mr
 		FROM (SELECT unnest($1::bigint[]) r, unnest($2::bigint[]) k, unnest($3::bigint[]) u, unnest($4::text[]) b,
-			unnest($5::timestamptz[]) c, unnest($6::text[]) mn, unnest($7::boolean[]) mr) t
-		JOIN rooms h ON h.id = t.r AND h.id = ANY($1)`, rooms, ranks, users, bodies, at, mentions, mentionRoom)
+			unnest($5::timestamptz[]) c, unnest($6::text[]) mn, unnest($7::boolean[]) mr, unnest($8::text[]) ci) t
+		JOIN rooms h ON h.id = t.r AND h.id = ANY($1)`, rooms, ranks, users, bodies, at, mentions, mentionRoom, clients)
 	if len(mUser) > 0 {
 		b.Queue(`INSERT INTO mentions (user_id, room_id, seq)
 			SELECT t.u, t.r, h.last_seq + t.k FROM (SELECT unnest($1::bigint[]) u, unnest($2::bigint[]) r, unnest($3::bigint[]) k) t
@@ -132,6 +157,10 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 	}
 	for range len(b.QueuedQueries) - 2 {
 		if _, err := br.Exec(); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == codeUnique && pe.ConstraintName == "messages_client" {
+				return errClientIDStored
+			}
 			return unexpected(err)
 		}
 	}

@@ -191,8 +191,9 @@ func TestFailedBatchOnOneNodeLeavesNoGap(t *testing.T) {
 // The one-round-trip path gives every caller what the two-trip path gives
 // and leaves the same log, messages, mentions, heads and search index: one
 // batch of plain messages over two rooms and an unknown one, with mentions
-// and @room, run through both paths on two identical schemas, with the
-// expected seqs checked as well.
+// and @room; then a batch with a new client id and a stored one (which goes
+// again in two trips), then one with a new client id; run through both
+// paths on two identical schemas, with the expected seqs checked as well.
 func TestOneTripMatchesTwoTrips(t *testing.T) {
 	type outcome struct {
 		results []appendResult
@@ -241,16 +242,25 @@ func TestOneTripMatchesTwoTrips(t *testing.T) {
 			msg(missing, "lost again", nil, false),        // no such room
 			msg(a, "third in a", nil, false),              // a 4
 		}
-		var batch []*appendReq
-		for _, ev := range evs {
-			ev, err := normalizeEvent(ev.RoomID, ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			batch = append(batch, &appendReq{ctx: ctx, ev: ev})
-		}
+		withKey := func(ev store.Event, key string) store.Event { ev.ClientID = key; return ev }
+		batches := [][]store.Event{evs, {
+			withKey(msg(a, "new key", nil, false), "k9"), // a 5
+			withKey(msg(a, "a retry", nil, false), "k1"), // stored: the batch goes again in two trips
+		}, {
+			withKey(msg(b, "new key in b", nil, false), "k10"), // b 3
+		}}
 		var o outcome
-		o.results = s.commitBatch(batch) // the writer is idle: nothing else appends
+		for _, evs := range batches {
+			var batch []*appendReq
+			for _, ev := range evs {
+				ev, err := normalizeEvent(ev.RoomID, ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, &appendReq{ctx: ctx, ev: ev})
+			}
+			o.results = append(o.results, s.commitBatch(batch)...) // the writer is idle: nothing else appends
+		}
 		o.log, o.heads = map[int64][]store.Event{}, map[int64]uint64{}
 		for _, r := range []int64{a, b} {
 			if o.log[r], err = s.EventsAfter(ctx, r, 0, 0); err != nil {
@@ -280,13 +290,13 @@ func TestOneTripMatchesTwoTrips(t *testing.T) {
 	}
 	one, oneStore := run(Options{})
 	two, twoStore := run(Options{twoTrips: true})
-	if n := oneStore.oneTripBatches.Load(); n != 1 {
-		t.Fatalf("%d one-trip batches, want 1 (the batch; the first append is from an unknown user)", n)
+	if n := oneStore.oneTripBatches.Load(); n != 2 {
+		t.Fatalf("%d one-trip batches, want 2 (the first append is from an unknown user, the retry of k1 goes again in two trips)", n)
 	}
 	if n := twoStore.oneTripBatches.Load(); n != 0 {
 		t.Fatalf("two-trip store took the one-trip path %d times", n)
 	}
-	wantSeq := []uint64{2, 1, 0, 3, 2, 0, 4}
+	wantSeq := []uint64{2, 1, 0, 3, 2, 0, 4, 5, 1, 3}
 	for i, r := range one.results {
 		o := two.results[i]
 		if (r.err == nil) != (o.err == nil) || (r.err != nil && !errors.Is(r.err, store.ErrNotFound)) || (o.err != nil && !errors.Is(o.err, store.ErrNotFound)) {
@@ -295,9 +305,12 @@ func TestOneTripMatchesTwoTrips(t *testing.T) {
 		if !reflect.DeepEqual(r.ev, o.ev) {
 			t.Errorf("event %d: one trip %+v, two trips %+v", i, r.ev, o.ev)
 		}
-		if r.ev.Seq != wantSeq[i] || (wantSeq[i] == 0) != (r.err != nil) {
-			t.Errorf("event %d: seq %d err %v, want seq %d", i, r.ev.Seq, r.err, wantSeq[i])
+		if r.ev.Seq != wantSeq[i] || (wantSeq[i] == 0) != (r.err != nil) || r.ev.Duplicate != (i == 8) {
+			t.Errorf("event %d: seq %d duplicate %v err %v, want seq %d", i, r.ev.Seq, r.ev.Duplicate, r.err, wantSeq[i])
 		}
+	}
+	if d := one.results[8].ev; d.Body != "stored first" || len(d.Mentions) != 1 {
+		t.Errorf("the retry of a stored client id answers %+v, want the stored message", d)
 	}
 	if !reflect.DeepEqual(one.log, two.log) || !reflect.DeepEqual(one.heads, two.heads) || !reflect.DeepEqual(one.ments, two.ments) {
 		t.Errorf("stored state differs:\none trip  %+v %v %v\ntwo trips %+v %v %v", one.log, one.heads, one.ments, two.log, two.heads, two.ments)
