@@ -43,20 +43,42 @@ func TestInviteCapAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := []*testServer{a, b}
-	// Warm each node's HTTP and database connections, so that the
-	// requests below overlap instead of each waiting for a connection.
+	count := raceOnNodes(t, nodes, root.token, "/api/v1/admin/invites", "/api/v1/admin/invites", `{"ttl_seconds":3600}`, 12)
+	var stored int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM invites WHERE used < uses AND expires_at > now()`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if count[http.StatusCreated] != 5 || count[http.StatusConflict] != 7 || stored != accounts.MaxInvites {
+		t.Fatalf("12 requests on two nodes for the last 5 invites: statuses %v, %d usable invites stored; want 5×201, 7×409 and %d",
+			count, stored, accounts.MaxInvites)
+	}
+	// Both nodes refuse the next one.
+	for _, ts := range nodes {
+		out := root.call(t, ts, "POST", "/api/v1/admin/invites", map[string]any{}, http.StatusConflict)
+		if !strings.Contains(fmt.Sprint(out), fmt.Sprint(accounts.MaxInvites)) {
+			t.Fatalf("refusal without the cap in its message: %v", out)
+		}
+	}
+}
+
+// raceOnNodes warms each node's HTTP and database connections with GETs of
+// warmPath (so that the requests below overlap instead of each waiting for
+// a connection), then releases n POSTs of body to postPath at once, spread
+// over nodes, and counts their statuses.
+func raceOnNodes(t *testing.T, nodes []*testServer, token, warmPath, postPath, body string, n int) map[int]int {
+	t.Helper()
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Go(func() { root.call(t, nodes[i%2], "GET", "/api/v1/admin/invites", nil, http.StatusOK) })
+		wg.Go(func() { restCall(t, nodes[i%len(nodes)].URL, token, "GET", warmPath, nil, http.StatusOK) })
 	}
 	wg.Wait()
-	codes := make([]int, 12)
+	codes := make([]int, n)
 	start := make(chan struct{})
 	for i := range codes {
 		wg.Go(func() {
 			<-start
-			req, _ := http.NewRequest("POST", nodes[i%2].URL+"/api/v1/admin/invites", strings.NewReader(`{"ttl_seconds":3600}`))
-			req.Header.Set("Authorization", "Bearer "+root.token)
+			req, _ := http.NewRequest("POST", nodes[i%len(nodes)].URL+postPath, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -73,19 +95,5 @@ func TestInviteCapAcrossNodes(t *testing.T) {
 	for _, c := range codes {
 		count[c]++
 	}
-	var stored int
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM invites WHERE used < uses AND expires_at > now()`).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	if count[http.StatusCreated] != 5 || count[http.StatusConflict] != 7 || stored != accounts.MaxInvites {
-		t.Fatalf("12 requests on two nodes for the last 5 invites: statuses %v, %d usable invites stored; want 5×201, 7×409 and %d",
-			count, stored, accounts.MaxInvites)
-	}
-	// Both nodes refuse the next one.
-	for _, ts := range nodes {
-		out := root.call(t, ts, "POST", "/api/v1/admin/invites", map[string]any{}, http.StatusConflict)
-		if !strings.Contains(fmt.Sprint(out), fmt.Sprint(accounts.MaxInvites)) {
-			t.Fatalf("refusal without the cap in its message: %v", out)
-		}
-	}
+	return count
 }

@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -40,36 +38,7 @@ func TestAPITokenCapAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := []*testServer{a, b}
-	// Warm each node's HTTP and database connections, so that the
-	// requests below overlap instead of each waiting for a connection.
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() { restCall(t, nodes[i%2].URL, kim.token, "GET", "/api/v1/auth/tokens", nil, http.StatusOK) })
-	}
-	wg.Wait()
-	codes := make([]int, 12)
-	start := make(chan struct{})
-	for i := range codes {
-		wg.Go(func() {
-			<-start
-			req, _ := http.NewRequest("POST", nodes[i%2].URL+"/api/v1/auth/tokens", strings.NewReader(`{"label":"race"}`))
-			req.Header.Set("Authorization", "Bearer "+kim.token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		})
-	}
-	close(start)
-	wg.Wait()
-	count := map[int]int{}
-	for _, c := range codes {
-		count[c]++
-	}
+	count := raceOnNodes(t, nodes, kim.token, "/api/v1/auth/tokens", "/api/v1/auth/tokens", `{"label":"race"}`, 12)
 	var stored int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE u.username = 'kim' AND s.kind = 'api' AND (s.expires_at IS NULL OR s.expires_at > now())`).Scan(&stored); err != nil {
