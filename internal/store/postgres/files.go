@@ -22,7 +22,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 	if f.ID == "" {
 		f.ID = randomID(16)
 	}
-	f.CreatedAt = stamp(f.CreatedAt)
+	f.CreatedAt = store.Stamp(f.CreatedAt)
 	err := s.execOne(ctx, `INSERT INTO files (`+fileCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		f.ID, f.RoomID, f.UploaderID, f.Name, f.ContentType, f.Size, f.SHA256, f.Path, f.CreatedAt)
 	if err != nil {

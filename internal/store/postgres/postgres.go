@@ -148,14 +148,6 @@ func (s *Store) isClosed() bool {
 // returned by a create equals the value read back later.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// stamp returns t truncated to microseconds, or now when t is zero.
-func stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		return now()
-	}
-	return t.UTC().Truncate(time.Microsecond)
-}
-
 // tstz converts a time for a nullable timestamptz column: the zero time is
 // NULL.
 func tstz(t time.Time) pgtype.Timestamptz {

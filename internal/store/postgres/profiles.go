@@ -112,7 +112,7 @@ func scanInvite(row pgx.Row) (store.Invite, error) {
 // with itself, so the count cannot go stale before the insert on any node);
 // sign-ups spending a use wait for it only that long.
 func (s *Store) CreateInvite(ctx context.Context, inv store.Invite, max int) (store.Invite, error) {
-	inv.CreatedAt, inv.ExpiresAt, inv.Used = stamp(inv.CreatedAt), stamp(inv.ExpiresAt), 0
+	inv.CreatedAt, inv.ExpiresAt, inv.Used = store.Stamp(inv.CreatedAt), store.Stamp(inv.ExpiresAt), 0
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if max > 0 {
 			if _, err := tx.Exec(ctx, `LOCK TABLE invites IN SHARE ROW EXCLUSIVE MODE`); err != nil {
@@ -160,7 +160,7 @@ func (s *Store) DeleteInvite(ctx context.Context, id string) error {
 // invite's row: a concurrent sign-up waits for this transaction and then
 // re-checks used < uses against the committed count.
 func (s *Store) CreateUserWithInvite(ctx context.Context, u store.User, inviteID string, at time.Time) (store.User, error) {
-	u.CreatedAt = stamp(u.CreatedAt)
+	u.CreatedAt = store.Stamp(u.CreatedAt)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE invites SET used = used + 1 WHERE id = $1 AND used < uses AND expires_at > $2`, inviteID, at)
 		if err != nil {

@@ -32,7 +32,7 @@ func (s *Store) CreateRoom(ctx context.Context, r store.Room) (store.Room, error
 	if r.Kind != store.RoomPublic && r.Kind != store.RoomPrivate {
 		return store.Room{}, fmt.Errorf("store: create room %q: kind %q: %w", r.Name, r.Kind, store.ErrInvalid)
 	}
-	r.CreatedAt, r.Epoch, r.LastSeq = stamp(r.CreatedAt), newEpoch(), 0
+	r.CreatedAt, r.Epoch, r.LastSeq = store.Stamp(r.CreatedAt), newEpoch(), 0
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO rooms (name, name_key, title, topic, kind, created_by, created_at, epoch)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,

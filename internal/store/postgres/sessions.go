@@ -23,9 +23,9 @@ func scanSession(row pgx.Row) (store.Session, error) {
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, token string, ss store.Session) (store.Session, error) {
 	ss.ID = store.TokenID(token)
-	ss.CreatedAt = stamp(ss.CreatedAt)
+	ss.CreatedAt = store.Stamp(ss.CreatedAt)
 	if !ss.ExpiresAt.IsZero() {
-		ss.ExpiresAt = stamp(ss.ExpiresAt)
+		ss.ExpiresAt = store.Stamp(ss.ExpiresAt)
 	}
 	err := s.execOne(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		ss.ID, string(ss.Kind), ss.UserID, ss.Label, ss.CSRFToken, ss.CreatedAt, tstz(ss.ExpiresAt))
@@ -41,9 +41,9 @@ func (s *Store) CreateSession(ctx context.Context, token string, ss store.Sessio
 // foreign-key checks of other inserts (FOR KEY SHARE), are not held up.
 func (s *Store) CreateSessionCapped(ctx context.Context, token string, ss store.Session, max int) (store.Session, error) {
 	ss.ID = store.TokenID(token)
-	ss.CreatedAt = stamp(ss.CreatedAt)
+	ss.CreatedAt = store.Stamp(ss.CreatedAt)
 	if !ss.ExpiresAt.IsZero() {
-		ss.ExpiresAt = stamp(ss.ExpiresAt)
+		ss.ExpiresAt = store.Stamp(ss.ExpiresAt)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var id int64

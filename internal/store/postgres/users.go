@@ -28,7 +28,7 @@ func scanUser(row pgx.Row) (store.User, error) {
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
-	u.CreatedAt = stamp(u.CreatedAt)
+	u.CreatedAt = store.Stamp(u.CreatedAt)
 	err := s.queryRow(ctx, `INSERT INTO users (username, username_key, password_hash, is_admin, created_at)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
 		u.Username, store.FoldName(u.Username), u.PasswordHash, u.IsAdmin, u.CreatedAt).Scan(&u.ID)

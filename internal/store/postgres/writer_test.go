@@ -77,7 +77,7 @@ func TestBatchSeesItsOwnEvents(t *testing.T) {
 	}
 	var batch []*appendReq
 	for _, ev := range evs {
-		ev, err := normalizeEvent(room.ID, ev)
+		ev, err := store.NormalizeEvent(room.ID, ev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +253,7 @@ func TestOneTripMatchesTwoTrips(t *testing.T) {
 		for _, evs := range batches {
 			var batch []*appendReq
 			for _, ev := range evs {
-				ev, err := normalizeEvent(ev.RoomID, ev)
+				ev, err := store.NormalizeEvent(ev.RoomID, ev)
 				if err != nil {
 					t.Fatal(err)
 				}

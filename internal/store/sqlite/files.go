@@ -30,7 +30,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 	if f.ID == "" {
 		f.ID = randomID(16)
 	}
-	f.CreatedAt = stamp(f.CreatedAt)
+	f.CreatedAt = store.Stamp(f.CreatedAt)
 	_, err := s.w.ExecContext(ctx, `INSERT INTO files (`+fileCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.ID, f.RoomID, f.UploaderID, f.Name, f.ContentType, f.Size, f.SHA256, f.Path, toMicros(f.CreatedAt))
 	if err != nil {

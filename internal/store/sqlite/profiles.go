@@ -124,7 +124,7 @@ func scanInvite(row interface{ Scan(...any) error }) (store.Invite, error) {
 // CreateInvite implements store.Store. The one write connection
 // serializes the transaction, so the count stays true until the insert.
 func (s *Store) CreateInvite(ctx context.Context, inv store.Invite, max int) (store.Invite, error) {
-	inv.CreatedAt, inv.ExpiresAt, inv.Used = stamp(inv.CreatedAt), stamp(inv.ExpiresAt), 0
+	inv.CreatedAt, inv.ExpiresAt, inv.Used = store.Stamp(inv.CreatedAt), store.Stamp(inv.ExpiresAt), 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if max > 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE used >= uses OR expires_at <= ?`, toMicros(inv.CreatedAt)); err != nil {
@@ -173,7 +173,7 @@ func (s *Store) DeleteInvite(ctx context.Context, id string) error {
 // CreateUserWithInvite implements store.Store. The one write connection
 // serializes the transactions; the guarded update is what spends a use.
 func (s *Store) CreateUserWithInvite(ctx context.Context, u store.User, inviteID string, at time.Time) (store.User, error) {
-	u.CreatedAt = stamp(u.CreatedAt)
+	u.CreatedAt = store.Stamp(u.CreatedAt)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE invites SET used = used + 1 WHERE id = ? AND used < uses AND expires_at > ?`,
 			inviteID, toMicros(at))

@@ -21,9 +21,9 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, token string, ss store.Session) (store.Session, error) {
 	ss.ID = store.TokenID(token)
-	ss.CreatedAt = stamp(ss.CreatedAt)
+	ss.CreatedAt = store.Stamp(ss.CreatedAt)
 	if !ss.ExpiresAt.IsZero() {
-		ss.ExpiresAt = stamp(ss.ExpiresAt)
+		ss.ExpiresAt = store.Stamp(ss.ExpiresAt)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		ss.ID, string(ss.Kind), ss.UserID, ss.Label, ss.CSRFToken, toMicros(ss.CreatedAt), toMicros(ss.ExpiresAt))
@@ -37,9 +37,9 @@ func (s *Store) CreateSession(ctx context.Context, token string, ss store.Sessio
 // serializes the transaction, so the count stays true until the insert.
 func (s *Store) CreateSessionCapped(ctx context.Context, token string, ss store.Session, max int) (store.Session, error) {
 	ss.ID = store.TokenID(token)
-	ss.CreatedAt = stamp(ss.CreatedAt)
+	ss.CreatedAt = store.Stamp(ss.CreatedAt)
 	if !ss.ExpiresAt.IsZero() {
-		ss.ExpiresAt = stamp(ss.ExpiresAt)
+		ss.ExpiresAt = store.Stamp(ss.ExpiresAt)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var live int

@@ -244,14 +244,6 @@ func fromMicros(us int64) time.Time {
 // returned by a create equals the value read back later.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// stamp returns t truncated to microseconds, or now when t is zero.
-func stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		return now()
-	}
-	return t.UTC().Truncate(time.Microsecond)
-}
-
 // classify maps SQLite errors to the store's sentinels: unique and primary key
 // violations are conflicts, foreign key violations mean a referenced row is
 // missing, and no rows is not found. Other errors pass through.

@@ -23,7 +23,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
-	u.CreatedAt = stamp(u.CreatedAt)
+	u.CreatedAt = store.Stamp(u.CreatedAt)
 	err := s.w.QueryRowContext(ctx, `INSERT INTO users (username, username_key, password_hash, is_admin, created_at)
 		VALUES (?, ?, ?, ?, ?) RETURNING id`,
 		u.Username, store.FoldName(u.Username), u.PasswordHash, u.IsAdmin, toMicros(u.CreatedAt)).Scan(&u.ID)

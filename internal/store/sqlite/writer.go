@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/sori-dev/sori/internal/store"
@@ -47,7 +46,7 @@ type roomHead struct {
 
 // AppendEvent implements store.Store.
 func (s *Store) AppendEvent(ctx context.Context, roomID int64, ev store.Event) (store.Event, error) {
-	ev, err := normalizeEvent(roomID, ev)
+	ev, err := store.NormalizeEvent(roomID, ev)
 	if err != nil {
 		return store.Event{}, err
 	}
@@ -56,42 +55,6 @@ func (s *Store) AppendEvent(ctx context.Context, roomID int64, ev store.Event) (
 		return store.Event{}, fmt.Errorf("store: append %s to room %d: %w", ev.Kind, roomID, err)
 	}
 	return res.ev, res.err
-}
-
-// normalizeEvent checks that ev carries what its kind needs and clears what
-// it does not, so the log holds no stray fields.
-func normalizeEvent(roomID int64, ev store.Event) (store.Event, error) {
-	ev.RoomID, ev.Seq, ev.CreatedAt = roomID, 0, stamp(ev.CreatedAt)
-	bad := func(why string) (store.Event, error) {
-		return store.Event{}, fmt.Errorf("store: append %s to room %d: %s: %w", ev.Kind, roomID, why, store.ErrInvalid)
-	}
-	switch ev.Kind {
-	case store.EventMessage:
-		ev.Target, ev.Emoji = 0, ""
-		if len(ev.ClientID) > store.MaxClientID {
-			return bad("client id too long")
-		}
-	case store.EventEdit:
-		ev.ReplyTo, ev.Emoji = 0, ""
-	case store.EventDelete, store.EventPin, store.EventUnpin:
-		ev.Body, ev.ReplyTo, ev.Emoji = "", 0, ""
-	case store.EventReactionAdd, store.EventReactionRemove:
-		ev.Body, ev.ReplyTo = "", 0
-		if ev.Emoji == "" {
-			return bad("no emoji")
-		}
-	default:
-		return bad("unknown kind")
-	}
-	if ev.Kind != store.EventMessage {
-		ev.ClientID, ev.Thread, ev.Mentions, ev.MentionRoom = "", 0, nil, false
-	}
-	ev.Mentions = slices.Compact(slices.Sorted(slices.Values(ev.Mentions)))
-	ev.Duplicate = false
-	if ev.Kind != store.EventMessage && ev.Target == 0 {
-		return bad("no target message")
-	}
-	return ev, nil
 }
 
 func (s *Store) writeLoop() {
