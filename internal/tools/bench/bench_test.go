@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sori-dev/sori/internal/server"
+	"github.com/sori-dev/sori/internal/server/servertest"
 	"github.com/sori-dev/sori/internal/tools/bench"
 )
 
@@ -27,29 +28,10 @@ func TestMain(m *testing.M) {
 
 // startServer runs a real server in-process on a random loopback port.
 func startServer(t *testing.T) string {
-	t.Helper()
 	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.TURNEnabled = false // not under test; port 3478 may be taken
 	cfg.APIKeys = []string{"bench-key"}
 	cfg.TokenSecret = strings.Repeat("b", 32)
-	srv, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return servertest.Start(t, cfg)
 }
 
 func TestShortRunAgainstInProcessServer(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sori-dev/sori/internal/server"
+	"github.com/sori-dev/sori/internal/server/servertest"
 	"github.com/sori-dev/sori/internal/tools/lab"
 )
 
@@ -28,29 +28,12 @@ func TestMain(m *testing.M) {
 // of the report and the numbers' sanity, not their speed.
 func TestShortLabRun(t *testing.T) {
 	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.TURNEnabled = false // not under test; port 3478 may be taken
 	cfg.APIKeys = []string{"lab-key"}
-	srv, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
+	url := servertest.Start(t, cfg)
 
 	const readers, messages = 3, 20
 	rep, err := lab.Run(context.Background(), lab.Config{
-		URL: "http://" + ln.Addr().String(), APIKey: "lab-key", Readers: readers, Messages: messages, Size: 200,
+		URL: url, APIKey: "lab-key", Readers: readers, Messages: messages, Size: 200,
 		Rate: 100, PollInterval: 50 * time.Millisecond, Drain: 10 * time.Second,
 	})
 	if err != nil {
