@@ -15,15 +15,14 @@ import (
 )
 
 // Start serves cfg on 127.0.0.1 at a random port until the test ends, and
-// returns the base URL ("http://127.0.0.1:port"). cfg.DataDir is set to a
-// fresh temporary directory when empty, and TURN is switched off (its fixed
-// port may be taken by another test run). The cleanup shuts the server down
+// returns the base URL ("http://127.0.0.1:port"). cfg.DataDir is replaced
+// by a fresh temporary directory (so no test writes into the source tree or
+// shares a database), and TURN is switched off (its fixed port may be taken
+// by another test run). The cleanup shuts the server down
 // and waits for Serve to return.
 func Start(t testing.TB, cfg config.Config) string {
 	t.Helper()
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
+	cfg.DataDir = t.TempDir()
 	cfg.TURNEnabled = false
 	srv, err := server.New(cfg, nil)
 	if err != nil {
