@@ -2,9 +2,7 @@ package storetest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,73 +97,6 @@ func testDisabled(t *testing.T, h Harness) {
 	wantErr(t, err, store.ErrNotFound)
 }
 
-// testInviteCap: with a cap, CreateInvite drops spent and expired invites
-// and refuses (ErrLimit, nothing stored) once max usable ones exist, also
-// when creators race (each its own transaction: on PostgreSQL they run on
-// different connections, as on different nodes).
-func testInviteCap(t *testing.T, h Harness) {
-	s, ctx := open(t, h), ctxT(t)
-	admin := mkUser(t, s, "admin")
-	now := time.Now()
-	mk := func(id string, exp time.Time, max int) error {
-		_, err := s.CreateInvite(ctx, store.Invite{ID: store.TokenID(id), CreatedBy: admin.ID, CreatedAt: now, ExpiresAt: exp, Uses: 1}, max)
-		return err
-	}
-	for _, id := range []string{"a", "b"} {
-		if err := mk(id, now.Add(time.Hour), 3); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Stored uncapped: one spent (its use taken), one expired.
-	if err := mk("spent", now.Add(time.Hour), 0); err != nil {
-		t.Fatal(err)
-	}
-	ok(s.CreateUserWithInvite(ctx, store.User{Username: "dave", PasswordHash: "h"}, store.TokenID("spent"), now)).must(t)
-	if err := mk("expired", now.Add(-time.Second), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := mk("c", now.Add(time.Hour), 3); err != nil {
-		t.Fatalf("third usable invite under a cap of 3 (the spent and expired ones do not count): %v", err)
-	}
-	wantErr(t, mk("d", now.Add(time.Hour), 3), store.ErrLimit)
-	if n := len(ok(s.ListInvites(ctx)).must(t)); n != 3 {
-		t.Fatalf("%d invites stored after a refused one, want the 3 usable (spent and expired dropped)", n)
-	}
-
-	// 32 creators released at once under a cap of 5: exactly 2 more get
-	// in.
-	// Concurrent reads first: a pooled store opens its connections, so
-	// that the racers' transactions overlap instead of each waiting for a
-	// connection of its own to be set up.
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() { _, _ = s.ListInvites(ctx) })
-	}
-	wg.Wait()
-	errs := make([]error, 32)
-	start := make(chan struct{})
-	for i := range errs {
-		wg.Go(func() {
-			<-start
-			errs[i] = mk(fmt.Sprintf("race%d", i), now.Add(time.Hour), 5)
-		})
-	}
-	close(start)
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrLimit):
-			t.Fatalf("racing CreateInvite: %v", err)
-		}
-	}
-	if n := len(ok(s.ListInvites(ctx)).must(t)); won != 2 || n != 5 {
-		t.Fatalf("%d racing creators got in and %d invites are stored, want 2 and 5", won, n)
-	}
-}
-
 // testInvites: an invite spends one use per sign-up, never more than it
 // has, also when sign-ups race; an expired or deleted one creates nobody,
 // and a taken name spends nothing.
@@ -198,25 +129,10 @@ func testInvites(t *testing.T, h Harness) {
 	}
 
 	// The last use, raced by 12 sign-ups: exactly one wins.
-	var wg sync.WaitGroup
-	errs := make([]error, 12)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.CreateUserWithInvite(ctx, store.User{Username: fmt.Sprintf("racer%d", i), PasswordHash: "h"}, inv.ID, now)
-		}()
-	}
-	wg.Wait()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrNotFound):
-			t.Fatalf("racing sign-up: %v", err)
-		}
-	}
+	won := race(t, 12, nil, store.ErrNotFound, func(i int) error {
+		_, err := s.CreateUserWithInvite(ctx, store.User{Username: fmt.Sprintf("racer%d", i), PasswordHash: "h"}, inv.ID, now)
+		return err
+	})
 	if won != 1 {
 		t.Fatalf("%d racing sign-ups won the last use, want 1", won)
 	}
