@@ -55,6 +55,7 @@ func benchFlags(cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, jsonOut,
 	fs.DurationVar(&cfg.StepDuration, "step", 0, "duration of each --find-rate step (default 2s)")
 	fs.Float64Var(&cfg.Load, "load", 0.5, "share of the saturating rate the measured run offers, with --find-rate")
 	fs.StringVar(&cfg.Protocol, "protocol", "sori", "the server's protocol: sori, centrifugo (v6 JSON, --api-key is its HTTP API key), plain or socketio (the peers of scripts/bench-peers.sh)")
+	fs.StringVar(&cfg.RxClock, "rx-clock", bench.RxClockKernel, "receive time of a delivery: kernel (when the data reached the client's socket, SO_TIMESTAMPNS; Linux) or app (when the client parsed it)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id on this machine: CPU from /proc/<pid>/stat (any server), pinning with --server-cpu")
 	cpuFlag := func(name, usage string, pin *bool, core *int) {
 		fs.Func(name, usage, func(v string) error {

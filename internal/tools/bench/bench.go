@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,10 @@ type Config struct {
 	StepDuration time.Duration // default 2s
 	Load         float64       // share of the saturating rate for the measured run; default 0.5
 
+	// RxClock is the clock a delivery's receive time is read from:
+	// RxClockKernel (the default on Linux) or RxClockApp. See RxClockKernel.
+	RxClock string
+
 	// Thresholds: a run that misses one returns ErrThreshold.
 	MinDeliveries float64       // deliveries per second at least; 0 = no check
 	MaxP99        time.Duration // delivery latency p99 at most; 0 = no check
@@ -118,7 +123,26 @@ func (c *Config) setDefaults() {
 	if c.Interval <= 0 {
 		c.Interval = time.Second
 	}
+	if c.RxClock == "" {
+		c.RxClock = RxClockKernel
+	}
 }
+
+// Receive clocks (Config.RxClock).
+const (
+	// RxClockKernel takes each delivery's receive time from the kernel
+	// (SO_TIMESTAMPNS, read with recvmsg): when the data reached the load
+	// generator's socket. The latency then excludes the load generator's own
+	// scheduling and parsing, which dominate once its core is saturated
+	// (1,000 readers on one core), and is the same measure for every server.
+	// Where the kernel gives no stamp (not Linux, --compression's library
+	// client) the application's clock is used; Report.RxClock says which.
+	RxClockKernel = "kernel"
+	// RxClockApp takes the time when the client's goroutine has parsed the
+	// frame (time.Now): the latency a client application would see,
+	// including the load generator's own queueing.
+	RxClockApp = "app"
+)
 
 // ErrThreshold is returned (wrapped) when a run misses a threshold.
 var ErrThreshold = errors.New("bench: threshold not met")
@@ -135,6 +159,9 @@ func (c *Config) validate() (loopback bool, err error) {
 	case PatternRoom, PatternRooms, PatternPersonal:
 	default:
 		return false, fmt.Errorf("bench: unknown pattern %q (room, rooms or personal)", c.Pattern)
+	}
+	if c.RxClock != RxClockKernel && c.RxClock != RxClockApp {
+		return false, fmt.Errorf("bench: unknown receive clock %q (kernel or app)", c.RxClock)
 	}
 	if c.APIKey == "" {
 		return false, errors.New("bench: --api-key is required (it mints tokens and publishes)")
@@ -210,6 +237,16 @@ type Report struct {
 	SaturatingRate  float64  `json:"saturating_rate,omitempty"` // with FindRate: publications/s; the run offered Load × this
 	Steps           []Step   `json:"rate_steps,omitempty"`
 	Failed          []string `json:"failed_thresholds,omitempty"`
+	// RxClock is the clock the latencies were read with: "kernel", "app",
+	// or "mixed" when only some connections had kernel receive times.
+	RxClock string `json:"rx_clock"`
+	// ClientCPU is the load generator's own CPU seconds over the same window
+	// as ServerCPU, and ClientCPUShare that as a share of one core over the
+	// window's wall time: near 1 with the load generator pinned to one core
+	// (--cpu), the client is the bound, and only kernel receive times
+	// (RxClock "kernel") still measure the server.
+	ClientCPU      float64 `json:"client_cpu_s"`
+	ClientCPUShare float64 `json:"client_cpu_share"`
 }
 
 // run is the state of one bench run.
@@ -223,6 +260,7 @@ type run struct {
 	errors    atomic.Int64
 	discs     atomic.Int64
 	conns     atomic.Int64
+	rxKernel  atomic.Int64 // connections whose receive times are the kernel's
 	published atomic.Int64
 	expected  atomic.Int64
 	stopping  atomic.Bool
@@ -349,6 +387,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	before, _ := r.scrape()
 	rssBefore := r.serverRSS()
 	cpu0, cpuErr := r.serverCPU(before)
+	self0, selfErr := processCPU(os.Getpid())
 	pubStart := time.Now()
 	if r.conns.Load() > 0 { // with no one to deliver to there is nothing to measure
 		r.publish(runCtx)
@@ -379,6 +418,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		r.fail(errors.Join(cpuErr, cpuErr1))
 	}
+	if self1, err := processCPU(os.Getpid()); err == nil && selfErr == nil {
+		rep.ClientCPU = self1 - self0
+		if d := time.Since(pubStart).Seconds(); d > 0 {
+			rep.ClientCPUShare = rep.ClientCPU / d
+		}
+	}
 	r.stopping.Store(true)
 	for _, c := range clients {
 		if c != nil {
@@ -398,6 +443,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Latency = r.hist.Load().Summary()
 	rep.Errors, rep.Disconnects, rep.FirstError = r.errors.Load(), r.discs.Load(), r.firstErr
+	switch k := r.rxKernel.Load(); {
+	case k == 0:
+		rep.RxClock = RxClockApp
+	case k == rep.Connected:
+		rep.RxClock = RxClockKernel
+	default:
+		rep.RxClock = "mixed"
+	}
 	if rep.Delivered > 0 {
 		rep.ServerCPUPerDel = rep.ServerCPU / float64(rep.Delivered) * 1e6
 	}

@@ -56,6 +56,14 @@ func TestShortRunAgainstInProcessServer(t *testing.T) {
 	if !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
 		t.Fatalf("latency summary not ordered: %+v", l)
 	}
+	// The default receive clock is the kernel's where it has one; its
+	// times are wall-clock, as the publishers' send times (P50 > 0 above).
+	if want := map[bool]string{true: bench.RxClockKernel, false: bench.RxClockApp}[runtime.GOOS == "linux"]; rep.RxClock != want {
+		t.Fatalf("receive clock %q, want %q", rep.RxClock, want)
+	}
+	if runtime.GOOS == "linux" && rep.ClientCPU <= 0 {
+		t.Fatalf("load generator CPU %v over a run that read %d deliveries", rep.ClientCPU, rep.Delivered)
+	}
 	if rep.ServerRSS <= 0 || rep.ServerCPU < 0 || len(rep.Series) == 0 {
 		t.Fatalf("server RSS %v CPU %v, %d points", rep.ServerRSS, rep.ServerCPU, len(rep.Series))
 	}

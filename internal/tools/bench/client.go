@@ -44,7 +44,7 @@ func (r *run) dial(ctx context.Context, i int) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := dialWS(d, u.Host, r.proto.path(ch), r.proto.subprotocol, 10*time.Second)
+	c, err := dialWS(d, u.Host, r.proto.path(ch), r.proto.subprotocol, 10*time.Second, r.cfg.RxClock == RxClockKernel)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +84,9 @@ func (r *run) dial(ctx context.Context, i int) (*client, error) {
 		}
 	}
 	_ = c.nc.SetDeadline(time.Time{})
+	if c.rx != nil {
+		r.rxKernel.Add(1)
+	}
 	return &client{raw: c}, nil
 }
 
@@ -129,12 +132,18 @@ func (r *run) dialCompressed(ctx context.Context, d *net.Dialer, tok, ch string)
 	}
 }
 
-func (c *client) read() ([]byte, error) {
+// read returns the next message and its receive time (unix nanos; the
+// kernel's with RxClockKernel on the hand-written client).
+func (c *client) read() ([]byte, int64, error) {
 	if c.raw != nil {
-		return c.raw.next()
+		b, err := c.raw.next()
+		if err != nil {
+			return nil, 0, err
+		}
+		return b, c.raw.rxTime(), nil
 	}
 	_, b, err := c.ws.Read(context.Background())
-	return b, err
+	return b, time.Now().UnixNano(), err
 }
 
 func (c *client) send(m []byte) error {
@@ -159,14 +168,13 @@ var timeKey = []byte(`"t":`)
 // several, as Centrifugo joins messages with newlines).
 func (c *client) readLoop(r *run) {
 	for {
-		b, err := c.read()
+		b, now, err := c.read()
 		if err != nil {
 			if !r.stopping.Load() {
 				r.discs.Add(1)
 			}
 			return
 		}
-		now := time.Now().UnixNano()
 		if pong := r.pong(b); pong != nil {
 			_ = c.send(pong)
 			continue

@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// clientBound is the load generator's share of its pinned core above which
+// WriteText warns that the client, not the server, bounds the run.
+const clientBound = 0.9
+
 // WriteText prints the report as a short human-readable summary.
 func (rep *Report) WriteText(w io.Writer) {
 	c := rep.Config
@@ -27,7 +31,7 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  published     %d\n", rep.Published)
 	fmt.Fprintf(w, "  delivered     %d of %d expected (%.0f/s)\n", rep.Delivered, rep.Expected, rep.DeliveriesSec)
 	l := rep.Latency
-	fmt.Fprintf(w, "  latency ms    p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	fmt.Fprintf(w, "  latency ms    p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (receive clock: %s)\n", l.P50, l.P90, l.P99, l.P999, l.Max, rep.RxClock)
 	fmt.Fprintf(w, "  errors        %d  disconnects %d", rep.Errors, rep.Disconnects)
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "  (first: %s)", rep.FirstError)
@@ -35,6 +39,14 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  server        RSS %.1f MiB (%.1f before publishing), CPU %.2fs = %.2f µs/delivery\n",
 		rep.ServerRSS/(1<<20), rep.ServerRSSStart/(1<<20), rep.ServerCPU, rep.ServerCPUPerDel)
+	fmt.Fprintf(w, "  load gen      CPU %.2fs = %.0f%% of one core", rep.ClientCPU, 100*rep.ClientCPUShare)
+	if c.CPUCore >= 0 && rep.ClientCPUShare >= clientBound {
+		fmt.Fprintf(w, ": its core is saturated, the client is the bound")
+		if rep.RxClock != RxClockKernel {
+			fmt.Fprintf(w, " and the latencies include its queueing")
+		}
+	}
+	fmt.Fprintln(w)
 	if c.ServerPID > 0 || c.CPUCore >= 0 {
 		fmt.Fprintf(w, "  pinning       server pid %d on CPU %s (CPU from /proc), load generator on CPU %s\n",
 			c.ServerPID, cpuName(c.ServerCPUCore), cpuName(c.CPUCore))

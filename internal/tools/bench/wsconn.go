@@ -22,15 +22,25 @@ type wsConn struct {
 	br   *bufio.Reader
 	buf  []byte // payload of the last frame read; reused
 	wbuf []byte
+	rx   *rxStamper // with the kernel's receive clock: br reads through it; nil otherwise
 }
 
 // dialWS connects with d and performs the opening handshake for path.
-func dialWS(d *net.Dialer, addr, path, subprotocol string, timeout time.Duration) (*wsConn, error) {
+// With kernelClock it reads through an rxStamper (when the socket allows),
+// and rxTime reports the kernel's receive time of the last frame.
+func dialWS(d *net.Dialer, addr, path, subprotocol string, timeout time.Duration, kernelClock bool) (*wsConn, error) {
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &wsConn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
+	c := &wsConn{nc: nc}
+	var src io.Reader = nc
+	if kernelClock {
+		if c.rx = newRxStamper(nc); c.rx != nil {
+			src = c.rx
+		}
+	}
+	c.br = bufio.NewReaderSize(src, 4<<10)
 	if err := wsclient.Handshake(nc, c.br, addr, path, subprotocol, timeout); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("bench: dial %s%s: %w", addr, path, err)
@@ -102,6 +112,19 @@ func (c *wsConn) next() ([]byte, error) {
 		}
 		return p, nil
 	}
+}
+
+// rxTime is the receive time of the frame next returned last, in unix
+// nanos: the kernel's with an rxStamper, otherwise now. The buffered reader
+// reads from the socket only when it holds no complete frame, so the last
+// read is the one that brought the end of that frame.
+func (c *wsConn) rxTime() int64 {
+	if c.rx != nil {
+		if t := c.rx.lastRx(); t != 0 {
+			return t
+		}
+	}
+	return time.Now().UnixNano()
 }
 
 func (c *wsConn) close() error {
