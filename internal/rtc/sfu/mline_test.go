@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -140,5 +141,152 @@ func TestForwardedTracksGetMLinesOfTheirOwn(t *testing.T) {
 			}
 		}
 		p.mu.Unlock()
+	}
+}
+
+// TestFreedMLinesAreReused: one subscriber stays while 20 publishers in
+// turn join, publish a simulcast camera and a microphone, and leave. The
+// SFU reuses the m-lines the last one's tracks were on, so the
+// subscriber's SDP keeps the two m-lines of the peak (one audio, one
+// video) instead of gaining two per publisher (40 at the end), and every
+// publisher's audio and video arrive there: the reused m-line carries the
+// new publisher's msid (the client's OnTrack names it) and new SSRCs, with
+// RTX declared again.
+func TestFreedMLinesAreReused(t *testing.T) {
+	s := newTestSFU(t)
+	room, err := s.NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := newTestClient(t, room, "sub")
+	type key struct{ from, kind string }
+	type arrival struct {
+		mid     string
+		ssrc    uint32
+		packets int
+	}
+	var mu sync.Mutex
+	got := map[key]*arrival{}
+	notify := make(chan struct{}, 1)
+	sub.pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+		a := &arrival{ssrc: uint32(tr.SSRC())}
+		for _, x := range sub.pc.GetTransceivers() {
+			if x.Receiver() == recv {
+				a.mid = x.Mid()
+			}
+		}
+		mu.Lock()
+		got[key{tr.StreamID(), tr.Kind().String()}] = a
+		mu.Unlock()
+		go func() {
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				mu.Lock()
+				a.packets++
+				mu.Unlock()
+				select {
+				case notify <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	})
+	sub.subscribe()
+	subPeer := room.Peer("sub")
+
+	// settled: the SFU's side of the subscriber's connection is stable and
+	// sends on none of its m-lines (the round that took the last
+	// publisher's tracks off is complete).
+	settled := func() bool {
+		subPeer.mu.Lock()
+		defer subPeer.mu.Unlock()
+		if subPeer.pc.SignalingState() != webrtc.SignalingStateStable {
+			return false
+		}
+		for _, st := range parseDirections(subPeer.pc.CurrentLocalDescription()) {
+			if st.sends() {
+				return false
+			}
+		}
+		return true
+	}
+	// mlines: the m-lines of the SFU's current description for the
+	// subscriber, and for the video one its RTX group (a=ssrc-group:FID).
+	mlines := func() (mids []string, fid string) {
+		var desc sdp.SessionDescription
+		if err := desc.UnmarshalString(sub.pc.CurrentRemoteDescription().SDP); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range desc.MediaDescriptions {
+			if m.MediaName.Media == "application" {
+				continue
+			}
+			mid, _ := m.Attribute("mid")
+			mids = append(mids, mid)
+			if g, ok := m.Attribute("ssrc-group"); ok && m.MediaName.Media == "video" && strings.HasPrefix(g, "FID ") {
+				fid = g
+			}
+		}
+		sort.Strings(mids)
+		return mids, fid
+	}
+
+	first := map[string]string{} // kind → mid of the first publisher's track
+	var lastVideoSSRC uint32
+	var lastFID string
+	cycles := 20
+	if testing.Short() {
+		cycles = 5
+	}
+	for i := 1; i <= cycles; i++ {
+		id := fmt.Sprintf("p%d", i)
+		ok := t.Run(id, func(t *testing.T) {
+			pub := newTestClient(t, room, id) // closed when this subtest ends
+			pub.publish(true, 10)
+			deadline := time.NewTimer(60 * time.Second)
+			defer deadline.Stop()
+			for {
+				mu.Lock()
+				v, a := got[key{id, "video"}], got[key{id, "audio"}]
+				done := v != nil && a != nil && v.packets >= 10 && a.packets >= 5
+				mu.Unlock()
+				if done {
+					break
+				}
+				select {
+				case <-notify:
+				case <-deadline.C:
+					t.Fatalf("%s's tracks did not reach the subscriber: video %+v audio %+v; room %+v", id, v, a, room.Stats())
+				}
+			}
+			mids, fid := mlines()
+			mu.Lock()
+			v, a := *got[key{id, "video"}], *got[key{id, "audio"}]
+			mu.Unlock()
+			if len(mids) > 2 {
+				t.Errorf("after %d publishers the subscriber's SDP has %d m-lines %v, want at most 2 (the peak: one audio, one video track)", i, len(mids), mids)
+			}
+			if i == 1 {
+				first["video"], first["audio"] = v.mid, a.mid
+			} else {
+				if v.mid != first["video"] || a.mid != first["audio"] {
+					t.Errorf("%s arrived on m-lines video %q audio %q, want the freed %q and %q", id, v.mid, a.mid, first["video"], first["audio"])
+				}
+				if v.ssrc == lastVideoSSRC || fid == "" || fid == lastFID {
+					t.Errorf("%s's video on the reused m-line: SSRC %d (before %d), RTX group %q (before %q): want new SSRCs with RTX", id, v.ssrc, lastVideoSSRC, fid, lastFID)
+				}
+			}
+			lastVideoSSRC, lastFID = v.ssrc, fid
+			room.Leave(id)
+		})
+		if !ok {
+			t.FailNow()
+		}
+		waitFor(t, func() string { return fmt.Sprintf("the subscriber's renegotiation after %s left", id) }, 30*time.Second, settled, sub)
+	}
+	if n := room.Stats().Reused; n != uint64(2*(cycles-1)) {
+		t.Errorf("room reused %d m-lines, want %d (audio and video of publishers 2…%d)", n, 2*(cycles-1), cycles)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -47,10 +48,11 @@ type Stats struct {
 	PLIs          uint64 // keyframe requests sent to publishers
 	Probes        uint64 // padding-only packets sent to probe a subscriber's bandwidth
 	ICERestarts   uint64 // ICE-restart offers the SFU sent (see Peer.RestartICE)
+	Reused        uint64 // down tracks put on a freed m-line instead of a new one (see Peer.freeTransceiver)
 }
 
 type roomStats struct {
-	forwarded, retransmitted, rtx, plis, probes, iceRestarts atomic.Uint64
+	forwarded, retransmitted, rtx, plis, probes, iceRestarts, reused atomic.Uint64
 }
 
 // speakerThreshold: a participant is speaking when its mean audio level is
@@ -104,7 +106,7 @@ func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
 
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
-	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), RTX: r.stats.rtx.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load(), ICERestarts: r.stats.iceRestarts.Load()}
+	return Stats{Forwarded: r.stats.forwarded.Load(), Retransmitted: r.stats.retransmitted.Load(), RTX: r.stats.rtx.Load(), PLIs: r.stats.plis.Load(), Probes: r.stats.probes.Load(), ICERestarts: r.stats.iceRestarts.Load(), Reused: r.stats.reused.Load()}
 }
 
 // Peer is one participant's peer connection to the SFU. The SFU is the
@@ -116,6 +118,7 @@ type Peer struct {
 	id    string
 	room  *Room
 	pc    *webrtc.PeerConnection
+	api   *webrtc.API // pc's, for the senders of reused m-lines
 	send  func(Signal)
 	pacer *rtxPacer // of the peer connection's GCC estimator
 
@@ -136,8 +139,11 @@ type Peer struct {
 	// its offers) and the client (in its offers).
 	sfuMids, clientMids map[string]bool
 	lastMid             int // the SFU's m-lines are "s1", "s2", … (see addDownTransceiver)
-	done                chan struct{}
-	closed              bool
+	// own: the transceivers addDownTransceiver created, in order; a free
+	// one is reused before a new one is added (freeTransceiver).
+	own    []*webrtc.RTPTransceiver
+	done   chan struct{}
+	closed bool
 	// ICE watch (see watchICE): the connection's state, the timer that
 	// restarts ICE after a grace or a retry wait, restarts since it was
 	// last connected, and a restart waiting for the answer to an offer.
@@ -262,7 +268,7 @@ func (r *Room) newPeer(id string, send func(Signal)) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfu: peer connection for %s: %w", id, err)
 	}
-	p.pc = pc
+	p.pc, p.api = pc, api
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
 			init := c.ToJSON()
@@ -491,13 +497,14 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 	return true
 }
 
-// addDownTransceiver puts a down track on a new m-line of the SFU's own,
-// named at once (mid "s1", "s2", …), so that it never lands on an m-line
-// the client created. pion would put it there otherwise: AddTrack reuses
-// any transceiver with a free sender whose remote side may receive, which
-// includes a client's own sendrecv camera or microphone m-line; and an
-// unnamed transceiver added before the client's next offer is matched to a
-// new m-line of that offer by kind. The SFU then sent another
+// addDownTransceiver puts a down track on an m-line of the SFU's own: a
+// free one of the same kind when there is one (reuseTransceiver), else a
+// new one, named at once (mid "s1", "s2", …), so that it never lands on an
+// m-line the client created. pion would put it there otherwise: AddTrack
+// reuses any transceiver with a free sender whose remote side may receive,
+// which includes a client's own sendrecv camera or microphone m-line; and
+// an unnamed transceiver added before the client's next offer is matched
+// to a new m-line of that offer by kind. The SFU then sent another
 // participant's video on the publisher's own (simulcast) transceiver,
 // where a pion client fires no OnTrack. The transceiver is sendrecv, as
 // AddTrack makes it: a browser's addTrack may later reuse the m-line to
@@ -506,6 +513,9 @@ func (r *Room) subscribe(p *Peer, u *upTrack) bool {
 // apart from those a client picks before it sees them.
 // Caller holds p.mu.
 func (p *Peer) addDownTransceiver(d *DownTrack) (*webrtc.RTPSender, error) {
+	if tr := p.freeTransceiver(d.Kind()); tr != nil {
+		return p.reuseTransceiver(tr, d)
+	}
 	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {
 		return nil, err
@@ -516,7 +526,108 @@ func (p *Peer) addDownTransceiver(d *DownTrack) (*webrtc.RTPSender, error) {
 		return nil, fmt.Errorf("sfu: name the m-line: %w", err)
 	}
 	p.sfuMids[mid] = true
+	p.own = append(p.own, tr)
 	return tr.Sender(), nil
+}
+
+// freeTransceiver returns an m-line of the SFU's own, of kind, that a new
+// down track may take, or nil. Transceivers are never removed (an m-line
+// stays in every later description), so without reuse a subscriber's SDP
+// would grow by one m-line per track forwarded to it for the life of its
+// connection. An m-line is free when:
+//   - the SFU created it (addDownTransceiver), never one of the client's;
+//   - no down track occupies it (Leave's RemoveTrack cleared its sender);
+//   - the SFU sends nothing on it in the last negotiated description nor in
+//     an offer that is out: the round that took the old track off is
+//     complete. Reused within that round, the m-line would go from the old
+//     track's msid straight to the new one's, and a browser fires no
+//     "track" event for a change of msid alone (only "addtrack" on
+//     streams), so the new participant's video would never show;
+//   - the client sends nothing on it (a browser's addTrack may take an
+//     m-line the SFU created, see addDownTransceiver): it is the client's
+//     then;
+//   - it was not rejected (port 0).
+//
+// Caller holds p.mu.
+func (p *Peer) freeTransceiver(kind webrtc.RTPCodecType) *webrtc.RTPTransceiver {
+	if len(p.own) == 0 {
+		return nil
+	}
+	local := parseDirections(p.pc.CurrentLocalDescription())
+	remote := parseDirections(p.pc.CurrentRemoteDescription())
+	pending := parseDirections(p.pc.PendingLocalDescription())
+	for _, tr := range p.own {
+		mid := tr.Mid()
+		if tr.Kind() != kind || tr.Sender() != nil {
+			continue
+		}
+		l, okL := local[mid]
+		r, okR := remote[mid]
+		if !okL || !okR || l.sends() || r.sends() || l.rejected || r.rejected {
+			continue
+		}
+		if pl, ok := pending[mid]; ok && (pl.sends() || pl.rejected) {
+			continue
+		}
+		return tr
+	}
+	return nil
+}
+
+// reuseTransceiver puts d on tr, a free m-line (freeTransceiver), with a
+// new sender: pion gives it new SSRCs (media and RTX), and the next offer
+// carries them with d's msid, so that the client sees a new track there.
+// Caller holds p.mu.
+func (p *Peer) reuseTransceiver(tr *webrtc.RTPTransceiver, d *DownTrack) (*webrtc.RTPSender, error) {
+	sender, err := p.api.NewRTPSender(d, p.pc.SCTP().Transport())
+	if err != nil {
+		return nil, fmt.Errorf("sfu: sender for a reused m-line: %w", err)
+	}
+	if err := tr.SetSender(sender, d); err != nil {
+		_ = sender.Stop()
+		return nil, fmt.Errorf("sfu: reuse m-line %s: %w", tr.Mid(), err)
+	}
+	p.room.stats.reused.Add(1)
+	return sender, nil
+}
+
+// mlineState is one m-line's direction in a session description, from the
+// describing side's point of view.
+type mlineState struct {
+	dir      string // sendrecv, sendonly, recvonly or inactive
+	rejected bool   // port 0
+}
+
+func (m mlineState) sends() bool { return m.dir == "sendrecv" || m.dir == "sendonly" }
+
+// parseDirections maps each audio or video m-line's mid in desc to its
+// state; nil for no description (or one that does not parse).
+func parseDirections(desc *webrtc.SessionDescription) map[string]mlineState {
+	if desc == nil {
+		return nil
+	}
+	// Not desc.Unmarshal: it caches the result in desc, which pion may
+	// read at the same time.
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(desc.SDP); err != nil {
+		return nil
+	}
+	out := make(map[string]mlineState, len(parsed.MediaDescriptions))
+	for _, m := range parsed.MediaDescriptions {
+		mid, ok := m.Attribute("mid")
+		if !ok || (m.MediaName.Media != "audio" && m.MediaName.Media != "video") {
+			continue
+		}
+		st := mlineState{dir: "sendrecv", rejected: m.MediaName.Port.Value == 0}
+		for _, a := range m.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				st.dir = a.Key
+			}
+		}
+		out[mid] = st
+	}
+	return out
 }
 
 // Signal applies a description or candidate from the participant's client.
