@@ -185,8 +185,9 @@ func TestBandwidthCapDropsToLowLayer(t *testing.T) {
 	liftFrame := pub.frame.Load()
 	link.rate.Store(0)
 	up := waitLayer("after the cap lifted", 1, true, 3*time.Minute)
-	t.Logf("layer %d again %d frames (%.1f s of media) after the cap lifted; room %+v",
-		up.layer, up.frame-liftFrame, float64(up.frame-liftFrame)/30, room.Stats())
+	routes := peer.pacer.rtcp
+	t.Logf("layer %d again %d frames (%.1f s of media) after the cap lifted; room %+v; transport-cc feedback %d, on the RTX SSRC %d, read %d",
+		up.layer, up.frame-liftFrame, float64(up.frame-liftFrame)/30, room.Stats(), routes.feedback.Load(), routes.feedbackRTX.Load(), routes.feedbackRead.Load())
 	if room.Stats().Probes == 0 {
 		t.Error("the SFU sent no probe while the subscriber was held on the low layer")
 	}

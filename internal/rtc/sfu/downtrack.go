@@ -312,6 +312,9 @@ func (d *DownTrack) rtcpLoop() {
 				}
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				d.sub.setREMB(uint64(p.Bitrate))
+			case *rtcp.TransportLayerCC:
+				// Read through the interceptors: GCC has seen it.
+				d.sub.pacer.rtcp.feedbackRead.Add(1)
 			}
 		}
 	}

@@ -164,7 +164,9 @@ func TestNACKRecoversLossToSubscriber(t *testing.T) {
 	complete, total := sub.countFrames(&fc, margin)
 	dropped, passed := lossy.dropped.Load(), lossy.passed.Load()
 	st := room.Stats()
-	t.Logf("%d of %d frames complete; %d RTP packets dropped, %d passed; room %+v", complete, total, dropped, passed, st)
+	routes := peer.pacer.rtcp
+	t.Logf("%d of %d frames complete; %d RTP packets dropped, %d passed; room %+v; transport-cc feedback %d, on the RTX SSRC %d, read %d",
+		complete, total, dropped, passed, st, routes.feedback.Load(), routes.feedbackRTX.Load(), routes.feedbackRead.Load())
 	// The loss really happened (the test cannot pass on a lossless path).
 	if dropped == 0 || float64(dropped)/float64(dropped+passed) < 0.02 {
 		t.Fatalf("%d of %d RTP packets dropped: the path was not lossy", dropped, dropped+passed)

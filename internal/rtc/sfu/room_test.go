@@ -83,8 +83,11 @@ func newClient(t *testing.T, id string, join func(send func(Signal)) (func(Signa
 }
 
 // newClientWith is newClient with settings applied to the client's
-// SettingEngine last (loss_test.go gives it a lossy socket).
-func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine), join func(send func(Signal)) (func(Signal) error, error)) *testClient {
+// SettingEngine last (loss_test.go gives it a lossy socket), and
+// interceptors registered before pion's defaults (so that they see the RTCP
+// pion's interceptors write; rtcp_test.go).
+func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine), join func(send func(Signal)) (func(Signal) error, error),
+	interceptors ...interceptor.Factory) *testClient {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -94,6 +97,9 @@ func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine)
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}
+	for _, f := range interceptors {
+		reg.Add(f)
+	}
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		t.Fatal(err)
 	}

@@ -260,7 +260,9 @@ func (s *SFU) newAPI(pacer *rtxPacer, onEstimator func(cc.BandwidthEstimator)) (
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
 		return nil, fmt.Errorf("sfu: twcc header extension: %w", err)
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.settings)), nil
+	se := s.settings // a copy: the buffer factory is this peer connection's
+	se.BufferFactory = pacer.rtcp.newBuffer
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 
 // listen opens the SFU's UDP socket on addr and, with tcp, the ICE-TCP
@@ -323,22 +325,28 @@ func rtxCodecs() []webrtc.RTPCodecParameters {
 // a sender's RTX SSRC to no interceptor stream, so NoOpPacer refuses
 // retransmissions written on it ("unknown ssrc"); rtxPacer sends them down
 // the main stream's writer, which ends in the same SRTP session.
+// It also carries the peer connection's RTCP routes (rtcp.go), which need
+// the same RTX SSRCs the other way round.
 // It is safe for concurrent use.
 type rtxPacer struct {
+	rtcp *rtcpRoutes // set at creation
+
 	mu      sync.Mutex
 	writers map[uint32]interceptor.RTPWriter
 	aliases map[uint32]uint32 // RTX SSRC -> media SSRC
 }
 
 func newRTXPacer() *rtxPacer {
-	return &rtxPacer{writers: map[uint32]interceptor.RTPWriter{}, aliases: map[uint32]uint32{}}
+	return &rtxPacer{rtcp: newRTCPRoutes(), writers: map[uint32]interceptor.RTPWriter{}, aliases: map[uint32]uint32{}}
 }
 
-// alias makes packets on rtx go the way of those on media.
+// alias makes packets on rtx go the way of those on media, and RTCP
+// addressed to rtx go to media's reader.
 func (p *rtxPacer) alias(rtx, media uint32) {
 	p.mu.Lock()
 	p.aliases[rtx] = media
 	p.mu.Unlock()
+	p.rtcp.alias(rtx, media)
 }
 
 // AddStream implements gcc.Pacer.
