@@ -35,7 +35,7 @@ type rxStamper struct {
 	n    int
 	err  error
 	fn   func(fd uintptr) bool // s.recv, bound once
-	last int64                 // unix nanos: the kernel's receive time of the last read's data; 0 if none came with it
+	last int64                 // unix nanos: the kernel's receive time of the last read's data; 0 if it came without one
 }
 
 // newRxStamper turns on SO_TIMESTAMPNS for nc and returns its reader, or nil
@@ -103,9 +103,10 @@ func (s *rxStamper) recv(fd uintptr) bool {
 		return true
 	}
 	s.n = int(r)
-	if t, ok := rxTime(s.oob[:s.hdr.Controllen]); ok {
-		s.last = t
-	}
+	// No stamp (the kernel turns stamping on for the whole host a moment
+	// after the first socket asks, so the first segments may have none):
+	// 0, and the caller uses its own clock for this read.
+	s.last, _ = rxTime(s.oob[:s.hdr.Controllen])
 	return true
 }
 

@@ -47,6 +47,20 @@ func TestRxStamperGivesTheKernelsReceiveTime(t *testing.T) {
 		t.Fatal("SO_TIMESTAMPNS could not be set on a loopback TCP socket")
 	}
 	br := bufio.NewReaderSize(rx, 64)
+	// The kernel turns receive stamping on for the host shortly after the
+	// first socket asks (a deferred static-key switch): until then reads
+	// come without a stamp and report 0. Wait for the first stamp.
+	for i := 0; rx.lastRx() == 0; i++ {
+		if i == 100000 {
+			t.Fatal("no receive stamp after 100,000 round trips")
+		}
+		if _, err := sc.Write([]byte{'.'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := br.ReadByte(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, msg := range []string{"first", "second, longer than the first"} {
 		before := time.Now().UnixNano()
 		if _, err := sc.Write([]byte(msg)); err != nil {
