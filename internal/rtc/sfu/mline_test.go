@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -144,6 +145,140 @@ func TestForwardedTracksGetMLinesOfTheirOwn(t *testing.T) {
 	}
 }
 
+// mlineWatch follows what a pion subscriber receives from the SFU, for the
+// m-line reuse tests: each track as it arrives (in order), and the m-lines
+// of the SFU's descriptions.
+type mlineWatch struct {
+	t    *testing.T
+	sub  *testClient
+	peer *Peer // the SFU's side of sub's connection
+
+	mu       sync.Mutex
+	arrivals []*arrival
+	notify   chan struct{}
+}
+
+// arrival is one track the subscriber got: OnTrack's names, SSRC and the
+// mid of its m-line, and the packets read since.
+type arrival struct {
+	from, id, kind, mid string
+	ssrc                uint32
+	packets             int
+}
+
+// watchMLines joins a subscriber "sub" to room (it publishes nothing) and
+// records what it receives.
+func watchMLines(t *testing.T, room *Room) *mlineWatch {
+	w := &mlineWatch{t: t, sub: newTestClient(t, room, "sub"), notify: make(chan struct{}, 1)}
+	w.sub.pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+		a := &arrival{from: tr.StreamID(), id: tr.ID(), kind: tr.Kind().String(), ssrc: uint32(tr.SSRC())}
+		for _, x := range w.sub.pc.GetTransceivers() {
+			if x.Receiver() == recv {
+				a.mid = x.Mid()
+			}
+		}
+		w.mu.Lock()
+		w.arrivals = append(w.arrivals, a)
+		w.mu.Unlock()
+		go func() {
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				w.mu.Lock()
+				a.packets++
+				w.mu.Unlock()
+				select {
+				case w.notify <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	})
+	w.sub.subscribe()
+	w.peer = room.Peer("sub")
+	return w
+}
+
+// await waits until a track that match accepts has brought n packets, and
+// returns a copy of its arrival.
+func (w *mlineWatch) await(what string, n int, match func(*arrival) bool) arrival {
+	w.t.Helper()
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		var got *arrival
+		for _, a := range w.arrivals {
+			if match(a) {
+				got = a
+			}
+		}
+		if got != nil && got.packets >= n {
+			a := *got
+			w.mu.Unlock()
+			return a
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.notify:
+		case <-deadline.C:
+			w.t.Fatalf("%s did not reach the subscriber (%d packets wanted; last match %+v)", what, n, got)
+		}
+	}
+}
+
+// settle waits until the SFU's side of the subscriber's connection is
+// stable and sends on none of its m-lines: the round that took the last
+// tracks off is complete.
+func (w *mlineWatch) settle(after string) {
+	w.t.Helper()
+	waitFor(w.t, func() string { return "the subscriber's renegotiation after " + after }, 30*time.Second, func() bool {
+		w.peer.mu.Lock()
+		defer w.peer.mu.Unlock()
+		if w.peer.pc.SignalingState() != webrtc.SignalingStateStable {
+			return false
+		}
+		for _, st := range parseDirections(w.peer.pc.CurrentLocalDescription()) {
+			if st.sends() {
+				return false
+			}
+		}
+		return true
+	}, w.sub)
+}
+
+// mlines returns the audio and video m-lines of the SFU's current
+// description for the subscriber, and the video one's RTX group
+// (a=ssrc-group:FID, while it sends).
+func (w *mlineWatch) mlines() (mids []string, fid string) {
+	w.t.Helper()
+	var desc sdp.SessionDescription
+	if err := desc.UnmarshalString(w.sub.pc.CurrentRemoteDescription().SDP); err != nil {
+		w.t.Fatal(err)
+	}
+	for _, m := range desc.MediaDescriptions {
+		if m.MediaName.Media == "application" {
+			continue
+		}
+		mid, _ := m.Attribute("mid")
+		mids = append(mids, mid)
+		if g, ok := m.Attribute("ssrc-group"); ok && m.MediaName.Media == "video" && strings.HasPrefix(g, "FID ") {
+			fid = g
+		}
+	}
+	sort.Strings(mids)
+	return mids, fid
+}
+
+// mlineCycles is how many tracks come and go in the reuse tests.
+func mlineCycles() int {
+	if testing.Short() {
+		return 5
+	}
+	return 20
+}
+
 // TestFreedMLinesAreReused: one subscriber stays while 20 publishers in
 // turn join, publish a simulcast camera and a microphone, and leave. The
 // SFU reuses the m-lines the last one's tracks were on, so the
@@ -158,113 +293,19 @@ func TestFreedMLinesAreReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := newTestClient(t, room, "sub")
-	type key struct{ from, kind string }
-	type arrival struct {
-		mid     string
-		ssrc    uint32
-		packets int
-	}
-	var mu sync.Mutex
-	got := map[key]*arrival{}
-	notify := make(chan struct{}, 1)
-	sub.pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-		a := &arrival{ssrc: uint32(tr.SSRC())}
-		for _, x := range sub.pc.GetTransceivers() {
-			if x.Receiver() == recv {
-				a.mid = x.Mid()
-			}
-		}
-		mu.Lock()
-		got[key{tr.StreamID(), tr.Kind().String()}] = a
-		mu.Unlock()
-		go func() {
-			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
-					return
-				}
-				mu.Lock()
-				a.packets++
-				mu.Unlock()
-				select {
-				case notify <- struct{}{}:
-				default:
-				}
-			}
-		}()
-	})
-	sub.subscribe()
-	subPeer := room.Peer("sub")
-
-	// settled: the SFU's side of the subscriber's connection is stable and
-	// sends on none of its m-lines (the round that took the last
-	// publisher's tracks off is complete).
-	settled := func() bool {
-		subPeer.mu.Lock()
-		defer subPeer.mu.Unlock()
-		if subPeer.pc.SignalingState() != webrtc.SignalingStateStable {
-			return false
-		}
-		for _, st := range parseDirections(subPeer.pc.CurrentLocalDescription()) {
-			if st.sends() {
-				return false
-			}
-		}
-		return true
-	}
-	// mlines: the m-lines of the SFU's current description for the
-	// subscriber, and for the video one its RTX group (a=ssrc-group:FID).
-	mlines := func() (mids []string, fid string) {
-		var desc sdp.SessionDescription
-		if err := desc.UnmarshalString(sub.pc.CurrentRemoteDescription().SDP); err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range desc.MediaDescriptions {
-			if m.MediaName.Media == "application" {
-				continue
-			}
-			mid, _ := m.Attribute("mid")
-			mids = append(mids, mid)
-			if g, ok := m.Attribute("ssrc-group"); ok && m.MediaName.Media == "video" && strings.HasPrefix(g, "FID ") {
-				fid = g
-			}
-		}
-		sort.Strings(mids)
-		return mids, fid
-	}
-
+	w := watchMLines(t, room)
+	cycles := mlineCycles()
 	first := map[string]string{} // kind → mid of the first publisher's track
 	var lastVideoSSRC uint32
 	var lastFID string
-	cycles := 20
-	if testing.Short() {
-		cycles = 5
-	}
 	for i := 1; i <= cycles; i++ {
 		id := fmt.Sprintf("p%d", i)
 		ok := t.Run(id, func(t *testing.T) {
 			pub := newTestClient(t, room, id) // closed when this subtest ends
 			pub.publish(true, 10)
-			deadline := time.NewTimer(60 * time.Second)
-			defer deadline.Stop()
-			for {
-				mu.Lock()
-				v, a := got[key{id, "video"}], got[key{id, "audio"}]
-				done := v != nil && a != nil && v.packets >= 10 && a.packets >= 5
-				mu.Unlock()
-				if done {
-					break
-				}
-				select {
-				case <-notify:
-				case <-deadline.C:
-					t.Fatalf("%s's tracks did not reach the subscriber: video %+v audio %+v; room %+v", id, v, a, room.Stats())
-				}
-			}
-			mids, fid := mlines()
-			mu.Lock()
-			v, a := *got[key{id, "video"}], *got[key{id, "audio"}]
-			mu.Unlock()
+			v := w.await(id+"'s video", 10, func(a *arrival) bool { return a.from == id && a.kind == "video" })
+			a := w.await(id+"'s audio", 5, func(a *arrival) bool { return a.from == id && a.kind == "audio" })
+			mids, fid := w.mlines()
 			if len(mids) > 2 {
 				t.Errorf("after %d publishers the subscriber's SDP has %d m-lines %v, want at most 2 (the peak: one audio, one video track)", i, len(mids), mids)
 			}
@@ -284,9 +325,96 @@ func TestFreedMLinesAreReused(t *testing.T) {
 		if !ok {
 			t.FailNow()
 		}
-		waitFor(t, func() string { return fmt.Sprintf("the subscriber's renegotiation after %s left", id) }, 30*time.Second, settled, sub)
+		w.settle(id + " left")
 	}
 	if n := room.Stats().Reused; n != uint64(2*(cycles-1)) {
 		t.Errorf("room reused %d m-lines, want %d (audio and video of publishers 2…%d)", n, 2*(cycles-1), cycles)
+	}
+}
+
+// TestStoppedTracksFreeTheirMLines: a participant shares its screen and
+// stops, 20 times, without leaving (a pion client's AddTrack, offer,
+// RemoveTrack, offer: what a browser's screen share does). Each stop ends
+// the track at the SFU, whose m-line at the subscriber is freed and taken
+// by the next share: the subscriber keeps one m-line, and every share
+// arrives on it. Before, a stopped track stayed in the room with its
+// m-line at every subscriber, and each share added one more.
+func TestStoppedTracksFreeTheirMLines(t *testing.T) {
+	s := newTestSFU(t)
+	room, err := s.NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := watchMLines(t, room)
+	pres := newTestClient(t, room, "pres")
+	pres.subscribe()             // connected, sending nothing yet
+	on := func(f func() error) { // on pres's signaling loop
+		t.Helper()
+		errc := make(chan error, 1)
+		pres.do <- func() { errc <- f() }
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycles := mlineCycles()
+	var firstMid string
+	ssrcs := map[uint32]bool{}
+	for i := 1; i <= cycles; i++ {
+		track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "pres-screen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sender *webrtc.RTPSender
+		on(func() error {
+			if sender, err = pres.pc.AddTrack(track); err != nil {
+				return err
+			}
+			return pres.sendOffer()
+		})
+		stop := make(chan struct{})
+		sent := make(chan struct{})
+		go func() { // keyframes only: every packet is a place to start
+			defer close(sent)
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for sn := uint16(0); ; sn++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: sn, Timestamp: uint32(sn) * 1800, Marker: true},
+						Payload: []byte{0x10, 0x00, 0x9d, 0x01, 0x2a}})
+				}
+			}
+		}()
+		// This share's track: one from pres on an SSRC not seen before.
+		got := w.await(fmt.Sprintf("share %d", i), 10, func(a *arrival) bool { return a.from == "pres" && !ssrcs[a.ssrc] })
+		ssrcs[got.ssrc] = true
+		if got.id != "pres/screen" {
+			t.Errorf("share %d arrived as track %q, want pres/screen", i, got.id)
+		}
+		mids, _ := w.mlines()
+		if len(mids) != 1 {
+			t.Errorf("share %d: the subscriber's SDP has m-lines %v, want 1 (the peak: one screen track)", i, mids)
+		}
+		if i == 1 {
+			firstMid = got.mid
+		} else if got.mid != firstMid {
+			t.Errorf("share %d arrived on m-line %q, want the freed %q", i, got.mid, firstMid)
+		}
+		close(stop)
+		<-sent
+		on(func() error {
+			if err := pres.pc.RemoveTrack(sender); err != nil {
+				return err
+			}
+			return pres.sendOffer()
+		})
+		waitFor(t, func() string { return fmt.Sprintf("share %d to end at the SFU (%d tracks)", i, room.Tracks()) }, 30*time.Second,
+			func() bool { return room.Tracks() == 0 }, w.sub)
+		w.settle(fmt.Sprintf("share %d stopped", i))
+	}
+	if n := room.Stats().Reused; n != uint64(cycles-1) {
+		t.Errorf("room reused %d m-lines, want %d", n, cycles-1)
 	}
 }

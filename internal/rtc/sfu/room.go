@@ -71,9 +71,12 @@ type Room struct {
 	log   *slog.Logger
 	stats roomStats
 
-	mu       sync.Mutex
-	peers    map[string]*Peer
-	tracks   []*upTrack
+	mu     sync.Mutex
+	peers  map[string]*Peer
+	tracks []*upTrack
+	// recvs: each track's receiver at its publisher's connection, which
+	// tells when the publisher stopped sending it (see unpublishEnded).
+	recvs    map[*upTrack]*webrtc.RTPReceiver
 	closed   bool
 	speakers []Speaker
 	loudness map[string]float64
@@ -93,7 +96,7 @@ func (r *Room) TrackPublished() (int, <-chan struct{}) {
 
 // NewRoom returns an empty room.
 func (s *SFU) NewRoom(cfg RoomConfig) (*Room, error) {
-	r := &Room{sfu: s, cfg: cfg, log: s.log, peers: map[string]*Peer{}, loudness: map[string]float64{}, tracksCh: make(chan struct{}), done: make(chan struct{})}
+	r := &Room{sfu: s, cfg: cfg, log: s.log, peers: map[string]*Peer{}, recvs: map[*upTrack]*webrtc.RTPReceiver{}, loudness: map[string]float64{}, tracksCh: make(chan struct{}), done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -338,20 +341,8 @@ func (r *Room) Leave(id string) {
 	}
 	delete(r.peers, id)
 	delete(r.loudness, id)
-	var gone []*upTrack
-	kept := r.tracks[:0]
-	for _, u := range r.tracks {
-		if u.pub == p {
-			gone = append(gone, u)
-		} else {
-			kept = append(kept, u)
-		}
-	}
-	r.tracks = kept
-	others := make([]*Peer, 0, len(r.peers))
-	for _, o := range r.peers {
-		others = append(others, o)
-	}
+	gone := r.removeTracksLocked(func(u *upTrack) bool { return u.pub == p })
+	others := r.peersLocked(nil)
 	r.mu.Unlock()
 
 	p.mu.Lock()
@@ -362,7 +353,46 @@ func (r *Room) Leave(id string) {
 	}
 	p.mu.Unlock()
 	_ = p.pc.Close()
-	for _, o := range others {
+	r.unsubscribe(gone, others)
+}
+
+// removeTracksLocked takes the tracks for which drop is true out of the
+// room and returns them. Caller holds r.mu.
+func (r *Room) removeTracksLocked(drop func(*upTrack) bool) []*upTrack {
+	var gone []*upTrack
+	kept := r.tracks[:0]
+	for _, u := range r.tracks {
+		if drop(u) {
+			gone = append(gone, u)
+			delete(r.recvs, u)
+		} else {
+			kept = append(kept, u)
+		}
+	}
+	clear(r.tracks[len(kept):])
+	r.tracks = kept
+	return gone
+}
+
+// peersLocked lists the participants but except. Caller holds r.mu.
+func (r *Room) peersLocked(except *Peer) []*Peer {
+	out := make([]*Peer, 0, len(r.peers))
+	for _, o := range r.peers {
+		if o != except {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// unsubscribe takes the down tracks of gone off subs' connections and
+// renegotiates the connections that had one: their m-lines turn
+// recvonly, free for later tracks once answered (see freeTransceiver).
+func (r *Room) unsubscribe(gone []*upTrack, subs []*Peer) {
+	if len(gone) == 0 {
+		return
+	}
+	for _, o := range subs {
 		removed := false
 		o.mu.Lock()
 		for _, u := range gone {
@@ -378,6 +408,47 @@ func (r *Room) Leave(id string) {
 			o.negotiate()
 		}
 	}
+}
+
+// unpublishEnded ends the forwarding of the tracks pub stopped sending
+// without leaving (a browser's removeTrack, as when a screen share stops):
+// after each description pub's client sends, a track whose receiver is
+// gone from pub's connection (pion replaces the receiver of a track whose
+// SSRC or rid left the description) or sits on an m-line the client no
+// longer sends on has ended. Its down tracks leave the subscribers'
+// connections, whose m-lines the next track may then take. Without this a
+// stopped track kept its m-line at every subscriber, and each new share
+// added one more.
+func (r *Room) unpublishEnded(pub *Peer) {
+	if pub.oneShot || pub.viewer {
+		return // negotiated once: its tracks end when it leaves
+	}
+	remote := parseDirections(pub.pc.CurrentRemoteDescription())
+	if remote == nil {
+		return
+	}
+	trs := pub.pc.GetTransceivers()
+	sent := func(recv *webrtc.RTPReceiver) bool {
+		for _, tr := range trs {
+			if tr.Receiver() == recv {
+				st, ok := remote[tr.Mid()]
+				return ok && st.sends() && !st.rejected
+			}
+		}
+		return false
+	}
+	r.mu.Lock()
+	if r.closed || r.peers[pub.id] != pub {
+		r.mu.Unlock()
+		return
+	}
+	gone := r.removeTracksLocked(func(u *upTrack) bool { return u.pub == pub && !sent(r.recvs[u]) })
+	others := r.peersLocked(pub)
+	r.mu.Unlock()
+	for _, u := range gone {
+		r.log.Debug("sfu: track ended", "track", u.id)
+	}
+	r.unsubscribe(gone, others)
 }
 
 // Close ends the room and every peer connection in it.
@@ -420,14 +491,19 @@ func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 	r.mu.Lock()
 	var u *upTrack
 	for _, x := range r.tracks {
-		if x.id == id {
+		if x.id == id && r.recvs[x] == recv {
 			u = x
 		}
 	}
+	// The same track id on another receiver: the client stopped the
+	// track and sent it again (a browser's removeTrack and addTrack of
+	// one MediaStreamTrack) before unpublishEnded saw the first end.
+	stale := r.removeTracksLocked(func(x *upTrack) bool { return x.id == id && x != u })
 	isNew := u == nil
 	if isNew {
 		u = newUpTrack(r, pub, t, recv)
 		r.tracks = append(r.tracks, u)
+		r.recvs[u] = recv
 		close(r.tracksCh)
 		r.tracksCh = make(chan struct{})
 	}
@@ -439,7 +515,9 @@ func (r *Room) addTrack(pub *Peer, t *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 			}
 		}
 	}
+	others := r.peersLocked(pub)
 	r.mu.Unlock()
+	r.unsubscribe(stale, others)
 	u.addLayer(t)
 	r.log.Debug("sfu: track", "track", id, "rid", t.RID(), "codec", t.Codec().MimeType)
 	for _, s := range subs {
@@ -636,6 +714,7 @@ func (p *Peer) Signal(s Signal) error {
 		if err := p.onDescription(*s.Description); err != nil {
 			return err
 		}
+		p.room.unpublishEnded(p)
 	}
 	if s.Candidate != nil {
 		p.mu.Lock()
