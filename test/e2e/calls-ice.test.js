@@ -1,51 +1,66 @@
 // ICE restart on a connection that stays "disconnected" (issue 13,
 // docs/calls.md "ICE restart"). Browsers report "failed" only after about
 // 30 s without an answer to their consent checks; under loss, a changed
-// network or a stalled peer they sit at "disconnected". The web app restarts
-// ICE when "disconnected" lasts ICE_DISCONNECTED_MS (4 s), in a mesh and on
-// the SFU alike, and again, backing off, while it stays down.
+// network or a stalled peer they sit at "disconnected". The web app's
+// watchIce fires when "disconnected" lasts ICE_DISCONNECTED_MS (4 s), and
+// again, backing off, while it stays down. In a mesh the app then restarts
+// ICE itself; on the SFU the server makes the restart offer, and the app
+// asks for one (a bare restart signal) once per outage, and not at all when
+// the SFU restarted first: two restarts under way replace each other.
 //
 // The rule is checked on the app's own watchIce with a scripted connection
 // state and the timers in the test's hand. Then on a real SFU call: with
-// --mesh-limit 2 three pages are on the SFU and decode each other; the test
-// stops the server process (SIGSTOP: the SFU sends nothing and answers no
-// consent check, and signaling waits in the socket). Every page's connection
-// to the SFU goes "disconnected", and after 4 s each page restarts ICE: its
-// peer connection (the same one: the test keeps every RTCPeerConnection a
-// page makes) takes new ICE credentials (its a=ice-ufrag changes). The
-// server resumes (SIGCONT), answers the restart offers, and every page is
-// connected again on that same connection and decodes new frames.
+// --mesh-limit 2 three pages are on the SFU and decode each other. alice's
+// WebSocket goes through the test, which rewrites the candidates in her
+// signals with "sfu" so that her media runs through a UDP relay of the
+// test's (the SFU's candidates name the relay, hers a socket that drops
+// everything), and sees every signal. The test cuts the relay, and holds
+// her signaling too, both ways (slow signaling): her connection to the SFU
+// goes "disconnected"; after 4 s of it her app asks for a restart, and the
+// SFU, after 5 s of it on its own side, sends a restart offer; the test
+// lets both go once both wait. The SFU drops her request, which reaches it
+// after its own restart, the relay is healed as the SFU's offer passes, and
+// she is connected again on the same peer connection (the test keeps every
+// RTCPeerConnection a page makes) with new ICE credentials, decodes new
+// frames of bob's and carol's, and bob decodes hers: one request, one
+// restart offer, no offer of hers.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './helpers.js';
+import { startServer, waitFor } from './helpers.js';
 import { signUp, createRoom, joinPublicRoom } from './driver.js';
-import { launchCallBrowser, newCallPage, decodingTile, waitOrDump, dumpServer } from './calls-lib.js';
+import { launchCallBrowser, newCallPage, decodingTile, waitOrDump, dumpPages, dumpServer, udpRelay, routeSFU } from './calls-lib.js';
 
 let server;
 let browser;
+let relay;
 
 after(async () => {
   await browser?.close();
+  await relay?.close();
   await server?.stop('SIGTERM');
 });
 
-test('the app restarts ICE after "disconnected" lasts a few seconds, and only then', async () => {
+test('the app finds a connection down after "disconnected" lasts a few seconds, and only then', async () => {
+  // --ping-interval 30m: the app's client pings the server every interval
+  // and reconnects (and so rejoins the call on a new peer connection) when a
+  // ping goes unanswered for 10 s; no ping may fall while the test holds
+  // alice's signaling, or the rejoin, not the ICE restart, would recover.
+  // --log-level info: the SFU logs each restart and each dropped request.
+  server = await startServer({ args: ['--mesh-limit', '2', '--sfu-listen', '127.0.0.1:0', '--ping-interval', '30m', '--log-level', 'info'] });
+  browser = await launchCallBrowser();
+  await rule();
+});
+
+test('on the SFU the app asks for one restart per outage, answers the SFU\'s, and media flows again', async () => {
   try {
-    await restarts();
+    await sfuOutages();
   } catch (err) {
-    if (server?.proc.exitCode === null) server.proc.kill('SIGCONT');
     await dumpServer(server, 'calls-ice');
     throw err;
   }
 });
 
-async function restarts() {
-  // --ping-interval 30m: the app's client pings the server every interval
-  // and reconnects (and so rejoins the call on a new peer connection) when a
-  // ping goes unanswered for 10 s; no ping may fall while the test holds the
-  // server stopped, or the rejoin, not the ICE restart, would recover.
-  server = await startServer({ args: ['--mesh-limit', '2', '--sfu-listen', '127.0.0.1:0', '--ping-interval', '30m'] });
-  browser = await launchCallBrowser();
+async function rule() {
 
   // The rule, on the app's module: a scripted connection, the test's timers.
   const { page: probe } = await newCallPage(browser, server.url);
@@ -101,9 +116,15 @@ async function restarts() {
   assert.ok(steps.newUfrag, 'the next offer restarts ICE');
   await probe.context().close();
 
-  // A real call on the SFU.
+}
+
+async function sfuOutages() {
+  relay = await udpRelay();
   const names = ['alice', 'bob', 'carol'];
   const pages = [];
+  const wire = []; // alice's signals with "sfu", in order: 'out …' hers, 'in …' the SFU's
+  let holding = false;
+  let route;
   for (const name of names) {
     const { context, page } = await newCallPage(browser, server.url, { width: 160, height: 90, fps: 5, viewport: { width: 640, height: 480 } });
     // Keep every peer connection the page makes, to read its ICE credentials.
@@ -114,49 +135,104 @@ async function restarts() {
         constructor(...args) { super(...args); window.testPCs.push(this); }
       };
     });
-    await signUp(page, name);
+    if (name === 'alice') {
+      route = await routeSFU(context, relay, {
+        hold: () => holding,
+        signal: ({ dir, data, push }) => {
+          const d = dir === 'out' ? data : push;
+          const kind = d.description ? `${d.description.type}${d.restart ? ' restart' : ''}` : d.candidate ? 'candidate' : 'restart request';
+          if (kind !== 'candidate') wire.push(`${dir} ${kind}`);
+        },
+        // The network comes back as the SFU's restart offer reaches her:
+        // every check on the new credentials gets through.
+        beforePage: (frame) => { if (relay.cut && /"from":"sfu"/.test(frame) && /"restart":true/.test(frame)) relay.cut = false; },
+      });
+    }
     pages.push(page);
   }
+  const t0 = Date.now();
+  const phase = (what) => console.log(`# ${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await Promise.all(pages.map((p, i) => signUp(p, names[i])));
+  const [alice, bob] = pages;
   const byName = Object.fromEntries(names.map((n, i) => [n, pages[i]]));
-  await createRoom(pages[0], 'allhands');
-  for (const p of pages.slice(1)) await joinPublicRoom(p, 'allhands');
+  await createRoom(alice, 'allhands');
+  await Promise.all(pages.slice(1).map((p) => joinPublicRoom(p, 'allhands')));
+  phase('signed up, in the room');
   for (const p of pages) {
     await p.getByRole('button', { name: 'Join call' }).click();
     await p.locator('#call-panel .tile.local').waitFor();
   }
-  for (const p of pages) await p.locator('#call-panel[data-mode="sfu"][data-sfu-ice="connected"], #call-panel[data-mode="sfu"][data-sfu-ice="completed"]').waitFor();
+  const up = '#call-panel[data-mode="sfu"][data-sfu-ice="connected"], #call-panel[data-mode="sfu"][data-sfu-ice="completed"]';
+  for (const p of pages) await waitOrDump(p.locator(up), byName);
   for (const [i, p] of pages.entries()) {
     for (const other of names.filter((n) => n !== names[i])) await waitOrDump(decodingTile(p, other), byName);
   }
-  // The SFU connection: the page's last peer connection, connected.
-  const sfuPC = (p) => p.evaluate(() => {
+  phase('on the SFU, decoding');
+  // Her connection to the SFU: its last peer connection, and the port of
+  // the SFU's address that its selected candidate pair uses.
+  const sfuPC = () => alice.evaluate(async () => {
     const pc = window.testPCs.at(-1);
-    return { count: window.testPCs.length, ice: pc.iceConnectionState, ufrag: /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1] };
+    const stats = await pc.getStats();
+    let port = 0;
+    stats.forEach((s) => {
+      if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+      port = stats.get(stats.get(s.selectedCandidatePairId)?.remoteCandidateId)?.port ?? 0;
+    });
+    return { count: window.testPCs.length, ice: pc.iceConnectionState, port,
+      ufrag: /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? '')?.[1] };
   });
-  const before = await Promise.all(pages.map(sfuPC));
-  for (const b of before) assert.match(b.ice, /connected|completed/);
-  const decoded = await Promise.all(pages.map((p) => p.locator(`#call-panel .tile[data-user]`).evaluateAll(
-    (tiles) => Object.fromEntries(tiles.map((t) => [t.dataset.user, Number(t.dataset.framesDecoded ?? 0)])))));
+  const first = await sfuPC();
+  assert.equal(first.port, relay.port, 'alice reaches the SFU through the relay');
+  assert.ok(relay.packets > 0);
+  const counts = () => alice.locator('#call-panel').evaluate((el) => ({
+    stalls: Number(el.dataset.sfuIceStalls ?? 0), asks: Number(el.dataset.sfuRestartAsks ?? 0), offers: Number(el.dataset.sfuRestartOffers ?? 0) }));
+  const framesOf = (p) => p.locator('#call-panel .tile[data-user]').evaluateAll(
+    (tiles) => Object.fromEntries(tiles.map((t) => [t.dataset.user, Number(t.dataset.framesDecoded ?? 0)])));
+  // New frames decoded on page p of user's camera since was.
+  const newFrames = (p, user, was) => p.waitForFunction(([u, n]) => Number(document.querySelector(`#call-panel .tile[data-user="${u}"]`)?.dataset.framesDecoded ?? 0) > n,
+    [user, was], { polling: 500 });
 
-  // The server stops: every page's SFU connection goes "disconnected"; each
-  // restarts ICE on its own (the offer waits in the socket).
-  server.proc.kill('SIGSTOP');
+  // The outage: the relay drops everything, and her signaling stalls too
+  // (both ways: slow signaling) until her request and the SFU's own restart
+  // offer (after 5 s of "disconnected" on its side) both wait in the test.
+  // Her request then reaches an SFU that restarted already, and must not
+  // start a second restart over the first.
+  const before = await sfuPC();
+  const aliceSaw = await framesOf(alice);
+  const bobSaw = await framesOf(bob);
+  const from = wire.length;
+  relay.cut = true;
   try {
-    for (const p of pages) await p.locator('#call-panel[data-sfu-ice="disconnected"], #call-panel[data-sfu-ice="failed"]').waitFor({ timeout: 120000 });
-    for (const p of pages) await p.locator('#call-panel[data-sfu-ice-restarts]').waitFor({ timeout: 120000 });
+    await waitOrDump(alice.locator('#call-panel[data-sfu-ice="disconnected"], #call-panel[data-sfu-ice="failed"]'), byName);
+    holding = true;
+    const held = (to, re) => route.held.some(([t, f]) => t === to && re.every((r) => r.test(f)));
+    await waitFor(() => held('page', [/"from":"sfu"/, /"restart":true/]) && held('server', [/"to":"sfu"/, /"restart":true/]),
+      { timeout: 60000, interval: 100, message: "her request and the SFU's restart offer" });
+    phase('her request and the SFU\'s restart offer held');
+    holding = false;
+    route.release(); // the relay is healed as the offer passes (beforePage)
+    await waitOrDump(alice.locator(up), byName);
+    phase('connected again');
+    const after = await sfuPC();
+    assert.equal(after.count, before.count, 'the same peer connection, no rejoin');
+    assert.notEqual(after.ufrag, before.ufrag, 'new ICE credentials (a restart)');
+    assert.equal(after.port, relay.port, 'still through the relay');
+    for (const other of ['bob', 'carol']) await newFrames(alice, other, aliceSaw[other]);
+    await newFrames(bob, 'alice', bobSaw.alice);
+    phase('new frames both ways');
+  } catch (err) {
+    await dumpPages(byName);
+    console.log(`# alice's signals with the SFU: ${wire.join(', ')}`);
+    throw err;
   } finally {
-    server.proc.kill('SIGCONT');
+    holding = false;
+    relay.cut = false;
   }
-  for (const [i, p] of pages.entries()) {
-    await p.locator('#call-panel[data-sfu-ice="connected"], #call-panel[data-sfu-ice="completed"]').waitFor({ timeout: 120000 });
-    const after = await sfuPC(p);
-    assert.equal(after.count, before[i].count, `${names[i]}: the same peer connection, no rejoin`);
-    assert.notEqual(after.ufrag, before[i].ufrag, `${names[i]}: new ICE credentials (a restart)`);
-    for (const other of names.filter((n) => n !== names[i])) {
-      // New frames after the restart (the app writes framesDecoded every second).
-      await p.waitForFunction(([user, was]) => Number(document.querySelector(`#call-panel .tile[data-user="${user}"]`)?.dataset.framesDecoded ?? 0) > was,
-        [other, decoded[i][other]], { timeout: 120000, polling: 500 });
-    }
-  }
+  const now = await counts();
+  const seen = wire.slice(from).join(', ');
+  assert.equal(now.asks, 1, `her app asked once, not knowing of the SFU's restart (${seen}; down ${now.stalls} times)`);
+  assert.equal(now.offers, 1, `one restart offer reached her (${seen})`);
+  assert.deepEqual(wire.slice(from), ['out restart request', 'in offer restart', 'out answer'], 'her signals with the SFU in the outage');
+  assert.match(server.log(), /ICE restart request dropped/, 'the SFU restarted first and dropped her late request');
   for (const p of pages) assert.deepEqual(p.errors, []);
 }

@@ -4,6 +4,7 @@
 // runs the Go tests, so the fake devices send few pixels at a low frame rate
 // (a 640×360 camera at 30 fps per page is what made clicks time out at a
 // load average of 50), and actions get a minute rather than 15 s.
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launchBrowser, newPage, artifacts } from './helpers.js';
@@ -117,4 +118,115 @@ async function saveDump(server, name) {
   const file = path.join(artifacts, `${name}-server.log`);
   fs.writeFileSync(file, server.log());
   console.log(`# server log with a goroutine dump: ${file}; its end before the dump:\n${server.log().split('SIGQUIT')[0].slice(-3000)}`);
+}
+
+/**
+ * A UDP relay for one page's connection to the SFU, on loopback, with a
+ * switch that cuts it: every packet is dropped, both ways, while cut is
+ * true (a network that went away). The page is told the SFU is at
+ * relay.port (routeSFU rewrites the SFU's candidates); each address the
+ * page sends from gets a socket of its own towards the SFU, which sees
+ * those as the page (peer-reflexive candidates: the page's own candidates
+ * are rewritten to relay.sink, a socket that drops everything, so that the
+ * SFU cannot reach the page past the relay). The SFU's address is learnt
+ * from its candidates (relay.sfu). relay.packets counts what passed.
+ */
+export async function udpRelay() {
+  const bound = async () => {
+    const s = dgram.createSocket('udp4');
+    await new Promise((resolve, reject) => { s.once('error', reject); s.bind(0, '127.0.0.1', resolve); });
+    return s;
+  };
+  const front = await bound(); // the page's "SFU"
+  const sink = await bound(); // the page's rewritten candidates: nothing gets through
+  sink.on('message', () => {});
+  const relay = { port: front.address().port, sink: sink.address().port, sfu: null, cut: false, packets: 0, sockets: new Map() };
+  front.on('message', async (msg, from) => {
+    if (relay.cut || !relay.sfu) return;
+    const key = `${from.address}:${from.port}`;
+    let back = relay.sockets.get(key);
+    if (!back) {
+      back = bound();
+      relay.sockets.set(key, back);
+      (await back).on('message', (m) => {
+        if (relay.cut) return;
+        relay.packets += 1;
+        front.send(m, from.port, from.address);
+      });
+    }
+    relay.packets += 1;
+    (await back).send(msg, relay.sfu.port, relay.sfu.address);
+  });
+  relay.close = async () => {
+    for (const s of [front, sink, ...await Promise.all(relay.sockets.values())]) s.close();
+  };
+  return relay;
+}
+
+/** candidate (an a=candidate value, "candidate:…") with its address and port replaced. */
+function moveCandidate(candidate, port, seen) {
+  const f = candidate.split(' ');
+  if (f.length < 8) return candidate;
+  seen?.(f[4], Number(f[5]), f[2].toLowerCase());
+  f[4] = '127.0.0.1';
+  f[5] = String(port);
+  return f.join(' ');
+}
+
+function moveSDP(sdp, port, seen) {
+  return sdp.replace(/^a=(candidate:.*?)\r?$/gm, (line, c) => `a=${moveCandidate(c, port, seen)}`);
+}
+
+/**
+ * Routes context's WebSocket through the test: the signals between the page
+ * and "sfu" get their candidates rewritten so that the page's connection to
+ * the SFU runs through relay (udpRelay), and on.signal(event) sees each of
+ * them: {dir: 'out', data} for the page's call.signal data to "sfu", {dir:
+ * 'in', push} for a signal push from "sfu". While hold() returns true,
+ * frames wait, both ways, in arrival order; release() sends them on.
+ * Anything else passes as it is.
+ */
+export async function routeSFU(context, relay, on) {
+  const held = [];
+  const rewrite = (frame, out) => String(frame).split('\n').map((line) => {
+    let msg;
+    try { msg = JSON.parse(line); } catch { return line; }
+    if (out && msg.op === 'rpc' && msg.method === 'call.signal' && msg.data?.to === 'sfu') {
+      const d = msg.data;
+      if (d.candidate?.candidate) d.candidate.candidate = moveCandidate(d.candidate.candidate, relay.sink);
+      if (d.description?.sdp) d.description.sdp = moveSDP(d.description.sdp, relay.sink);
+      on.signal?.({ dir: 'out', data: d });
+      return JSON.stringify(msg);
+    }
+    if (!out && msg.push === 'call' && msg.event === 'signal' && msg.from === 'sfu') {
+      const seen = (address, port, proto) => { if (proto === 'udp' && !relay.sfu) relay.sfu = { address, port }; };
+      if (msg.candidate?.candidate) msg.candidate.candidate = moveCandidate(msg.candidate.candidate, relay.port, seen);
+      if (msg.description?.sdp) msg.description.sdp = moveSDP(msg.description.sdp, relay.port, seen);
+      on.signal?.({ dir: 'in', push: msg });
+      return JSON.stringify(msg);
+    }
+    return line;
+  }).join('\n');
+  let pass = null;
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    const srv = ws.connectToServer();
+    pass = (to, frame) => (to === 'server' ? srv.send(frame) : ws.send(frame));
+    ws.onMessage((frame) => {
+      const f = rewrite(frame, true);
+      if (on.hold?.()) held.push(['server', f]); else srv.send(f);
+    });
+    srv.onMessage((frame) => {
+      const f = rewrite(frame, false);
+      if (on.hold?.()) held.push(['page', f]); else { on.beforePage?.(f); ws.send(f); }
+    });
+  });
+  return {
+    held,
+    release() {
+      for (const [to, f] of held.splice(0)) {
+        if (to === 'page') on.beforePage?.(f);
+        pass(to, f);
+      }
+    },
+  };
 }

@@ -1,10 +1,11 @@
 // Unit tests of call.js's DOM-free helpers: the screen share's msid renaming
 // of outgoing descriptions (docs/calls.md, "Screen share") and the lookup of
 // a received m-section's msid that tells a screen from a camera, and who
-// makes a mesh connection's first offer (docs/calls.md, "Who offers").
+// makes a mesh connection's first offer (docs/calls.md, "Who offers"), and
+// when the app asks the SFU for an ICE restart (docs/calls.md, "ICE restart").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { markScreen, msidOf, screenMsid, mayOfferFirst } from '../../web/app/call.js';
+import { markScreen, msidOf, screenMsid, mayOfferFirst, shouldAskSFURestart, SFU_RESTART_QUIET_MS } from '../../web/app/call.js';
 
 const offer = [
   'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0',
@@ -56,4 +57,15 @@ test('mayOfferFirst: the impolite side offers at once, the polite side after the
   assert.equal(mayOfferFirst(true, false, false), false);
   assert.equal(mayOfferFirst(true, true, false), true);
   assert.equal(mayOfferFirst(true, false, true), true);
+});
+
+test('shouldAskSFURestart: once per outage, not after the SFU restarted, again only after a long quiet', () => {
+  const q = SFU_RESTART_QUIET_MS;
+  assert.ok(q > 80_000, `longer than the SFU's longest retry wait (80 s): ${q}`);
+  assert.equal(shouldAskSFURestart(null, null, 5_000), true, 'the first stall of an outage asks');
+  assert.equal(shouldAskSFURestart(5_000, null, 13_000), false, 'asked already: the SFU retries on its own');
+  assert.equal(shouldAskSFURestart(null, 3_000, 5_000), false, 'the SFU restarted first');
+  assert.equal(shouldAskSFURestart(5_000, 15_000, 5_000 + q), false, "the SFU's retry counts as a restart");
+  assert.equal(shouldAskSFURestart(5_000, null, 5_000 + q), true, 'nobody restarted for the quiet time: ask again');
+  assert.equal(shouldAskSFURestart(null, 1_000, 1_000 + q), true);
 });

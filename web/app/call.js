@@ -28,6 +28,8 @@
 // (rids q, h, f) and microphone out, every other participant's tracks in,
 // each in a MediaStream named by its participant id. We offer first and are
 // polite towards "sfu". A "mode" push back to "mesh" rebuilds the mesh.
+// The SFU drives ICE restarts on that connection: the app asks for one and
+// answers the SFU's restart offer (shouldAskSFURestart).
 import { h, replace, announce } from './dom.js';
 import { api } from './api.js';
 
@@ -138,6 +140,34 @@ export function watchIce(pc, restart, { graceMs = ICE_DISCONNECTED_MS, setTimer 
   };
   pc.addEventListener('iceconnectionstatechange', onChange);
   return () => { disarm(); pc.removeEventListener('iceconnectionstatechange', onChange); };
+}
+
+/**
+ * The longest the SFU waits between two ICE-restart offers of its own while
+ * a participant's connection to it stays down (docs/calls.md "ICE restart":
+ * 10, 20, 40, then every 80 s), with room for a slow signaling path.
+ */
+export const SFU_RESTART_QUIET_MS = 90_000;
+
+/**
+ * Whether the app should ask the SFU for an ICE restart (a bare
+ * `restart: true` signal to "sfu") now that watchIce found its connection
+ * to the SFU down. In SFU mode the server drives restarts: it makes the
+ * restart offer and, while the connection stays down, makes another after
+ * 10, 20, 40 and 80 s on its own. Each restart replaces the one before with
+ * new ICE credentials, and the connectivity checks start over; an app and
+ * an SFU restarting on their own timers (4 s and 5 s of "disconnected")
+ * over slow signaling kept replacing each other's restart before either
+ * could connect. So the app asks at most once per outage, and not at all
+ * when the SFU's restart offer came first; it asks again only when neither
+ * side has restarted for SFU_RESTART_QUIET_MS (say the SFU's side sees no
+ * outage). askedAt and offeredAt: when, in this outage, the app last asked
+ * and the SFU's last restart offer came (null: not yet); now on the same
+ * clock.
+ */
+export function shouldAskSFURestart(askedAt, offeredAt, now) {
+  const last = Math.max(askedAt ?? -Infinity, offeredAt ?? -Infinity);
+  return now - last >= SFU_RESTART_QUIET_MS;
 }
 
 /**
@@ -554,8 +584,7 @@ export class CallPanel {
     this.#closePeers(call);
     this.#stopLocal();
     this.panel.hidden = true;
-    delete this.panel.dataset.sfuSignaling;
-    delete this.panel.dataset.sfuIce;
+    for (const k of ['sfuSignaling', 'sfuIce', 'sfuIceStalls', 'sfuRestartAsks', 'sfuRestartOffers']) delete this.panel.dataset[k];
     replace(this.panel);
     this.#renderButton();
     announce(message);
@@ -737,7 +766,11 @@ export class CallPanel {
     call.mode = 'sfu';
     this.panel.dataset.mode = 'sfu';
     const pc = new RTCPeerConnection({ iceServers: call.ice });
-    const sfu = { id: 'sfu', polite: true, pc, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), screenSender: null, iceRestarts: 0 };
+    // stalls: times watchIce found the connection down; asks: bare restart
+    // requests sent; restartOffers: the SFU's restart offers received;
+    // askedAt/offeredAt: the last of each in this outage (shouldAskSFURestart).
+    const sfu = { id: 'sfu', polite: true, pc, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), screenSender: null,
+      stalls: 0, asks: 0, restartOffers: 0, askedAt: null, offeredAt: null };
     call.sfu = sfu;
     const signal = (msg) => this.rpc('call.signal', { room: call.roomId, to: 'sfu', ...msg }).catch(() => {});
     pc.onnegotiationneeded = async () => {
@@ -757,17 +790,29 @@ export class CallPanel {
     pc.oniceconnectionstatechange = () => {
       if (call.sfu === sfu) this.panel.dataset.sfuIce = pc.iceConnectionState;
       console.debug(`call: ICE to the SFU ${pc.iceConnectionState}`);
+      // Connected again: the outage is over, the next one may ask again.
+      if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') sfu.askedAt = sfu.offeredAt = null;
       for (const peer of call.peers.values()) this.#renderTile(peer);
     };
-    // The new offer goes out through negotiationneeded (the SFU answers an
-    // offer with new ICE credentials with its own). The SFU may restart
-    // from its side too (an offer with restart: true, docs/calls.md "ICE
-    // restart"): #onSignal answers it like any offer from "sfu", and a
-    // collision with ours resolves as any glare does (we are polite).
-    watchIce(pc, () => {
-      sfu.iceRestarts += 1;
-      if (call.sfu === sfu) this.panel.dataset.sfuIceRestarts = String(sfu.iceRestarts);
-      sfu.queue = sfu.queue.then(() => restartIce(pc)).catch((err) => console.warn('call: ICE restart failed', err));
+    // The SFU makes the restart offer (docs/calls.md "ICE restart"): the app
+    // asks for one with a bare restart signal, once per outage and only if
+    // the SFU has not restarted first (shouldAskSFURestart), and answers it
+    // in #onSignal like any offer from "sfu". It makes no restart offer of
+    // its own: two restarts under way replace each other.
+    watchIce(pc, (st) => {
+      if (call.sfu !== sfu) return;
+      sfu.stalls += 1;
+      this.panel.dataset.sfuIceStalls = String(sfu.stalls);
+      const now = performance.now();
+      if (!shouldAskSFURestart(sfu.askedAt, sfu.offeredAt, now)) {
+        console.debug(`call: ICE to the SFU still ${st}: the SFU's restart is under way`);
+        return;
+      }
+      sfu.askedAt = now;
+      sfu.asks += 1;
+      this.panel.dataset.sfuRestartAsks = String(sfu.asks);
+      console.debug(`call: ICE to the SFU ${st}: asking the SFU to restart`);
+      signal({ restart: true });
     });
     pc.ontrack = (ev) => {
       // The stream id names the publisher (docs/calls.md).
@@ -796,8 +841,7 @@ export class CallPanel {
     call.sfu?.pc.close();
     call.sfu = null;
     call.mode = 'mesh';
-    delete this.panel.dataset.sfuSignaling;
-    delete this.panel.dataset.sfuIce;
+    for (const k of ['sfuSignaling', 'sfuIce', 'sfuIceStalls', 'sfuRestartAsks', 'sfuRestartOffers']) delete this.panel.dataset[k];
     this.panel.dataset.mode = 'mesh';
     const ps = [...call.peers.values()].map(({ id, user, polite, state }) => ({ id, user, polite, state }));
     for (const peer of call.peers.values()) { this.#dropMedia(peer); peer.tile?.remove(); }
@@ -879,6 +923,13 @@ export class CallPanel {
     // A mesh signal still queued when the call moved to the SFU (whose
     // switch closed the mesh connections): nothing to apply it to.
     if (!pc || pc.signalingState === 'closed') return;
+    if (restart && description?.type === 'offer' && peer === this.call?.sfu) {
+      // The SFU restarts ICE (on its own, or as we asked): ours to answer,
+      // and no request of ours while it is under way (shouldAskSFURestart).
+      peer.offeredAt = performance.now();
+      peer.restartOffers += 1;
+      this.panel.dataset.sfuRestartOffers = String(peer.restartOffers);
+    }
     if (description) {
       const collision = description.type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
       peer.ignoreOffer = !peer.polite && collision;

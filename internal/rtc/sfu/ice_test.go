@@ -55,7 +55,8 @@ func iceUfrag(desc *webrtc.SessionDescription) string {
 // client answers it like any offer; when its network is back, the
 // connection comes back on the new credentials and video flows again.
 // A client's bare restart request (Peer.RestartICE) does the same on a
-// working connection.
+// working connection, and is dropped while the SFU's own restart is under
+// way.
 func TestICERestartByServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about 15 s: two connections that drop and come back")
@@ -134,6 +135,11 @@ func testICERestart(t *testing.T, grace, failed time.Duration) {
 	waitFor(t, func() string {
 		return fmt.Sprintf("a restart by the SFU (ICE %s, %d restarts)", peer.pc.ICEConnectionState(), room.Stats().ICERestarts)
 	}, time.Minute, func() bool { return room.Stats().ICERestarts >= 2 }, sub)
+	// The client's own request, sent before it saw that offer (slow
+	// signaling), must not start a second restart over the first.
+	if peer.RestartICE() {
+		t.Fatal("a restart request while the SFU's own restart is under way started another")
+	}
 	link.blocked.Store(false)
 	waitFor(t, func() string { return "the client to apply the SFU's restart offer" }, time.Minute,
 		func() bool { return iceUfrag(sub.pc.CurrentRemoteDescription()) != before }, sub)

@@ -903,25 +903,35 @@ func (p *Peer) iceTimeout() {
 	p.iceTimer = nil
 	switch p.iceState {
 	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted, webrtc.ICEConnectionStateClosed:
+		p.iceRestarts = 0 // up (watchICE resets it too): a request may restart again
 		return
 	}
 	p.restartICELocked("no connection: " + p.iceState.String())
 }
 
 // RestartICE sends the client an ICE-restart offer (signal with
-// "restart": true), or after the answer to the offer that is out. A client
-// asks for it with a bare restart signal; the SFU also does it on its own
-// (watchICE). Peers negotiated once over HTTP (WHIP/WHEP) have no channel
-// for it and are left alone.
-func (p *Peer) RestartICE() {
+// "restart": true), or after the answer to the offer that is out, and
+// reports whether it did. A client asks for it with a bare restart signal;
+// the SFU also does it on its own (watchICE). A request while a restart of
+// the SFU's is under way (not connected since) is dropped: a second
+// restart would replace the first one's ICE credentials and start its
+// checks over, and with slow signaling a request sent before the client saw
+// the SFU's own restart offer kept doing that; the SFU retries on its own
+// while the connection stays down. Peers negotiated once over HTTP
+// (WHIP/WHEP) have no channel for it and are left alone.
+func (p *Peer) RestartICE() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.restartICELocked("asked")
+	if p.iceRestarts > 0 {
+		p.room.log.Info("sfu: ICE restart request dropped: a restart is under way", "participant", p.id, "attempt", p.iceRestarts)
+		return false
+	}
+	return p.restartICELocked("asked")
 }
 
-func (p *Peer) restartICELocked(reason string) {
+func (p *Peer) restartICELocked(reason string) bool {
 	if p.closed || p.oneShot || p.pc.RemoteDescription() == nil {
-		return
+		return false
 	}
 	p.iceRestarts++
 	p.room.log.Info("sfu: ICE restart", "participant", p.id, "reason", reason, "attempt", p.iceRestarts)
@@ -934,6 +944,7 @@ func (p *Peer) restartICELocked(reason string) {
 	wait := p.room.sfu.cfg.ICERetry << min(p.iceRestarts-1, 3)
 	p.stopICETimerLocked()
 	p.iceTimer = time.AfterFunc(wait, p.iceTimeout)
+	return true
 }
 
 func (p *Peer) setREMB(bps uint64) {
