@@ -115,6 +115,9 @@ type Node struct {
 	// Session.HandleWith): one per session would stay with every idle
 	// connection (a decoded Command is about 170 bytes).
 	cmds sync.Pool
+	// batches lends sessions' queues their frame slices while they are
+	// busy (queue.go).
+	batches batches
 	// commands is the per-user command budget (keyed by UserKey): shared by
 	// a user's connections and kept across reconnects, so that reconnecting
 	// does not refill it. Its table is bounded (ratelimit.DefaultMaxKeys).

@@ -17,6 +17,40 @@ const (
 	ControlPong byte = 0xA
 )
 
+// batchLen is the capacity of the frame slices a queue borrows from its
+// node's batches: most wakes of a connection carry one to a few frames.
+const batchLen = 8
+
+// batches lends the frame slices of busy queues, one per Node: an idle
+// connection holds no slice (queue.release), and taking one from here on
+// its next wake instead of allocating makes a delivery to an idle
+// connection allocate nothing (it was one 448-byte slice per wake, the
+// garbage of every fan-out to idle subscribers). The zero value is ready; a
+// nil *batches allocates. Safe for concurrent use.
+type batches struct{ p sync.Pool }
+
+// get returns an empty slice of capacity batchLen.
+func (b *batches) get() []Frame {
+	if b != nil {
+		if a, ok := b.p.Get().(*[batchLen]Frame); ok {
+			return a[:0]
+		}
+	}
+	return make([]Frame, 0, batchLen)
+}
+
+// put takes back a slice the queue no longer uses, cleared so that it
+// keeps no frame's data alive; slices that grew past batchLen go to the
+// garbage collector.
+func (b *batches) put(s []Frame) {
+	if b == nil || cap(s) != batchLen {
+		return
+	}
+	a := (*[batchLen]Frame)(s[:batchLen])
+	clear(a[:])
+	b.p.Put(a)
+}
+
 // queue is a connection's bounded outbound queue, measured in bytes. Frames
 // with a conflation key replace a still-queued frame with the same key, so a
 // slow reader of a ticker gets the latest value instead of a backlog.
@@ -33,8 +67,8 @@ type queue struct {
 
 // push adds f. It returns false, and adds nothing, when the queue would exceed
 // its byte limit. It reports whether the queue was empty before (the writer
-// then needs waking).
-func (q *queue) push(f Frame) (ok, wasEmpty bool) {
+// then needs waking). An idle queue's first frame goes into a slice from b.
+func (q *queue) push(f Frame, b *batches) (ok, wasEmpty bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.disabled {
@@ -60,7 +94,7 @@ func (q *queue) push(f Frame) (ok, wasEmpty bool) {
 	if q.frames == nil {
 		// An idle connection holds no slice (see release); starting with
 		// room for a few frames saves the 1, 2, 4, 8 regrowth on each wake.
-		q.frames = make([]Frame, 0, 8)
+		q.frames = b.get()
 	}
 	q.frames = append(q.frames, f)
 	q.bytes += int32(len(f.Data))
@@ -87,10 +121,14 @@ func (q *queue) drain() []Frame {
 	return out
 }
 
-// release returns the drained batch's memory when the connection goes idle.
-func (q *queue) release() {
+// release gives the queue's slices back to b when the connection goes
+// idle. The writer calls it (Session.Idle) once it is done with the batch
+// it drained last, which is q.spare.
+func (q *queue) release(b *batches) {
 	q.mu.Lock()
 	if len(q.frames) == 0 {
+		b.put(q.frames)
+		b.put(q.spare)
 		q.frames, q.spare, q.byKey = nil, nil, nil
 	}
 	q.mu.Unlock()
@@ -102,7 +140,9 @@ func (q *queue) len() int {
 	return len(q.frames)
 }
 
-// disable drops what is queued and refuses further frames.
+// disable drops what is queued and refuses further frames. Its slices go
+// to the garbage collector, not to a pool: a writer may still be writing
+// the batch it drained.
 func (q *queue) disable() {
 	q.mu.Lock()
 	q.disabled = true

@@ -118,7 +118,7 @@ func (s *Session) Resync(channel string) {
 }
 
 func (s *Session) enqueue(f Frame) {
-	ok, wasEmpty := s.q.push(f)
+	ok, wasEmpty := s.q.push(f, &s.node.batches)
 	if !ok {
 		s.node.metrics.SlowConsumer()
 		s.q.disable()
@@ -141,7 +141,7 @@ func (s *Session) SendControl(op byte, payload []byte) { s.enqueue(Frame{Data: p
 func (s *Session) Drain() []Frame { return s.q.drain() }
 
 // Idle tells the session its writer found the queue empty, so buffers can go.
-func (s *Session) Idle() { s.q.release() }
+func (s *Session) Idle() { s.q.release(&s.node.batches) }
 
 // Pending reports whether frames are queued.
 func (s *Session) Pending() bool { return s.q.len() > 0 }

@@ -39,7 +39,7 @@ func (t *stalledTransport) closes() []protocol.Disconnect {
 	return append([]protocol.Disconnect(nil), t.closed...)
 }
 
-func newNode(t *testing.T, cfg Config) (*Node, *hub.Hub) {
+func newNode(t testing.TB, cfg Config) (*Node, *hub.Hub) {
 	t.Helper()
 	h, err := hub.New(hub.Config{Namespaces: []hub.Namespace{
 		{Name: "", Anonymous: true},
@@ -56,7 +56,7 @@ func newNode(t *testing.T, cfg Config) (*Node, *hub.Hub) {
 
 // connected returns an anonymous session on a stalled transport whose queue
 // has been emptied of the connect reply.
-func connected(t *testing.T, n *Node, ip string) (*Session, *stalledTransport) {
+func connected(t testing.TB, n *Node, ip string) (*Session, *stalledTransport) {
 	t.Helper()
 	tr := &stalledTransport{}
 	s, refused := n.Accept(tr, ip)
@@ -72,7 +72,7 @@ func connected(t *testing.T, n *Node, ip string) (*Session, *stalledTransport) {
 }
 
 // expectReply drains s and requires exactly one reply, to id, without error.
-func expectReply(t *testing.T, s *Session, id uint64) map[string]any {
+func expectReply(t testing.TB, s *Session, id uint64) map[string]any {
 	t.Helper()
 	fs := s.Drain()
 	if len(fs) != 1 {
