@@ -63,8 +63,9 @@ const speakerThreshold = 127 - 50
 // both publishes and subscribes, and every published track forwarded to
 // every other participant.
 //
-// Lock order: Room.mu, then Peer.mu, then upTrack.mu, then DownTrack.mu.
-// Callbacks (send, OnSpeakers) are called without Room.mu.
+// Lock order: Room.mu, then Peer.mu, then upTrack.mu, then DownTrack.mu;
+// Peer.candMu is a leaf (after Peer.mu). Callbacks (send, OnSpeakers) are
+// called without Room.mu.
 type Room struct {
 	sfu   *SFU
 	cfg   RoomConfig
@@ -154,6 +155,14 @@ type Peer struct {
 	iceTimer       *time.Timer
 	iceRestarts    int
 	restartPending bool
+
+	// The SFU's own ICE candidates wait while a description is being
+	// made, until it is sent (see holdCandidates). candMu is taken alone
+	// (pion's gatherer calls in with it), never with another lock held
+	// after it.
+	candMu   sync.Mutex
+	candHold bool
+	candHeld []webrtc.ICECandidateInit
 }
 
 // ID is the participant id.
@@ -274,8 +283,7 @@ func (r *Room) newPeer(id string, send func(Signal)) (*Peer, error) {
 	p.pc, p.api = pc, api
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
-			init := c.ToJSON()
-			send(Signal{Candidate: &init})
+			p.sendCandidate(c.ToJSON())
 		}
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.addTrack(p, t, recv) })
@@ -708,6 +716,10 @@ func parseDirections(desc *webrtc.SessionDescription) map[string]mlineState {
 	return out
 }
 
+// maxHeldCandidates bounds the client's candidates a Peer holds until a
+// description (see Signal): a browser gathers a handful.
+const maxHeldCandidates = 64
+
 // Signal applies a description or candidate from the participant's client.
 func (p *Peer) Signal(s Signal) error {
 	if s.Description != nil {
@@ -718,8 +730,15 @@ func (p *Peer) Signal(s Signal) error {
 	}
 	if s.Candidate != nil {
 		p.mu.Lock()
-		if p.pc.RemoteDescription() == nil {
-			p.candidates = append(p.candidates, *s.Candidate)
+		// Held until the next description from the client is applied:
+		// before the first, pion refuses them; while an offer of the SFU's
+		// is out, they may be of the answer's ICE generation (a restart
+		// offer: a client can send its new candidates before its answer),
+		// which pion drops until it has that answer.
+		if p.pc.RemoteDescription() == nil || p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+			if len(p.candidates) < maxHeldCandidates {
+				p.candidates = append(p.candidates, *s.Candidate)
+			}
 			p.mu.Unlock()
 			return nil
 		}
@@ -741,6 +760,9 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 			// client rolls back and answers it.
 			return nil
 		}
+		// The answer's first SetLocalDescription starts gathering.
+		p.holdCandidates()
+		defer p.releaseCandidates()
 		if err := p.pc.SetRemoteDescription(d); err != nil {
 			return fmt.Errorf("sfu: offer from %s: %w", p.id, err)
 		}
@@ -777,6 +799,45 @@ func (p *Peer) onDescription(d webrtc.SessionDescription) error {
 		p.offerLocked(restart)
 	}
 	return nil
+}
+
+// holdCandidates keeps the SFU's ICE candidates from the client until
+// releaseCandidates, which the caller calls once the description being
+// made is sent (or failed). pion gathers on its own goroutines from the
+// first SetLocalDescription (and from CreateOffer in an ICE restart) on,
+// so without the hold a candidate could go out before the answer or
+// restart offer it belongs to: a browser refuses a candidate before any
+// remote description ("The remote description was null"), and takes one
+// that comes before a restart offer as the old ICE generation's, where it
+// is of no use.
+func (p *Peer) holdCandidates() {
+	p.candMu.Lock()
+	p.candHold = true
+	p.candMu.Unlock()
+}
+
+// releaseCandidates sends the candidates held since holdCandidates, after
+// the description.
+func (p *Peer) releaseCandidates() {
+	p.candMu.Lock()
+	defer p.candMu.Unlock()
+	p.candHold = false
+	for i := range p.candHeld {
+		p.send(Signal{Candidate: &p.candHeld[i]})
+	}
+	p.candHeld = nil
+}
+
+// sendCandidate is pion's OnICECandidate: a local candidate goes to the
+// client now, or after the description being made.
+func (p *Peer) sendCandidate(c webrtc.ICECandidateInit) {
+	p.candMu.Lock()
+	defer p.candMu.Unlock()
+	if p.candHold {
+		p.candHeld = append(p.candHeld, c)
+		return
+	}
+	p.send(Signal{Candidate: &c})
 }
 
 // declineRTX takes RTX off the video m-lines the client's offers created,
@@ -837,6 +898,9 @@ func (p *Peer) negotiate() {
 // offerLocked sends an offer, with fresh ICE credentials when restart.
 // Caller holds p.mu.
 func (p *Peer) offerLocked(restart bool) {
+	// An ICE restart gathers anew from CreateOffer on.
+	p.holdCandidates()
+	defer p.releaseCandidates()
 	var opts *webrtc.OfferOptions
 	if restart {
 		opts = &webrtc.OfferOptions{ICERestart: true}

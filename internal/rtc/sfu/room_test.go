@@ -626,3 +626,136 @@ func sub2Down(t *testing.T, r *Room) *DownTrack {
 	t.Fatal("sub2 has no video down track")
 	return nil
 }
+
+// TestCandidatesFollowTheirDescription: the SFU sends none of its ICE
+// candidates before the description they belong to: its answer to a
+// client's first offer, and its ICE-restart offer (pion gathers anew from
+// CreateOffer on, before the offer exists). A browser refuses a candidate
+// that comes before any remote description, and files one that comes
+// before a restart offer under the old ICE generation.
+func TestCandidatesFollowTheirDescription(t *testing.T) {
+	s := newTestSFU(t)
+	room, err := s.NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sent []Signal // what the SFU sent the client, in order
+	var peer *Peer
+	c := newClient(t, "a", func(send func(Signal)) (func(Signal) error, error) {
+		p, err := room.Join("a", func(s Signal) {
+			mu.Lock()
+			sent = append(sent, s)
+			mu.Unlock()
+			send(s)
+		})
+		if err != nil {
+			return nil, err
+		}
+		peer = p
+		return p.Signal, nil
+	})
+	c.peer = peer
+	c.subscribe()
+	// what lists the kinds of signals sent from index from on, in order.
+	what := func(from int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		var kinds []string
+		for _, s := range sent[from:] {
+			switch {
+			case s.Description != nil:
+				kinds = append(kinds, fmt.Sprintf("%s(restart=%v)", s.Description.Type, s.Restart))
+			case s.Candidate != nil:
+				kinds = append(kinds, "candidate")
+			}
+		}
+		return strings.Join(kinds, " ")
+	}
+	// candidateAfter: a candidate was sent at index from or later.
+	candidateAfter := func(from int) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range sent[from:] {
+				if s.Candidate != nil {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	gathered := func() bool { return peer.pc.ICEGatheringState() == webrtc.ICEGatheringStateComplete }
+	waitFor(t, func() string { return "the SFU's first candidates: sent " + what(0) }, 30*time.Second, func() bool { return gathered() && candidateAfter(0)() }, c)
+	mu.Lock()
+	first := sent[0]
+	mark := len(sent)
+	mu.Unlock()
+	if first.Description == nil || first.Description.Type != webrtc.SDPTypeAnswer {
+		t.Errorf("the SFU's first signals: %s; want the answer first", what(0))
+	}
+
+	select {
+	case <-c.connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("never connected")
+	}
+	peer.RestartICE()
+	waitFor(t, func() string { return "candidates after the restart: sent " + what(mark) }, 30*time.Second, func() bool { return gathered() && candidateAfter(mark)() }, c)
+	mu.Lock()
+	next := sent[mark]
+	mu.Unlock()
+	if next.Description == nil || !next.Restart {
+		t.Fatalf("the SFU's signals after RestartICE: %s; want the restart offer first", what(mark))
+	}
+	// And the connection comes back on the new credentials (the client's
+	// new candidates may come before its answer: the SFU holds them).
+	waitFor(t, func() string { return "the connection on the restart's credentials" }, 30*time.Second, func() bool {
+		return iceUfrag(c.pc.CurrentRemoteDescription()) == iceUfrag(next.Description) && peer.pc.ICEConnectionState() == webrtc.ICEConnectionStateConnected
+	}, c)
+}
+
+// TestCandidatesWaitForTheAnswer: while an offer of the SFU's is out, a
+// client's candidates are held and applied once its answer is: after an
+// ICE restart offer they belong to the answer's new ICE generation, and
+// pion drops a candidate whose ufrag is not the current remote one. (A
+// pion client trickles as soon as it gathers, so its new candidates can
+// come before its answer.)
+func TestCandidatesWaitForTheAnswer(t *testing.T) {
+	s := newTestSFU(t)
+	room, err := s.NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newTestClient(t, room, "a")
+	c.subscribe()
+	select {
+	case <-c.connected:
+	case <-time.After(30 * time.Second):
+		t.Fatal("never connected")
+	}
+	held := func() int {
+		c.peer.mu.Lock()
+		defer c.peer.mu.Unlock()
+		return len(c.peer.candidates)
+	}
+	// Stop the client's signaling loop, so that the restart offer waits
+	// unanswered.
+	release := make(chan struct{})
+	c.do <- func() { <-release }
+	c.peer.RestartICE()
+	if st := c.peer.pc.SignalingState(); st != webrtc.SignalingStateHaveLocalOffer {
+		t.Fatalf("after RestartICE the SFU's signaling state is %s, want have-local-offer", st)
+	}
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host ufrag newgeneration"}
+	if err := c.peer.Signal(Signal{Candidate: &cand}); err != nil {
+		t.Fatal(err)
+	}
+	if n := held(); n != 1 {
+		t.Errorf("the SFU holds %d candidates while its offer is out, want 1", n)
+	}
+	close(release)
+	waitFor(t, func() string { return fmt.Sprintf("the answer (%d candidates still held)", held()) }, 30*time.Second, func() bool {
+		return c.peer.pc.SignalingState() == webrtc.SignalingStateStable && held() == 0
+	}, c)
+}
