@@ -79,6 +79,12 @@ func TestPerfChurn(t *testing.T) {
 		ch := startChild(t, role)
 		ch.requireFiles(t, batch)
 		sw := startSwarm(t, ch.addr, "/ws", "perf:churn", batch, 0)
+		start, err := scrape(ch.addr, "go_goroutines")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each cycle ends when the server holds no connection and every
+		// goroutine they had has ended (events, not a pause).
 		cycle := func() {
 			if err := sw.dial(batch); err != nil {
 				ch.stop()
@@ -88,9 +94,9 @@ func TestPerfChurn(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitSessions(t, ch.addr, 0)
+			waitGoroutines(t, ch.addr, start["go_goroutines"]+idleGoroutines)
 		}
 		cycle()
-		time.Sleep(time.Second)
 		rss0, err := rssBytes(ch.cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
@@ -102,7 +108,6 @@ func TestPerfChurn(t *testing.T) {
 				peak = r
 			}
 		}
-		time.Sleep(2 * time.Second) // as the idle measurement: let the runtime settle
 		rss1, err := rssBytes(ch.cmd.Process.Pid)
 		sw.stop()
 		ch.stop()
@@ -114,6 +119,27 @@ func TestPerfChurn(t *testing.T) {
 		if float64(rss1) > 1.10*float64(rss0) {
 			t.Errorf("%s: RSS did not come back within 10%% of its start: %.3f", role, float64(rss1)/float64(rss0))
 		}
+	}
+}
+
+// idleGoroutines is how many goroutines more than before its connections a
+// server may run once they are idle: the poller's, and the HTTP
+// connections the harness itself scrapes and publishes over.
+const idleGoroutines = 4
+
+// waitGoroutines waits until the server runs at most n goroutines.
+func waitGoroutines(t *testing.T, addr string, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		m, err := scrape(addr, "go_goroutines")
+		if err == nil && m["go_goroutines"] <= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still runs %v goroutines a minute after the last step, want at most %v (%v)", m["go_goroutines"], n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -171,14 +197,28 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	if err := sw.closeAll(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
 	names := []string{"go_memstats_heap_inuse_bytes", "go_goroutines", "go_memstats_stack_inuse_bytes",
 		"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_sys_bytes"}
 	var before map[string]float64
+	// settle waits until the server is idle after a step: the goroutines of
+	// the warm-up's connections have ended, or every writer that delivered
+	// the step's publication has (an event: go_goroutines back at the level
+	// before the connections, plus the poller, plus one reader per
+	// connection without the poller). The echoing baseline has nothing to
+	// wait for: each echo is written before its client sees it.
+	settle := func(conns int) {}
 	if role != "baseline" {
+		waitSessions(t, ch.addr, 0)
 		var err error
 		if before, err = scrape(ch.addr, names...); err != nil {
 			t.Fatal(err)
+		}
+		perConn := 0.0
+		if role == "sori-goroutine" {
+			perConn = 1
+		}
+		settle = func(conns int) {
+			waitGoroutines(t, ch.addr, before[names[1]]+perConn*float64(conns)+idleGoroutines)
 		}
 	}
 	rss0, err := rssBytes(ch.cmd.Process.Pid)
@@ -197,7 +237,7 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	if err := idleMessage(ch.addr, role, channel, sw); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // let the writers finish and go idle
+	settle(half)
 	rssHalf, err := rssBytes(ch.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -208,8 +248,8 @@ func idleRound(t *testing.T, role string, n int) idleResult {
 	if err := idleMessage(ch.addr, role, channel, sw); err != nil {
 		t.Fatal(err)
 	}
+	settle(n)
 	cpu1 := procCPU(ch.cmd.Process.Pid)
-	time.Sleep(2 * time.Second) // let the writers finish and go idle
 	rss1, err := rssBytes(ch.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
