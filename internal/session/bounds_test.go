@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -177,6 +178,34 @@ func TestUserConnectionBound(t *testing.T) {
 	}
 	if _, _, d := un.connect(t, "v"); d != (protocol.Disconnect{}) {
 		t.Fatalf("another user: %v", d)
+	}
+}
+
+// A user's sessions are indexed while they live: a closed one leaves the
+// index and frees its place under the bound, and the last one's close drops
+// the user's entry.
+func TestUserSessionsIndex(t *testing.T) {
+	un := newUserNode(t, Config{MaxUserConnections: 2})
+	a, _, _ := un.connect(t, "u")
+	b, _, _ := un.connect(t, "U")
+	a.Closed(protocol.DisconnectNormal)
+	c, _, d := un.connect(t, "u")
+	if d != (protocol.Disconnect{}) {
+		t.Fatalf("a connection in the place of a closed one: %v", d)
+	}
+	if got := un.UserSessions("U"); len(got) != 2 || !slices.Contains(got, b) || !slices.Contains(got, c) {
+		t.Fatalf("UserSessions %v, want the two open ones", got)
+	}
+	b.Closed(protocol.DisconnectNormal)
+	c.Closed(protocol.DisconnectNormal)
+	if got := un.UserSessions("u"); len(got) != 0 {
+		t.Fatalf("UserSessions %v after every close", got)
+	}
+	un.mu.Lock()
+	left := len(un.byUser)
+	un.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d users still indexed after every close", left)
 	}
 }
 

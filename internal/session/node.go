@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,7 +134,10 @@ type Node struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
-	byUser   map[string]map[*Session]struct{} // by UserKey
+	// byUser holds each user's sessions by UserKey: a slice, not a set,
+	// since a user has at most MaxUserConnections (most have one, and a Go
+	// map of one entry is ~200 bytes per connected user).
+	byUser   map[string][]*Session
 	perIP    map[string]int
 	draining bool
 	empty    chan struct{} // closed when draining and the last session leaves
@@ -164,7 +168,7 @@ func NewNode(cfg Config, h *hub.Hub, verifier *auth.Verifier, m Metrics, log *sl
 		authorizers: map[string]Authorizer{},
 		rpcs:        map[string]RPCHandler{},
 		sessions:    map[*Session]struct{}{},
-		byUser:      map[string]map[*Session]struct{}{},
+		byUser:      map[string][]*Session{},
 		perIP:       map[string]int{},
 	}
 	n.hbMu.Lock()
@@ -314,11 +318,7 @@ func (n *Node) bindUser(s *Session) bool {
 	if len(set) >= n.cfg.MaxUserConnections {
 		return false
 	}
-	if set == nil {
-		set = map[*Session]struct{}{}
-		n.byUser[key] = set
-	}
-	set[s] = struct{}{}
+	n.byUser[key] = append(set, s)
 	return true
 }
 
@@ -370,9 +370,10 @@ func (n *Node) remove(s *Session, d protocol.Disconnect) {
 	}
 	if key := s.userKey(); key != "" {
 		if set := n.byUser[key]; set != nil {
-			delete(set, s)
-			if len(set) == 0 {
+			if set = slices.DeleteFunc(set, func(x *Session) bool { return x == s }); len(set) == 0 {
 				delete(n.byUser, key)
+			} else {
+				n.byUser[key] = set
 			}
 		}
 	}
@@ -398,11 +399,7 @@ func (n *Node) UserSessions(user string) []*Session {
 	key := UserKey(user)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]*Session, 0, len(n.byUser[key]))
-	for s := range n.byUser[key] {
-		out = append(out, s)
-	}
-	return out
+	return slices.Clone(n.byUser[key])
 }
 
 // DisconnectUser closes every connection of user with d and returns how many.
