@@ -235,6 +235,8 @@ export function screenMsid(sdp, mid) {
 export const QUALITY_LAYERS = ['auto', 'high', 'mid', 'low', 'off'];
 
 export class CallPanel {
+  #owners;
+
   constructor({ client, me, rpc, slot, panel }) {
     Object.assign(this, { client, me, rpc, slot, panel });
     this.room = null; // the open chat room (RoomModel)
@@ -256,6 +258,8 @@ export class CallPanel {
     this.onRoomCall = (e) => this.#setRoomCall(this.room, e.detail);
     this.ringing = null; // {roomId, by, el, timer, beep}
     this.statsTimer = 0;
+    // Who shows each received track: {peer, release()} (#onTrack).
+    this.#owners = new WeakMap();
     // A room opened before the connection was up asks again once it is.
     this.client?.on?.('state', (st) => { if ((typeof st === 'string' ? st : st?.state) === 'connected') this.#fetchRoomCall(); });
   }
@@ -665,8 +669,22 @@ export class CallPanel {
    * "sfu"). A screen share (screenMsid) gets a stream of its own; anything
    * else joins the peer's camera stream. It leaves when the sender's stream
    * loses it (the remote side removed the track) or it ends.
+   *
+   * On the SFU the same track may come again for someone else: the SFU
+   * reuses a freed m-line for the next forwarded track (docs/calls.md,
+   * "m-lines are reused"), and Chromium then fires `track` on the same
+   * transceiver with the same MediaStreamTrack (same id), muted in between
+   * but never ended. So each event is a new assignment, by streams[0].id and
+   * the msid of its m-line in the current remote description: whoever
+   * showed the track before loses it first (its tile, and its share of
+   * getStats, which finds a peer by track id).
    */
   #onTrack(peer, pc, { track, streams, transceiver }) {
+    const before = this.#owners.get(track);
+    if (before) {
+      before.release();
+      if (before.peer !== peer) this.#renderTile(before.peer);
+    }
     const screen = track.kind === 'video' && screenMsid(pc.remoteDescription?.sdp, transceiver?.mid);
     peer.tracks.add(track.id);
     if (screen) {
@@ -676,19 +694,33 @@ export class CallPanel {
       peer.cam.getTracks().filter((t) => t.kind === track.kind && t !== track).forEach((t) => peer.cam.removeTrack(t));
       peer.cam.addTrack(track);
     }
+    const from = [...streams];
+    const onRemove = (e) => { if (e.track === track) gone(); };
     const gone = () => {
-      if (screen) {
-        peer.screens.get(track.id)?.tile?.remove();
-        peer.screens.delete(track.id);
-        peer.screenTracks.delete(track.id);
-        this.#countTiles();
-      } else if (peer.cam.getTracks().includes(track)) {
-        peer.cam.removeTrack(track);
-      }
+      if (this.#owners.get(track) !== owner) return;
+      owner.release();
       this.#renderTile(peer);
     };
-    track.addEventListener('ended', gone, { once: true });
-    for (const st of streams) st.addEventListener('removetrack', (e) => { if (e.track === track) gone(); });
+    const owner = {
+      peer,
+      release: () => {
+        this.#owners.delete(track);
+        track.removeEventListener('ended', gone);
+        for (const st of from) st.removeEventListener('removetrack', onRemove);
+        peer.tracks.delete(track.id);
+        if (screen) {
+          peer.screens.get(track.id)?.tile?.remove();
+          peer.screens.delete(track.id);
+          peer.screenTracks.delete(track.id);
+          this.#countTiles();
+        } else if (peer.cam.getTracks().includes(track)) {
+          peer.cam.removeTrack(track);
+        }
+      },
+    };
+    this.#owners.set(track, owner);
+    track.addEventListener('ended', gone);
+    for (const st of from) st.addEventListener('removetrack', onRemove);
     this.#renderTile(peer);
   }
 
