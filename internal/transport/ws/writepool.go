@@ -38,7 +38,15 @@ type writePool struct {
 	ready   []*conn // FIFO: ready[head:] wait for a writer
 	head    int
 	running int // goroutines serving ready; each exits when it finds the list empty
+	// yielders are kept for the pool's goroutines (at most size): one is
+	// made the first time a goroutine serves yieldEvery connections in a
+	// row, and kept, since goroutines come and go with every burst.
+	yielders []*yielder
 }
+
+// yieldEvery is how many connections a pool goroutine serves between two
+// yields to the network (yielder): ~0.3 ms of writes on loopback.
+const yieldEvery = 32
 
 func newWritePool() *writePool {
 	return &writePool{size: max(1, runtime.GOMAXPROCS(0))}
@@ -64,12 +72,22 @@ func (p *writePool) submit(c *conn) {
 // work serves ready connections until the list is empty. again is a
 // connection to put back first (it still had frames queued).
 func (p *writePool) work(again *conn) {
-	for {
+	var y *yielder
+	for served := 1; ; served++ {
+		if served%yieldEvery == 0 {
+			if y == nil {
+				y = p.getYielder()
+			}
+			y.yield()
+		}
 		p.mu.Lock()
 		if again != nil {
 			p.ready = append(p.ready, again)
 		}
 		if p.head == len(p.ready) {
+			if y != nil {
+				p.yielders = append(p.yielders, y)
+			}
 			p.running--
 			// Drop the list's memory when it was large (a burst).
 			if cap(p.ready) > 1024 {
@@ -95,4 +113,18 @@ func (p *writePool) work(again *conn) {
 			again = c
 		}
 	}
+}
+
+// getYielder takes a kept yielder or makes one; nil (yield does nothing)
+// when no eventfd can be had.
+func (p *writePool) getYielder() *yielder {
+	p.mu.Lock()
+	if n := len(p.yielders); n > 0 {
+		y := p.yielders[n-1]
+		p.yielders = p.yielders[:n-1]
+		p.mu.Unlock()
+		return y
+	}
+	p.mu.Unlock()
+	return newYielder()
 }

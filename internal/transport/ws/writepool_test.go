@@ -280,3 +280,43 @@ func TestTryWriteAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.1f allocations per tryWrite, want 0", allocs)
 	}
 }
+
+// TestYielderLetsTheNetworkIn: with one P, a goroutine that never blocks
+// (the pool writing with raw system calls) keeps a goroutine waiting for
+// its socket from running until sysmon polls the network (10 ms) or it ends.
+// yield parks it until the scheduler has polled the network: a reader whose
+// socket became readable has run once the writer goes on.
+func TestYielderLetsTheNetworkIn(t *testing.T) {
+	if !writePoolSupported {
+		t.Skip("no write pool on this system")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	y := newYielder()
+	if y == nil {
+		t.Fatal("no yielder")
+	}
+	defer y.f.Close()
+	server, client := tcpPair(t)
+	reading := make(chan struct{})
+	read := make(chan struct{})
+	go func() {
+		close(reading)
+		var b [1]byte
+		if _, err := server.Read(b[:]); err == nil {
+			close(read)
+		}
+	}()
+	<-reading // the reader runs (and goes on to park in Read) while this waits
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // several yields in a row, as the pool does
+		y.yield()
+	}
+	runtime.Gosched() // the reader, readied by the poll, runs before this goes on
+	select {
+	case <-read:
+	default:
+		t.Fatal("the reader whose socket became readable did not run during the yields")
+	}
+}
