@@ -337,3 +337,49 @@ func TestUnknownOpFailsClosed(t *testing.T) {
 		t.Fatalf("%d frames (%v), want one error 102", len(fs), fs)
 	}
 }
+
+// A session keeps its token's claims in a compact form (grant): what
+// Claims gives back and what the grants allow are the token's.
+func TestClaimsKeptAfterConnect(t *testing.T) {
+	un := newUserNode(t, Config{}, hub.Namespace{Name: ""}, hub.Namespace{Name: "tok", Subscribe: hub.SubscribeToken},
+		hub.Namespace{Name: "srv", Publish: hub.PublishServer})
+	now := time.Now().Truncate(time.Second)
+	c := auth.NewClaims("Carol", time.Hour, now, "tok:a*")
+	c.Publish = []string{"srv:news"}
+	gen := int64(7)
+	c.Gen = &gen
+	tok, err := un.v.Mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, refused := un.Accept(&stalledTransport{}, "10.0.0.1")
+	if s == nil {
+		t.Fatal(refused)
+	}
+	t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
+	if s.Claims() != nil {
+		t.Fatal("claims before connect")
+	}
+	if d, end := s.Handle([]byte(`{"id":1,"op":"connect","token":"` + tok + `"}`)); end {
+		t.Fatal(d)
+	}
+	expectReply(t, s, 1)
+	got := s.Claims()
+	if got == nil || got.User() != "Carol" || !got.Issued().Equal(now) || !got.ExpiresAt().Equal(now.Add(time.Hour)) ||
+		!slices.Equal(got.Channels, c.Channels) || !slices.Equal(got.Publish, c.Publish) || got.Gen == nil || *got.Gen != 7 {
+		t.Fatalf("claims after connect: %+v, want those of the token", got)
+	}
+	for _, tt := range []struct {
+		cmd  string
+		want int
+	}{
+		{`{"id":2,"op":"subscribe","channel":"tok:abc"}`, 0},
+		{`{"id":2,"op":"subscribe","channel":"tok:b"}`, protocol.ErrPermissionDenied.Code},
+		{`{"id":2,"op":"publish","channel":"srv:news","data":{}}`, 0},
+		{`{"id":2,"op":"publish","channel":"srv:other","data":{}}`, protocol.ErrPermissionDenied.Code},
+	} {
+		if code := errorCode(t, s, tt.cmd); code != tt.want {
+			t.Errorf("%s: %d, want %d", tt.cmd, code, tt.want)
+		}
+	}
+}

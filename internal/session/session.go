@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/sori-dev/sori/internal/auth"
 	"github.com/sori-dev/sori/internal/clock"
 	"github.com/sori-dev/sori/internal/hub"
@@ -55,7 +57,7 @@ type Session struct {
 	closed    bool
 	user      string // as the token names it (shown to others)
 	key       string // UserKey(user): how the node indexes and bounds the user
-	claims    *auth.Claims
+	grant     *grant // what is kept of the current token; nil before connect or when anonymous
 	// subs is every channel the session is subscribed to in the hub. An
 	// entry is added under the channel's lock by the subscribe's Admit (so
 	// the hub registration and this entry appear together) and removed
@@ -84,12 +86,65 @@ func (s *Session) User() string {
 }
 
 // Claims returns the claims of the connection's current token (nil before
-// connect or when anonymous); refresh replaces them. Callers must not
-// modify them.
+// connect or when anonymous); refresh replaces them. They are rebuilt from
+// what the session kept (see grant): subject, iat, exp, the channel grants
+// and the credentials generation.
 func (s *Session) Claims() *auth.Claims {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.claims
+	if s.grant == nil {
+		return nil
+	}
+	return s.grant.claims(s.user)
+}
+
+// grant is what a session keeps of its verified token for the life of the
+// connection. A *auth.Claims with its parsed registered claims is about
+// 220 bytes per connection (the struct, two dates, strings); this is 80,
+// and an idle connection's memory is mostly such things (issue 15).
+type grant struct {
+	channels, publish []string // as auth.Claims: CanSubscribe, CanPublish
+	gen               *int64   // as auth.Claims.Gen
+	issued, expires   int64    // unix nanoseconds; 0: the token has none
+}
+
+func keep(c *auth.Claims) *grant {
+	g := &grant{channels: c.Channels, publish: c.Publish, gen: c.Gen}
+	if t := c.Issued(); !t.IsZero() {
+		g.issued = t.UnixNano()
+	}
+	if t := c.ExpiresAt(); !t.IsZero() {
+		g.expires = t.UnixNano()
+	}
+	return g
+}
+
+func (g *grant) expiresAt() time.Time {
+	if g.expires == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, g.expires)
+}
+
+func (g *grant) canSubscribe(ch string) bool {
+	return (&auth.Claims{Channels: g.channels}).CanSubscribe(ch)
+}
+
+func (g *grant) canPublish(ch string) bool {
+	return (&auth.Claims{Publish: g.publish}).CanPublish(ch)
+}
+
+// claims rebuilds the token's claims for user.
+func (g *grant) claims(user string) *auth.Claims {
+	c := &auth.Claims{Channels: g.channels, Publish: g.publish, Gen: g.gen}
+	c.Subject = user
+	if g.issued != 0 {
+		c.IssuedAt = jwt.NewNumericDate(time.Unix(0, g.issued))
+	}
+	if g.expires != 0 {
+		c.RegisteredClaims.ExpiresAt = jwt.NewNumericDate(time.Unix(0, g.expires))
+	}
+	return c
 }
 
 // Info implements hub.Subscriber.
@@ -385,8 +440,8 @@ func (s *Session) connect(cmd *Command) (protocol.Disconnect, bool) {
 		return carryOn()
 	}
 	s.connected = true
-	s.claims = claims
 	if claims != nil {
+		s.grant = keep(claims)
 		s.user = claims.User()
 		s.key = UserKey(s.user) // once, here: every later lookup uses it
 	}
@@ -419,10 +474,10 @@ func (s *Session) armExpiryLocked() int64 {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
-	if s.claims == nil || s.claims.ExpiresAt().IsZero() {
+	if s.grant == nil || s.grant.expires == 0 {
 		return 0
 	}
-	left := s.claims.ExpiresAt().Sub(s.node.clock.Now())
+	left := s.grant.expiresAt().Sub(s.node.clock.Now())
 	s.expiry = s.node.clock.AfterFunc(left, func() { s.Disconnect(protocol.DisconnectTokenExpired) })
 	return int64(left.Round(time.Second) / time.Second)
 }
@@ -443,7 +498,7 @@ func (s *Session) refresh(cmd *Command) (any, error) {
 	if UserKey(claims.User()) != s.key {
 		return nil, errUserChanged
 	}
-	s.claims = claims
+	s.grant = keep(claims)
 	return protocol.RefreshResult{ExpiresIn: s.armExpiryLocked()}, nil
 }
 
@@ -459,7 +514,7 @@ func (s *Session) namespace(ch string) (*hub.Namespace, error) {
 // canSubscribe applies the namespace's subscribe rule (or its Authorizer).
 func (s *Session) canSubscribe(ctx context.Context, ns *hub.Namespace, ch string) error {
 	s.mu.Lock()
-	user, key, claims := s.user, s.key, s.claims
+	user, key, g := s.user, s.key, s.grant
 	s.mu.Unlock()
 	if a := s.node.authorizer(ns.Name); a != nil {
 		if user == "" {
@@ -472,7 +527,7 @@ func (s *Session) canSubscribe(ctx context.Context, ns *hub.Namespace, ch string
 	}
 	switch ns.Subscribe {
 	case hub.SubscribeToken:
-		if claims == nil || !claims.CanSubscribe(ch) {
+		if g == nil || !g.canSubscribe(ch) {
 			return protocol.ErrPermissionDenied.WithMessage("token does not grant this channel")
 		}
 	case hub.SubscribeUser:
@@ -629,10 +684,10 @@ func (s *Session) publish(ctx context.Context, cmd *Command) (any, error) {
 		return nil, protocol.ErrBadData
 	}
 	s.mu.Lock()
-	user, claims := s.user, s.claims
+	user, g := s.user, s.grant
 	subscribed := s.subs.has(cmd.Channel)
 	s.mu.Unlock()
-	granted := claims != nil && claims.CanPublish(cmd.Channel)
+	granted := g != nil && g.canPublish(cmd.Channel)
 	if a := s.node.authorizer(ns.Name); a != nil && !granted {
 		if user == "" {
 			return nil, protocol.ErrPermissionDenied
