@@ -347,9 +347,15 @@ func TestStoppedTracksFreeTheirMLines(t *testing.T) {
 	}
 	w := watchMLines(t, room)
 	pres := newTestClient(t, room, "pres")
-	pres.subscribe()             // connected, sending nothing yet
-	on := func(f func() error) { // on pres's signaling loop
+	pres.subscribe() // connected, sending nothing yet
+	// on offers from pres's signaling loop, once the answer to its last
+	// offer is applied: the loop takes the SFU's signals and these calls
+	// in any order, and an offer while one is out fails.
+	on := func(f func() error) {
 		t.Helper()
+		waitFor(t, func() string { return "the answer to pres's last offer" }, 30*time.Second, func() bool {
+			return pres.pc.SignalingState() == webrtc.SignalingStateStable && pres.pc.CurrentRemoteDescription() != nil
+		}, w.sub)
 		errc := make(chan error, 1)
 		pres.do <- func() { errc <- f() }
 		if err := <-errc; err != nil {
