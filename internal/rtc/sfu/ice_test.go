@@ -79,27 +79,9 @@ func testICERestart(t *testing.T, grace, failed time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := &blockConn{PacketConn: udp}
-	mux := webrtc.NewICEUDPMux(nil, link)
-	t.Cleanup(func() {
-		_ = mux.Close()
-		_ = udp.Close()
-	})
-	var peer *Peer
-	sub := newClientWith(t, "sub", func(se *webrtc.SettingEngine) { se.SetICEUDPMux(mux) },
-		func(send func(Signal)) (func(Signal) error, error) {
-			p, err := room.Join("sub", send)
-			if err != nil {
-				return nil, err
-			}
-			peer = p
-			return p.Signal, nil
-		})
-	sub.peer = peer
+	link := &blockConn{PacketConn: loopbackUDP(t)}
+	sub := joinVia(t, room, "sub", link, nil)
+	peer := sub.peer
 	sub.subscribe()
 	pub := newTestClient(t, room, "pub")
 	pub.publish(true, 10)

@@ -117,32 +117,13 @@ func TestNACKRecoversLossToSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lossy := &lossyConn{PacketConn: udp, rate: 0.05, rng: rand.New(rand.NewPCG(13, 5))}
-	mux := webrtc.NewICEUDPMux(nil, lossy)
-	t.Cleanup(func() {
-		_ = mux.Close()
-		_ = udp.Close()
-	})
-	var peer *Peer
-	sub := newClientWith(t, "sub", func(se *webrtc.SettingEngine) {
-		se.SetICEUDPMux(mux)
+	lossy := &lossyConn{PacketConn: loopbackUDP(t), rate: 0.05, rng: rand.New(rand.NewPCG(13, 5))}
+	sub := joinVia(t, room, "sub", lossy, func(se *webrtc.SettingEngine) {
 		// A retransmission arrives after the packets sent since the loss;
 		// on a loaded machine that can be more than SRTP's default replay
 		// window of 64, and it would be refused as a replay.
 		se.SetSRTPReplayProtectionWindow(1024)
-	}, func(send func(Signal)) (func(Signal) error, error) {
-		p, err := room.Join("sub", send)
-		if err != nil {
-			return nil, err
-		}
-		peer = p
-		return p.Signal, nil
 	})
-	sub.peer = peer
 	sub.subscribe()
 	sub.capDownlink(10_000_000)
 	pub := newTestClient(t, room, "pub")
@@ -164,7 +145,7 @@ func TestNACKRecoversLossToSubscriber(t *testing.T) {
 	complete, total := sub.countFrames(&fc, margin)
 	dropped, passed := lossy.dropped.Load(), lossy.passed.Load()
 	st := room.Stats()
-	routes := peer.pacer.rtcp
+	routes := sub.peer.pacer.rtcp
 	t.Logf("%d of %d frames complete; %d RTP packets dropped, %d passed; room %+v; transport-cc feedback %d, on the RTX SSRC %d, read %d",
 		complete, total, dropped, passed, st, routes.feedback.Load(), routes.feedbackRTX.Load(), routes.feedbackRead.Load())
 	// The loss really happened (the test cannot pass on a lossless path).
@@ -230,16 +211,7 @@ func TestNACKRecoversPublisherLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lossy := &lossyConn{PacketConn: udp, rate: 0.05, writes: true, rng: rand.New(rand.NewPCG(7, 11))}
-	mux := webrtc.NewICEUDPMux(nil, lossy)
-	t.Cleanup(func() {
-		_ = mux.Close()
-		_ = udp.Close()
-	})
+	lossy := &lossyConn{PacketConn: loopbackUDP(t), rate: 0.05, writes: true, rng: rand.New(rand.NewPCG(7, 11))}
 	sub := newTestClient(t, room, "sub")
 	sub.subscribe()
 	sub.capDownlink(10_000_000)
@@ -252,17 +224,7 @@ func TestNACKRecoversPublisherLoss(t *testing.T) {
 	early := newTestClient(t, room, "early")
 	early.videoID = "screen"
 	early.publish(true, 5)
-	var peer *Peer
-	pub := newClientWith(t, "pub", func(se *webrtc.SettingEngine) { se.SetICEUDPMux(mux) },
-		func(send func(Signal)) (func(Signal) error, error) {
-			p, err := room.Join("pub", send)
-			if err != nil {
-				return nil, err
-			}
-			peer = p
-			return p.Signal, nil
-		})
-	pub.peer = peer
+	pub := joinVia(t, room, "pub", lossy, nil)
 	pub.publish(true, 10)
 
 	const frames, margin = 300, 200

@@ -82,12 +82,15 @@ func newClient(t *testing.T, id string, join func(send func(Signal)) (func(Signa
 	return newClientWith(t, id, nil, join)
 }
 
+// clientOption changes a test client's configuration, or registers
+// interceptors before pion's defaults (so that they see the RTCP pion's
+// interceptors write; rig_test.go).
+type clientOption func(*webrtc.Configuration, *interceptor.Registry)
+
 // newClientWith is newClient with settings applied to the client's
-// SettingEngine last (loss_test.go gives it a lossy socket), and
-// interceptors registered before pion's defaults (so that they see the RTCP
-// pion's interceptors write; rtcp_test.go).
+// SettingEngine last (loss_test.go gives it a lossy socket), and opts.
 func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine), join func(send func(Signal)) (func(Signal) error, error),
-	interceptors ...interceptor.Factory) *testClient {
+	opts ...clientOption) *testClient {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -97,8 +100,9 @@ func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine)
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}
-	for _, f := range interceptors {
-		reg.Add(f)
+	var cfg webrtc.Configuration
+	for _, o := range opts {
+		o(&cfg, reg)
 	}
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		t.Fatal(err)
@@ -111,7 +115,7 @@ func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine)
 		settings(&se)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

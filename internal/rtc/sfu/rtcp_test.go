@@ -77,7 +77,7 @@ func TestFeedbackOnRTXReachesEstimator(t *testing.T) {
 		}
 		peer = p
 		return p.Signal, nil
-	}, fb)
+	}, withInterceptor(fb))
 	sub.peer = peer
 	sub.subscribe()
 	pub := newTestClient(t, room, "pub")
