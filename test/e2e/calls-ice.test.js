@@ -23,7 +23,9 @@
 // she is connected again on the same peer connection (the test keeps every
 // RTCPeerConnection a page makes) with new ICE credentials, decodes new
 // frames of bob's and carol's, and bob decodes hers: one request, one
-// restart offer, no offer of hers.
+// restart offer, no offer of hers. Her TURN credentials (a 1-minute TTL
+// here) were near their expiry, so before answering she fetched fresh ones
+// from /rtc/ice-servers and her connection took them.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, waitFor } from './helpers.js';
@@ -46,7 +48,10 @@ test('the app finds a connection down after "disconnected" lasts a few seconds, 
   // ping goes unanswered for 10 s; no ping may fall while the test holds
   // alice's signaling, or the rejoin, not the ICE restart, would recover.
   // --log-level info: the SFU logs each restart and each dropped request.
-  server = await startServer({ args: ['--mesh-limit', '2', '--sfu-listen', '127.0.0.1:0', '--ping-interval', '30m', '--log-level', 'info'] });
+  // --turn-credential-ttl 1m: TURN credentials are always within the app's
+  // margin of their expiry, so every restart it answers fetches fresh ones.
+  server = await startServer({ args: ['--mesh-limit', '2', '--sfu-listen', '127.0.0.1:0', '--ping-interval', '30m', '--log-level', 'info',
+    '--turn-credential-ttl', '1m'] });
   browser = await launchCallBrowser();
   await rule();
 });
@@ -198,6 +203,10 @@ async function sfuOutages() {
   // Her request then reaches an SFU that restarted already, and must not
   // start a second restart over the first.
   const before = await sfuPC();
+  const turnUser = () => alice.evaluate(() => window.testPCs.at(-1).getConfiguration().iceServers.map((x) => x.username).filter(Boolean).join());
+  const userBefore = await turnUser();
+  let iceFetches = 0;
+  alice.on('request', (r) => { if (new URL(r.url()).pathname === '/rtc/ice-servers') iceFetches += 1; });
   const aliceSaw = await framesOf(alice);
   const bobSaw = await framesOf(bob);
   const from = wire.length;
@@ -217,6 +226,10 @@ async function sfuOutages() {
     assert.equal(after.count, before.count, 'the same peer connection, no rejoin');
     assert.notEqual(after.ufrag, before.ufrag, 'new ICE credentials (a restart)');
     assert.equal(after.port, relay.port, 'still through the relay');
+    // Her TURN credentials were stale: fresh ones before her answer.
+    assert.ok(userBefore, 'TURN credentials from the join');
+    assert.equal(iceFetches, 1, 'one fetch of /rtc/ice-servers');
+    assert.notEqual(await turnUser(), userBefore, 'her connection has the fresh credentials');
     for (const other of ['bob', 'carol']) await newFrames(alice, other, aliceSaw[other]);
     await newFrames(bob, 'alice', bobSaw.alice);
     phase('new frames both ways');

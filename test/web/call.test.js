@@ -5,7 +5,7 @@
 // when the app asks the SFU for an ICE restart (docs/calls.md, "ICE restart").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { markScreen, msidOf, screenMsid, mayOfferFirst, shouldAskSFURestart, SFU_RESTART_QUIET_MS } from '../../web/app/call.js';
+import { markScreen, msidOf, screenMsid, mayOfferFirst, shouldAskSFURestart, SFU_RESTART_QUIET_MS, iceServersExpiry } from '../../web/app/call.js';
 
 const offer = [
   'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0',
@@ -68,4 +68,13 @@ test('shouldAskSFURestart: once per outage, not after the SFU restarted, again o
   assert.equal(shouldAskSFURestart(5_000, 15_000, 5_000 + q), false, "the SFU's retry counts as a restart");
   assert.equal(shouldAskSFURestart(5_000, null, 5_000 + q), true, 'nobody restarted for the quiet time: ask again');
   assert.equal(shouldAskSFURestart(null, 1_000, 1_000 + q), true);
+});
+
+test('iceServersExpiry: the earliest expiry in the TURN usernames, none without TURN', () => {
+  const turn = (u) => ({ urls: ['turn:t.example.org:3478'], username: u, credential: 'x' });
+  assert.equal(iceServersExpiry([{ urls: ['stun:t.example.org:3478'] }, turn('1767225600:bob')]), 1767225600_000);
+  assert.equal(iceServersExpiry([turn('1767225700:bob'), turn('1767225600:bob')]), 1767225600_000);
+  assert.equal(iceServersExpiry([{ urls: ['stun:t.example.org:3478'] }]), Infinity);
+  assert.equal(iceServersExpiry([turn('bob')]), Infinity, 'not a TURN REST username');
+  assert.equal(iceServersExpiry(undefined), Infinity);
 });

@@ -171,6 +171,26 @@ export function shouldAskSFURestart(askedAt, offeredAt, now) {
 }
 
 /**
+ * When the TURN credentials in iceServers stop opening new relays (ms since
+ * the epoch): the earliest expiry in their usernames, "<unix expiry>:<user>"
+ * (docs/calls.md, "Credentials"); Infinity when none carries one (no TURN).
+ */
+export function iceServersExpiry(iceServers) {
+  let at = Infinity;
+  for (const s of iceServers ?? []) {
+    const m = /^(\d+):/.exec(typeof s?.username === 'string' ? s.username : '');
+    if (m) at = Math.min(at, Number(m[1]) * 1000);
+  }
+  return at;
+}
+
+/**
+ * TURN credentials this close to their expiry count as stale before an ICE
+ * restart: the relays the restart may need are allocated after it begins.
+ */
+export const ICE_REFRESH_MARGIN_MS = 60_000;
+
+/**
  * The simulcast encodings for a camera of the given height, lowest first
  * (rids q, h, f: the SFU orders layers by rid). Chrome sends only as many
  * layers as its table allows for the resolution, and keeps the lowest ones:
@@ -773,7 +793,7 @@ export class CallPanel {
       peer.iceRestarts += 1;
       if (peer.tile) peer.tile.dataset.iceRestarts = String(peer.iceRestarts);
       // In the signal queue: never in the middle of applying a description.
-      peer.queue = peer.queue.then(() => restartIce(pc)).catch((err) => console.warn('call: ICE restart failed', err));
+      peer.queue = peer.queue.then(() => this.#refreshIce(call)).then(() => restartIce(pc)).catch((err) => console.warn('call: ICE restart failed', err));
       signal({ restart: true });
     });
     pc.ontrack = (ev) => this.#onTrack(peer, pc, ev);
@@ -784,6 +804,34 @@ export class CallPanel {
     for (const t of this.screen?.getTracks() ?? []) peer.screenSender = pc.addTrack(t, this.screen);
     this.#renderTile(peer);
     return peer;
+  }
+
+  /**
+   * Before an ICE restart (ours, or our answer to one): TURN credentials
+   * within ICE_REFRESH_MARGIN_MS of their expiry could not open the relays a
+   * new network may need, so fresh ones come from GET /rtc/ice-servers and
+   * go to all of the call's connections (docs/calls.md "ICE restart", step
+   * 1). Should that fail, the restart goes on with what it has.
+   */
+  async #refreshIce(call) {
+    if (iceServersExpiry(call.ice) - Date.now() > ICE_REFRESH_MARGIN_MS) return;
+    call.iceRefresh ??= (async () => {
+      try {
+        const { token } = await api.connectToken();
+        const res = await fetch('/rtc/ice-servers', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        call.ice = (await res.json()).ice_servers ?? [];
+        for (const pc of [call.sfu?.pc, ...[...call.peers.values()].map((p) => p.pc)]) {
+          if (pc && pc.signalingState !== 'closed') pc.setConfiguration({ ...pc.getConfiguration(), iceServers: call.ice });
+        }
+        console.debug('call: fresh TURN credentials before an ICE restart');
+      } catch (err) {
+        console.warn('call: no fresh TURN credentials', err);
+      } finally {
+        call.iceRefresh = null;
+      }
+    })();
+    await call.iceRefresh;
   }
 
   /** Moves the call onto one connection to "sfu" (see the top of the file). */
@@ -955,6 +1003,9 @@ export class CallPanel {
     // A mesh signal still queued when the call moved to the SFU (whose
     // switch closed the mesh connections): nothing to apply it to.
     if (!pc || pc.signalingState === 'closed') return;
+    // A restart offer: our answer gathers anew, with credentials that must
+    // still open relays (docs/calls.md "ICE restart", step 3).
+    if (restart && description?.type === 'offer' && this.call) await this.#refreshIce(this.call);
     if (restart && description?.type === 'offer' && peer === this.call?.sfu) {
       // The SFU restarts ICE (on its own, or as we asked): ours to answer,
       // and no request of ours while it is under way (shouldAskSFURestart).
@@ -986,7 +1037,10 @@ export class CallPanel {
     } else if (candidate) {
       try { await pc.addIceCandidate(candidate); } catch (err) { if (!peer.ignoreOffer) throw err; }
     }
-    if (restart && !description) pc.restartIce();
+    if (restart && !description) {
+      await this.#refreshIce(this.call); // as for our own restart
+      pc.restartIce();
+    }
   }
 
   // Controls.
