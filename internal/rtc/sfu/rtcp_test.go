@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
+	"github.com/pion/transport/v5/packetio"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -103,4 +105,71 @@ func TestFeedbackOnRTXReachesEstimator(t *testing.T) {
 		defer peer.mu.Unlock()
 		return peer.feedback
 	}, sub)
+}
+
+// TestRTCPRoutes: the buffer factory's mechanism alone. RTCP written to an
+// RTX SSRC's buffer is read from the media SSRC's; a packet that names both
+// (a receiver report with a block for each, which pion's session writes to
+// both buffers) is not queued twice; other SSRCs keep their own; a write
+// with no media reader left is dropped without an error (an error would
+// drop the rest of its compound packet).
+func TestRTCPRoutes(t *testing.T) {
+	const media, rtx, other = 1111, 2222, 3333
+	r := newRTCPRoutes()
+	r.alias(rtx, media)
+	mediaBuf := r.newBuffer(packetio.RTCPBufferPacket, media)
+	rtxBuf := r.newBuffer(packetio.RTCPBufferPacket, rtx)
+	otherBuf := r.newBuffer(packetio.RTCPBufferPacket, other)
+	marshal := func(p rtcp.Packet) []byte {
+		t.Helper()
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	rec := twcc.NewRecorder(9) // pion's feedback, as a pion receiver builds it
+	rec.Record(rtx, 7, 1000)
+	fb := rec.BuildFeedbackPacket()
+	if len(fb) != 1 {
+		t.Fatalf("%d feedback packets, want 1", len(fb))
+	}
+	tcc := marshal(fb[0])
+	both := marshal(&rtcp.ReceiverReport{SSRC: 9, Reports: []rtcp.ReceptionReport{{SSRC: media}, {SSRC: rtx}}})
+	for _, b := range [][]byte{tcc, both} {
+		if n, err := rtxBuf.Write(b); err != nil || n != len(b) {
+			t.Fatalf("write to the RTX buffer: %d, %v", n, err)
+		}
+	}
+	if _, err := otherBuf.Write(both); err != nil {
+		t.Fatal(err)
+	}
+	if n := mediaBuf.(*routeBuffer).Count(); n != 1 {
+		t.Fatalf("%d packets in the media buffer, want 1: the feedback written to the RTX SSRC", n)
+	}
+	got := make([]byte, 1500)
+	n, err := mediaBuf.Read(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pkts, err := rtcp.Unmarshal(got[:n]); err != nil || len(pkts) != 1 {
+		t.Fatalf("media buffer: %v %v", pkts, err)
+	} else if p, ok := pkts[0].(*rtcp.TransportLayerCC); !ok || p.MediaSSRC != rtx || p.BaseSequenceNumber != 7 {
+		t.Fatalf("media buffer read %#v, want the feedback written to the RTX SSRC", pkts[0])
+	}
+	if b := mediaBuf.(*routeBuffer); b.Count() != 0 {
+		t.Errorf("%d more packets in the media buffer, want none (the report naming both SSRCs is not queued twice)", b.Count())
+	}
+	if b := otherBuf.(*routeBuffer); b.Count() != 1 {
+		t.Errorf("%d packets in another SSRC's buffer, want its own 1", b.Count())
+	}
+	if f, fr := r.feedback.Load(), r.feedbackRTX.Load(); f != 1 || fr != 1 {
+		t.Errorf("feedback counted %d, on the RTX SSRC %d; want 1 and 1", f, fr)
+	}
+	if err := mediaBuf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rtxBuf.Write(tcc); err != nil || n != len(tcc) {
+		t.Errorf("write to the RTX buffer with the media buffer closed: %d, %v; want dropped quietly", n, err)
+	}
 }
