@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sori-dev/sori/internal/config"
@@ -32,6 +34,11 @@ type sfuClient struct {
 	pending  []webrtc.ICECandidateInit
 	received map[string]int
 	modes    []string
+	// offers: the SFU's offers applied; answers: the answers to them
+	// the server acknowledged (it applies a signal before answering the
+	// rpc).
+	offers, answers int
+	mids            map[string]string // the m-line each publisher's track came on, by its stream id
 	// notify is signalled (without blocking) after every packet received.
 	notify chan struct{}
 }
@@ -59,8 +66,15 @@ func newSFUClientWith(t *testing.T, name string, cc *callClient, room string, co
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &sfuClient{t: t, name: name, cc: cc, room: room, pc: pc, track: track, received: map[string]int{}, notify: make(chan struct{}, 1)}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	c := &sfuClient{t: t, name: name, cc: cc, room: room, pc: pc, track: track, received: map[string]int{}, mids: map[string]string{}, notify: make(chan struct{}, 1)}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+		for _, x := range pc.GetTransceivers() {
+			if x.Receiver() == recv {
+				c.mu.Lock()
+				c.mids[tr.StreamID()] = x.Mid()
+				c.mu.Unlock()
+			}
+		}
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
@@ -158,6 +172,9 @@ func (c *sfuClient) handle(ctx context.Context) error {
 			}
 			c.pending = nil
 			if desc.Type == webrtc.SDPTypeOffer {
+				c.mu.Lock()
+				c.offers++
+				c.mu.Unlock()
 				answer, err := c.pc.CreateAnswer(nil)
 				if err != nil {
 					return err
@@ -168,6 +185,9 @@ func (c *sfuClient) handle(ctx context.Context) error {
 				if _, perr, err := c.cc.rpc("call.signal", map[string]any{"room": c.room, "to": "sfu", "description": answer}); err != nil || perr != nil {
 					return fmt.Errorf("answer: %v %v", perr, err)
 				}
+				c.mu.Lock()
+				c.answers++
+				c.mu.Unlock()
 			}
 		}
 		if cand, ok := m["candidate"]; ok {
@@ -347,5 +367,119 @@ func TestSFUThroughRelay(t *testing.T) {
 	}
 	if n := scrapeGauge(t, ts, "sori_turn_allocations"); n < 3 {
 		t.Fatalf("sori_turn_allocations %v while three relayed peers send, want at least 3", n)
+	}
+}
+
+// sfuMLines returns the m-lines the SFU added to c's connection (mid
+// "s…") in its last description that c applied, and how many of them
+// send.
+func (c *sfuClient) sfuMLines() (mids []string, sending int) {
+	c.t.Helper()
+	desc := c.pc.CurrentRemoteDescription()
+	if desc == nil {
+		return nil, 0
+	}
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(desc.SDP); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, m := range parsed.MediaDescriptions {
+		mid, _ := m.Attribute("mid")
+		if !strings.HasPrefix(mid, "s") {
+			continue
+		}
+		mids = append(mids, mid)
+		_, sendrecv := m.Attribute("sendrecv")
+		_, sendonly := m.Attribute("sendonly")
+		if sendrecv || sendonly {
+			sending++
+		}
+	}
+	return mids, sending
+}
+
+// TestSFUReusesMLinesAcrossJoins: in an SFU call of ann and ben (mesh
+// limit 2, and no return to mesh), five more members in turn join, publish
+// video and leave. ann's connection to the SFU keeps the two m-lines of
+// the peak (ben's video and the visitor's) instead of gaining one per
+// visitor: each visitor's video reaches her on the m-line the last one's
+// used, and she decodes no stale track.
+func TestSFUReusesMLinesAcrossJoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("WebRTC end-to-end")
+	}
+	ts := startServer(t, func(c *config.Config) {
+		c.MeshLimit = 2
+		c.SFUListen = "127.0.0.1:0"
+		c.TURNEnabled = false
+		c.MeshReturn = config.Duration(time.Hour)
+	})
+	names := []string{"ann", "ben", "v1", "v2", "v3", "v4", "v5"}
+	room, ccs := callRoom(t, ts, names...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ids []string
+	for _, cc := range ccs[:2] {
+		ids = append(ids, cc.must("call.join", map[string]any{"room": room})["participant"].(string))
+	}
+	var ann, ben *sfuClient
+	var videoMid string
+	for i, cc := range ccs[2:] {
+		name := names[2+i]
+		res := cc.must("call.join", map[string]any{"room": room})
+		if res["mode"] != "sfu" {
+			t.Fatalf("%s joined a %v call, want sfu", name, res["mode"])
+		}
+		id := res["participant"].(string)
+		if i == 0 {
+			// The third join moved the call to the SFU.
+			for _, c := range ccs[:2] {
+				if m := c.nextCall("mode"); m["mode"] != "sfu" {
+					t.Fatalf("mode push %v", m)
+				}
+			}
+			ann, ben = newSFUClient(t, "ann", ccs[0], room), newSFUClient(t, "ben", ccs[1], room)
+			ann.connect(ctx)
+			ben.connect(ctx)
+			ann.waitGot(ids[1], 10)
+		}
+		vctx, vcancel := context.WithCancel(ctx)
+		v := newSFUClient(t, name, cc, room)
+		v.connect(vctx)
+		ann.waitGot(id, 10)
+		mids, sending := ann.sfuMLines()
+		if len(mids) > 2 || sending != 2 {
+			t.Errorf("with %s in the call ann's connection has SFU m-lines %v (%d sending), want 2, both sending (ben's video and %s's)", name, mids, sending, name)
+		}
+		ben.waitGot(id, 10)
+		ann.mu.Lock()
+		mid := ann.mids[id] // the m-line the visitor's video came on
+		ann.mu.Unlock()
+		if i == 0 {
+			videoMid = mid
+		} else if mid != videoMid {
+			t.Errorf("%s's video came on m-line %q, want the freed %q", name, mid, videoMid)
+		}
+		cc.must("call.leave", map[string]any{"room": room})
+		vcancel()
+		_ = v.pc.Close()
+		// The round that frees the m-line: ann applied the SFU's offer
+		// without the visitor's track, and the server has her answer.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ann.mu.Lock()
+			done := ann.offers == ann.answers
+			ann.mu.Unlock()
+			if _, sending := ann.sfuMLines(); done && sending == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ann's connection never dropped %s's m-line: %v", name, fmt.Sprint(ann.sfuMLines()))
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ann.notify:
+			}
+		}
 	}
 }
