@@ -383,3 +383,85 @@ func TestClaimsKeptAfterConnect(t *testing.T) {
 		}
 	}
 }
+
+// Connect timeouts and token expiries run from the node's one deadline
+// timer: each session ends at its own deadline, in time order; a refresh
+// moves a deadline, a close drops it, and nothing is left behind.
+func TestDeadlinesEndEachSessionInTime(t *testing.T) {
+	un := newUserNode(t, Config{ConnectTimeout: 10 * time.Second})
+	connectWith := func(user string, ttl time.Duration) (*Session, *stalledTransport) {
+		tr := &stalledTransport{}
+		s, refused := un.Accept(tr, "10.0.0.1")
+		if s == nil {
+			t.Fatal(refused)
+		}
+		t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
+		tok, err := un.v.Mint(auth.NewClaims(user, ttl, un.clk.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, end := s.Handle([]byte(`{"id":1,"op":"connect","token":"` + tok + `"}`)); end {
+			t.Fatal(d)
+		}
+		expectReply(t, s, 1)
+		return s, tr
+	}
+	pending := make([]*stalledTransport, 3)
+	var gone *Session
+	for i := range pending {
+		pending[i] = &stalledTransport{}
+		s, refused := un.Accept(pending[i], "10.0.0.2")
+		if s == nil {
+			t.Fatal(refused)
+		}
+		t.Cleanup(func() { s.Closed(protocol.DisconnectNormal) })
+		gone = s
+	}
+	gone.Closed(protocol.DisconnectNormal) // its connect deadline goes with it
+	_, a := connectWith("a", 30*time.Second)
+	_, b := connectWith("b", 20*time.Second)
+	c, ct := connectWith("c", 25*time.Second)
+	tok, err := un.v.Mint(auth.NewClaims("c", time.Minute, un.clk.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := errorCode(t, c, `{"id":2,"op":"refresh","token":"`+tok+`"}`); code != 0 {
+		t.Fatalf("refresh: %d", code)
+	}
+	codes := func(trs ...*stalledTransport) []int {
+		var out []int
+		for _, tr := range trs {
+			cl := tr.closes()
+			if len(cl) == 0 {
+				out = append(out, 0)
+			} else {
+				out = append(out, cl[0].Code)
+			}
+		}
+		return out
+	}
+	timeout, expired := protocol.DisconnectConnectTimeout.Code, protocol.DisconnectTokenExpired.Code
+	elapsed := time.Duration(0)
+	for _, step := range []struct {
+		to   time.Duration
+		want []int // pending[0], pending[1], the closed one, a, b, c
+	}{
+		{9 * time.Second, []int{0, 0, 0, 0, 0, 0}},
+		{10 * time.Second, []int{timeout, timeout, 0, 0, 0, 0}},
+		{20 * time.Second, []int{timeout, timeout, 0, 0, expired, 0}},
+		{30 * time.Second, []int{timeout, timeout, 0, expired, expired, 0}},
+		{time.Minute, []int{timeout, timeout, 0, expired, expired, expired}},
+	} {
+		un.clk.Advance(step.to - elapsed)
+		elapsed = step.to
+		if got := codes(pending[0], pending[1], pending[2], a, b, ct); !slices.Equal(got, step.want) {
+			t.Fatalf("at +%v: closes %v, want %v", step.to, got, step.want)
+		}
+	}
+	un.deadlines.mu.Lock()
+	left := len(un.deadlines.heap)
+	un.deadlines.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d deadlines left after every session ended", left)
+	}
+}

@@ -119,6 +119,9 @@ type Node struct {
 	// batches lends sessions' queues their frame slices while they are
 	// busy (queue.go).
 	batches batches
+	// deadlines ends sessions at their connect timeout or token expiry,
+	// from one timer (deadline.go).
+	deadlines deadlines
 	// commands is the per-user command budget (keyed by UserKey): shared by
 	// a user's connections and kept across reconnects, so that reconnecting
 	// does not refill it. Its table is bounded (ratelimit.DefaultMaxKeys).
@@ -149,7 +152,7 @@ type Node struct {
 }
 
 // NewNode returns a node. verifier may be nil when only anonymous connections
-// are allowed. Close stops its heartbeat loop.
+// are allowed. Close stops its heartbeat loop and deadline timer.
 func NewNode(cfg Config, h *hub.Hub, verifier *auth.Verifier, m Metrics, log *slog.Logger) *Node {
 	cfg.setDefaults()
 	if m == nil {
@@ -171,6 +174,7 @@ func NewNode(cfg Config, h *hub.Hub, verifier *auth.Verifier, m Metrics, log *sl
 		byUser:      map[string][]*Session{},
 		perIP:       map[string]int{},
 	}
+	n.deadlines.clock = n.clock
 	n.hbMu.Lock()
 	n.armHeartbeatLocked()
 	n.hbMu.Unlock()
@@ -293,11 +297,7 @@ func (n *Node) Accept(t Transport, ip string) (*Session, protocol.Disconnect) {
 	}
 	n.sessions[s] = struct{}{}
 	n.perIP[ip]++
-	s.connectWait = n.clock.AfterFunc(n.cfg.ConnectTimeout, func() {
-		if !s.isConnected() {
-			s.Disconnect(protocol.DisconnectConnectTimeout)
-		}
-	})
+	n.deadlines.set(s, n.clock.Now().Add(n.cfg.ConnectTimeout), deadlineConnect)
 	n.metrics.ConnectionsChanged(t.Kind(), 1)
 	return s, protocol.Disconnect{}
 }
@@ -475,9 +475,11 @@ func (n *Node) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 	return err
 }
 
-// Close stops the heartbeats; it does not close sessions. It is safe to call
-// more than once, also concurrently; once it returned no heartbeat runs.
+// Close stops the heartbeats and the sessions' deadlines (connect timeout,
+// token expiry); it does not close sessions. It is safe to call more than
+// once, also concurrently; once it returned no heartbeat runs.
 func (n *Node) Close() {
+	n.deadlines.stop()
 	n.hbMu.Lock()
 	defer n.hbMu.Unlock()
 	if !n.hbStopped {

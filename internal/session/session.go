@@ -11,7 +11,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sori-dev/sori/internal/auth"
-	"github.com/sori-dev/sori/internal/clock"
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/protocol"
 )
@@ -51,25 +50,27 @@ type Session struct {
 	// strikes counts consecutive rate-limited commands; int32 and next to
 	// mu so that the two pack (Session's size class, per idle connection).
 	strikes int32
+	// dl is the session's place in its node's deadlines heap, plus one (0:
+	// none); deadlines.mu guards it.
+	dl int32
 
 	mu        sync.Mutex // guards the fields below
 	connected bool
 	closed    bool
-	user      string // as the token names it (shown to others)
-	key       string // UserKey(user): how the node indexes and bounds the user
-	grant     *grant // what is kept of the current token; nil before connect or when anonymous
+	// revoked counts server-side unsubscribes (kicks). A subscribe that
+	// decided before one and registers after it must decide again: see
+	// subscribe. uint32 next to the two bools, so that Session fits the
+	// 256-byte size class (per idle connection).
+	revoked uint32
+	user    string // as the token names it (shown to others)
+	key     string // UserKey(user): how the node indexes and bounds the user
+	grant   *grant // what is kept of the current token; nil before connect or when anonymous
 	// subs is every channel the session is subscribed to in the hub. An
 	// entry is added under the channel's lock by the subscribe's Admit (so
 	// the hub registration and this entry appear together) and removed
 	// before the hub registration goes. The reader (subscribe, unsubscribe),
 	// server-side Unsubscribe (any goroutine) and Closed all change it.
 	subs chanSet
-	// revoked counts server-side unsubscribes (kicks). A subscribe that
-	// decided before one and registers after it must decide again: see
-	// subscribe.
-	revoked     uint64
-	expiry      clock.Timer
-	connectWait clock.Timer
 }
 
 // Command aliases the protocol's command for brevity inside the package.
@@ -445,11 +446,7 @@ func (s *Session) connect(cmd *Command) (protocol.Disconnect, bool) {
 		s.user = claims.User()
 		s.key = UserKey(s.user) // once, here: every later lookup uses it
 	}
-	if s.connectWait != nil {
-		s.connectWait.Stop()
-		s.connectWait = nil
-	}
-	expiresIn := s.armExpiryLocked()
+	expiresIn := s.armExpiryLocked() // replaces the connect timeout
 	s.mu.Unlock()
 	if !s.node.bindUser(s) {
 		return disconnect(protocol.DisconnectConnLimit.WithReason("per-user connection limit reached"))
@@ -470,16 +467,13 @@ func (s *Session) connect(cmd *Command) (protocol.Disconnect, bool) {
 // armExpiryLocked (re)starts the token expiry timer and returns the seconds
 // left. Called with s.mu held.
 func (s *Session) armExpiryLocked() int64 {
-	if s.expiry != nil {
-		s.expiry.Stop()
-		s.expiry = nil
-	}
 	if s.grant == nil || s.grant.expires == 0 {
+		s.node.deadlines.drop(s)
 		return 0
 	}
-	left := s.grant.expiresAt().Sub(s.node.clock.Now())
-	s.expiry = s.node.clock.AfterFunc(left, func() { s.Disconnect(protocol.DisconnectTokenExpired) })
-	return int64(left.Round(time.Second) / time.Second)
+	exp := s.grant.expiresAt()
+	s.node.deadlines.set(s, exp, deadlineExpiry)
+	return int64(exp.Sub(s.node.clock.Now()).Round(time.Second) / time.Second)
 }
 
 func (s *Session) refresh(cmd *Command) (any, error) {
@@ -771,12 +765,7 @@ func (s *Session) Closed(d protocol.Disconnect) {
 	subs := s.subs
 	s.subs = chanSet{}
 	key := s.key
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
-	if s.connectWait != nil {
-		s.connectWait.Stop()
-	}
+	s.node.deadlines.drop(s)
 	s.mu.Unlock()
 	subs.each(func(ch string) { s.node.hub.Unsubscribe(ch, s) })
 	s.node.releaseSubs(key, subs.len())
