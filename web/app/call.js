@@ -700,11 +700,7 @@ export class CallPanel {
    * getStats, which finds a peer by track id).
    */
   #onTrack(peer, pc, { track, streams, transceiver }) {
-    const before = this.#owners.get(track);
-    if (before) {
-      before.release();
-      if (before.peer !== peer) this.#renderTile(before.peer);
-    }
+    this.#disown(track);
     const screen = track.kind === 'video' && screenMsid(pc.remoteDescription?.sdp, transceiver?.mid);
     peer.tracks.add(track.id);
     if (screen) {
@@ -742,6 +738,14 @@ export class CallPanel {
     track.addEventListener('ended', gone);
     for (const st of from) st.addEventListener('removetrack', onRemove);
     this.#renderTile(peer);
+  }
+
+  /** Takes track from whoever shows it (#onTrack), if anyone. */
+  #disown(track) {
+    const before = this.#owners.get(track);
+    if (!before) return;
+    before.release();
+    this.#renderTile(before.peer);
   }
 
   #addPeer(p) {
@@ -898,6 +902,7 @@ export class CallPanel {
       // The stream id names the publisher (docs/calls.md).
       const peer = ev.streams[0] && call.peers.get(ev.streams[0].id);
       if (peer) this.#onTrack(peer, pc, ev);
+      else this.#disown(ev.track); // a reused m-line's track, for no one we know: no longer the old one's
     };
     const [camera] = this.local?.getVideoTracks() ?? [];
     const [mic] = this.local?.getAudioTracks() ?? [];
