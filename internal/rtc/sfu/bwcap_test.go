@@ -28,7 +28,8 @@ import (
 // loaded machine the delays the SFU's GCC reads are the link's queueing,
 // not this process's scheduling. Stamped by pion's own feedback generator,
 // at the client's read, they held the estimate at 70-350 kbit/s without any
-// cap at load averages of 15-45, and the test failed about 1 run in 3.
+// cap at load averages of 13-45: 3 of 10 runs failed at load 13-27 (and 4
+// more took 87-219 s), against 0 of 10 (13-26 s) with the link's times.
 type cappedConn struct {
 	// Only net.PacketConn's methods: pion's ICE mux would read a
 	// *net.UDPConn's ReadFromAddrPort, past the link.
