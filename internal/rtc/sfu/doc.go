@@ -14,4 +14,8 @@
 //     simulcast layers underneath (switching only at keyframes), drops
 //     padding, and maps NACKs back to the publisher's packets.
 //   - keyframe detection for VP8 and H.264 payloads (codec.go).
+//   - per peer connection, the SRTP buffers (rtcp.go), which pass RTCP a
+//     subscriber addresses to a down track's RTX SSRC to the track's own
+//     RTCP reader, and the no-op pacer that sends RTX down the media
+//     stream's writer (sfu.go).
 package sfu
