@@ -249,9 +249,9 @@ func (w *mlineWatch) settle(after string) {
 }
 
 // mlines returns the audio and video m-lines of the SFU's current
-// description for the subscriber, and the video one's RTX group
-// (a=ssrc-group:FID, while it sends).
-func (w *mlineWatch) mlines() (mids []string, fid string) {
+// description for the subscriber, the video one's RTX group
+// (a=ssrc-group:FID, while it sends), and how many of them send.
+func (w *mlineWatch) mlines() (mids []string, fid string, sending int) {
 	w.t.Helper()
 	var desc sdp.SessionDescription
 	if err := desc.UnmarshalString(w.sub.pc.CurrentRemoteDescription().SDP); err != nil {
@@ -263,12 +263,17 @@ func (w *mlineWatch) mlines() (mids []string, fid string) {
 		}
 		mid, _ := m.Attribute("mid")
 		mids = append(mids, mid)
+		_, sendrecv := m.Attribute("sendrecv")
+		_, sendonly := m.Attribute("sendonly")
+		if sendrecv || sendonly {
+			sending++
+		}
 		if g, ok := m.Attribute("ssrc-group"); ok && m.MediaName.Media == "video" && strings.HasPrefix(g, "FID ") {
 			fid = g
 		}
 	}
 	sort.Strings(mids)
-	return mids, fid
+	return mids, fid, sending
 }
 
 // mlineCycles is how many tracks come and go in the reuse tests.
@@ -305,7 +310,7 @@ func TestFreedMLinesAreReused(t *testing.T) {
 			pub.publish(true, 10)
 			v := w.await(id+"'s video", 10, func(a *arrival) bool { return a.from == id && a.kind == "video" })
 			a := w.await(id+"'s audio", 5, func(a *arrival) bool { return a.from == id && a.kind == "audio" })
-			mids, fid := w.mlines()
+			mids, fid, _ := w.mlines()
 			if len(mids) > 2 {
 				t.Errorf("after %d publishers the subscriber's SDP has %d m-lines %v, want at most 2 (the peak: one audio, one video track)", i, len(mids), mids)
 			}
@@ -332,6 +337,63 @@ func TestFreedMLinesAreReused(t *testing.T) {
 	}
 }
 
+// presenter is a pion participant for the track-end tests: connected to
+// the room with nothing to send at first; offer changes what it sends.
+type presenter struct {
+	*testClient
+	w *mlineWatch
+}
+
+func newPresenter(t *testing.T, room *Room, w *mlineWatch) *presenter {
+	p := &presenter{testClient: newTestClient(t, room, "pres"), w: w}
+	p.subscribe() // connected, sending nothing yet
+	return p
+}
+
+// offer runs change (AddTrack, RemoveTrack) and sends an offer, on the
+// client's signaling loop, once the answer to its last offer is applied:
+// the loop takes the SFU's signals and these calls in any order, and an
+// offer while one is out fails.
+func (p *presenter) offer(change func() error) {
+	p.t.Helper()
+	waitFor(p.t, func() string { return "the answer to pres's last offer" }, 30*time.Second, func() bool {
+		return p.pc.SignalingState() == webrtc.SignalingStateStable && p.pc.CurrentRemoteDescription() != nil
+	}, p.w.sub)
+	errc := make(chan error, 1)
+	p.do <- func() {
+		if err := change(); err != nil {
+			errc <- err
+			return
+		}
+		errc <- p.sendOffer()
+	}
+	if err := <-errc; err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// sendKeyframes writes VP8 keyframes (every packet is a place to start)
+// to track every 20 ms until stop is called.
+func sendKeyframes(track *webrtc.TrackLocalStaticRTP) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for sn := uint16(0); ; sn++ {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: sn, Timestamp: uint32(sn) * 1800, Marker: true},
+					Payload: []byte{0x10, 0x00, 0x9d, 0x01, 0x2a}})
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
 // TestStoppedTracksFreeTheirMLines: a participant shares its screen and
 // stops, 20 times, without leaving (a pion client's AddTrack, offer,
 // RemoveTrack, offer: what a browser's screen share does). Each stop ends
@@ -346,22 +408,7 @@ func TestStoppedTracksFreeTheirMLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := watchMLines(t, room)
-	pres := newTestClient(t, room, "pres")
-	pres.subscribe() // connected, sending nothing yet
-	// on offers from pres's signaling loop, once the answer to its last
-	// offer is applied: the loop takes the SFU's signals and these calls
-	// in any order, and an offer while one is out fails.
-	on := func(f func() error) {
-		t.Helper()
-		waitFor(t, func() string { return "the answer to pres's last offer" }, 30*time.Second, func() bool {
-			return pres.pc.SignalingState() == webrtc.SignalingStateStable && pres.pc.CurrentRemoteDescription() != nil
-		}, w.sub)
-		errc := make(chan error, 1)
-		pres.do <- func() { errc <- f() }
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-	}
+	pres := newPresenter(t, room, w)
 	cycles := mlineCycles()
 	var firstMid string
 	ssrcs := map[uint32]bool{}
@@ -371,35 +418,20 @@ func TestStoppedTracksFreeTheirMLines(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sender *webrtc.RTPSender
-		on(func() error {
+		pres.offer(func() error {
 			if sender, err = pres.pc.AddTrack(track); err != nil {
 				return err
 			}
-			return pres.sendOffer()
+			return nil
 		})
-		stop := make(chan struct{})
-		sent := make(chan struct{})
-		go func() { // keyframes only: every packet is a place to start
-			defer close(sent)
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for sn := uint16(0); ; sn++ {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: sn, Timestamp: uint32(sn) * 1800, Marker: true},
-						Payload: []byte{0x10, 0x00, 0x9d, 0x01, 0x2a}})
-				}
-			}
-		}()
+		stop := sendKeyframes(track)
 		// This share's track: one from pres on an SSRC not seen before.
 		got := w.await(fmt.Sprintf("share %d", i), 10, func(a *arrival) bool { return a.from == "pres" && !ssrcs[a.ssrc] })
 		ssrcs[got.ssrc] = true
 		if got.id != "pres/screen" {
 			t.Errorf("share %d arrived as track %q, want pres/screen", i, got.id)
 		}
-		mids, _ := w.mlines()
+		mids, _, _ := w.mlines()
 		if len(mids) != 1 {
 			t.Errorf("share %d: the subscriber's SDP has m-lines %v, want 1 (the peak: one screen track)", i, mids)
 		}
@@ -408,14 +440,8 @@ func TestStoppedTracksFreeTheirMLines(t *testing.T) {
 		} else if got.mid != firstMid {
 			t.Errorf("share %d arrived on m-line %q, want the freed %q", i, got.mid, firstMid)
 		}
-		close(stop)
-		<-sent
-		on(func() error {
-			if err := pres.pc.RemoveTrack(sender); err != nil {
-				return err
-			}
-			return pres.sendOffer()
-		})
+		stop()
+		pres.offer(func() error { return pres.pc.RemoveTrack(sender) })
 		waitFor(t, func() string { return fmt.Sprintf("share %d to end at the SFU (%d tracks)", i, room.Tracks()) }, 30*time.Second,
 			func() bool { return room.Tracks() == 0 }, w.sub)
 		w.settle(fmt.Sprintf("share %d stopped", i))
@@ -423,4 +449,52 @@ func TestStoppedTracksFreeTheirMLines(t *testing.T) {
 	if n := room.Stats().Reused; n != uint64(cycles-1) {
 		t.Errorf("room reused %d m-lines, want %d", n, cycles-1)
 	}
+}
+
+// TestTrackSentAgainReplacesTheOld: a participant takes its screen track
+// off and puts the same track back in one offer (RemoveTrack, AddTrack,
+// offer): pion sends it on a new transceiver, with a new SSRC and the same
+// track id. The SFU ends the old track and forwards the new one: the room
+// holds one track, the subscriber gets the new SSRC's packets and only
+// one of its m-lines sends (the old one is freed, not left to a stale
+// track that would never send again).
+func TestTrackSentAgainReplacesTheOld(t *testing.T) {
+	s := newTestSFU(t)
+	room, err := s.NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := watchMLines(t, room)
+	pres := newPresenter(t, room, w)
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "pres-screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := sendKeyframes(track)
+	defer stop()
+	var sender *webrtc.RTPSender
+	pres.offer(func() error {
+		sender, err = pres.pc.AddTrack(track)
+		return err
+	})
+	first := w.await("the share", 10, func(a *arrival) bool { return a.from == "pres" })
+	pres.offer(func() error {
+		if err := pres.pc.RemoveTrack(sender); err != nil {
+			return err
+		}
+		_, err := pres.pc.AddTrack(track)
+		return err
+	})
+	again := w.await("the share sent again", 10, func(a *arrival) bool { return a.from == "pres" && a.ssrc != first.ssrc })
+	if again.id != first.id {
+		t.Errorf("the share came back as track %q, want %q", again.id, first.id)
+	}
+	waitFor(t, func() string { return fmt.Sprintf("one track in the room (%d)", room.Tracks()) }, 30*time.Second,
+		func() bool { return room.Tracks() == 1 }, w.sub)
+	// The subscriber's m-lines: the old one freed (the round that took the
+	// old track off is answered), the new one sending.
+	waitFor(t, func() string {
+		mids, _, n := w.mlines()
+		return fmt.Sprintf("one sending m-line at the subscriber (%v, %d sending)", mids, n)
+	}, 30*time.Second, func() bool { _, _, n := w.mlines(); return n == 1 }, w.sub)
 }
