@@ -93,9 +93,10 @@ func (h *Hub) HandlePublication(channel, epoch string, pub protocol.Publication)
 }
 
 // repairLater arms the channel's repair when publications wait behind a
-// hole and a Broker may have lost its news. Called with c.mu held.
+// hole: a Broker may have lost its news, or (on any node) an Append failed
+// after its publication committed. Called with c.mu held.
 func (h *Hub) repairLater(c *channel) {
-	if h.broker == nil || len(c.pending) == 0 || c.repairing {
+	if len(c.pending) == 0 || c.repairing {
 		return
 	}
 	c.repairing = true

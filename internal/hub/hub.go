@@ -62,11 +62,14 @@ type Backend interface {
 	// Append stores pub as the next publication of channel and returns it with
 	// its offset set, and the channel's epoch. It returns only once pub is
 	// durable, or with an error and no offset consumed — except when the
-	// backend could not learn the outcome (a reply lost with its connection):
-	// then pub may be stored all the same, and the hub delivers it as it
-	// does another node's, by repairing the hole from the log. The hub calls
-	// Append without the caller's cancellation (nor its deadline): a backend
-	// that waits on a network bounds those waits itself.
+	// backend could not learn the outcome (a reply lost with its connection,
+	// a deadline that passed while the commit was under way): then pub may
+	// be stored all the same, and the hub delivers it as it does another
+	// node's, by repairing the hole from the log once a later publication
+	// shows it, or when a retry of pub comes back as ErrDuplicate. The hub
+	// calls Append with the caller's deadline but without its cancellation
+	// (a client that goes away does not cut a commit short); a backend that
+	// waits on a network bounds those waits itself too.
 	Append(ctx context.Context, channel string, pub protocol.Publication) (protocol.Publication, string, error)
 	// Since returns up to limit (> 0) publications after offset, oldest
 	// first, and the channel's current epoch and latest offset. ok is false
@@ -87,8 +90,9 @@ type Position struct {
 // ErrDuplicate is what a Backend's Append returns, together with the
 // publication it already holds (its offset set) and the channel's epoch,
 // when pub repeats that publication (an idempotent retry). The hub then
-// delivers nothing, and Publish returns the earlier publication's position
-// together with an error wrapping ErrDuplicate.
+// delivers it only if its subscribers have not had it yet (the first Append
+// failed after committing), and Publish returns the earlier publication's
+// position together with an error wrapping ErrDuplicate.
 var ErrDuplicate = errors.New("hub: publication already stored")
 
 // Metrics receives the hub's counts. Implementations must be cheap and safe
@@ -416,9 +420,27 @@ func (h *Hub) PublishAs(ctx context.Context, channel string, data []byte, user, 
 func (h *Hub) publishDurable(ctx context.Context, b Backend, channel string, pub protocol.Publication, owner string) (Position, error) {
 	// Once the backend has the publication it must tell us its offset, or the
 	// channel's later offsets would wait for it: do not let the caller's
-	// cancellation cut that answer off.
-	stored, epoch, err := b.Append(context.WithoutCancel(ctx), channel, pub)
+	// cancellation cut that answer off. Its deadline stays: a caller that
+	// gave up waiting is answered, and a commit that lands after it leaves a
+	// hole that repair fills.
+	actx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithDeadline(actx, d)
+		defer cancel()
+	}
+	stored, epoch, err := b.Append(actx, channel, pub)
 	if errors.Is(err, ErrDuplicate) {
+		// A retry: its first Append may have failed after committing, so
+		// the subscribers may not have it (deliverInOrder drops it if
+		// they do).
+		if c := h.lookChannel(channel); c != nil {
+			if c.known && c.epoch == epoch {
+				h.deliverInOrder(c, stored)
+				h.repairLater(c)
+			}
+			c.mu.Unlock()
+		}
 		return Position{Epoch: epoch, Offset: stored.Offset}, fmt.Errorf("hub: append to %s: %w", channel, err)
 	}
 	if err != nil {
