@@ -124,6 +124,12 @@ func (b *Backend) append(ctx context.Context, channel string, pub protocol.Publi
 		pub.Offset = b.live[channel]
 		return pub, b.liveEpoch, nil
 	}
+	// The store's part, checks and commit, within AppendTimeout and the
+	// caller's deadline (the hub passes it). A commit that lands after
+	// it is delivered by the hub's repair, or when the client's retry
+	// comes back as a duplicate.
+	ctx, cancel := context.WithTimeout(ctx, b.s.cfg.AppendTimeout)
+	defer cancel()
 	actor, err := b.s.resolve(ctx, pub.User)
 	if err != nil {
 		return pub, "", err

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sori-dev/sori/internal/hub"
 	"github.com/sori-dev/sori/internal/protocol"
@@ -86,7 +87,18 @@ type Config struct {
 	// Notifier hears of mentions, direct messages and invitations (Web
 	// Push); nil = none.
 	Notifier Notifier
+	// AppendTimeout bounds the store's part of one append to a room (its
+	// checks and its commit), on top of the caller's own deadline, so that
+	// a wedged store (a lock held elsewhere, a stalled disk or database)
+	// answers error 122 instead of holding request handlers and
+	// real-time publishes; 0 = DefaultAppendTimeout.
+	AppendTimeout time.Duration
 }
+
+// DefaultAppendTimeout is Config.AppendTimeout's default: the real-time
+// connection's command timeout (session.Config.CommandTimeout), which
+// bounds a publish over WebSocket as well.
+const DefaultAppendTimeout = 10 * time.Second
 
 // Cache bounds.
 const (
@@ -139,6 +151,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AppendTimeout <= 0 {
+		cfg.AppendTimeout = DefaultAppendTimeout
+	}
 	if cfg.MemberCacheSize == 0 {
 		cfg.MemberCacheSize = defaultMemberCacheSize
 	}
@@ -180,15 +195,30 @@ var (
 // so that clients retry instead of taking it for a server bug (100). A
 // write cut off that way may have committed: a retry with the same
 // client_id is answered with the stored message, not a second one.
+//
+// A deadline that passed while waiting on the store (AppendTimeout, or the
+// caller's) is 122 too, with its own message: the store is there but did
+// not answer in time.
 func storeDown(err error) error {
-	if err != nil && errors.Is(err, store.ErrUnavailable) {
-		var perr *protocol.Error
-		if !errors.As(err, &perr) {
-			return protocol.ErrStoreDown
-		}
+	if err == nil {
+		return nil
+	}
+	var perr *protocol.Error
+	if errors.As(err, &perr) {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return protocol.ErrStoreDown
+	case errors.Is(err, context.DeadlineExceeded):
+		return errStoreSlow
 	}
 	return err
 }
+
+// errStoreSlow answers a store call that outlived its deadline.
+var errStoreSlow = protocol.ErrStoreDown.WithMessage("the chat store did not answer in time: try again shortly; " +
+	"a message may have been stored all the same, so retry it with the same client_id")
 
 func storeErr(err error, notFound *protocol.Error, what string) error {
 	switch {

@@ -59,6 +59,7 @@ type Config struct {
 	Registration        string   `json:"registration"`  // self-service sign-up: open, invite or closed
 	HandshakeTimeout    Duration `json:"handshake_timeout"`
 	BodyTimeout         Duration `json:"body_timeout"`          // base time to read a request body
+	AppendTimeout       Duration `json:"append_timeout"`        // how long a chat post waits for the store before error 122
 	MaxBodyReadsPerIP   int      `json:"max_body_reads_per_ip"` // requests reading a body at once per client address
 	ConnectTimeout      Duration `json:"connect_timeout"`
 	PingInterval        Duration `json:"ping_interval"`
@@ -189,6 +190,7 @@ func Default() Config {
 		Registration:        "open",
 		HandshakeTimeout:    Duration(10 * time.Second),
 		BodyTimeout:         Duration(10 * time.Second),
+		AppendTimeout:       Duration(10 * time.Second),
 		MaxBodyReadsPerIP:   64,
 		ConnectTimeout:      Duration(10 * time.Second),
 		PingInterval:        Duration(25 * time.Second),
@@ -260,7 +262,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: disk reserve must not be negative")
 	}
 	for name, d := range map[string]Duration{"handshake timeout": c.HandshakeTimeout, "body timeout": c.BodyTimeout, "connect timeout": c.ConnectTimeout,
-		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout} {
+		"ping interval": c.PingInterval, "write timeout": c.WriteTimeout, "shutdown timeout": c.ShutdownTimeout,
+		"append timeout": c.AppendTimeout} {
 		if d <= 0 {
 			return fmt.Errorf("config: %s must be positive", name)
 		}
@@ -399,6 +402,7 @@ func (c *Config) Bind(fs *flag.FlagSet) error {
 	str(&c.Registration, "registration", "self-service sign-up: open (anyone), invite (with an invite from a server admin) or closed (`sori user add` only); a server admin's choice (PUT /api/v1/admin/registration) overrides it")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "time to read an HTTP request's headers (slowloris guard)")
 	dur(&c.BodyTimeout, "body-timeout", "time to read an HTTP request's body, plus 1s per 16 KiB of it; a slower body is cut off")
+	dur(&c.AppendTimeout, "append-timeout", "how long a chat post, edit, reaction or pin waits for the store (a lock held elsewhere, a stalled disk or database) before it is answered 503, error 122: try again")
 	integer(&c.MaxBodyReadsPerIP, "max-body-reads-per-ip", "most HTTP requests one client address may have reading a body at once; more get 429")
 	dur(&c.ConnectTimeout, "connect-timeout", "time from opening a connection to its connect command")
 	dur(&c.PingInterval, "ping-interval", "interval of server heartbeats; a silent peer is closed after two")

@@ -58,7 +58,7 @@ func (s *Server) mountChat() error {
 		Store: st, Hub: s.hub, Resolve: acc.UserForSubject, Unsubscriber: nodeUnsubscriber{s.node, remoteControl{s.bus}},
 		DataDir: s.cfg.DataDir, Log: s.log, MemberCacheSize: memberCacheSize(s.cfg), MemberChanged: s.memberChanged(),
 		UploadQuota: int64(s.cfg.UploadQuota), DiskReserve: int64(s.cfg.DiskReserve), Blobs: blobsOf(st),
-		Notifier: notifier(pusher),
+		Notifier: notifier(pusher), AppendTimeout: s.cfg.AppendTimeout.D(),
 	})
 	if err != nil {
 		stopPoll()

@@ -120,6 +120,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("chat request failed", "path", r.URL.Path, "err", err)
 		perr = protocol.ErrInternal
 	}
+	if perr.Code == protocol.ErrStoreDown.Code {
+		w.Header().Set("Retry-After", "1")
+	}
 	httpx.WriteError(w, perr)
 }
 

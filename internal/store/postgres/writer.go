@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,47 @@ import (
 // batchTimeout bounds one batch transaction, so a database that stops
 // answering fails the callers instead of hanging the writer.
 const batchTimeout = 30 * time.Second
+
+// lockWaitOf is how long the batch may wait for its rooms' row locks: until
+// the last of its live callers' deadlines, at most batchTimeout.
+func lockWaitOf(batch []*appendReq, live []int) time.Duration {
+	var last time.Time
+	for _, i := range live {
+		d, ok := batch[i].ctx.Deadline()
+		if !ok {
+			return batchTimeout
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	return min(batchTimeout, time.Until(last))
+}
+
+// queueBegin queues the batch transaction's BEGIN and bounds its waits for
+// row locks by lockWait (lock_timeout, local to the transaction). A room
+// row that another transaction holds (a DBA's session, a stuck client of
+// the same database) then fails the batch once its last caller has
+// stopped waiting, instead of committing it after the callers were told
+// it failed, and instead of holding this node's writer, every room's
+// appends, for batchTimeout. The server enforces it, so it holds although
+// the whole one-trip pipeline, COMMIT included, is already sent.
+// set_config takes the value as a parameter, so the statement's text, and
+// the prepared statement cached for it, stays the same.
+func queueBegin(b *pgx.Batch, lockWait time.Duration) {
+	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	b.Queue(`SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(max(1, lockWait.Milliseconds()), 10))
+}
+
+// readBegin reads the results of queueBegin's two statements.
+func readBegin(br pgx.BatchResults) error {
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+	}
+	return nil
+}
 
 // appendReq is one AppendEvent call waiting for the writer.
 type appendReq struct {
@@ -161,13 +203,14 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 	if len(live) == 0 {
 		return nil
 	}
+	lockWait := lockWaitOf(batch, live)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
 	if s.oneTrip(batch, live) {
-		err := s.applyOneTrip(ctx, conn, batch, live, results)
+		err := s.applyOneTrip(ctx, conn, batch, live, lockWait, results)
 		if !errors.Is(err, errClientIDStored) {
 			return err
 		}
@@ -176,7 +219,7 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 			return err
 		}
 	}
-	st, err := s.readState(ctx, conn, batch, live)
+	st, err := s.readState(ctx, conn, batch, live, lockWait)
 	if err != nil {
 		return err
 	}
@@ -219,7 +262,7 @@ func (s *Store) applyBatch(batch []*appendReq, results []appendResult) error {
 
 // readState begins the transaction, locks the batch's rooms and reads, in
 // one pipeline, what the checks need.
-func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appendReq, live []int) (*batchState, error) {
+func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appendReq, live []int, lockWait time.Duration) (*batchState, error) {
 	var rooms, users, tRooms, tSeqs, rRooms, rSeqs, rUsers []int64
 	var rEmojis []string
 	var cRooms, cUsers, pRooms, pSeqs []int64
@@ -260,7 +303,7 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 	// server would plan and run for nothing (about a third of its CPU per
 	// batch before).
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	queueBegin(b, lockWait)
 	b.Queue(`SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, rooms)
 	if len(users) > 0 {
 		b.Queue(`SELECT id FROM users WHERE id = ANY($1)`, users)
@@ -278,8 +321,8 @@ func (s *Store) readState(ctx context.Context, conn *pgxpool.Conn, batch []*appe
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+	if err := readBegin(br); err != nil {
+		return nil, err
 	}
 	st := &batchState{heads: map[int64]uint64{}, msgs: map[msgKey]msgState{}, reactions: map[reactionKey]bool{}, lastAt: map[int64]time.Time{},
 		clientIDs: map[clientKey]store.Event{}, pins: map[msgKey]bool{}}

@@ -82,7 +82,7 @@ func (s *Store) oneTrip(batch []*appendReq, live []int) bool {
 // applyOneTrip commits a batch that oneTrip accepted, filling results for
 // the live requests. Like applyBatch it returns an error only when the
 // transaction as a whole failed.
-func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*appendReq, live []int, results []appendResult) error {
+func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*appendReq, live []int, lockWait time.Duration, results []appendResult) error {
 	var (
 		rooms, ranks, users   []int64
 		bodies, lex, mentions []string
@@ -116,7 +116,7 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 	lockRooms := slices.Sorted(maps.Keys(count))
 
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	queueBegin(b, lockWait)
 	b.Queue(`SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, lockRooms)
 	b.Queue(`INSERT INTO messages (room_id, seq, author_id, body, reply_to, created_at, tsv, client_id, thread, mentions, mention_room)
 		SELECT t.r, h.last_seq + t.k, t.a, t.b, 0, t.c, array_to_tsvector(string_to_array(t.l, ' ')), t.ci, 0, t.mn::bigint[], t.mr
@@ -143,8 +143,8 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 	}
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
+	if err := readBegin(br); err != nil {
+		return err
 	}
 	heads := map[int64]uint64{}
 	var id int64
@@ -155,7 +155,7 @@ func (s *Store) applyOneTrip(ctx context.Context, conn *pgxpool.Conn, batch []*a
 	}); err != nil {
 		return fmt.Errorf("lock rooms: %w", err)
 	}
-	for range len(b.QueuedQueries) - 2 {
+	for range len(b.QueuedQueries) - 3 { // after BEGIN, set_config and the locks
 		if _, err := br.Exec(); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == codeUnique && pe.ConstraintName == "messages_client" {

@@ -267,6 +267,12 @@ func classify(err error) error {
 		case sqlite3.SQLITE_CONSTRAINT_CHECK:
 			return fmt.Errorf("%w: %v", store.ErrInvalid, err)
 		}
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			// Another process held the lock past busy_timeout: nothing
+			// was written, and a retry may find it free.
+			return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
 	}
 	return err
 }

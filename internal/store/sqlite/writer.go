@@ -159,7 +159,7 @@ func (s *Store) commitBatch(batch []*appendReq, heads map[int64]roomHead) []appe
 	pending := make(map[int64]roomHead)
 	err := s.applyBatch(batch, heads, pending, results)
 	if err != nil {
-		err = fmt.Errorf("store: commit batch of %d events: %w", len(batch), err)
+		err = fmt.Errorf("store: commit batch of %d events: %w", len(batch), classify(err))
 		for i := range results {
 			if results[i].err == nil || !isLogical(results[i].err) {
 				results[i] = appendResult{err: err}
