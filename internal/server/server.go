@@ -44,7 +44,7 @@ type Server struct {
 	chat     *chat.Service     // set by mountChat
 	accounts *accounts.Service // set by mountChat (stream keys authenticate with it)
 	store    store.Store       // set by mountChat
-	mux      *http.ServeMux
+	mux      *routeMux
 	http     *http.Server
 	ready    atomic.Bool
 	closers  []func(context.Context) error // extra components, closed in reverse order
@@ -84,7 +84,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 			cfg.APIKeys = []string{secrets.APIKey}
 		}
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), mux: http.NewServeMux(), opts: o}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), mux: newRouteMux(), opts: o}
 	s.verifier, err = auth.NewVerifier(auth.VerifierConfig{
 		HMACSecret: []byte(cfg.TokenSecret), PublicKeyFiles: cfg.TokenPublicKeys,
 		Issuer: cfg.TokenIssuer, Audience: cfg.TokenAudience,

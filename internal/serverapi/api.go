@@ -60,8 +60,9 @@ func New(cfg Config) *API {
 	return &API{cfg: cfg}
 }
 
-// Register mounts every /api/* route of the server API on mux.
-func (a *API) Register(mux *http.ServeMux) {
+// Register mounts every /api/* route of the server API on mux (an
+// http.ServeMux, or a mux that wraps one).
+func (a *API) Register(mux interface{ Handle(string, http.Handler) }) {
 	mux.Handle("POST /api/publish", a.apiKey(a.apiPublish))
 	mux.Handle("POST /api/broadcast", a.apiKey(a.apiBroadcast))
 	mux.Handle("POST /api/history", a.apiKey(a.apiHistory))
