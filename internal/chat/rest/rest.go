@@ -33,7 +33,20 @@ type Config struct {
 	// Upload limits each user's file uploads; nil = 30 a minute, 10 at
 	// once. The bytes are bounded by the chat service's quota.
 	Upload *ratelimit.Limiter
+	// Writes limits each user's changing requests (every method but GET
+	// and HEAD: posts, edits, reactions, pins, rooms, invitations …),
+	// which over a real-time connection are under the command rate; nil
+	// = DefaultWriteRate a second, DefaultWriteBurst at once.
+	Writes *ratelimit.Limiter
 }
+
+// The default REST write budget per user: the real-time connection's
+// default command rate, with room for a client that imports or replays a
+// backlog at once.
+const (
+	DefaultWriteRate  = 100
+	DefaultWriteBurst = 2000
+)
 
 // API serves the chat endpoints. It is safe for concurrent use.
 type API struct {
@@ -43,6 +56,7 @@ type API struct {
 	typing *ratelimit.Limiter // keyed by user id
 	read   *ratelimit.Limiter // keyed by user id
 	upload *ratelimit.Limiter // keyed by user id
+	writes *ratelimit.Limiter // keyed by user id
 }
 
 // New returns the API for cfg.
@@ -59,7 +73,10 @@ func New(cfg Config) *API {
 	if cfg.Upload == nil {
 		cfg.Upload = ratelimit.New(ratelimit.Config{Rate: 0.5, Burst: 10})
 	}
-	return &API{chat: cfg.Chat, acc: cfg.Accounts, log: cfg.Log, typing: cfg.Typing, read: cfg.Read, upload: cfg.Upload}
+	if cfg.Writes == nil {
+		cfg.Writes = ratelimit.New(ratelimit.Config{Rate: DefaultWriteRate, Burst: DefaultWriteBurst})
+	}
+	return &API{chat: cfg.Chat, acc: cfg.Accounts, log: cfg.Log, typing: cfg.Typing, read: cfg.Read, upload: cfg.Upload, writes: cfg.Writes}
 }
 
 // handler is an endpoint: it returns the JSON answer and its status, or an
@@ -89,12 +106,20 @@ func (a *API) wrap(h handler) http.Handler { return a.serve(httpx.MaxJSONBody, n
 // maxBody here, with the real ResponseWriter, so that the server closes the
 // connection after answering an oversized body instead of reading on; the
 // handlers' own bounds (httpx.DecodeJSON) are the same or larger and never
-// trip first. When throttle is set, each user's requests take a token from
-// it, and an empty bucket is answered 429 with Retry-After.
+// trip first. Each user's changing requests take a token from the write
+// budget, and when throttle is set its requests also take one from it; an
+// empty bucket is answered 429 with Retry-After.
 func (a *API) serve(maxBody int64, throttle *ratelimit.Limiter, h handler) http.Handler {
 	return a.acc.Require(func(w http.ResponseWriter, r *http.Request, id accounts.Identity) {
+		key := strconv.FormatInt(id.User.ID, 10)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if wait, ok := a.writes.Allow(key); !ok {
+				httpx.WriteRateLimited(w, wait, "too many changes; slow down")
+				return
+			}
+		}
 		if throttle != nil {
-			if wait, ok := throttle.Allow(strconv.FormatInt(id.User.ID, 10)); !ok {
+			if wait, ok := throttle.Allow(key); !ok {
 				httpx.WriteRateLimited(w, wait, "too many requests of this kind; slow down")
 				return
 			}

@@ -86,7 +86,8 @@ func start(t *testing.T) *env {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	api := rest.New(rest.Config{Chat: svc, Accounts: acc,
 		Typing: ratelimit.New(ratelimit.Config{Rate: 2, Burst: 2, Now: c.now}),
-		Read:   ratelimit.New(ratelimit.Config{Rate: 5, Burst: 3, Now: c.now})})
+		Read:   ratelimit.New(ratelimit.Config{Rate: 5, Burst: 3, Now: c.now}),
+		Writes: ratelimit.New(ratelimit.Config{Rate: 10, Burst: 20, Now: c.now})})
 	mux := http.NewServeMux()
 	api.Routes(mux.Handle)
 	srv := httptest.NewServer(mux)
@@ -185,6 +186,33 @@ func TestTypingAndReadReceiptsAreRateLimitedPerUser(t *testing.T) {
 	e.clock.add(time.Second)
 	e.want(http.StatusOK, alice, "POST", fmt.Sprintf("/api/v1/rooms/%d/typing", rid), nil)
 	e.want(http.StatusOK, alice, "POST", fmt.Sprintf("/api/v1/rooms/%d/read", rid), map[string]any{"seq": 1})
+}
+
+// Changing requests (posts here) spend a per-user write budget, as a
+// real-time connection's commands spend the command rate; reads do not.
+func TestWritesAreRateLimitedPerUser(t *testing.T) {
+	e := start(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	rid := e.room(alice) // the first write
+	e.want(http.StatusOK, bob, "POST", fmt.Sprintf("/api/v1/rooms/%d/join", rid), nil)
+	path := fmt.Sprintf("/api/v1/rooms/%d/messages", rid)
+	for range 19 {
+		e.want(http.StatusCreated, alice, "POST", path, map[string]any{"text": "hi"})
+	}
+	resp, out := e.call(alice, "POST", path, map[string]any{"text": "one too many"})
+	if resp.StatusCode != http.StatusTooManyRequests || code(out) != 109 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("post over the burst: %d %v Retry-After %q, want 429/109, Retry-After 1", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+	e.want(http.StatusOK, alice, "GET", path, nil)                                // reads are not writes
+	e.want(http.StatusCreated, bob, "POST", path, map[string]any{"text": "mine"}) // a bucket per user
+	e.clock.add(time.Second)                                                      // 10 more
+	for range 10 {
+		e.want(http.StatusCreated, alice, "POST", path, map[string]any{"text": "later"})
+	}
+	e.want(http.StatusTooManyRequests, alice, "POST", path, map[string]any{"text": "again too many"})
+	if msgs := e.want(http.StatusOK, alice, "GET", path+"?limit=100", nil)["messages"].([]any); len(msgs) != 30 {
+		t.Fatalf("%d messages stored, want the 30 allowed (19 + bob's + 10)", len(msgs))
+	}
 }
 
 func TestOversizedBodyClosesTheConnection(t *testing.T) {
