@@ -302,17 +302,54 @@ func newSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// MaxWebSessions bounds a user's unexpired browser sessions. Only failed
+// logins are rate limited, so without it a script that logs in with the
+// right password in a loop would grow the sessions table without end.
+const MaxWebSessions = 100
+
 // StartSession creates a browser session for u and returns its cookie token
-// and the session (with its CSRF token).
+// and the session (with its CSRF token). At MaxWebSessions it first ends
+// u's oldest browser session: a login is never refused for the ones that
+// piled up (forgotten browsers, cleared cookies).
 func (s *Service) StartSession(ctx context.Context, u store.User) (string, store.Session, error) {
 	tok := tokenPrefix + newSecret()
-	sess, err := s.st.CreateSession(ctx, tok, store.Session{
-		Kind: store.SessionWeb, UserID: u.ID, CSRFToken: newSecret(), ExpiresAt: s.cfg.Now().Add(s.cfg.SessionTTL),
-	})
-	if err != nil {
-		return "", store.Session{}, fmt.Errorf("accounts: create session: %w", err)
+	now := s.cfg.Now()
+	want := store.Session{Kind: store.SessionWeb, UserID: u.ID, CSRFToken: newSecret(), CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	for try := 0; ; try++ {
+		// The store counts and inserts in one step, for every node sharing it.
+		sess, err := s.st.CreateSessionCapped(ctx, tok, want, MaxWebSessions)
+		if errors.Is(err, store.ErrLimit) && try < 3 { // more tries only if other logins race this one
+			if err := s.endOldestWebSession(ctx, u.ID, now); err != nil {
+				return "", store.Session{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return "", store.Session{}, fmt.Errorf("accounts: create session: %w", err)
+		}
+		return tok, sess, nil
 	}
-	return tok, sess, nil
+}
+
+// endOldestWebSession deletes userID's oldest unexpired browser session.
+func (s *Service) endOldestWebSession(ctx context.Context, userID int64, now time.Time) error {
+	list, err := s.st.ListSessions(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("accounts: list sessions of user %d: %w", userID, err)
+	}
+	var oldest *store.Session
+	for i, ss := range list {
+		if ss.Kind == store.SessionWeb && ss.ExpiresAt.After(now) && (oldest == nil || ss.CreatedAt.Before(oldest.CreatedAt)) {
+			oldest = &list[i]
+		}
+	}
+	if oldest == nil {
+		return nil
+	}
+	if err := s.st.DeleteSession(ctx, oldest.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("accounts: end the oldest session of user %d: %w", userID, err)
+	}
+	return nil
 }
 
 // Limits of API tokens.

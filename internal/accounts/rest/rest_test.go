@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -464,4 +465,39 @@ func newTestHasher(t *testing.T) *accounts.Hasher {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// A user's browser sessions are bounded: a login at the cap ends the
+// oldest one instead of adding a row (only failed logins are rate limited,
+// so a script logging in with the right password could otherwise grow the
+// sessions table without end), and is never refused.
+func TestWebSessionsPerUserAreBounded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	u, err := f.st.CreateUser(ctx, store.User{Username: "alice", PasswordHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks []string
+	for range accounts.MaxWebSessions + 2 {
+		f.clock.Add(time.Millisecond) // each a later session
+		tok, _, err := f.svc.StartSession(ctx, u)
+		if err != nil {
+			t.Fatalf("login %d: %v", len(toks)+1, err)
+		}
+		toks = append(toks, tok)
+	}
+	list, err := f.st.ListSessions(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != accounts.MaxWebSessions {
+		t.Fatalf("%d browser sessions stored after %d logins, want %d", len(list), len(toks), accounts.MaxWebSessions)
+	}
+	for i, tok := range toks {
+		_, err := f.st.GetSession(ctx, tok)
+		if gone := i < 2; gone != errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("session of login %d: %v (want gone: %v, the two oldest)", i+1, err, gone)
+		}
+	}
 }
