@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// clientBound is the load generator's share of its pinned core above which
-// WriteText warns that the client, not the server, bounds the run.
-const clientBound = 0.9
+// clientBoundShare is the load generator's share of its pinned core above
+// which WriteText warns that the client, not the server, bounds the run.
+const clientBoundShare = 0.9
 
 // WriteText prints the report as a short human-readable summary.
 func (rep *Report) WriteText(w io.Writer) {
@@ -23,10 +23,13 @@ func (rep *Report) WriteText(w io.Writer) {
 			if !st.KeptUp {
 				verdict = "did not keep up"
 			}
-			fmt.Fprintf(w, "  step          %.0f pub/s: published %d, delivered %d of %d, p50 %.2f → %.2f ms: %s\n",
-				st.Rate, st.Published, st.Delivered, st.Expected, st.P50First, st.P50Second, verdict)
+			fmt.Fprintf(w, "  step          %.0f pub/s: published %d, delivered %d of %d, p50 %.2f → %.2f ms, CPU load gen %.0f%% server %.0f%%: %s\n",
+				st.Rate, st.Published, st.Delivered, st.Expected, st.P50First, st.P50Second, 100*st.ClientCPUShare, 100*st.ServerCPUShare, verdict)
 		}
 		fmt.Fprintf(w, "  saturating    %.0f pub/s; the run below offered %.0f pub/s\n", rep.SaturatingRate, c.Rate)
+		if rep.ClientBound {
+			fmt.Fprintf(w, "  WARNING       the first step that did not keep up had the load generator's core saturated and the server's not: the saturating rate is the client's\n")
+		}
 	}
 	fmt.Fprintf(w, "  published     %d\n", rep.Published)
 	fmt.Fprintf(w, "  delivered     %d of %d expected (%.0f/s)\n", rep.Delivered, rep.Expected, rep.DeliveriesSec)
@@ -40,7 +43,7 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  server        RSS %.1f MiB (%.1f before publishing), CPU %.2fs = %.2f µs/delivery\n",
 		rep.ServerRSS/(1<<20), rep.ServerRSSStart/(1<<20), rep.ServerCPU, rep.ServerCPUPerDel)
 	fmt.Fprintf(w, "  load gen      CPU %.2fs = %.0f%% of one core", rep.ClientCPU, 100*rep.ClientCPUShare)
-	if c.CPUCore >= 0 && rep.ClientCPUShare >= clientBound {
+	if c.CPUCore >= 0 && rep.ClientCPUShare >= clientBoundShare {
 		fmt.Fprintf(w, ": its core is saturated, the client is the bound")
 		if rep.RxClock != RxClockKernel {
 			fmt.Fprintf(w, " and the latencies include its queueing")

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"os"
 	"time"
 )
 
@@ -16,6 +18,27 @@ type Step struct {
 	P50First  float64 `json:"p50_first_half_ms"`
 	P50Second float64 `json:"p50_second_half_ms"`
 	KeptUp    bool    `json:"kept_up"`
+	// ClientCPUShare and ServerCPUShare are the load generator's and the
+	// server's (with ServerPID) CPU over the step's publishing, as shares of
+	// one core; 0 when unknown. A step that did not keep up with the client
+	// at its core's limit and the server below it measured the client.
+	ClientCPUShare float64 `json:"client_cpu_share,omitempty"`
+	ServerCPUShare float64 `json:"server_cpu_share,omitempty"`
+}
+
+// clientBound reports whether the search's first step above the
+// saturating rate sat failed with the load generator's core saturated and
+// the server's not (or unknown): the rate found is then the client's bound,
+// not the server's. Shares count against one core each, which is what a
+// run pinned with --cpu and --server-cpu gives.
+func clientBound(steps []Step, sat float64) bool {
+	var first *Step
+	for i := range steps {
+		if st := &steps[i]; !st.KeptUp && st.Rate > sat && (first == nil || st.Rate < first.Rate) {
+			first = st
+		}
+	}
+	return first != nil && first.ClientCPUShare >= clientBoundShare && first.ServerCPUShare < clientBoundShare
 }
 
 // resetPhase starts a new measuring phase: counts and latencies from zero.
@@ -39,15 +62,28 @@ func (r *run) step(ctx context.Context, rate float64) Step {
 	defer func() { r.cfg.Rate, r.cfg.Duration = saved, savedDur }()
 	first := r.hist.Load()
 	half := time.AfterFunc(r.cfg.StepDuration/2, func() { r.hist.Store(new(Histogram)) })
+	self0, selfErr := processCPU(os.Getpid())
+	srv0, srvErr := r.pidCPU()
+	t0 := time.Now()
 	r.publish(ctx)
 	half.Stop()
+	var clientShare, serverShare float64
+	if d := time.Since(t0).Seconds(); d > 0 {
+		if self1, err := processCPU(os.Getpid()); err == nil && selfErr == nil {
+			clientShare = (self1 - self0) / d
+		}
+		if srv1, err := r.pidCPU(); err == nil && srvErr == nil {
+			serverShare = (srv1 - srv0) / d
+		}
+	}
 	deadline := time.Now().Add(r.cfg.StepDuration / 2)
 	for r.delivered.Load() < r.expected.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	second := r.hist.Load()
 	st := Step{Rate: rate, Published: r.published.Load(), Expected: r.expected.Load(), Delivered: r.delivered.Load(),
-		P50First: ms(first.Quantile(0.5)), P50Second: ms(second.Quantile(0.5))}
+		P50First: ms(first.Quantile(0.5)), P50Second: ms(second.Quantile(0.5)),
+		ClientCPUShare: clientShare, ServerCPUShare: serverShare}
 	offered := rate * r.cfg.StepDuration.Seconds()
 	st.KeptUp = float64(st.Published) >= 0.95*offered && st.Expected > 0 &&
 		float64(st.Delivered) >= 0.99*float64(st.Expected) &&
@@ -61,11 +97,21 @@ func (r *run) step(ctx context.Context, rate float64) Step {
 		if !st.KeptUp {
 			verdict = "did not keep up"
 		}
-		fmt.Fprintf(r.cfg.Progress, "\nrate %.0f pub/s: published %d, delivered %d of %d, p50 %.2f → %.2f ms: %s\n",
-			rate, st.Published, st.Delivered, st.Expected, st.P50First, st.P50Second, verdict)
+		fmt.Fprintf(r.cfg.Progress, "\nrate %.0f pub/s: published %d, delivered %d of %d, p50 %.2f → %.2f ms, CPU load gen %.0f%% server %.0f%%: %s\n",
+			rate, st.Published, st.Delivered, st.Expected, st.P50First, st.P50Second, 100*st.ClientCPUShare, 100*st.ServerCPUShare, verdict)
 	}
 	return st
 }
+
+// pidCPU is the ServerPID process's CPU seconds; an error without one.
+func (r *run) pidCPU() (float64, error) {
+	if r.cfg.ServerPID <= 0 {
+		return 0, errNoServerPID
+	}
+	return processCPU(r.cfg.ServerPID)
+}
+
+var errNoServerPID = errors.New("bench: no --server-pid")
 
 // findRate returns the highest rate that kept up (Step), doubling from
 // Rate and then bisecting geometrically three times (resolution ~9%).
