@@ -30,6 +30,7 @@ idle_conns=${IDLE_CONNS:-10000}
 fan_conns=${FANOUT_CONNS:-2000}
 fan_rate=${FANOUT_RATE:-200}
 duration=${DURATION:-5s}
+ramp=${RAMP:-500} # connections opened per second; lower it on a loaded machine, where token requests time out
 centrifugo_version=${CENTRIFUGO_VERSION:-v6.9.1}
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
@@ -142,7 +143,7 @@ bench() { # bench NAME ROUND KIND args...: runs sori bench against the started s
 	local name=$1 round=$2 kind=$3
 	shift 3
 	"$work/sori" bench --protocol "$proto" --url "http://127.0.0.1:$port" --api-key "$key" --server-pid "$pid" \
-		--server-cpu "$server_cpu" --cpu "$load_cpu" --ramp 500 --publishers 16 --max-conns 100000 \
+		--server-cpu "$server_cpu" --cpu "$load_cpu" --ramp "$ramp" --publishers 16 --max-conns 100000 \
 		--json "$work/$kind-$name-$round.json" "$@" >"$work/$kind-$name-$round.txt" 2>&1 || true
 }
 
