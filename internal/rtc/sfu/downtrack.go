@@ -102,10 +102,14 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 }
 
 // Unbind implements webrtc.TrackLocal.
+// The sender has stopped (the SFU never replaces a down track's track),
+// so what the pacer kept for its SSRCs goes too.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.mu.Lock()
+	ssrc, rtx := d.ssrc, d.rtxSSRC
 	d.bound, d.writer = false, nil
 	d.mu.Unlock()
+	d.sub.pacer.forget(ssrc, rtx)
 	return nil
 }
 

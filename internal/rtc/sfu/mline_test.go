@@ -335,6 +335,22 @@ func TestFreedMLinesAreReused(t *testing.T) {
 	if n := room.Stats().Reused; n != uint64(2*(cycles-1)) {
 		t.Errorf("room reused %d m-lines, want %d (audio and video of publishers 2…%d)", n, 2*(cycles-1), cycles)
 	}
+	// What the subscriber's pacer kept for the stopped tracks' SSRCs is
+	// gone with them (DownTrack.Unbind); the track of the last publisher
+	// may still be stopping, so at most its two streams and one RTX alias
+	// are left, not one entry per track ever sent.
+	room.mu.Lock()
+	pacer := room.peers["sub"].pacer
+	room.mu.Unlock()
+	pacer.mu.Lock()
+	writers, aliases := len(pacer.writers), len(pacer.aliases)
+	pacer.mu.Unlock()
+	pacer.rtcp.mu.Lock()
+	routes := len(pacer.rtcp.aliases)
+	pacer.rtcp.mu.Unlock()
+	if writers > 2 || aliases > 1 || routes > 1 {
+		t.Errorf("after %d publishers the subscriber's pacer holds %d writers, %d RTX aliases, %d RTCP routes: want at most 2, 1, 1", cycles, writers, aliases, routes)
+	}
 }
 
 // presenter is a pion participant for the track-end tests: connected to

@@ -61,6 +61,13 @@ func (r *rtcpRoutes) alias(rtx, media uint32) {
 	r.mu.Unlock()
 }
 
+// unalias undoes alias when the down track's sender stops.
+func (r *rtcpRoutes) unalias(rtx uint32) {
+	r.mu.Lock()
+	delete(r.aliases, rtx)
+	r.mu.Unlock()
+}
+
 // newBuffer implements webrtc.SettingEngine.BufferFactory.
 func (r *rtcpRoutes) newBuffer(kind packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
 	b := &routeBuffer{Buffer: packetio.NewBuffer()}

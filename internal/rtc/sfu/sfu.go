@@ -349,6 +349,25 @@ func (p *rtxPacer) alias(rtx, media uint32) {
 	p.rtcp.alias(rtx, media)
 }
 
+// forget drops what alias and AddStream kept for a down track whose sender
+// stopped (DownTrack.Unbind): pion's estimator has no call for a stream
+// that ends, and a subscriber whose m-lines are reused gets new SSRCs for
+// every track it is sent, so without this the maps, and the stopped
+// streams' writers they hold, would grow for the life of its connection.
+// The SFU never gives a sender another track (ReplaceTrack), so an
+// unbound SSRC is not written again.
+func (p *rtxPacer) forget(media, rtx uint32) {
+	p.mu.Lock()
+	delete(p.writers, media)
+	if rtx != 0 {
+		delete(p.aliases, rtx)
+	}
+	p.mu.Unlock()
+	if rtx != 0 {
+		p.rtcp.unalias(rtx)
+	}
+}
+
 // AddStream implements gcc.Pacer.
 func (p *rtxPacer) AddStream(ssrc uint32, w interceptor.RTPWriter) {
 	p.mu.Lock()
