@@ -247,10 +247,10 @@ type Report struct {
 	// (RxClock "kernel") still measure the server.
 	ClientCPU      float64 `json:"client_cpu_s"`
 	ClientCPUShare float64 `json:"client_cpu_share"`
-	// ClientBound: with FindRate, the first step above the saturating rate
-	// failed with the load generator's core saturated and the server's not
-	// (clientBound): the rate found is the client's bound.
-	ClientBound bool `json:"client_bound,omitempty"`
+	// SaturationBound is, with FindRate, what bounded the rate found
+	// (BoundServer, BoundClient, BoundContention; "" when the CPU shares of
+	// the deciding step do not say): see saturationBound.
+	SaturationBound string `json:"saturation_bound,omitempty"`
 }
 
 // run is the state of one bench run.
@@ -378,7 +378,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.FindRate && r.conns.Load() > 0 {
 		sat, steps := r.findRate(runCtx)
 		rep.SaturatingRate, rep.Steps = sat, steps
-		rep.ClientBound = clientBound(steps, sat)
+		rep.SaturationBound = saturationBound(steps, sat, cfg.ServerPID > 0)
 		if sat > 0 {
 			r.cfg.Rate = sat * cfg.Load
 		} else {

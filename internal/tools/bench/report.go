@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// clientBoundShare is the load generator's share of its pinned core above
-// which WriteText warns that the client, not the server, bounds the run.
-const clientBoundShare = 0.9
+// boundShare is the share of its pinned core above which a process counts
+// as the bound of a run (the load generator: WriteText warns; a rate
+// search: saturationBound).
+const boundShare = 0.9
 
 // WriteText prints the report as a short human-readable summary.
 func (rep *Report) WriteText(w io.Writer) {
@@ -27,8 +28,13 @@ func (rep *Report) WriteText(w io.Writer) {
 				st.Rate, st.Published, st.Delivered, st.Expected, st.P50First, st.P50Second, 100*st.ClientCPUShare, 100*st.ServerCPUShare, verdict)
 		}
 		fmt.Fprintf(w, "  saturating    %.0f pub/s; the run below offered %.0f pub/s\n", rep.SaturatingRate, c.Rate)
-		if rep.ClientBound {
-			fmt.Fprintf(w, "  WARNING       the first step that did not keep up had the load generator's core saturated and the server's not: the saturating rate is the client's\n")
+		switch rep.SaturationBound {
+		case BoundServer:
+			fmt.Fprintf(w, "  bound         the server: its core was full in the first step that did not keep up\n")
+		case BoundClient:
+			fmt.Fprintf(w, "  WARNING       the first step that did not keep up had the load generator's core full and the server's not: the saturating rate is the client's\n")
+		case BoundContention:
+			fmt.Fprintf(w, "  WARNING       in the first step that did not keep up neither process used half of its core: other work on the machine set the saturating rate\n")
 		}
 	}
 	fmt.Fprintf(w, "  published     %d\n", rep.Published)
@@ -43,7 +49,7 @@ func (rep *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  server        RSS %.1f MiB (%.1f before publishing), CPU %.2fs = %.2f µs/delivery\n",
 		rep.ServerRSS/(1<<20), rep.ServerRSSStart/(1<<20), rep.ServerCPU, rep.ServerCPUPerDel)
 	fmt.Fprintf(w, "  load gen      CPU %.2fs = %.0f%% of one core", rep.ClientCPU, 100*rep.ClientCPUShare)
-	if c.CPUCore >= 0 && rep.ClientCPUShare >= clientBoundShare {
+	if c.CPUCore >= 0 && rep.ClientCPUShare >= boundShare {
 		fmt.Fprintf(w, ": its core is saturated, the client is the bound")
 		if rep.RxClock != RxClockKernel {
 			fmt.Fprintf(w, " and the latencies include its queueing")

@@ -26,19 +26,37 @@ type Step struct {
 	ServerCPUShare float64 `json:"server_cpu_share,omitempty"`
 }
 
-// clientBound reports whether the search's first step above the
-// saturating rate sat failed with the load generator's core saturated and
-// the server's not (or unknown): the rate found is then the client's bound,
-// not the server's. Shares count against one core each, which is what a
-// run pinned with --cpu and --server-cpu gives.
-func clientBound(steps []Step, sat float64) bool {
+// What bounded a rate search (Report.SaturationBound), judged on its first
+// step above the saturating rate, the one that decided it.
+const (
+	BoundServer     = "server"     // the server's core was full (≥ 90%)
+	BoundClient     = "client"     // the load generator's core was full, the server's not: the rate is the client's
+	BoundContention = "contention" // neither used half of its core: other work on the machine held both back
+)
+
+// saturationBound returns what bounded the search whose saturating rate
+// is sat (one of the Bound constants), or "" when the shares do not say.
+// serverKnown: the server's shares were measured (ServerPID). Shares count
+// against one core each, which is what a run pinned with --cpu and
+// --server-cpu gives.
+func saturationBound(steps []Step, sat float64, serverKnown bool) string {
 	var first *Step
 	for i := range steps {
 		if st := &steps[i]; !st.KeptUp && st.Rate > sat && (first == nil || st.Rate < first.Rate) {
 			first = st
 		}
 	}
-	return first != nil && first.ClientCPUShare >= clientBoundShare && first.ServerCPUShare < clientBoundShare
+	switch {
+	case first == nil:
+		return ""
+	case serverKnown && first.ServerCPUShare >= boundShare:
+		return BoundServer
+	case first.ClientCPUShare >= boundShare:
+		return BoundClient
+	case serverKnown && first.ServerCPUShare < 0.5 && first.ClientCPUShare < 0.5:
+		return BoundContention
+	}
+	return ""
 }
 
 // resetPhase starts a new measuring phase: counts and latencies from zero.

@@ -2,11 +2,12 @@ package bench
 
 import "testing"
 
-// TestClientBound: the search's rate is the client's when its first step
-// above the saturating rate failed with the load generator's core full and
-// the server's not; a step further up, a step that kept up, or a server at
-// its limit too do not make it so.
-func TestClientBound(t *testing.T) {
+// TestSaturationBound: the search's first step above the saturating rate
+// decides what bounded it: a full server core, a full load-generator core
+// with the server's not full (the client's rate), or neither at half of its
+// core (the machine's other work); a step further up or one that kept up
+// does not count.
+func TestSaturationBound(t *testing.T) {
 	steps := func(client, server float64) []Step {
 		return []Step{
 			{Rate: 100, KeptUp: true, ClientCPUShare: 0.5, ServerCPUShare: 0.5},
@@ -17,18 +18,22 @@ func TestClientBound(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		client, server float64
-		want           bool
+		serverKnown    bool
+		want           string
 	}{
-		{0.97, 0.40, true},  // the client's core was full, the server's not
-		{0.97, 0.95, false}, // both full: the server's bound as much as the client's
-		{0.60, 0.99, false}, // the server's bound
-		{0.97, 0, true},     // server CPU unknown (no --server-pid): the client's core was full
+		{0.97, 0.40, true, BoundClient},
+		{0.97, 0.95, true, BoundServer}, // both full: the server is the bound
+		{0.60, 0.99, true, BoundServer},
+		{0.20, 0.15, true, BoundContention},
+		{0.70, 0.60, true, ""},        // neither full nor idle: the shares do not say
+		{0.97, 0, false, BoundClient}, // server unknown (no --server-pid): the client's core was full
+		{0.20, 0, false, ""},          // server unknown: contention cannot be told
 	} {
-		if got := clientBound(steps(tc.client, tc.server), 141); got != tc.want {
-			t.Errorf("client %.2f server %.2f: clientBound = %v, want %v", tc.client, tc.server, got, tc.want)
+		if got := saturationBound(steps(tc.client, tc.server), 141, tc.serverKnown); got != tc.want {
+			t.Errorf("client %.2f server %.2f (known %v): %q, want %q", tc.client, tc.server, tc.serverKnown, got, tc.want)
 		}
 	}
-	if clientBound(nil, 0) {
-		t.Error("client bound without steps")
+	if got := saturationBound(nil, 0, true); got != "" {
+		t.Errorf("without steps: %q", got)
 	}
 }
