@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,16 +14,8 @@ import (
 // success) and the Retry-After header.
 func uploadCode(t *testing.T, ts *testServer, u chatUser, room int64, body []byte) (status, code int, retry string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/rooms/%d/files?name=f.bin", ts.URL, room), bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+u.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, int(errCode(out)), resp.Header.Get("Retry-After")
+	status, out, h := restDo(t, ts.URL, u.token, "POST", fmt.Sprintf("/api/v1/rooms/%d/files?name=f.bin", room), bytes.NewReader(body), "")
+	return status, int(errCode(out)), h.Get("Retry-After")
 }
 
 // TestUploadQuota (issue 9.7): one fresh account stored 300 MiB in 1.5 s.

@@ -30,18 +30,14 @@ func signup(t *testing.T, baseURL, name string) chatUser {
 	return chatUser{name: name, token: out["token"].(string)}
 }
 
-// restCall sends a JSON request with an optional bearer token and checks the
-// status; it returns the decoded body.
-func restCall(t *testing.T, baseURL, token, method, path string, body any, wantStatus int) map[string]any {
+// restDo sends a request with an optional body (of contentType, when not
+// empty) and bearer token, and returns the status, the decoded JSON body
+// (nil when it is not JSON) and the response headers.
+func restDo(t *testing.T, baseURL, token, method, path string, body io.Reader, contentType string) (int, map[string]any, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, baseURL+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	req, _ := http.NewRequest(method, baseURL+path, body)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -53,8 +49,22 @@ func restCall(t *testing.T, baseURL, token, method, path string, body any, wantS
 	defer resp.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != wantStatus {
-		t.Fatalf("%s %s: status %d, want %d (%v)", method, path, resp.StatusCode, wantStatus, out)
+	return resp.StatusCode, out, resp.Header
+}
+
+// restCall sends a JSON request with an optional bearer token and checks the
+// status; it returns the decoded body.
+func restCall(t *testing.T, baseURL, token, method, path string, body any, wantStatus int) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	contentType := ""
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd, contentType = bytes.NewReader(b), "application/json"
+	}
+	status, out, _ := restDo(t, baseURL, token, method, path, rd, contentType)
+	if status != wantStatus {
+		t.Fatalf("%s %s: status %d, want %d (%v)", method, path, status, wantStatus, out)
 	}
 	return out
 }
@@ -242,17 +252,9 @@ func TestChatNonMemberIsRefusedEverywhere(t *testing.T) {
 // uploadFile posts raw bytes as a room file and returns its id.
 func uploadFile(t *testing.T, ts *testServer, u chatUser, room int64, name string, body []byte, wantStatus int) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/rooms/%d/files?name=%s", ts.URL, room, name), bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+u.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != wantStatus {
-		t.Fatalf("upload %s: %d %v, want %d", name, resp.StatusCode, out, wantStatus)
+	status, out, _ := restDo(t, ts.URL, u.token, "POST", fmt.Sprintf("/api/v1/rooms/%d/files?name=%s", room, name), bytes.NewReader(body), "")
+	if status != wantStatus {
+		t.Fatalf("upload %s: %d %v, want %d", name, status, out, wantStatus)
 	}
 	id, _ := out["id"].(string)
 	return id

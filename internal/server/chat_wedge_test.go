@@ -20,17 +20,8 @@ import (
 func postMessage(t *testing.T, ts *testServer, u chatUser, room int64, body map[string]any) (int, map[string]any, string) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/rooms/%d/messages", ts.URL, room), bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+u.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out, resp.Header.Get("Retry-After")
+	status, out, h := restDo(t, ts.URL, u.token, "POST", fmt.Sprintf("/api/v1/rooms/%d/messages", room), bytes.NewReader(b), "application/json")
+	return status, out, h.Get("Retry-After")
 }
 
 // While another process holds the database's write lock, a post over REST
