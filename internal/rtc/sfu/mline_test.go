@@ -366,6 +366,27 @@ func newPresenter(t *testing.T, room *Room, w *mlineWatch) *presenter {
 	return p
 }
 
+// presenterRoom is a room with a subscriber watching its m-lines and a
+// presenter connected, sending nothing yet.
+func presenterRoom(t *testing.T) (*Room, *mlineWatch, *presenter) {
+	room, err := newTestSFU(t).NewRoom(RoomConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := watchMLines(t, room)
+	return room, w, newPresenter(t, room, w)
+}
+
+// screenTrack is the presenter's screen-share track ("pres/screen" at the
+// SFU).
+func screenTrack(t *testing.T) *webrtc.TrackLocalStaticRTP {
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "pres-screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return track
+}
+
 // offer runs change (AddTrack, RemoveTrack) and sends an offer, on the
 // client's signaling loop, once the answer to its last offer is applied:
 // the loop takes the SFU's signals and these calls in any order, and an
@@ -418,27 +439,16 @@ func sendKeyframes(track *webrtc.TrackLocalStaticRTP) (stop func()) {
 // arrives on it. Before, a stopped track stayed in the room with its
 // m-line at every subscriber, and each share added one more.
 func TestStoppedTracksFreeTheirMLines(t *testing.T) {
-	s := newTestSFU(t)
-	room, err := s.NewRoom(RoomConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := watchMLines(t, room)
-	pres := newPresenter(t, room, w)
+	room, w, pres := presenterRoom(t)
 	cycles := mlineCycles()
 	var firstMid string
 	ssrcs := map[uint32]bool{}
 	for i := 1; i <= cycles; i++ {
-		track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "pres-screen")
-		if err != nil {
-			t.Fatal(err)
-		}
+		track := screenTrack(t)
 		var sender *webrtc.RTPSender
-		pres.offer(func() error {
-			if sender, err = pres.pc.AddTrack(track); err != nil {
-				return err
-			}
-			return nil
+		pres.offer(func() (err error) {
+			sender, err = pres.pc.AddTrack(track)
+			return err
 		})
 		stop := sendKeyframes(track)
 		// This share's track: one from pres on an SSRC not seen before.
@@ -475,21 +485,12 @@ func TestStoppedTracksFreeTheirMLines(t *testing.T) {
 // one of its m-lines sends (the old one is freed, not left to a stale
 // track that would never send again).
 func TestTrackSentAgainReplacesTheOld(t *testing.T) {
-	s := newTestSFU(t)
-	room, err := s.NewRoom(RoomConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := watchMLines(t, room)
-	pres := newPresenter(t, room, w)
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "pres-screen")
-	if err != nil {
-		t.Fatal(err)
-	}
+	room, w, pres := presenterRoom(t)
+	track := screenTrack(t)
 	stop := sendKeyframes(track)
 	defer stop()
 	var sender *webrtc.RTPSender
-	pres.offer(func() error {
+	pres.offer(func() (err error) {
 		sender, err = pres.pc.AddTrack(track)
 		return err
 	})
