@@ -111,11 +111,17 @@ func (c *sfuClient) connect(ctx context.Context) {
 		c.t.Fatal(err)
 	}
 	c.cc.must("call.signal", map[string]any{"room": c.room, "to": "sfu", "description": offer})
+	// The handler is waited for before the test completes (an Errorf
+	// after that panics), and what fails once ctx has ended (the test is
+	// done with this client, or closed its connection) is not an error.
+	handled := make(chan struct{})
 	go func() {
-		if err := c.handle(ctx); err != nil {
+		defer close(handled)
+		if err := c.handle(ctx); err != nil && ctx.Err() == nil {
 			c.t.Errorf("%s: %v", c.name, err)
 		}
 	}()
+	c.t.Cleanup(func() { <-handled })
 	go func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
