@@ -139,9 +139,17 @@ func newClientWith(t *testing.T, id string, settings func(*webrtc.SettingEngine)
 			}
 		}
 	})
-	go c.loop()
+	looped := make(chan struct{})
+	go func() {
+		defer close(looped)
+		c.loop()
+	}()
+	// The loop finishes the signal it is applying before the connection
+	// closes: closing under it failed that signal ("remote answer:
+	// InvalidStateError: connection closed") and so the test.
 	t.Cleanup(func() {
 		close(c.done)
+		<-looped
 		_ = pc.Close()
 	})
 	return c
