@@ -120,6 +120,13 @@ func newYielder() *yielder {
 	return y
 }
 
+// close releases the eventfd.
+func (y *yielder) close() {
+	if y != nil {
+		_ = y.f.Close()
+	}
+}
+
 // yield parks until the scheduler has polled the network once.
 func (y *yielder) yield() {
 	if y == nil {

@@ -19,3 +19,5 @@ type yielder struct{}
 func newYielder() *yielder { return nil }
 
 func (*yielder) yield() {}
+
+func (*yielder) close() {}

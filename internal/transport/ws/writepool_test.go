@@ -295,7 +295,7 @@ func TestYielderLetsTheNetworkIn(t *testing.T) {
 	if y == nil {
 		t.Fatal("no yielder")
 	}
-	defer y.f.Close()
+	defer y.close()
 	server, client := tcpPair(t)
 	reading := make(chan struct{})
 	read := make(chan struct{})
